@@ -1,0 +1,1 @@
+// BonfireAlgorithms module (placeholder until filled)

@@ -1,0 +1,1 @@
+// BonfireCluster module (placeholder until filled)

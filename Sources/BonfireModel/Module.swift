@@ -1,0 +1,1 @@
+// BonfireModel module (placeholder until filled)

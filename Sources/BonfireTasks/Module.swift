@@ -1,0 +1,1 @@
+// BonfireTasks module (placeholder until filled)

@@ -1,0 +1,1 @@
+// BonfireWire module (placeholder until filled)

@@ -1,0 +1,2 @@
+import XCTest
+final class BonfireAlgorithmsTestsPlaceholder: XCTestCase { func testBuilds() {} }

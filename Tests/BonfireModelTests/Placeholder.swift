@@ -1,0 +1,2 @@
+import XCTest
+final class BonfireModelTestsPlaceholder: XCTestCase { func testBuilds() {} }

@@ -1,0 +1,2 @@
+import XCTest
+final class BonfireTasksTestsPlaceholder: XCTestCase { func testBuilds() {} }
