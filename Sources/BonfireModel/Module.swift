@@ -1,1 +1,0 @@
-// BonfireModel module (placeholder until filled)

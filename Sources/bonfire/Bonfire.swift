@@ -1,0 +1,13 @@
+import ArgumentParser
+
+// The one executable. Each subcommand lives in its own file; add new ones to `subcommands` (one line each).
+@main
+struct Bonfire: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bonfire",
+        abstract: "Inference-aware (Best-of-N) fine-tuning over an actor–learner system.",
+        subcommands: [
+            // subcommands: one line each, keep sorted by role
+        ]
+    )
+}
