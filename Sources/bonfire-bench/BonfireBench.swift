@@ -8,6 +8,8 @@ struct BonfireBench: ParsableCommand {
         abstract: "Speed and memory benchmarks for Bonfire (see docs/performance.md).",
         subcommands: [
             // subcommands: one line each
+            WireBench.self,
+            ModelBench.self,
         ]
     )
 }

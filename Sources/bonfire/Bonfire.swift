@@ -8,6 +8,14 @@ struct Bonfire: ParsableCommand {
         abstract: "Inference-aware (Best-of-N) fine-tuning over an actor–learner system.",
         subcommands: [
             // subcommands: one line each, keep sorted by role
+            LocalCommand.self,
+            CoordinatorCommand.self,
+            LearnerCommand.self,
+            ActorCommand.self,
+            TrainCommand.self,
+            TrainEnvCommand.self,
+            StatusCommand.self,
+            EvalCommand.self, TrainVerifierCommand.self,
         ]
     )
 }

@@ -1,0 +1,111 @@
+// BoN-RLB and BoN-RLB(P): Best-of-N policy gradient for a binary reward R ∈ {0,1} with the verifier equal to the
+// reward, i.e. the objective is pass@N (SPEC-bon.md §1.2d, §2.3, checks C4, C10, C12).
+//
+// Objective (one prompt, p = p_fail = P_π(R = 0)):  J = 1 − p^N,  ∇J = N p^{N−1} G,  G = E_π[R ∇log π].
+// Weights: g⁺ = N p^{N−1}/(1−p^N) (correct), g⁻ = N p/(1−p) (incorrect), ḡ⁺ = N p^{N−1}(1−p)/(1−p^N) (positive-only).
+// Every estimator below has expectation c(p)·G per prompt; c* = N p^{N−1} is the unbiased one.
+//   .uniqueCorrect (default, BoN-RLB):  w_i = 1{i is the only correct sample of the N}. E = N p^{N−1} G exactly,
+//        no estimate of p needed (= BoN-RL leave-one-out identity 2 with r = R).
+//   .bonWeighted: the BoN pick y* (a correct sample if any, else a failure, uniform among them; we Rao-Blackwellise by
+//        spreading the weight over all tied candidates) gets g⁺ (or ḡ⁺ if positiveOnly) when correct and
+//        sign·g⁻ (or sign·N with negativeWeight .constantN) when incorrect, 0 if positiveOnly.
+//        c = w⁺(1−p^N)/(1−p) − w⁻ p^{N−1}:  ḡ⁺ only → c*;  (g⁺, +g⁻) → c*;  (g⁺, −g⁻) → c*(1+p)/(1−p) (biased,
+//        reweights prompts towards hard ones);  (0, −N) → c*.
+//   .policyWeighted: all N samples from π, (1/N)Σ_i [g⁺ R_i + sign·g⁻ (1−R_i)] ∇log π(y_i) (the unofficial trainer):
+//        c = g⁺ − sign·g⁻, i.e. g⁺ + g⁻ with sign −1: biased.
+// p is either estimated in-group, p̂ = (#fail + α)/(N + 2α) (α = smoothing; nonlinear weights of p̂ are biased), or
+// fixed (tests and analysis). Weights are clipped at `clip` (0 = off), as g⁺ → ∞ and g⁻ → ∞ when p → 1.
+// BoN-RLB(P) defaults: .bonWeighted, positiveOnly, in-group p̂ with α = 0.5 ("negative data unavailable"; exact when p
+// is known). N = 1: g⁺ = 1/(1−p), g⁻ = p/(1−p), ḡ⁺ = 1; uniqueCorrect gives w = R (REINFORCE on pass@1).
+
+#if canImport(Glibc)
+import Glibc
+#else
+import Foundation
+#endif
+
+package struct BoNRLB: GroupLearner {
+    package struct Config: Codable, Sendable, Equatable {
+        package enum Estimator: String, Codable, Sendable, CaseIterable {
+            case uniqueCorrect, bonWeighted, policyWeighted
+        }
+        package enum NegativeWeight: String, Codable, Sendable, CaseIterable {
+            /// g⁻ = N p/(1−p).
+            case gMinus
+            /// the constant N.
+            case constantN
+        }
+        package enum PFail: Codable, Sendable, Equatable {
+            /// p̂ = (#fail + α)/(N + 2α).
+            case inGroup(smoothing: Double)
+            /// A known p (tests, analysis).
+            case fixed(Double)
+        }
+        /// Which estimator. Default .uniqueCorrect (unbiased for ∇pass@N).
+        package var estimator: Estimator = .uniqueCorrect
+        /// BoN-RLB(P): weights only on correct samples (ḡ⁺ under .bonWeighted). Default false.
+        package var positiveOnly = false
+        /// Sign on the weight of incorrect samples: +1 is unbiased under π_bon, −1 is the secondary sources'. Default +1.
+        package var negativeSign: Double = 1
+        /// Magnitude on incorrect samples. Default .gMinus.
+        package var negativeWeight: NegativeWeight = .gMinus
+        /// How p_fail is obtained for the weighted estimators. Default in-group with α = 0.5.
+        package var pFail: PFail = .inGroup(smoothing: 0.5)
+        /// Clip |weight| at this value (0 = off). Default 0.
+        package var clip: Double = 0
+        /// R ≥ threshold counts as correct. Default 0.5.
+        package var correctThreshold: Double = 0.5
+        /// Update step options.
+        package var update = UpdateConfig()
+        package init() {}
+
+        /// BoN-RLB(P) defaults.
+        package static var positiveOnlyDefaults: Config {
+            var c = Config()
+            c.estimator = .bonWeighted
+            c.positiveOnly = true
+            return c
+        }
+    }
+
+    package var config: Config
+    package init(config: Config = Config()) { self.config = config }
+    package var name: String { config.positiveOnly ? "bon-rlb-p" : "bon-rlb" }
+    package var update: UpdateConfig { config.update }
+
+    package func groupWeights(_ group: BoNGroup) -> [Double] { weights(rewards: group.rewards) }
+
+    /// Per-sample weights of one group of N = rewards.count samples (file header).
+    package func weights(rewards R: [Double]) -> [Double] {
+        let n = R.count
+        let correct = R.map { $0 >= config.correctThreshold }
+        let nCorrect = correct.filter { $0 }.count
+        var w = [Double](repeating: 0, count: n)
+        func clipped(_ x: Double) -> Double { config.clip > 0 ? max(-config.clip, min(config.clip, x)) : x }
+        switch config.estimator {
+        case .uniqueCorrect:
+            if nCorrect == 1 { w[correct.firstIndex(of: true)!] = clipped(1) }
+            return w
+        case .bonWeighted, .policyWeighted:
+            let p: Double
+            switch config.pFail {
+            case .fixed(let v): p = v
+            case .inGroup(let a): p = (Double(n - nCorrect) + a) / (Double(n) + 2 * a)
+            }
+            let wPos = config.positiveOnly ? ExactBoN.gBarPlus(p: p, n: n) : ExactBoN.gPlus(p: p, n: n)
+            let mag = config.negativeWeight == .gMinus ? ExactBoN.gMinus(p: p, n: n) : Double(n)
+            let wNeg = config.positiveOnly ? 0 : config.negativeSign * mag
+            let f = (p.isFinite && p < 1) ? 1.0 : 0.0   // p = 1 (no smoothing, all fail): g's are infinite → no step
+            if config.estimator == .bonWeighted {
+                // BoN pick by R: the correct samples if any, else all; weight spread uniformly over the tie.
+                let picks = nCorrect > 0 ? (0..<n).filter { correct[$0] } : Array(0..<n)
+                for i in picks {
+                    w[i] = f * clipped(nCorrect > 0 ? wPos : wNeg) / Double(picks.count)
+                }
+            } else {
+                for i in 0..<n { w[i] = f * clipped(correct[i] ? wPos : wNeg) / Double(n) }
+            }
+            return w.map { $0.isFinite ? $0 : 0 }
+        }
+    }
+}

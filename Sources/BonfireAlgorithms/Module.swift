@@ -1,1 +1,0 @@
-// BonfireAlgorithms module (placeholder until filled)

@@ -1,0 +1,257 @@
+// The coordinator: registry, liveness, evaluation schedule and the run's log — the process people watch.
+//
+//   ROUTER (bind coordinatorPort) ◀── DEALER from the learner and every actor
+//     hello      → register (or re-register after a restart), reply HelloAck with the current version
+//     heartbeat  → liveness; an unknown or dead peer is told to register again (HelloAck(accepted: false))
+//     metrics    → metrics.jsonl; learner versions drive the eval schedule
+//     eval_report→ eval/<version>.json + metrics.jsonl + the log
+//   every `logging.periodSeconds`: one line with version, steps/s, samples/s, live actors, dropped/stale, loss, eval.
+// Decisions are the pure state machines (LivenessTracker, EvalSchedule); this file only moves messages.
+import BonfireWire
+import Foundation
+
+package final class Coordinator {
+    let config: RunConfig
+    let runDir: RunDirectory
+    var identity: RoleIdentity
+    var liveness: LivenessTracker
+    var schedule: EvalSchedule
+    var decoder: WireDecoder
+    var routes: [String: [UInt8]] = [:]          // peer name → ROUTER routing id
+    var lastLearner: [String: Double] = [:]      // latest learner metrics
+    var learnerVersion = 0, learnerStep = 0
+    var actorSamples: [String: Double] = [:]     // cumulative samples per actor
+    var actorDropped: [String: Double] = [:]
+    var latestEval: EvalTable?
+    var nextEvalActor = 0
+    var requestCounter: UInt64 = 0
+    var finished = false
+    var learnerEverSeen = false
+
+    package init(config: RunConfig, runDir: RunDirectory) {
+        self.config = config
+        self.runDir = runDir
+        self.identity = RoleIdentity(runID: config.run.id, role: .coordinator, id: 0)
+        self.liveness = LivenessTracker(config.liveness)
+        self.schedule = EvalSchedule(config.eval)
+        self.decoder = WireDecoder(runID: config.run.id)
+    }
+
+    /// Runs until the learner reports the run finished (then shuts the actors down) or a stop signal arrives.
+    /// Returns the process exit code.
+    package func run(context: ZMQContext) throws -> Int32 {
+        let router = try ZMQSocket(context, .router, linger: .milliseconds(500))
+        defer { router.close() }
+        try router.set(.routerMandatory(false))
+        try router.set(.receiveHighWaterMark(10_000))
+        let endpoint = config.endpoints.bind(config.endpoints.coordinatorPort)
+        do { try router.bind(endpoint) } catch {
+            throw ClusterError("coordinator cannot bind \(endpoint): \(error). Is another run using this port? " +
+                               "Stop it or pick free ports with --set endpoints.coordinatorPort=<port>")
+        }
+        roleLog("coordinator: run \(config.run.id) in \(runDir.url.path), control on \(endpoint); " +
+                "liveness window \(liveness.windowMs) ms (\(config.liveness.heartbeatIntervalMs) ms × \(config.liveness.livenessCount))")
+
+        let started = monotonicMillis()
+        var lastPeriod = started
+        var lastPeriodStep = 0
+        var lastPeriodSamples = 0.0
+        var finishedAt: Int64?
+        while true {
+            if StopFlag.isSet {
+                roleLog("coordinator: stop signal \(StopFlag.signalNumber): telling every role to shut down")
+                broadcastShutdown(router, reason: "coordinator received signal \(StopFlag.signalNumber)")
+                return 0
+            }
+            if let got = try router.receiveEnvelope(&decoder, timeout: .milliseconds(50)) {
+                handle(got, router)
+            }
+            let now = monotonicMillis()
+            for event in liveness.tick(now: now) { log(event) }
+            for action in schedule.tick(now: now) {
+                if case .timedOut(let v) = action {
+                    roleLog("coordinator: evaluation of version \(v) timed out after \(schedule.timeoutMs) ms (no eval_report); continuing")
+                }
+            }
+            if !learnerEverSeen, now - started > Int64(config.liveness.peerGiveUpMs) {
+                throw ClusterError("coordinator: no learner registered within \(config.liveness.peerGiveUpMs) ms; " +
+                                   "start it with `bonfire learner --config \(runDir.configURL.path)`")
+            }
+            if learnerEverSeen, !finished, let p = liveness.peer("learner"), p.state != .alive,
+               let down = p.downSince, now - down > Int64(config.liveness.peerGiveUpMs) {
+                broadcastShutdown(router, reason: "learner gone")
+                throw ClusterError("coordinator: learner silent for \(now - down) ms (> peerGiveUpMs); giving up. " +
+                                   "Restart it with --resume to continue from the last checkpoint")
+            }
+            if Double(now - lastPeriod) >= config.logging.periodSeconds * 1000 {
+                let dt = Double(now - lastPeriod) / 1000
+                let samples = actorSamples.values.reduce(0, +)
+                periodLine(stepsPerSecond: Double(learnerStep - lastPeriodStep) / dt,
+                           samplesPerSecond: (samples - lastPeriodSamples) / dt)
+                lastPeriod = now; lastPeriodStep = learnerStep; lastPeriodSamples = samples
+            }
+            if finished {
+                if finishedAt == nil {
+                    finishedAt = now
+                    for a in schedule.finish(finalVersion: learnerVersion, now: now) { perform(a, router) }
+                }
+                // Wait for the final evaluation (bounded by its deadline), then stop everyone.
+                if schedule.outstanding.isEmpty || now - finishedAt! > schedule.timeoutMs {
+                    periodLine(stepsPerSecond: 0, samplesPerSecond: 0)
+                    broadcastShutdown(router, reason: "run finished at version \(learnerVersion)")
+                    try? runDir.appendMetrics(role: "coordinator", version: learnerVersion, values: [MetricKey.runFinished: 1])
+                    roleLog("coordinator: run finished at version \(learnerVersion); run directory \(runDir.url.path)")
+                    return 0
+                }
+            }
+        }
+    }
+
+    private func handle(_ got: ZMQReceived, _ router: ZMQSocket) {
+        guard let route = got.prefix.first else { return }
+        let env: WireEnvelope
+        switch got.envelope {
+        case .success(let e): env = e
+        case .failure(let e):
+            roleLog("coordinator: dropped a frame (\(decoder.dropped) so far): \(e)")
+            return
+        }
+        let peer = peerName(role: env.senderRole, id: env.senderID)
+        let role: PeerRole = env.senderRole == .learner ? .learner : .actor
+        let now = monotonicMillis()
+        routes[peer] = route
+        switch env.payload {
+        case .hello(let h):
+            if role == .learner { learnerEverSeen = true }
+            log(liveness.register(peer, role: role, now: now), detail: "pid \(h.pid) on \(h.host)")
+            let ack = WireHelloAck(accepted: true, currentVersion: UInt64(learnerVersion),
+                                   heartbeatIntervalMs: UInt32(config.liveness.heartbeatIntervalMs),
+                                   liveness: UInt32(config.liveness.livenessCount))
+            send(.helloAck(ack), to: route, router)
+        case .heartbeat:
+            if let event = liveness.heartbeat(peer, now: now) {
+                if case .mustRegister = event {
+                    send(.helloAck(WireHelloAck(accepted: false, reason: "unknown or expired peer: send hello again",
+                                                currentVersion: UInt64(learnerVersion),
+                                                heartbeatIntervalMs: UInt32(config.liveness.heartbeatIntervalMs),
+                                                liveness: UInt32(config.liveness.livenessCount))), to: route, router)
+                } else { log(event) }
+            }
+        case .metrics(let m):
+            _ = liveness.heartbeat(peer, now: now)
+            try? runDir.appendMetrics(role: peer, version: Int(m.version), values: m.values)
+            if role == .learner {
+                lastLearner = m.values
+                learnerStep = Int(m.step)
+                if Int(m.version) != learnerVersion || m.values[MetricKey.runFinished] == 1 {
+                    learnerVersion = Int(m.version)
+                    for a in schedule.versionPublished(learnerVersion, now: now) { perform(a, router) }
+                }
+                if m.values[MetricKey.runFinished] == 1, !finished {
+                    finished = true
+                    roleLog("coordinator: learner finished at version \(learnerVersion) (step \(learnerStep))")
+                }
+            } else {
+                if let s = m.values["actor/samples_total"] { actorSamples[peer] = s }
+                if let d = m.values["actor/dropped_total"] { actorDropped[peer] = d }
+            }
+        case .evalReport(let r):
+            let outcome = schedule.reportReceived(version: Int(r.version), now: now)
+            let table = EvalTable(version: Int(r.version), time: Date().timeIntervalSince1970,
+                                  prompts: r.rows.first?.numPrompts ?? 0,
+                                  rows: r.rows.map { EvalTable.Row(temperature: $0.temperature, n: $0.n,
+                                                                   passAtN: $0.passAtN, boN: $0.boN) })
+            latestEval = table
+            var values: [String: Double] = [:]
+            // metrics.jsonl gets the rows at the first eval temperature (the full table is in eval/).
+            for row in r.rows where row.temperature == (config.eval.temperatures.first ?? row.temperature) {
+                values[MetricKey.passAt(row.n)] = row.passAtN
+                values[MetricKey.bestOf(row.n)] = row.boN
+            }
+            try? runDir.appendMetrics(role: "coordinator", version: Int(r.version), values: values)
+            do { _ = try runDir.writeEval(table) } catch {
+                roleLog("coordinator: cannot write the eval table for version \(r.version): \(error)")
+            }
+            roleLog("coordinator: eval of version \(r.version) by \(peer) (\(outcome)) on \(table.prompts) test prompts:\n" + table.render())
+        case .shutdown(let s):
+            if let e = liveness.leave(peer, now: now) { log(e, detail: s.reason) }
+        default:
+            roleLog("coordinator: unexpected \(env.payload.kind) from \(peer); ignored")
+        }
+    }
+
+    private func perform(_ action: EvalSchedule.Action, _ router: ZMQSocket) {
+        guard case .requestEval(let version) = action else { return }
+        let actors = liveness.livePeers(role: .actor).sorted()
+        guard !actors.isEmpty else {
+            roleLog("coordinator: eval of version \(version) due but no live actor; it will time out")
+            return
+        }
+        let target = actors[nextEvalActor % actors.count]
+        nextEvalActor += 1
+        requestCounter += 1
+        let req = WireEvalRequest(requestID: requestCounter, version: UInt64(version), task: config.task.name,
+                                  split: "test", nList: config.eval.n, temperatures: config.eval.temperatures,
+                                  numPrompts: config.eval.prompts)
+        if let route = routes[target] {
+            send(.evalRequest(req), to: route, router)
+            roleLog("coordinator: requested eval of version \(version) from \(target)")
+        }
+    }
+
+    private func send(_ payload: WirePayload, to route: [UInt8], _ router: ZMQSocket) {
+        let env = identity.envelope(payload)
+        do { _ = try router.send(env, prefix: [route], timeout: .milliseconds(200)) } catch {
+            roleLog("coordinator: send \(payload.kind) failed: \(error)")
+        }
+    }
+
+    private func broadcastShutdown(_ router: ZMQSocket, reason: String) {
+        for (peer, route) in routes where liveness.isAlive(peer) {
+            send(.shutdown(WireShutdown(reason: reason)), to: route, router)
+        }
+    }
+
+    private func log(_ event: LivenessEvent, detail: String = "") {
+        let d = detail.isEmpty ? "" : " (\(detail))"
+        switch event {
+        case .joined(let p, let r): roleLog("coordinator: \(p) registered as \(r.rawValue)\(d)")
+        case .rejoined(let p, _, let down): roleLog("coordinator: \(p) REJOINED after \(down) ms down\(d)")
+        case .restarted(let p, _): roleLog("coordinator: \(p) re-registered (restarted)\(d)")
+        case .dead(let p, _, let silent):
+            roleLog("coordinator: \(p) DEAD: no heartbeat for \(silent) ms (window \(liveness.windowMs) ms); the run continues without it")
+        case .left(let p, _): roleLog("coordinator: \(p) left\(d)")
+        case .mustRegister(let p): roleLog("coordinator: \(p) is unknown; asked it to register")
+        }
+    }
+
+    private func periodLine(stepsPerSecond: Double, samplesPerSecond: Double) {
+        let live = liveness.livePeers(role: .actor).count
+        let total = liveness.peers.values.filter { $0.role == .actor }.count
+        func f(_ k: String, _ digits: Int = 3) -> String {
+            lastLearner[k].map { String(format: "%.\(digits)f", $0) } ?? "-"
+        }
+        var line = "v=\(learnerVersion) step=\(learnerStep) " +
+            String(format: "steps/s=%.2f samples/s=%.1f", stepsPerSecond, samplesPerSecond) +
+            " actors=\(live)/\(total) stale_dropped=\(f(MetricKey.dropped, 0)) stale_accepted=\(f(MetricKey.acceptedStale, 0))" +
+            " wire_dropped=\(Int(actorDropped.values.reduce(0, +)) + decoder.dropped + Int(lastLearner[MetricKey.wireDropped] ?? 0))" +
+            " loss=\(f(MetricKey.policyLoss, 4)) reward=\(f("train/reward_mean"))"
+        if let e = latestEval {
+            let rows = e.rows.filter { $0.temperature == (config.eval.temperatures.first ?? 1) }
+            line += " eval@v\(e.version): " + rows.map { String(format: "pass@%d=%.3f bo%d=%.3f", $0.n, $0.passAtN, $0.n, $0.boN) }
+                .joined(separator: " ")
+        }
+        roleLog(line)
+        try? runDir.appendMetrics(role: "coordinator", version: learnerVersion, values: [
+            MetricKey.stepsPerSecond: stepsPerSecond, MetricKey.samplesPerSecond: samplesPerSecond,
+            MetricKey.liveActors: Double(live), MetricKey.wireDropped: Double(decoder.dropped),
+        ])
+    }
+}
+
+/// An operational error of a role: the message says what happened and what to do next.
+package struct ClusterError: Error, CustomStringConvertible {
+    package let message: String
+    package init(_ message: String) { self.message = message }
+    package var description: String { message }
+}

@@ -1,1 +1,0 @@
-// BonfireCluster module (placeholder until filled)

@@ -1,0 +1,100 @@
+// What every role shares: identity and envelope sequencing, timestamped log lines, the stop flag set by
+// SIGINT/SIGTERM, the model built from the run config, and the parameter-layout hash checked on every broadcast.
+import BonfireMath
+import BonfireModel
+import BonfireWire
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Set by SIGINT/SIGTERM; every role loop polls it and stops gracefully (learner: final checkpoint).
+nonisolated(unsafe) private var stopSignal: Int32 = 0
+
+package enum StopFlag {
+    /// Installs handlers for SIGINT and SIGTERM that only set the flag (async-signal-safe).
+    package static func install() {
+        signal(SIGINT) { s in stopSignal = s }
+        signal(SIGTERM) { s in stopSignal = s }
+        signal(SIGPIPE, SIG_IGN)
+    }
+    package static var isSet: Bool { stopSignal != 0 }
+    package static var signalNumber: Int32 { stopSignal }
+    package static func request() { stopSignal = SIGTERM }
+    package static func reset() { stopSignal = 0 }
+}
+
+/// A role's identity on the wire plus its envelope sequence counter.
+package struct RoleIdentity: Sendable {
+    package let runID: String
+    package let role: WireRole
+    package let id: UInt32
+    package private(set) var sequence: UInt64 = 0
+
+    package init(runID: String, role: WireRole, id: UInt32) {
+        self.runID = runID; self.role = role; self.id = id
+    }
+
+    package var name: String {
+        switch role {
+        case .actor: "actor-\(id)"
+        case .learner: "learner"
+        case .coordinator: "coordinator"
+        default: "tool-\(id)"
+        }
+    }
+
+    package mutating func envelope(_ payload: WirePayload) -> WireEnvelope {
+        sequence += 1
+        return WireEnvelope(runID: runID, senderRole: role, senderID: id, sequence: sequence, payload: payload)
+    }
+}
+
+/// Peer names used by the coordinator's liveness tracker.
+package func peerName(role: WireRole, id: UInt32) -> String {
+    switch role {
+    case .actor: "actor-\(id)"
+    case .learner: "learner"
+    case .coordinator: "coordinator"
+    default: "tool-\(id)"
+    }
+}
+
+/// One log line: `HH:MM:SS.mmm message`, flushed at once (roles run under `bonfire local`'s line prefixer).
+package func roleLog(_ message: String) {
+    var tv = timeval()
+    gettimeofday(&tv, nil)
+    var t = time_t(tv.tv_sec)
+    var tmv = tm()
+    localtime_r(&t, &tmv)
+    let stamp = String(format: "%02d:%02d:%02d.%03d", tmv.tm_hour, tmv.tm_min, tmv.tm_sec, Int(tv.tv_usec / 1000))
+    let line = "\(stamp) \(message)\n"
+    FileHandle.standardOutput.write(line.data(using: .utf8)!)
+}
+
+package func unixTimeMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+
+extension RunConfig {
+    /// The policy architecture of this run.
+    package var gptConfig: GPTConfig {
+        GPTConfig(vocabSize: model.vocabSize, contextLength: model.contextLength, layers: model.layers,
+                  heads: model.heads, dim: model.dim)
+    }
+
+    /// Sampling settings actors use for BoN groups.
+    package var samplingConfig: SamplingConfig {
+        SamplingConfig(temperature: Float(sampling.temperature), topK: sampling.topK, topP: Float(sampling.topP),
+                       maxNewTokens: sampling.maxNewTokens)
+    }
+}
+
+/// FNV-1a over the layout's names and shapes: actors reject parameters whose layout differs from their model's.
+package func layoutHash(_ layout: ParameterLayout) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    func eat(_ s: String) { for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 } }
+    for e in layout.entries { eat(e.name); eat(":"); eat(e.shape.map(String.init).joined(separator: "x")); eat(";") }
+    return h
+}
+
+/// Milliseconds → Duration.
+package func ms(_ x: Int) -> Duration { .milliseconds(x) }

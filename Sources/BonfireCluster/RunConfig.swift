@@ -1,0 +1,580 @@
+// The run's one configuration tree: every knob of a Bonfire run with its documented default, in code.
+//
+// Files in `Cluster/` and `--set key.path=value` options only override these defaults (nanoGPT
+// `configurator.py`). Loading works on JSON dictionaries: the default config is encoded, each override is checked
+// key by key against a schema read from the default value (unknown keys and wrong types are errors that name the
+// full key path and say what is allowed), merged in order, decoded, and finally `validate()` checks the values'
+// meaning (positive counts, port ranges, known names, trainN ≤ groupSize, …).
+//
+//   let config = try RunConfig.load(overrides: [URL(fileURLWithPath: "Cluster/local.json")],
+//                                   sets: ["learner.maxSteps=50", "eval.n=1,2,4"])
+//   print(config.resolvedJSON())
+
+import Foundation
+
+/// A configuration problem: an unknown key, a value of the wrong type, or a value out of range.
+/// `message` names the full key path and says what is allowed.
+package struct ConfigError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    package var message: String
+    package init(_ message: String) { self.message = message }
+    package var description: String { message }
+    package var errorDescription: String? { message }
+}
+
+package struct RunConfig: Codable, Equatable, Sendable {
+    /// Identity and location of the run.
+    package var run = RunSection()
+    /// Which task (prompts, references, verifiers) the run trains on.
+    package var task = TaskSection()
+    /// Policy network shape (mirrors `GPTConfig`).
+    package var model = ModelSection()
+    /// Training objective and optimiser.
+    package var algorithm = AlgorithmSection()
+    /// How actors sample BoN groups.
+    package var sampling = SamplingSection()
+    /// Learner batch, step budget, staleness and checkpointing.
+    package var learner = LearnerSection()
+    /// Actor processes.
+    package var actors = ActorsSection()
+    /// Network addresses of the roles.
+    package var endpoints = EndpointsSection()
+    /// Heartbeats, reconnect backoff and deadlines.
+    package var liveness = LivenessSection()
+    /// Periodic evaluation on the test split.
+    package var eval = EvalSection()
+    /// Periodic log lines and metrics.
+    package var logging = LoggingSection()
+
+    package init() {}
+
+    // MARK: Sections
+
+    package struct RunSection: Codable, Equatable, Sendable {
+        /// Run id carried in every envelope; "" (default) → generated when the run starts (`RunConfig.makeRunID`).
+        package var id: String = ""
+        /// Run directory (config.json, metrics.jsonl, checkpoints/, eval/, logs/). Default "runs/latest".
+        package var dir: String = "runs/latest"
+        /// Run seed; every role derives its RNG stream from (seed, role, id). Default 1.
+        package var seed: UInt64 = 1
+        package init() {}
+    }
+
+    package struct TaskSection: Codable, Equatable, Sendable {
+        /// Task name: "math" (default) or "code".
+        package var name: String = "math"
+        /// Seed of the task's prompt generator / train–test split. Default 1234.
+        package var seed: UInt64 = 1234
+        package init() {}
+    }
+
+    package struct ModelSection: Codable, Equatable, Sendable {
+        /// Transformer blocks. Default 2.
+        package var layers: Int = 2
+        /// Embedding width C; must be divisible by `heads`. Default 64.
+        package var dim: Int = 64
+        /// Attention heads. Default 4.
+        package var heads: Int = 4
+        /// Maximum sequence length T (prompt + response). Default 64.
+        package var contextLength: Int = 64
+        /// Vocabulary size (character tokenizer v1 has 64 ids). Default 64.
+        package var vocabSize: Int = 64
+        package init() {}
+    }
+
+    package struct AlgorithmSection: Codable, Equatable, Sendable {
+        /// Objective: sft, bon-sft, rl-v, rl-s, bon-rl-v, bon-rl-s (default), bon-rlb, bon-rlb-p.
+        package var name: String = "bon-rl-s"
+        /// N′: the N the training objective assumes (1 = ordinary training); must be ≤ `sampling.groupSize`. Default 4.
+        package var trainN: Int = 4
+        /// Adam learning rate. Default 3e-4.
+        package var learningRate: Double = 3e-4
+        /// Entropy bonus coefficient (0 = off). Default 0.
+        package var entropyCoefficient: Double = 0
+        /// Global gradient-norm clip (0 = off). Default 1.0.
+        package var clipGradNorm: Double = 1.0
+        /// Checkpoint to start from; "" (default) → random init + `sftWarmupSteps` steps of SFT on references.
+        package var initCheckpoint: String = ""
+        /// SFT warm-up steps on the task's references when `initCheckpoint` is empty (0 = none). Default 200.
+        package var sftWarmupSteps: Int = 200
+        package init() {}
+    }
+
+    package struct SamplingSection: Codable, Equatable, Sendable {
+        /// N: responses sampled per prompt (one BoN group, one policy version). Default 8.
+        package var groupSize: Int = 8
+        /// Sampling temperature T (> 0). Default 1.0.
+        package var temperature: Double = 1.0
+        /// Maximum response tokens; must be < `model.contextLength`. Default 24.
+        package var maxNewTokens: Int = 24
+        /// Top-k filter (0 = off). Default 0.
+        package var topK: Int = 0
+        /// Nucleus filter, in (0, 1] (1 = off). Default 1.0.
+        package var topP: Double = 1.0
+        package init() {}
+    }
+
+    package struct LearnerSection: Codable, Equatable, Sendable {
+        /// BoN groups per learner step (batch = groupsPerStep × groupSize responses). Default 8.
+        package var groupsPerStep: Int = 8
+        /// Learner steps before the run finishes. Default 100.
+        package var maxSteps: Int = 100
+        /// Rollouts with lag = current − behaviour version above this are dropped and counted. Default 4.
+        package var maxPolicyLag: Int = 4
+        /// ρ̄: truncation of the importance weight min(ρ̄, π/μ) on accepted stale rollouts (> 0). Default 1.0.
+        package var importanceClip: Double = 1.0
+        /// Checkpoint every K learner steps (0 = only the final checkpoint). Default 25.
+        package var checkpointEvery: Int = 25
+        /// Publish parameters (new policy version) every this many steps. Default 1.
+        package var publishEvery: Int = 1
+        package init() {}
+    }
+
+    package struct ActorsSection: Codable, Equatable, Sendable {
+        /// Actor processes (`bonfire local` starts ids 0..<count). Default 2.
+        package var count: Int = 2
+        /// Verifier that scores responses for Best-of-N selection (e.g. "oracle"). Default "oracle".
+        package var verifier: String = "oracle"
+        package init() {}
+    }
+
+    package struct EndpointsSection: Codable, Equatable, Sendable {
+        /// Address other roles connect to (the coordinator/learner host). Default "127.0.0.1".
+        package var host: String = "127.0.0.1"
+        /// Address the coordinator and learner bind on ("0.0.0.0" or the host's own address across hosts).
+        /// Default "127.0.0.1".
+        package var bindHost: String = "127.0.0.1"
+        /// Coordinator ROUTER (control: hello, heartbeat, eval, shutdown). Default 5555.
+        package var coordinatorPort: Int = 5555
+        /// Learner PULL for rollouts from actors' PUSH. Default 5556.
+        package var rolloutPort: Int = 5556
+        /// Learner PUB for parameter broadcast to actors' SUB. Default 5557.
+        package var paramsPort: Int = 5557
+        /// Learner ROUTER answering "send me the current parameters" (late joiners). Default 5558.
+        package var paramsRequestPort: Int = 5558
+        package init() {}
+
+        /// "tcp://<bindHost>:<port>", for the side that binds.
+        package func bind(_ port: Int) -> String { "tcp://\(bindHost):\(port)" }
+        /// "tcp://<host>:<port>", for the side that connects.
+        package func connect(_ port: Int) -> String { "tcp://\(host):\(port)" }
+    }
+
+    package struct LivenessSection: Codable, Equatable, Sendable {
+        /// Heartbeat period of every role. Default 500 ms.
+        package var heartbeatIntervalMs: Int = 500
+        /// Missed heartbeat intervals before a peer is declared dead (window = interval × count). Default 6.
+        package var livenessCount: Int = 6
+        /// First reconnect delay; doubles on each failure. Default 100 ms.
+        package var reconnectInitialMs: Int = 100
+        /// Reconnect delay cap. Default 5000 ms.
+        package var reconnectMaxMs: Int = 5000
+        /// Deadline of every blocking receive (then the role checks liveness and retries). Default 2000 ms.
+        package var receiveTimeoutMs: Int = 2000
+        /// A role gives up (exits non-zero, naming the peer) after this long without its peer. Default 60000 ms.
+        package var peerGiveUpMs: Int = 60000
+        package init() {}
+    }
+
+    package struct EvalSection: Codable, Equatable, Sendable {
+        /// Evaluate every E policy versions (0 = never). Default 25.
+        package var everyVersions: Int = 25
+        /// Test-split prompts per evaluation. Default 32.
+        package var prompts: Int = 32
+        /// Samples per prompt; every entry of `n` must be ≤ this. Default 8.
+        package var samples: Int = 8
+        /// N values of the table (pass@N and Bo-N accuracy). Default [1, 2, 4, 8].
+        package var n: [Int] = [1, 2, 4, 8]
+        /// Sampling temperatures of the table (≥ 0). Default [1.0].
+        package var temperatures: [Double] = [1.0]
+        /// An evaluation not reported within this deadline is logged as timed out. Default 120000 ms.
+        package var timeoutMs: Int = 120_000
+        package init() {}
+    }
+
+    package struct LoggingSection: Codable, Equatable, Sendable {
+        /// Period of the coordinator's progress line and of every role's throughput line. Default 2.0 s.
+        package var periodSeconds: Double = 2.0
+        package init() {}
+    }
+
+    // MARK: Known names
+
+    /// Algorithm names `algorithm.name` accepts.
+    package static let algorithmNames = ["sft", "bon-sft", "rl-v", "rl-s", "bon-rl-v", "bon-rl-s", "bon-rlb", "bon-rlb-p"]
+    /// Task names `task.name` accepts.
+    package static let taskNames = ["math", "code"]
+}
+
+// MARK: - Loading
+
+extension RunConfig {
+    /// Defaults, then each JSON file of `files` in order, then each `key.path=value` of `sets` in order; validated.
+    /// Arrays in `sets` are comma separated (`eval.n=1,2,4`; `[1,2,4]` also works).
+    package static func load(overrides files: [URL] = [], sets: [String] = []) throws -> RunConfig {
+        var root = try defaultDictionary()
+        let schema = Schema.of(RunConfig())
+        for file in files {
+            let data: Data
+            do { data = try Data(contentsOf: file) } catch {
+                throw ConfigError("config file \(file.path): cannot be read (\(error.localizedDescription)); check the path")
+            }
+            let object: Any
+            do { object = try JSONSerialization.jsonObject(with: data) } catch {
+                throw ConfigError("config file \(file.path): not valid JSON (\(error.localizedDescription))")
+            }
+            guard let dict = object as? [String: Any] else {
+                throw ConfigError("config file \(file.path): the top level must be a JSON object of sections")
+            }
+            do { try merge(dict, into: &root, schema: schema, path: []) } catch let e as ConfigError {
+                throw ConfigError("config file \(file.path): \(e.message)")
+            }
+        }
+        for set in sets { try apply(set: set, to: &root, schema: schema) }
+        let config = try decode(root)
+        try config.validate()
+        return config
+    }
+
+    /// Reads a complete or partial config JSON (e.g. a run directory's config.json) over the defaults, validated.
+    package static func load(file: URL) throws -> RunConfig { try load(overrides: [file], sets: []) }
+
+    /// Pretty-printed JSON with sorted keys: what every role prints at start and the run directory stores.
+    package func resolvedJSON() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        // Encoding plain Codable structs of numbers, strings and arrays cannot fail (non-finite doubles are
+        // rejected by validate()); a failure here is a programmer error.
+        guard let data = try? encoder.encode(self), let s = String(data: data, encoding: .utf8) else {
+            preconditionFailure("RunConfig.resolvedJSON: encoding failed (non-finite double in the config?)")
+        }
+        return s
+    }
+
+    /// A fresh run id: UTC time plus 4 random hex digits, e.g. "20250301-142233-9f1c".
+    package static func makeRunID(date: Date = Date(), random: UInt16 = UInt16.random(in: 0...UInt16.max)) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        let hex = String(random, radix: 16)
+        return f.string(from: date) + "-" + String(repeating: "0", count: 4 - hex.count) + hex
+    }
+
+    // MARK: Schema
+
+    /// The type of each key, read from the default config by reflection (labels = Codable keys).
+    indirect enum Schema: Equatable {
+        case int, uint64, double, string, intArray, doubleArray
+        case section([String: Schema])
+
+        static func of(_ value: Any) -> Schema {
+            switch value {
+            case is Int: return .int
+            case is UInt64: return .uint64
+            case is Double: return .double
+            case is String: return .string
+            case is [Int]: return .intArray
+            case is [Double]: return .doubleArray
+            default:
+                var fields: [String: Schema] = [:]
+                for child in Mirror(reflecting: value).children {
+                    guard let label = child.label else { continue }
+                    fields[label] = of(child.value)
+                }
+                precondition(!fields.isEmpty, "RunConfig.Schema: unsupported field type \(type(of: value))")
+                return .section(fields)
+            }
+        }
+
+        var allowed: String {
+            switch self {
+            case .int: return "an integer"
+            case .uint64: return "a non-negative integer"
+            case .double: return "a number"
+            case .string: return "a string"
+            case .intArray: return "an array of integers (in --set: comma separated, e.g. 1,2,4)"
+            case .doubleArray: return "an array of numbers (in --set: comma separated, e.g. 0.5,1.0)"
+            case .section(let f): return "a section with keys " + f.keys.sorted().joined(separator: ", ")
+            }
+        }
+    }
+
+    private static func defaultDictionary() throws -> [String: Any] {
+        let data = try JSONEncoder().encode(RunConfig())
+        guard let dict = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            preconditionFailure("RunConfig: default config did not encode to a JSON object")
+        }
+        return dict
+    }
+
+    private static func keyPath(_ path: [String]) -> String { path.isEmpty ? "(top level)" : path.joined(separator: ".") }
+
+    private static func unknownKey(_ key: String, at path: [String], fields: [String: Schema]) -> ConfigError {
+        let full = keyPath(path + [key])
+        let where_ = path.isEmpty ? "sections" : "keys of \(keyPath(path))"
+        return ConfigError("unknown config key \(full); allowed \(where_): \(fields.keys.sorted().joined(separator: ", "))")
+    }
+
+    private static func merge(_ override: [String: Any], into target: inout [String: Any], schema: Schema,
+                              path: [String]) throws {
+        guard case .section(let fields) = schema else { preconditionFailure("merge into a leaf") }
+        for key in override.keys.sorted() {
+            let value = override[key]!
+            guard let sub = fields[key] else { throw unknownKey(key, at: path, fields: fields) }
+            let subPath = path + [key]
+            if case .section = sub {
+                guard let dict = value as? [String: Any] else {
+                    throw ConfigError("config key \(keyPath(subPath)) must be \(sub.allowed), got \(describe(value))")
+                }
+                var inner = target[key] as? [String: Any] ?? [:]
+                try merge(dict, into: &inner, schema: sub, path: subPath)
+                target[key] = inner
+            } else {
+                target[key] = try coerce(json: value, to: sub, path: subPath)
+            }
+        }
+    }
+
+    private static func isBool(_ v: Any) -> Bool {
+        if let n = v as? NSNumber { return String(cString: n.objCType) == "c" }
+        return false
+    }
+
+    private static func describe(_ v: Any) -> String {
+        if isBool(v) { return "a boolean" }
+        if v is String { return "the string \"\(v)\"" }
+        if v is NSNumber { return "the number \(v)" }
+        if v is [Any] { return "an array" }
+        if v is [String: Any] { return "an object" }
+        if v is NSNull { return "null" }
+        return "\(v)"
+    }
+
+    /// A JSON value checked against a leaf type; returns the value to store in the merged dictionary.
+    private static func coerce(json v: Any, to leaf: Schema, path: [String]) throws -> Any {
+        func bad() -> ConfigError {
+            ConfigError("config key \(keyPath(path)) must be \(leaf.allowed), got \(describe(v))")
+        }
+        func number(_ x: Any, integral: Bool, nonNegative: Bool) throws -> Any {
+            guard let n = x as? NSNumber, !isBool(x) else { throw bad() }
+            let d = n.doubleValue
+            guard d.isFinite else { throw bad() }
+            if integral {
+                guard d == d.rounded(), abs(d) < 9.0e18 else { throw bad() }
+                if nonNegative {
+                    guard d >= 0 else { throw bad() }
+                    return n.uint64Value
+                }
+                return n.intValue
+            }
+            return d
+        }
+        switch leaf {
+        case .int: return try number(v, integral: true, nonNegative: false)
+        case .uint64: return try number(v, integral: true, nonNegative: true)
+        case .double: return try number(v, integral: false, nonNegative: false)
+        case .string:
+            guard let s = v as? String else { throw bad() }
+            return s
+        case .intArray, .doubleArray:
+            guard let a = v as? [Any] else { throw bad() }
+            return try a.map { try number($0, integral: leaf == .intArray, nonNegative: false) }
+        case .section: preconditionFailure("coerce to a section")
+        }
+    }
+
+    /// Applies one `key.path=value` override.
+    private static func apply(set: String, to root: inout [String: Any], schema: Schema) throws {
+        guard let eq = set.firstIndex(of: "=") else {
+            throw ConfigError("--set \(set): expected key.path=value, e.g. learner.maxSteps=50")
+        }
+        let key = String(set[..<eq]).trimmingCharacters(in: .whitespaces)
+        let raw = String(set[set.index(after: eq)...]).trimmingCharacters(in: .whitespaces)
+        let parts = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard !key.isEmpty, !parts.contains("") else {
+            throw ConfigError("--set \(set): expected key.path=value, e.g. learner.maxSteps=50")
+        }
+        // Walk the schema, then rebuild the nested dictionaries on the way back.
+        var leaf = schema
+        for (i, p) in parts.enumerated() {
+            guard case .section(let fields) = leaf else {
+                throw ConfigError("--set \(set): \(keyPath(Array(parts[..<i]))) is not a section")
+            }
+            guard let sub = fields[p] else {
+                throw ConfigError("--set \(set): " + unknownKey(p, at: Array(parts[..<i]), fields: fields).message)
+            }
+            leaf = sub
+        }
+        if case .section = leaf {
+            throw ConfigError("--set \(set): \(key) is a section; set one of its keys: \(leaf.allowed)")
+        }
+        let value: Any
+        do { value = try parse(raw, as: leaf, path: parts) } catch let e as ConfigError {
+            throw ConfigError("--set \(set): \(e.message)")
+        }
+        func put(_ dict: inout [String: Any], _ i: Int) {
+            if i == parts.count - 1 { dict[parts[i]] = value; return }
+            var inner = dict[parts[i]] as? [String: Any] ?? [:]
+            put(&inner, i + 1)
+            dict[parts[i]] = inner
+        }
+        put(&root, 0)
+    }
+
+    private static func parse(_ raw: String, as leaf: Schema, path: [String]) throws -> Any {
+        func bad() -> ConfigError {
+            ConfigError("config key \(keyPath(path)) must be \(leaf.allowed), got \"\(raw)\"")
+        }
+        func int(_ s: String) throws -> Int {
+            guard let x = Int(s.trimmingCharacters(in: .whitespaces)) else { throw bad() }
+            return x
+        }
+        func double(_ s: String) throws -> Double {
+            guard let x = Double(s.trimmingCharacters(in: .whitespaces)), x.isFinite else { throw bad() }
+            return x
+        }
+        func items(_ s: String) -> [String] {
+            var t = s
+            if t.hasPrefix("[") && t.hasSuffix("]") { t = String(t.dropFirst().dropLast()) }
+            if t.trimmingCharacters(in: .whitespaces).isEmpty { return [] }
+            return t.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        }
+        switch leaf {
+        case .int: return try int(raw)
+        case .uint64:
+            guard let x = UInt64(raw) else { throw bad() }
+            return x
+        case .double: return try double(raw)
+        case .string: return raw
+        case .intArray: return try items(raw).map(int)
+        case .doubleArray: return try items(raw).map(double)
+        case .section: preconditionFailure("parse a section")
+        }
+    }
+
+    private static func decode(_ root: [String: Any]) throws -> RunConfig {
+        let data = try JSONSerialization.data(withJSONObject: root)
+        do {
+            return try JSONDecoder().decode(RunConfig.self, from: data)
+        } catch let error as DecodingError {
+            // The merge already checked keys and types; this translates anything left into a key path.
+            func path(_ c: [CodingKey]) -> String {
+                c.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            }
+            switch error {
+            case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c):
+                throw ConfigError("config key \(path(c.codingPath)): \(c.debugDescription)")
+            case .keyNotFound(let k, let c):
+                throw ConfigError("config key \(path(c.codingPath + [k])) is missing")
+            @unknown default:
+                throw ConfigError("config: \(error)")
+            }
+        }
+    }
+}
+
+// MARK: - Semantic validation
+
+extension RunConfig {
+    /// Checks values' meaning; throws one `ConfigError` listing every problem, one per line, each naming its key.
+    package func validate() throws {
+        var problems: [String] = []
+        func check(_ ok: Bool, _ key: String, _ rule: String, _ value: Any) {
+            if !ok { problems.append("config key \(key) \(rule) (got \(value))") }
+        }
+        func finite(_ x: Double) -> Bool { x.isFinite }
+
+        check(!run.dir.isEmpty, "run.dir", "must not be empty", "\"\"")
+        check(!run.id.contains(where: { $0.isWhitespace || $0 == "/" }), "run.id",
+              "must not contain spaces or '/'", "\"\(run.id)\"")
+
+        check(Self.taskNames.contains(task.name), "task.name",
+              "must be one of \(Self.taskNames.joined(separator: ", "))", "\"\(task.name)\"")
+
+        check(model.layers >= 1, "model.layers", "must be ≥ 1", model.layers)
+        check(model.dim >= 1, "model.dim", "must be ≥ 1", model.dim)
+        check(model.heads >= 1, "model.heads", "must be ≥ 1", model.heads)
+        if model.heads >= 1 && model.dim >= 1 {
+            check(model.dim % model.heads == 0, "model.dim", "must be divisible by model.heads (\(model.heads))",
+                  model.dim)
+        }
+        check(model.contextLength >= 2, "model.contextLength", "must be ≥ 2", model.contextLength)
+        check(model.vocabSize >= 1, "model.vocabSize", "must be ≥ 1", model.vocabSize)
+
+        check(Self.algorithmNames.contains(algorithm.name), "algorithm.name",
+              "must be one of \(Self.algorithmNames.joined(separator: ", "))", "\"\(algorithm.name)\"")
+        check(algorithm.trainN >= 1, "algorithm.trainN", "must be ≥ 1", algorithm.trainN)
+        check(algorithm.trainN <= sampling.groupSize, "algorithm.trainN",
+              "must be ≤ sampling.groupSize (\(sampling.groupSize))", algorithm.trainN)
+        check(finite(algorithm.learningRate) && algorithm.learningRate > 0, "algorithm.learningRate",
+              "must be a finite number > 0", algorithm.learningRate)
+        check(finite(algorithm.entropyCoefficient) && algorithm.entropyCoefficient >= 0,
+              "algorithm.entropyCoefficient", "must be ≥ 0", algorithm.entropyCoefficient)
+        check(finite(algorithm.clipGradNorm) && algorithm.clipGradNorm >= 0, "algorithm.clipGradNorm",
+              "must be ≥ 0 (0 = off)", algorithm.clipGradNorm)
+        check(algorithm.sftWarmupSteps >= 0, "algorithm.sftWarmupSteps", "must be ≥ 0", algorithm.sftWarmupSteps)
+
+        check(sampling.groupSize >= 1, "sampling.groupSize", "must be ≥ 1", sampling.groupSize)
+        check(finite(sampling.temperature) && sampling.temperature > 0, "sampling.temperature", "must be > 0",
+              sampling.temperature)
+        check(sampling.maxNewTokens >= 1, "sampling.maxNewTokens", "must be ≥ 1", sampling.maxNewTokens)
+        check(sampling.maxNewTokens < model.contextLength, "sampling.maxNewTokens",
+              "must be < model.contextLength (\(model.contextLength))", sampling.maxNewTokens)
+        check(sampling.topK >= 0, "sampling.topK", "must be ≥ 0 (0 = off)", sampling.topK)
+        check(finite(sampling.topP) && sampling.topP > 0 && sampling.topP <= 1, "sampling.topP",
+              "must be in (0, 1]", sampling.topP)
+
+        check(learner.groupsPerStep >= 1, "learner.groupsPerStep", "must be ≥ 1", learner.groupsPerStep)
+        check(learner.maxSteps >= 1, "learner.maxSteps", "must be ≥ 1", learner.maxSteps)
+        check(learner.maxPolicyLag >= 0, "learner.maxPolicyLag", "must be ≥ 0", learner.maxPolicyLag)
+        check(finite(learner.importanceClip) && learner.importanceClip > 0, "learner.importanceClip",
+              "must be > 0", learner.importanceClip)
+        check(learner.checkpointEvery >= 0, "learner.checkpointEvery", "must be ≥ 0 (0 = only the final one)",
+              learner.checkpointEvery)
+        check(learner.publishEvery >= 1, "learner.publishEvery", "must be ≥ 1", learner.publishEvery)
+
+        check(actors.count >= 1, "actors.count", "must be ≥ 1", actors.count)
+        check(!actors.verifier.isEmpty, "actors.verifier", "must not be empty", "\"\"")
+
+        check(!endpoints.host.isEmpty, "endpoints.host", "must not be empty", "\"\"")
+        check(!endpoints.bindHost.isEmpty, "endpoints.bindHost", "must not be empty", "\"\"")
+        let ports = [("endpoints.coordinatorPort", endpoints.coordinatorPort),
+                     ("endpoints.rolloutPort", endpoints.rolloutPort),
+                     ("endpoints.paramsPort", endpoints.paramsPort),
+                     ("endpoints.paramsRequestPort", endpoints.paramsRequestPort)]
+        for (key, port) in ports { check((1...65535).contains(port), key, "must be a port in 1–65535", port) }
+        for i in ports.indices {
+            for j in ports.indices where j > i && ports[i].1 == ports[j].1 {
+                problems.append("config key \(ports[j].0) must differ from \(ports[i].0) (both \(ports[i].1))")
+            }
+        }
+
+        check(liveness.heartbeatIntervalMs >= 1, "liveness.heartbeatIntervalMs", "must be ≥ 1",
+              liveness.heartbeatIntervalMs)
+        check(liveness.livenessCount >= 1, "liveness.livenessCount", "must be ≥ 1", liveness.livenessCount)
+        check(liveness.reconnectInitialMs >= 1, "liveness.reconnectInitialMs", "must be ≥ 1",
+              liveness.reconnectInitialMs)
+        check(liveness.reconnectMaxMs >= liveness.reconnectInitialMs, "liveness.reconnectMaxMs",
+              "must be ≥ liveness.reconnectInitialMs (\(liveness.reconnectInitialMs))", liveness.reconnectMaxMs)
+        check(liveness.receiveTimeoutMs >= 1, "liveness.receiveTimeoutMs", "must be ≥ 1", liveness.receiveTimeoutMs)
+        check(liveness.peerGiveUpMs >= 1, "liveness.peerGiveUpMs", "must be ≥ 1", liveness.peerGiveUpMs)
+
+        check(eval.everyVersions >= 0, "eval.everyVersions", "must be ≥ 0 (0 = never)", eval.everyVersions)
+        check(eval.prompts >= 1, "eval.prompts", "must be ≥ 1", eval.prompts)
+        check(eval.samples >= 1, "eval.samples", "must be ≥ 1", eval.samples)
+        check(!eval.n.isEmpty, "eval.n", "must not be empty", "[]")
+        for (i, n) in eval.n.enumerated() {
+            check(n >= 1 && n <= eval.samples, "eval.n[\(i)]", "must be in 1…eval.samples (\(eval.samples))", n)
+        }
+        check(!eval.temperatures.isEmpty, "eval.temperatures", "must not be empty", "[]")
+        for (i, t) in eval.temperatures.enumerated() {
+            check(finite(t) && t >= 0, "eval.temperatures[\(i)]", "must be ≥ 0", t)
+        }
+        check(eval.timeoutMs >= 1, "eval.timeoutMs", "must be ≥ 1", eval.timeoutMs)
+
+        check(finite(logging.periodSeconds) && logging.periodSeconds > 0, "logging.periodSeconds", "must be > 0",
+              logging.periodSeconds)
+
+        if !problems.isEmpty { throw ConfigError(problems.joined(separator: "\n")) }
+    }
+}

@@ -1,0 +1,362 @@
+// Transformer layers as forward/backward pairs over raw row-major Float buffers (llm.c style).
+// Shapes are written beside each buffer: N = rows (B·T), C = channels, V = vocabulary, H = heads, hd = C/H.
+// Every backward ACCUMULATES (+=) into its gradient outputs unless the doc says otherwise; heavy products go
+// through BLAS.sgemm, everything else is a plain loop.
+//
+// Maths
+//   embedding     out[n] = table[id[n]]                        d table[id[n]] += d out[n]
+//   layernorm     x̂ = (x − μ)·r, r = 1/√(σ² + 1e-5),  y = x̂·w + b
+//                 dx = r·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)),  dx̂ = dy·w,  dw = Σ dy·x̂,  db = Σ dy
+//   linear        y = x·Wᵀ + b  (W is (OC, IC) like torch.nn.Linear)
+//                 dx = dy·W,  dW = dyᵀ·x,  db = Σ_n dy
+//   GELU (tanh)   y = ½x(1 + tanh u),  u = √(2/π)(x + 0.044715x³)
+//                 dy/dx = ½(1 + tanh u) + ½x(1 − tanh²u)·√(2/π)(1 + 3·0.044715x²)
+//   attention     per (b, head): A = softmax_causal(Q·Kᵀ/√hd) (rows t attend to j ≤ t < L_b),  Y = A·V
+//                 dA = dY·Vᵀ,  dV = Aᵀ·dY,  dS = A ⊙ (dA − rowsum(A ⊙ dA)),  dQ = dS·K/√hd,  dK = dSᵀ·Q/√hd
+//   softmax       p = exp(x − lse(x));  dx = p ⊙ (dp − Σ p·dp)
+//   log-softmax   ℓ = x − lse(x);       dx = dℓ − p·Σ dℓ
+//   token loss    z = logits/T, ℓ = log-softmax(z), H = −Σ p·ℓ;  loss = −w·ℓ[y] − c·H
+//                 dz_j = w·(p_j − 1{j=y}) + c·p_j·(ℓ_j + H),  dlogits = dz/T.  Cross-entropy with a loss mask
+//                 is the case w = mask, c = 0, T = 1.
+
+#if canImport(Glibc)
+import Glibc
+#else
+import Foundation
+#endif
+
+package enum Ops {
+    package static let layerNormEps: Float = 1e-5
+    package static let geluScale: Float = 0.7978845608028654   // √(2/π)
+
+    // MARK: embedding
+
+    /// out (N, C) (+)= table[ids[n]] (rows of table (V, C)). `accumulate` adds instead of overwriting.
+    package static func embeddingForward(out: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int>, table: UnsafePointer<Float>,
+                                         n: Int, c: Int, vocab: Int, accumulate: Bool = false) {
+        for i in 0..<n {
+            let id = ids[i]
+            precondition(id >= 0 && id < vocab, "embedding: id \(id) out of range 0..<\(vocab) at row \(i)")
+            let o = out + i * c, t = table + id * c
+            if accumulate { for j in 0..<c { o[j] += t[j] } } else { for j in 0..<c { o[j] = t[j] } }
+        }
+    }
+
+    /// dtable (V, C) += dout (N, C) scattered by ids (N).
+    package static func embeddingBackward(dtable: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int>,
+                                          dout: UnsafePointer<Float>, n: Int, c: Int) {
+        for i in 0..<n {
+            let d = dtable + ids[i] * c, g = dout + i * c
+            for j in 0..<c { d[j] += g[j] }
+        }
+    }
+
+    // MARK: layernorm
+
+    /// out (N, C), mean (N), rstd (N) ← inp (N, C), weight (C), bias (C).
+    package static func layerNormForward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
+                                         rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                                         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, n: Int, c: Int) {
+        let invC = 1 / Float(c)
+        for i in 0..<n {
+            let x = inp + i * c, o = out + i * c
+            var m: Float = 0
+            for j in 0..<c { m += x[j] }
+            m *= invC
+            var v: Float = 0
+            for j in 0..<c { let d = x[j] - m; v += d * d }
+            v *= invC
+            let r = 1 / (v + layerNormEps).squareRoot()
+            for j in 0..<c { o[j] = (x[j] - m) * r * weight[j] + bias[j] }
+            mean[i] = m; rstd[i] = r
+        }
+    }
+
+    /// dinp (N, C) += …, dweight (C) += …, dbias (C) += … ← dout (N, C), inp (N, C), weight (C), mean/rstd (N).
+    package static func layerNormBackward(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,
+                                          dbias: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                          inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                          mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, n: Int, c: Int) {
+        let invC = 1 / Float(c)
+        for i in 0..<n {
+            let x = inp + i * c, g = dout + i * c, dx = dinp + i * c
+            let m = mean[i], r = rstd[i]
+            var dnMean: Float = 0, dnNormMean: Float = 0
+            for j in 0..<c {
+                let norm = (x[j] - m) * r
+                let dn = weight[j] * g[j]
+                dnMean += dn; dnNormMean += dn * norm
+            }
+            dnMean *= invC; dnNormMean *= invC
+            for j in 0..<c {
+                let norm = (x[j] - m) * r
+                let dn = weight[j] * g[j]
+                dbias[j] += g[j]
+                dweight[j] += norm * g[j]
+                dx[j] += (dn - dnMean - norm * dnNormMean) * r
+            }
+        }
+    }
+
+    // MARK: linear
+
+    /// out (N, OC) = inp (N, IC) · weightᵀ (weight (OC, IC)) + bias (OC); `accumulate` adds to out (residual add).
+    package static func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                      bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int, accumulate: Bool = false) {
+        BLAS.sgemm(transA: false, transB: true, m: n, n: oc, k: ic, a: inp, b: weight, beta: accumulate ? 1 : 0, c: out)
+        if let bias {
+            for i in 0..<n { let o = out + i * oc; for j in 0..<oc { o[j] += bias[j] } }
+        }
+    }
+
+    /// dinp (N, IC) (+)= dout·W, dweight (OC, IC) += doutᵀ·inp, dbias (OC) += Σ_n dout. `dinp` may be nil.
+    package static func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
+                                       dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
+                                       inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                       n: Int, ic: Int, oc: Int, accumulateInput: Bool = true) {
+        if let dinp {
+            BLAS.sgemm(transA: false, transB: false, m: n, n: ic, k: oc, a: dout, b: weight,
+                       beta: accumulateInput ? 1 : 0, c: dinp)
+        }
+        BLAS.sgemm(transA: true, transB: false, m: oc, n: ic, k: n, a: dout, b: inp, beta: 1, c: dweight)
+        if let dbias {
+            for i in 0..<n { let g = dout + i * oc; for j in 0..<oc { dbias[j] += g[j] } }
+        }
+    }
+
+    // MARK: GELU
+
+    /// out (n) = GELU_tanh(inp (n)).
+    package static func geluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count {
+            let x = inp[i]
+            let u = geluScale * (x + 0.044715 * x * x * x)
+            out[i] = 0.5 * x * (1 + fastTanh(u))
+        }
+    }
+
+    /// dinp (n) += GELU'(inp) · dout.
+    package static func geluBackward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                                     dout: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count {
+            let x = inp[i]
+            let u = geluScale * (x + 0.044715 * x * x * x)
+            let th = fastTanh(u)
+            let sech2 = 1 - th * th
+            let local = 0.5 * (1 + th) + 0.5 * x * sech2 * geluScale * (1 + 3 * 0.044715 * x * x)
+            dinp[i] += local * dout[i]
+        }
+    }
+
+    /// tanh as a clamped rational polynomial (Eigen's float `generic_fast_tanh`): a few ulp of error, no libm call,
+    /// so GELU loops vectorise.
+    @inlinable @inline(__always)
+    package static func fastTanh(_ x0: Float) -> Float {
+        let x = min(max(x0, -7.90531110763549805), 7.90531110763549805)
+        let x2 = x * x
+        var p: Float = -2.76076847742355e-16
+        p = p * x2 + 2.00018790482477e-13
+        p = p * x2 - 8.60467152213735e-11
+        p = p * x2 + 5.12229709037114e-08
+        p = p * x2 + 1.48572235717979e-05
+        p = p * x2 + 6.37261928875436e-04
+        p = p * x2 + 4.89352455891786e-03
+        p = p * x
+        var q: Float = 1.19825839466702e-06
+        q = q * x2 + 1.18534705686654e-04
+        q = q * x2 + 2.26843463243900e-03
+        q = q * x2 + 4.89352518554385e-03
+        return abs(x0) < 0.0004 ? x0 : p / q
+    }
+
+    /// Σ a[i]·b[i] over n floats, 8 lanes at a time (the summation order differs from a plain loop).
+    @inlinable @inline(__always)
+    package static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = SIMD8<Float>()
+        var i = 0
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        while i + 8 <= n {
+            acc += ra.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+                 * rb.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+            i += 8
+        }
+        var s = acc.sum()
+        while i < n { s += a[i] * b[i]; i += 1 }
+        return s
+    }
+
+    // MARK: causal multi-head self-attention
+
+    /// out (B, T, C), att (B, H, T, T) probabilities ← qkv (B, T, 3C) laid out [q | k | v] per row.
+    /// Sequence b has `lengths[b]` ≤ T real rows; rows ≥ L_b of `out` are set to 0, att rows ≥ L_b are unused.
+    package static func attentionForward(out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
+                                         qkv: UnsafePointer<Float>, lengths: UnsafePointer<Int>,
+                                         b batch: Int, t seqLen: Int, c: Int, heads: Int) {
+        precondition(c % heads == 0, "attention: C = \(c) not divisible by heads = \(heads)")
+        let hd = c / heads, c3 = 3 * c
+        let scale = 1 / Float(hd).squareRoot()
+        for b in 0..<batch {
+            let len = lengths[b]
+            precondition(len >= 1 && len <= seqLen, "attention: length \(len) of sequence \(b) not in 1...\(seqLen)")
+            let base = qkv + b * seqLen * c3
+            for h in 0..<heads {
+                let q = base + h * hd, k = base + c + h * hd, v = base + 2 * c + h * hd
+                let a = att + (b * heads + h) * seqLen * seqLen
+                BLAS.sgemm(transA: false, transB: true, m: len, n: len, k: hd, alpha: scale,
+                           a: q, lda: c3, b: k, ldb: c3, beta: 0, c: a, ldc: seqLen)
+                for t in 0..<len {
+                    let row = a + t * seqLen
+                    var mx = -Float.infinity
+                    for j in 0...t { mx = max(mx, row[j]) }
+                    var sum: Float = 0
+                    for j in 0...t { let e = expf(row[j] - mx); row[j] = e; sum += e }
+                    let inv = 1 / sum
+                    for j in 0...t { row[j] *= inv }
+                    for j in (t + 1)..<max(t + 1, len) { row[j] = 0 }
+                }
+                BLAS.sgemm(transA: false, transB: false, m: len, n: hd, k: len,
+                           a: a, lda: seqLen, b: v, ldb: c3, beta: 0, c: out + b * seqLen * c + h * hd, ldc: c)
+            }
+            let padStart = out + (b * seqLen + len) * c
+            for i in 0..<((seqLen - len) * c) { padStart[i] = 0 }
+        }
+    }
+
+    /// dqkv (B, T, 3C) += … ← dout (B, T, C), qkv, att (B, H, T, T). `scratch` holds T·T floats.
+    package static func attentionBackward(dqkv: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+                                          dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>, att: UnsafePointer<Float>,
+                                          lengths: UnsafePointer<Int>, b batch: Int, t seqLen: Int, c: Int, heads: Int) {
+        let hd = c / heads, c3 = 3 * c
+        let scale = 1 / Float(hd).squareRoot()
+        for b in 0..<batch {
+            let len = lengths[b]
+            let base = qkv + b * seqLen * c3, dbase = dqkv + b * seqLen * c3
+            for h in 0..<heads {
+                let q = base + h * hd, k = base + c + h * hd, v = base + 2 * c + h * hd
+                let dq = dbase + h * hd, dk = dbase + c + h * hd, dv = dbase + 2 * c + h * hd
+                let a = att + (b * heads + h) * seqLen * seqLen
+                let dy = dout + b * seqLen * c + h * hd
+                let da = scratch   // (L, L), leading dim T
+                BLAS.sgemm(transA: false, transB: true, m: len, n: len, k: hd,
+                           a: dy, lda: c, b: v, ldb: c3, beta: 0, c: da, ldc: seqLen)
+                BLAS.sgemm(transA: true, transB: false, m: len, n: hd, k: len,
+                           a: a, lda: seqLen, b: dy, ldb: c, beta: 1, c: dv, ldc: c3)
+                for t in 0..<len {
+                    let ar = a + t * seqLen, dr = da + t * seqLen
+                    var s: Float = 0
+                    for j in 0...t { s += ar[j] * dr[j] }
+                    for j in 0...t { dr[j] = ar[j] * (dr[j] - s) * scale }
+                    for j in (t + 1)..<max(t + 1, len) { dr[j] = 0 }
+                }
+                BLAS.sgemm(transA: false, transB: false, m: len, n: hd, k: len,
+                           a: da, lda: seqLen, b: k, ldb: c3, beta: 1, c: dq, ldc: c3)
+                BLAS.sgemm(transA: true, transB: false, m: len, n: hd, k: len,
+                           a: da, lda: seqLen, b: q, ldb: c3, beta: 1, c: dk, ldc: c3)
+            }
+        }
+    }
+
+    // MARK: softmax / log-softmax
+
+    /// out (N, V) = softmax(inp (N, V)) row-wise.
+    package static func softmaxForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, n: Int, v: Int) {
+        for i in 0..<n {
+            let x = inp + i * v, o = out + i * v
+            var mx = -Float.infinity
+            for j in 0..<v { mx = max(mx, x[j]) }
+            var s: Float = 0
+            for j in 0..<v { let e = expf(x[j] - mx); o[j] = e; s += e }
+            let inv = 1 / s
+            for j in 0..<v { o[j] *= inv }
+        }
+    }
+
+    /// dinp (N, V) += p ⊙ (dout − Σ p·dout), p = softmax output (N, V).
+    package static func softmaxBackward(dinp: UnsafeMutablePointer<Float>, probs: UnsafePointer<Float>,
+                                        dout: UnsafePointer<Float>, n: Int, v: Int) {
+        for i in 0..<n {
+            let p = probs + i * v, g = dout + i * v, d = dinp + i * v
+            var s: Float = 0
+            for j in 0..<v { s += p[j] * g[j] }
+            for j in 0..<v { d[j] += p[j] * (g[j] - s) }
+        }
+    }
+
+    /// out (N, V) = log-softmax(inp (N, V)) row-wise.
+    package static func logSoftmaxForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, n: Int, v: Int) {
+        for i in 0..<n {
+            let x = inp + i * v, o = out + i * v
+            let lse = logSumExp(x, v)
+            for j in 0..<v { o[j] = x[j] - lse }
+        }
+    }
+
+    /// dinp (N, V) += dout − exp(logp)·Σ dout, logp = log-softmax output (N, V).
+    package static func logSoftmaxBackward(dinp: UnsafeMutablePointer<Float>, logProbs: UnsafePointer<Float>,
+                                           dout: UnsafePointer<Float>, n: Int, v: Int) {
+        for i in 0..<n {
+            let l = logProbs + i * v, g = dout + i * v, d = dinp + i * v
+            var s: Float = 0
+            for j in 0..<v { s += g[j] }
+            for j in 0..<v { d[j] += g[j] - expf(l[j]) * s }
+        }
+    }
+
+    @inline(__always)
+    package static func logSumExp(_ x: UnsafePointer<Float>, _ v: Int, scale: Float = 1) -> Float {
+        var mx = -Float.infinity
+        for j in 0..<v { mx = max(mx, x[j] * scale) }
+        var s: Float = 0
+        for j in 0..<v { s += expf(x[j] * scale - mx) }
+        return mx + logf(s)
+    }
+
+    // MARK: token loss (weighted NLL + entropy bonus; cross-entropy with a loss mask as a special case)
+
+    /// For one row of logits (V): returns (log p_T(target), H) with p_T = softmax(logits / T).
+    package static func tokenLogProbEntropy(logits: UnsafePointer<Float>, v: Int, target: Int,
+                                            invTemperature: Float) -> (logProb: Float, entropy: Float) {
+        let lse = logSumExp(logits, v, scale: invTemperature)
+        var h: Float = 0
+        for j in 0..<v { let l = logits[j] * invTemperature - lse; h -= expf(l) * l }
+        return (logits[target] * invTemperature - lse, h)
+    }
+
+    /// dlogits (V) += d/dlogits of [−w·log p_T(target) − c·H] for one row; returns (log p_T(target), H).
+    @discardableResult
+    package static func tokenLossBackward(dlogits: UnsafeMutablePointer<Float>, logits: UnsafePointer<Float>, v: Int,
+                                          target: Int, weight w: Float, entropyCoefficient c: Float,
+                                          invTemperature: Float) -> (logProb: Float, entropy: Float) {
+        let lse = logSumExp(logits, v, scale: invTemperature)
+        var h: Float = 0
+        for j in 0..<v { let l = logits[j] * invTemperature - lse; h -= expf(l) * l }
+        for j in 0..<v {
+            let l = logits[j] * invTemperature - lse
+            let p = expf(l)
+            var dz = w * p + c * p * (l + h)
+            if j == target { dz -= w }
+            dlogits[j] += dz * invTemperature
+        }
+        return (logits[target] * invTemperature - lse, h)
+    }
+
+    /// Masked cross-entropy: returns Σ_n mask[n]·(−log softmax(logits[n])[targets[n]]) over logits (N, V).
+    package static func crossEntropyForward(logits: UnsafePointer<Float>, targets: UnsafePointer<Int>,
+                                            mask: UnsafePointer<Float>, n: Int, v: Int) -> Float {
+        var loss: Float = 0
+        for i in 0..<n where mask[i] != 0 {
+            loss -= mask[i] * tokenLogProbEntropy(logits: logits + i * v, v: v, target: targets[i], invTemperature: 1).logProb
+        }
+        return loss
+    }
+
+    /// dlogits (N, V) += dloss · d/dlogits of the masked cross-entropy above.
+    package static func crossEntropyBackward(dlogits: UnsafeMutablePointer<Float>, logits: UnsafePointer<Float>,
+                                             targets: UnsafePointer<Int>, mask: UnsafePointer<Float>,
+                                             n: Int, v: Int, dloss: Float = 1) {
+        for i in 0..<n where mask[i] != 0 {
+            tokenLossBackward(dlogits: dlogits + i * v, logits: logits + i * v, v: v, target: targets[i],
+                              weight: mask[i] * dloss, entropyCoefficient: 0, invTemperature: 1)
+        }
+    }
+}

@@ -1,0 +1,105 @@
+// Optimisation helpers over one flat parameter buffer.
+//   AdamW (Loshchilov & Hutter; PyTorch's AdamW update order), step t = 1, 2, …:
+//     θ ← θ − η·λ·θ                     (decoupled weight decay, only where decayMask = 1)
+//     m ← β₁m + (1−β₁)g,  v ← β₂v + (1−β₂)g²
+//     θ ← θ − η · (m / (1−β₁ᵗ)) / (√(v / (1−β₂ᵗ)) + ε)
+//   Global grad-norm clipping: ‖g‖₂ > c ⇒ g ← g·c/‖g‖₂ (returns the pre-clip norm).
+//   LR schedule: linear warmup to `peak` over `warmupSteps`, then cosine decay to `minRate` at `totalSteps`.
+
+#if canImport(Glibc)
+import Glibc
+#else
+import Foundation
+#endif
+
+package struct AdamW: Sendable, Equatable {
+    package var learningRate: Float
+    package var beta1: Float
+    package var beta2: Float
+    package var eps: Float
+    package var weightDecay: Float
+    /// First/second moment estimates, shape (params.count); sized on the first update.
+    package var m: [Float] = []
+    package var v: [Float] = []
+    /// Number of updates applied so far.
+    package var step = 0
+    /// Per-parameter weight-decay switch (1 = decay). Empty means "decay everything".
+    package var decayMask: [Float] = []
+
+    /// `layout`: decay only ≥2-D tensors (matrices, embeddings) of that layout; nil decays every parameter.
+    package init(learningRate: Float = 3e-4, beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8,
+                 weightDecay: Float = 0.1, layout: ParameterLayout? = nil) {
+        self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps
+        self.weightDecay = weightDecay
+        if let layout { decayMask = layout.weightDecayMask }
+    }
+
+    /// One AdamW step. `learningRate` overrides the stored rate for this step (schedules).
+    package mutating func update(params: inout [Float], grads: [Float], learningRate lrOverride: Float? = nil) {
+        precondition(params.count == grads.count, "AdamW: params \(params.count) vs grads \(grads.count)")
+        precondition(decayMask.isEmpty || decayMask.count == params.count,
+                     "AdamW: decayMask \(decayMask.count) vs params \(params.count)")
+        if m.isEmpty { m = [Float](repeating: 0, count: params.count); v = m }
+        precondition(m.count == params.count && v.count == params.count,
+                     "AdamW: state sized \(m.count) but params have \(params.count)")
+        step += 1
+        let lr = lrOverride ?? learningRate
+        let bc1 = 1 - powf(beta1, Float(step)), bc2 = 1 - powf(beta2, Float(step))
+        let (b1, b2, eps, wd) = (beta1, beta2, self.eps, weightDecay)
+        let hasMask = !decayMask.isEmpty
+        let n = params.count
+        params.withUnsafeMutableBufferPointer { p in
+            grads.withUnsafeBufferPointer { g in
+                m.withUnsafeMutableBufferPointer { mm in
+                    v.withUnsafeMutableBufferPointer { vv in
+                        decayMask.withUnsafeBufferPointer { mask in
+                            for i in 0..<n {
+                                let decay = hasMask ? mask[i] * wd : wd
+                                var x = p[i] * (1 - lr * decay)
+                                let gi = g[i]
+                                let mi = b1 * mm[i] + (1 - b1) * gi
+                                let vi = b2 * vv[i] + (1 - b2) * gi * gi
+                                mm[i] = mi; vv[i] = vi
+                                x -= lr * (mi / bc1) / ((vi / bc2).squareRoot() + eps)
+                                p[i] = x
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Scales `grads` so that its global L2 norm is at most `maxNorm`; returns the norm before clipping.
+@discardableResult
+package func clipGradNorm(_ grads: inout [Float], maxNorm: Float) -> Float {
+    var s: Double = 0
+    grads.withUnsafeBufferPointer { g in for x in g { s += Double(x) * Double(x) } }
+    let norm = Float(s.squareRoot())
+    if maxNorm > 0, norm > maxNorm, norm.isFinite {
+        let k = maxNorm / (norm + 1e-6)
+        grads.withUnsafeMutableBufferPointer { g in for i in g.indices { g[i] *= k } }
+    }
+    return norm
+}
+
+/// Linear warmup then cosine decay. Steps are 0-based: rate(at: 0) = peak / warmupSteps.
+package struct LRSchedule: Codable, Equatable, Sendable {
+    package var peak: Float
+    package var warmupSteps: Int
+    package var totalSteps: Int
+    package var minRate: Float
+
+    package init(peak: Float, warmupSteps: Int = 0, totalSteps: Int, minRate: Float = 0) {
+        self.peak = peak; self.warmupSteps = warmupSteps; self.totalSteps = totalSteps; self.minRate = minRate
+    }
+
+    package func rate(at step: Int) -> Float {
+        if step < warmupSteps { return peak * Float(step + 1) / Float(warmupSteps) }
+        if step >= totalSteps { return minRate }
+        let span = max(1, totalSteps - warmupSteps)
+        let progress = Float(step - warmupSteps) / Float(span)
+        return minRate + 0.5 * (peak - minRate) * (1 + cosf(Float.pi * progress))
+    }
+}

@@ -1,0 +1,219 @@
+// Best-of-N evaluation: for each temperature, sample n responses per prompt, compute R (task) and r (verifier), and
+// report per N in nList the unbiased estimators of Estimators.swift averaged over prompts, with standard errors over
+// prompts (sd of the per-prompt estimates / √prompts):
+//   pass@N   1 − C(n−c, N)/C(n, N)                  (c = #responses with R = 1)
+//   Bo-N     Σ_s [C(a_s+m_s, N) − C(a_s, N)]/C(n, N) · R̄_s   (uniform tie-breaking, expected value)
+//   maj@N    expected reward of the majority answer of N (task answer keys; ties expected value)
+//   mean R   pass@1 (the same for every N; reported for convenience)
+// The sampler is a closure, so this file does not depend on how a policy samples; `Evaluator.sampler(model:…)` adapts
+// a GPT. Progress lines go to stderr: prompts done / total, samples/s, ETA.
+
+import BonfireMath
+import BonfireModel
+import Foundation
+
+package struct EvalRow: Codable, Sendable, Equatable {
+    package var n: Int
+    package var temperature: Double
+    package var passAtN: Double
+    package var passAtNStdErr: Double
+    package var boN: Double
+    package var boNStdErr: Double
+    package var majority: Double
+    package var majorityStdErr: Double
+    package var meanReward: Double
+    package var numPrompts: Int
+}
+
+package struct EvalReport: Codable, Sendable {
+    package var task: String
+    package var split: String
+    package var verifier: String
+    package var checkpoint: String?
+    /// n: samples per prompt the estimators draw N-subsets from.
+    package var samples: Int
+    package var nList: [Int]
+    package var temperatures: [Double]
+    package var numPrompts: Int
+    package var rows: [EvalRow]
+    package var seconds: Double
+    package var samplesPerSecond: Double
+
+    /// The row for (N, T), if present.
+    package func row(n: Int, temperature: Double) -> EvalRow? {
+        rows.first { $0.n == n && $0.temperature == temperature }
+    }
+
+    /// A fixed-width text table, one line per (T, N).
+    package func table() -> String {
+        func f(_ m: Double, _ se: Double) -> String {
+            let s = String(format: "%.3f±%.3f", m, se)
+            return s.padding(toLength: 13, withPad: " ", startingAt: 0)
+        }
+        var lines = ["task=\(task) split=\(split) verifier=\(verifier) prompts=\(numPrompts) samples=\(samples)",
+                     "T      N     pass@N        Bo-N          maj@N         meanR"]
+        for r in rows {
+            lines.append(String(format: "%-6.2f %-5d ", r.temperature, r.n) + f(r.passAtN, r.passAtNStdErr) + " "
+                         + f(r.boN, r.boNStdErr) + " " + f(r.majority, r.majorityStdErr) + " "
+                         + String(format: "%.3f", r.meanReward))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+package struct EvalSettings: Codable, Sendable, Equatable {
+    /// n: responses sampled per prompt (must be ≥ every N in nList). Default 64.
+    package var samples = 64
+    /// The N values reported. Default 1, 2, 4, 8, 16, 32.
+    package var nList = [1, 2, 4, 8, 16, 32]
+    /// Sampling temperatures, one table block each. Default 0.1, 0.5, 1.0, 1.5.
+    package var temperatures = [0.1, 0.5, 1.0, 1.5]
+    /// Prompts sampled together in one sampler call. Default 8.
+    package var promptsPerBatch = 8
+    /// Print progress lines to stderr. Default true.
+    package var progress = true
+    /// Compute majority vote (costs a small DP per prompt and N). Default true.
+    package var majority = true
+
+    package init(samples: Int = 64, nList: [Int] = [1, 2, 4, 8, 16, 32], temperatures: [Double] = [0.1, 0.5, 1.0, 1.5],
+                 promptsPerBatch: Int = 8, progress: Bool = true, majority: Bool = true) {
+        self.samples = samples; self.nList = nList; self.temperatures = temperatures
+        self.promptsPerBatch = promptsPerBatch; self.progress = progress; self.majority = majority
+    }
+
+    /// Throws with a message saying what to change.
+    package func validate() throws {
+        guard samples >= 1 else { throw TaskError("eval: samples must be ≥ 1 (got \(samples))") }
+        guard !nList.isEmpty, nList.allSatisfy({ $0 >= 1 }) else {
+            throw TaskError("eval: the N list must be non-empty with every N ≥ 1 (got \(nList)), e.g. --n 1,2,4,8")
+        }
+        guard let maxN = nList.max(), maxN <= samples else {
+            throw TaskError("eval: every N must be ≤ samples per prompt (N max \(nList.max() ?? 0) > samples \(samples));"
+                            + " raise --samples or drop the large N")
+        }
+        guard !temperatures.isEmpty, temperatures.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
+            throw TaskError("eval: temperatures must be non-empty and ≥ 0 (got \(temperatures)), e.g. --temperatures 0.5,1.0")
+        }
+        guard promptsPerBatch >= 1 else { throw TaskError("eval: promptsPerBatch must be ≥ 1") }
+    }
+}
+
+package struct Evaluator {
+    /// Samples `samplesPerPrompt` responses (text, without EOS) for each item at a temperature: result [item][sample].
+    package typealias Sampler = (_ items: [TaskItem], _ samplesPerPrompt: Int, _ temperature: Double) -> [[String]]
+
+    package let task: any VerifiableTask
+    package let verifier: any Verifier
+    package let settings: EvalSettings
+
+    package init(task: any VerifiableTask, verifier: any Verifier, settings: EvalSettings = EvalSettings()) {
+        self.task = task; self.verifier = verifier; self.settings = settings
+    }
+
+    /// Per-prompt estimates for one BoN group of n responses: (pass@N, Bo-N, maj@N) for each N in nList.
+    package func estimates(item: TaskItem, responses: [String]) -> [(pass: Double, bon: Double, maj: Double)] {
+        let rewards = responses.map { task.reward(item: item, response: $0).reward }
+        let scores = verifier.scores(item: item, responses: responses)
+        let answers = settings.majority ? responses.map { task.answerKey(item: item, response: $0) } : []
+        let c = rewards.filter { $0 >= 0.5 }.count
+        return settings.nList.map { N in
+            (Estimators.passAtK(n: responses.count, c: c, k: N),
+             Estimators.bestOfN(scores: scores, rewards: rewards, n: N),
+             settings.majority ? Estimators.majorityVote(answers: answers, rewards: rewards, k: N) : 0)
+        }
+    }
+
+    /// Runs the evaluation over `items`. Throws if the settings are invalid or the sampler returns the wrong shape.
+    package func run(items: [TaskItem], checkpoint: String? = nil, sampler: Sampler) throws -> EvalReport {
+        try settings.validate()
+        guard !items.isEmpty else { throw TaskError("eval: no prompts to evaluate; use --prompts ≥ 1") }
+        let start = Date()
+        var rows: [EvalRow] = []
+        var totalSamples = 0
+        let totalWork = items.count * settings.temperatures.count
+        var done = 0
+        var lastPrint = Date.distantPast
+        for T in settings.temperatures {
+            var perN = [[(pass: Double, bon: Double, maj: Double)]](repeating: [], count: settings.nList.count)
+            var meanRewards: [Double] = []
+            var b = 0
+            while b < items.count {
+                let batch = Array(items[b..<min(items.count, b + settings.promptsPerBatch)])
+                let responses = sampler(batch, settings.samples, T)
+                guard responses.count == batch.count, responses.allSatisfy({ $0.count == settings.samples }) else {
+                    throw TaskError("eval: sampler returned \(responses.map { $0.count }) responses for \(batch.count)"
+                                    + " prompts × \(settings.samples) samples (sampler bug)")
+                }
+                for (item, group) in zip(batch, responses) {
+                    for (j, e) in estimates(item: item, responses: group).enumerated() { perN[j].append(e) }
+                    let R = group.map { task.reward(item: item, response: $0).reward }
+                    meanRewards.append(R.reduce(0, +) / Double(R.count))
+                }
+                totalSamples += batch.count * settings.samples
+                done += batch.count
+                b += batch.count
+                let now = Date()
+                if settings.progress && (now.timeIntervalSince(lastPrint) >= 2 || done == totalWork) {
+                    lastPrint = now
+                    let elapsed = now.timeIntervalSince(start)
+                    let rate = Double(totalSamples) / max(elapsed, 1e-9)
+                    let eta = elapsed / Double(done) * Double(totalWork - done)
+                    FileHandle.standardError.write(Data(String(
+                        format: "eval %@ T=%.2f: prompts %d/%d (all temperatures %d/%d), %.1f samples/s, ETA %.0fs\n",
+                        task.name, T, b, items.count, done, totalWork, rate, eta).utf8))
+                }
+            }
+            let meanR = meanRewards.reduce(0, +) / Double(meanRewards.count)
+            for (j, N) in settings.nList.enumerated() {
+                let p = Estimators.meanAndStandardError(perN[j].map { $0.pass })
+                let bo = Estimators.meanAndStandardError(perN[j].map { $0.bon })
+                let mj = Estimators.meanAndStandardError(perN[j].map { $0.maj })
+                rows.append(EvalRow(n: N, temperature: T, passAtN: p.mean, passAtNStdErr: p.standardError,
+                                    boN: bo.mean, boNStdErr: bo.standardError, majority: mj.mean,
+                                    majorityStdErr: mj.standardError, meanReward: meanR, numPrompts: items.count))
+            }
+        }
+        let seconds = Date().timeIntervalSince(start)
+        return EvalReport(task: task.name, split: items[0].split.rawValue, verifier: verifier.name,
+                          checkpoint: checkpoint, samples: settings.samples, nList: settings.nList,
+                          temperatures: settings.temperatures, numPrompts: items.count, rows: rows, seconds: seconds,
+                          samplesPerSecond: Double(totalSamples) / max(seconds, 1e-9))
+    }
+
+    /// A sampler over a GPT policy: prompt tokens are [BOS] + prompt; responses are decoded up to EOS. The RNG is
+    /// advanced deterministically, so a fixed seed replays the evaluation.
+    package static func sampler(model: GPT, maxNewTokens: Int = 32, topK: Int = 0, topP: Float = 1,
+                                seed: UInt64) -> Sampler {
+        var rng = RNG(seed: seed, stream: 0x6576_616C)  // "eval"
+        return { items, samplesPerPrompt, temperature in
+            let prompts = items.map { [Tokenizer.bos] + ((try? Tokenizer.encode($0.prompt)) ?? []) }
+            let longest = prompts.map { $0.count }.max() ?? 0
+            let budget = max(1, min(maxNewTokens, model.config.contextLength - longest))
+            let sc = SamplingConfig(temperature: Float(temperature), topK: topK, topP: topP, maxNewTokens: budget)
+            let out = model.sample(prompts: prompts, samplesPerPrompt: samplesPerPrompt, config: sc, rng: &rng)
+            return out.map { group in group.map { Tokenizer.decode($0.tokens) } }
+        }
+    }
+
+    /// Convenience: evaluate a GPT policy.
+    package func run(model: GPT, items: [TaskItem], maxNewTokens: Int = 32, seed: UInt64 = 0,
+                     checkpoint: String? = nil) throws -> EvalReport {
+        try run(items: items, checkpoint: checkpoint,
+                sampler: Evaluator.sampler(model: model, maxNewTokens: maxNewTokens, seed: seed))
+    }
+}
+
+/// Entry point the cluster's actors call (rows for each (N, T); no progress output).
+package func evaluatePolicy(model: GPT, task: any VerifiableTask, verifier: any Verifier, items: [TaskItem],
+                            samples: Int, nList: [Int], temperatures: [Double], maxNewTokens: Int,
+                            rng: inout RNG) -> [EvalRow] {
+    let settings = EvalSettings(samples: max(samples, nList.max() ?? 1), nList: nList.isEmpty ? [1] : nList,
+                                temperatures: temperatures.isEmpty ? [1.0] : temperatures, progress: false)
+    let seed = rng.next()
+    let evaluator = Evaluator(task: task, verifier: verifier, settings: settings)
+    do {
+        return try evaluator.run(model: model, items: items, maxNewTokens: maxNewTokens, seed: seed).rows
+    } catch {
+        preconditionFailure("evaluatePolicy: \(error)")
+    }
+}

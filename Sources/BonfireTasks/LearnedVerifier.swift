@@ -1,0 +1,274 @@
+// Learned verifier: a transformer with a scalar head (GPTConfig.scalarHead) that scores (prompt, response).
+//
+// Input: [BOS] + prompt + response + [EOS] (characters outside the vocabulary dropped; truncated to the context,
+// keeping EOS last). The head reads the final position: logit s(x, y); the verifier score is r = σ(s).
+// Training: binary cross-entropy on labels R ∈ {0, 1}:
+//     L = (1/B) Σ_b [softplus(s_b) − R_b s_b],   ∂L/∂s_b = (σ(s_b) − R_b)/B,
+// AdamW with gradient-norm clipping. Held-out quality: AUC (Mann–Whitney, ties count ½) and the Bo-N accuracy the
+// scores achieve. Labels always come from the task's R; the verifier never sees R at scoring time, so it is imperfect
+// by design (what RL against a verifier can hack).
+//
+// Training data without a policy (`VerifierData.referenceAndCorrupted`): each item's reference solution plus corrupted
+// copies (a digit changed, an operator swapped, the final answer shifted, the tail cut), each labelled by R.
+
+import BonfireMath
+import BonfireModel
+import Foundation
+
+package final class LearnedVerifier: Verifier {
+    package let model: GPT
+    package let source: String
+
+    package init(model: GPT, source: String = "memory") {
+        precondition(model.config.scalarHead, "LearnedVerifier: model must have scalarHead = true")
+        self.model = model
+        self.source = source
+    }
+
+    package var name: String { "learned:\(source)" }
+
+    /// A fresh verifier model (small by default: L2 d64 h4 ctx64).
+    package static func makeModel(config: GPTConfig = GPTConfig(layers: 2, heads: 4, dim: 64, scalarHead: true),
+                                  seed: UInt64) -> GPT {
+        var c = config
+        c.scalarHead = true
+        return GPT(config: c, seed: seed)
+    }
+
+    package static func load(path: String) throws -> LearnedVerifier {
+        let url = URL(fileURLWithPath: path)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw TaskError("learned verifier \(path) does not exist; train one with `bonfire train-verifier --out \(path)`")
+        }
+        let loaded = try Checkpoint.load(from: url)
+        guard loaded.config.scalarHead else {
+            throw TaskError("\(path) is a policy checkpoint without a scalar head, not a verifier; "
+                            + "train one with `bonfire train-verifier`")
+        }
+        return LearnedVerifier(model: loaded.model, source: path)
+    }
+
+    package func save(path: String, metadata: [String: String] = [:]) throws {
+        var meta = metadata
+        meta["kind"] = "verifier"
+        try Checkpoint.save(model: model, optimizer: nil, step: 0, metadata: meta, to: URL(fileURLWithPath: path))
+    }
+
+    package static func sequence(prompt: String, response: String, contextLength: Int) -> [Int] {
+        let p = (try? Tokenizer.encode(String(prompt.filter { Tokenizer.canEncode(String($0)) }))) ?? []
+        let r = (try? Tokenizer.encode(String(response.filter { Tokenizer.canEncode(String($0)) }))) ?? []
+        var seq = [Tokenizer.bos] + p + r
+        if seq.count > contextLength - 1 { seq = Array(seq.prefix(contextLength - 1)) }
+        return seq + [Tokenizer.eos]
+    }
+
+    /// Raw logits s(x, y), batched.
+    package func logits(prompts: [String], responses: [String], batchSize: Int = 64) -> [Float] {
+        precondition(prompts.count == responses.count, "LearnedVerifier.logits: \(prompts.count) prompts vs \(responses.count) responses")
+        let seqs = zip(prompts, responses).map {
+            LearnedVerifier.sequence(prompt: $0, response: $1, contextLength: model.config.contextLength)
+        }
+        var out: [Float] = []
+        out.reserveCapacity(seqs.count)
+        var i = 0
+        while i < seqs.count {
+            out += model.scalarForward(Array(seqs[i..<min(seqs.count, i + batchSize)]))
+            i += batchSize
+        }
+        return out
+    }
+
+    package func scores(item: TaskItem, responses: [String]) -> [Double] {
+        if responses.isEmpty { return [] }
+        return logits(prompts: responses.map { _ in item.prompt }, responses: responses).map { 1 / (1 + exp(-Double($0))) }
+    }
+}
+
+/// One labelled example for verifier training.
+package struct VerifierExample: Sendable, Codable, Equatable {
+    package var item: TaskItem
+    package var response: String
+    package var label: Double
+    package init(item: TaskItem, response: String, label: Double) {
+        self.item = item; self.response = response; self.label = label
+    }
+}
+
+package enum VerifierData {
+    /// Reference solutions and corrupted copies, labelled by the task's R. `corruptionsPerItem` corrupted copies
+    /// per item (plus the reference itself).
+    package static func referenceAndCorrupted(task: any VerifiableTask, items: [TaskItem], corruptionsPerItem: Int = 2,
+                                              seed: UInt64) -> [VerifierExample] {
+        var out: [VerifierExample] = []
+        for item in items {
+            out.append(VerifierExample(item: item, response: item.reference,
+                                       label: task.reward(item: item, response: item.reference).reward))
+            var rng = RNG(seed: seed, stream: 0x636F_7272, ContentHash.fnv1a64(item.id))
+            for _ in 0..<corruptionsPerItem {
+                let y = corrupt(item.reference, rng: &rng)
+                out.append(VerifierExample(item: item, response: y, label: task.reward(item: item, response: y).reward))
+            }
+        }
+        return out
+    }
+
+    /// One random corruption: change a digit, swap an operator, shift the final number, or cut the tail.
+    package static func corrupt(_ s: String, rng: inout RNG) -> String {
+        var chars = Array(s)
+        if chars.isEmpty { return "0" }
+        let digitIdx = chars.indices.filter { chars[$0].isNumber }
+        let opIdx = chars.indices.filter { "+-*%/<>".contains(chars[$0]) }
+        switch rng.int(4) {
+        case 0 where !digitIdx.isEmpty:
+            let i = digitIdx[rng.int(digitIdx.count)]
+            let d = Int(String(chars[i]))!
+            chars[i] = Character(String((d + 1 + rng.int(9)) % 10))
+        case 1 where !opIdx.isEmpty:
+            let i = opIdx[rng.int(opIdx.count)]
+            let ops: [Character] = ["+", "-", "*"]
+            chars[i] = ops.filter { $0 != chars[i] }[rng.int(2)]
+        case 2 where !digitIdx.isEmpty:
+            // Change the last digit (the final answer's units in math, a constant in code).
+            let i = digitIdx.last!
+            let d = Int(String(chars[i]))!
+            chars[i] = Character(String((d + 1 + rng.int(9)) % 10))
+        default:
+            if chars.count > 1 { chars.removeLast(1 + rng.int(max(1, chars.count / 3))) }
+            else { chars = ["x"] }
+        }
+        return String(chars)
+    }
+
+    /// Policy samples (n per item at temperature T), labelled by R.
+    package static func policySamples(task: any VerifiableTask, items: [TaskItem], model: GPT, samplesPerPrompt: Int,
+                                      temperature: Double, maxNewTokens: Int = 32, seed: UInt64) -> [VerifierExample] {
+        let sampler = Evaluator.sampler(model: model, maxNewTokens: maxNewTokens, seed: seed)
+        var out: [VerifierExample] = []
+        var i = 0
+        while i < items.count {
+            let batch = Array(items[i..<min(items.count, i + 16)])
+            for (item, group) in zip(batch, sampler(batch, samplesPerPrompt, temperature)) {
+                for y in group { out.append(VerifierExample(item: item, response: y, label: task.reward(item: item, response: y).reward)) }
+            }
+            i += 16
+        }
+        return out
+    }
+}
+
+package struct VerifierTrainingConfig: Codable, Sendable {
+    /// Optimiser steps. Default 300.
+    package var steps = 300
+    /// Examples per step. Default 32.
+    package var batchSize = 32
+    /// AdamW learning rate. Default 1e-3.
+    package var learningRate: Float = 1e-3
+    /// AdamW weight decay. Default 0.01.
+    package var weightDecay: Float = 0.01
+    /// Global gradient-norm clip. Default 1.
+    package var gradClip: Float = 1
+    /// Positive examples are up-weighted by (#neg/#pos) when true, so both classes count equally. Default true.
+    package var balanceClasses = true
+    package init(steps: Int = 300, batchSize: Int = 32, learningRate: Float = 1e-3, weightDecay: Float = 0.01,
+                 gradClip: Float = 1, balanceClasses: Bool = true) {
+        self.steps = steps; self.batchSize = batchSize; self.learningRate = learningRate
+        self.weightDecay = weightDecay; self.gradClip = gradClip; self.balanceClasses = balanceClasses
+    }
+}
+
+package enum VerifierTrainer {
+    /// Trains `verifier.model` in place on BCE; returns the mean loss of each step.
+    @discardableResult
+    package static func train(_ verifier: LearnedVerifier, examples: [VerifierExample], config: VerifierTrainingConfig,
+                              seed: UInt64, log: ((Int, Float) -> Void)? = nil) -> [Float] {
+        precondition(!examples.isEmpty, "VerifierTrainer.train: no examples")
+        let model = verifier.model
+        let ctx = model.config.contextLength
+        let seqs = examples.map { LearnedVerifier.sequence(prompt: $0.item.prompt, response: $0.response, contextLength: ctx) }
+        let positives = examples.filter { $0.label >= 0.5 }.count
+        let negatives = examples.count - positives
+        let posWeight: Float = (config.balanceClasses && positives > 0 && negatives > 0) ? Float(negatives) / Float(positives) : 1
+        var opt = AdamW(learningRate: config.learningRate, weightDecay: config.weightDecay)
+        var rng = RNG(seed: seed, stream: 0x7665_7269)  // "veri"
+        var losses: [Float] = []
+        for step in 0..<config.steps {
+            let idx = (0..<config.batchSize).map { _ in rng.int(examples.count) }
+            let batch = idx.map { seqs[$0] }
+            let labels = idx.map { Float(examples[$0].label) }
+            let weights = labels.map { $0 >= 0.5 ? posWeight : 1 }
+            let wSum = weights.reduce(0, +)
+            var loss: Float = 0
+            model.zeroGrad()
+            model.scalarForwardBackward(batch) { s in
+                var d = [Float](repeating: 0, count: s.count)
+                for b in 0..<s.count {
+                    let sig = 1 / (1 + exp(-s[b]))
+                    // softplus(s) − y s, computed stably.
+                    let softplus = max(s[b], 0) + log1p(exp(-abs(s[b])))
+                    loss += weights[b] * (softplus - labels[b] * s[b]) / wSum
+                    d[b] = weights[b] * (sig - labels[b]) / wSum
+                }
+                return d
+            }
+            _ = clipGradNorm(&model.grads, maxNorm: config.gradClip)
+            opt.update(params: &model.params, grads: model.grads)
+            losses.append(loss)
+            log?(step, loss)
+        }
+        return losses
+    }
+}
+
+extension Estimators {
+    /// Area under the ROC curve: P(score of a random positive > score of a random negative), ties ½.
+    /// nil if a class is empty.
+    package static func auc(scores: [Double], labels: [Double]) -> Double? {
+        precondition(scores.count == labels.count, "auc: \(scores.count) scores vs \(labels.count) labels")
+        let order = scores.indices.sorted { scores[$0] < scores[$1] }
+        var rankSumPos = 0.0
+        var pos = 0
+        var i = 0
+        while i < order.count {
+            var j = i
+            while j < order.count && scores[order[j]] == scores[order[i]] { j += 1 }
+            let avgRank = Double(i + j + 1) / 2  // ranks i+1 ... j
+            for k in i..<j where labels[order[k]] >= 0.5 { rankSumPos += avgRank; pos += 1 }
+            i = j
+        }
+        let neg = scores.count - pos
+        guard pos > 0, neg > 0 else { return nil }
+        return (rankSumPos - Double(pos * (pos + 1)) / 2) / Double(pos * neg)
+    }
+}
+
+/// Builds a verifier from a spec: "oracle", "noisy" or "noisy:fp=0.1,fn=0.2[,binary]", "learned:<path>".
+package func makeVerifier(name spec: String, task: any VerifiableTask, seed: UInt64) throws -> any Verifier {
+    let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
+    let kind = parts.first?.lowercased() ?? ""
+    let arg = parts.count > 1 ? parts[1] : nil
+    switch kind {
+    case "oracle":
+        return OracleVerifier(task: task)
+    case "noisy":
+        var fp = 0.1, fn = 0.1, continuous = true
+        for kv in (arg ?? "").split(separator: ",") {
+            let p = kv.split(separator: "=").map(String.init)
+            if p.count == 2, p[0] == "fp", let v = Double(p[1]), (0...1).contains(v) { fp = v }
+            else if p.count == 2, p[0] == "fn", let v = Double(p[1]), (0...1).contains(v) { fn = v }
+            else if p == ["binary"] { continuous = false }
+            else {
+                throw TaskError("verifier '\(spec)': cannot read '\(kv)'; use noisy:fp=0.1,fn=0.2 (rates in [0,1]), "
+                                + "optionally ,binary")
+            }
+        }
+        return NoisyVerifier(task: task, falsePositiveRate: fp, falseNegativeRate: fn, continuous: continuous, seed: seed)
+    case "learned":
+        guard let path = arg, !path.isEmpty else {
+            throw TaskError("verifier 'learned' needs a path: --verifier learned:verifier.safetensors "
+                            + "(train one with `bonfire train-verifier`)")
+        }
+        return try LearnedVerifier.load(path: path)
+    default:
+        throw TaskError("unknown verifier '\(spec)': use oracle, noisy[:fp=0.1,fn=0.2] or learned:<path>")
+    }
+}

@@ -1,1 +1,0 @@
-// BonfireTasks module (placeholder until filled)

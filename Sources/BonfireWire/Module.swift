@@ -1,1 +1,0 @@
-// BonfireWire module (placeholder until filled)

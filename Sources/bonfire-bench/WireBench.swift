@@ -1,0 +1,352 @@
+// `bonfire-bench wire`: throughput of rollout messages (BoN group batches) over tcp://127.0.0.1 through our
+// encode → send → receive → decode path, beside the raw libzmq path (same sizes, same HWM, same run: send a byte
+// buffer, receive without copying it out), and parameter-broadcast latency over PUB/SUB for 1 M and 10 M floats.
+// `bonfire-bench wire interop`: the Python interoperability check (Scripts/wire_interop.py).
+// Each measurement runs a sender thread and a receiver thread; rounds alternate raw/ours and the best round counts.
+import ArgumentParser
+import BonfireWire
+import Foundation
+
+struct WireBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wire",
+        abstract: "Wire-layer throughput and parameter-broadcast latency over tcp loopback; Python interop check.",
+        subcommands: [WireThroughput.self, WireInterop.self],
+        defaultSubcommand: WireThroughput.self)
+}
+
+/// A lock-protected box for handing values between the bench's threads.
+private final class Box<T>: @unchecked Sendable {  // every access goes through `lock`
+    private let lock = NSLock()
+    private var value: T
+    init(_ v: T) { value = v }
+    func get() -> T { lock.lock(); defer { lock.unlock() }; return value }
+    func set(_ v: T) { lock.lock(); value = v; lock.unlock() }
+}
+
+private let benchRunID = "bench-run"
+
+/// A rollout message of about `bytes` encoded bytes: one BoN group, N = 8 responses of T tokens
+/// (8 bytes per token: uint32 id + float32 log-prob).
+private func rollout(bytes: Int) -> WireEnvelope {
+    let n = 8
+    let t = max(1, (bytes - 256) / (n * 8))
+    let group = WireBoNGroup(
+        itemID: 7, promptTokens: Array(repeating: 5, count: 32), behaviourVersion: 3, temperature: 1,
+        responses: (0..<n).map { i in
+            WireBoNResponse(tokens: (0..<t).map { ($0 * 7 + i) % 64 },
+                            tokenLogProbs: (0..<t).map { -Float($0 % 13) * 0.1 }, verifierScore: 0.5,
+                            reward: Double(i % 2))
+        })
+    return WireEnvelope(runID: benchRunID, senderRole: .actor, senderID: 1, sequence: 1,
+                        payload: .bonGroups(WireBoNGroupBatch(task: "math", groups: [group])))
+}
+
+struct WireThroughput: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "throughput",
+                                                    abstract: "Rollout messages/s and MB/s, ours vs raw libzmq.")
+
+    @Option(help: "Scale the message counts (1 = about 0.3 s per round).")
+    var scale: Double = 1
+
+    @Option(help: "Rounds per path (best counts).")
+    var rounds: Int = 3
+
+    @Option(help: "Send/receive high-water mark (messages) for both paths.")
+    var hwm: Int32 = 64
+
+    @Flag(help: "Keep glibc's default malloc settings (skip WireMemory.configureForLargeMessages()).")
+    var defaultMalloc = false
+
+    mutating func run() throws {
+        let tuned = defaultMalloc ? false : WireMemory.configureForLargeMessages()
+        print("bonfire-bench wire: libzmq \(ZMQContext.libraryVersion), tcp://127.0.0.1, HWM \(hwm), best of \(rounds) rounds, "
+              + "malloc tuned for large messages: \(tuned)")
+        print("| payload | encoded bytes | encode µs | decode µs | ours msg/s | ours MB/s | raw msg/s | raw MB/s | ours/raw |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for (label, size, count) in [("1 KiB", 1 << 10, 100_000), ("64 KiB", 64 << 10, 8_000),
+                                     ("1 MiB", 1 << 20, 600)] {
+            let env = rollout(bytes: size)
+            let encodedBytes = env.encodedSize
+            let n = max(10, Int(Double(count) * scale))
+            // Encode and decode alone (one thread, no sockets), best of `rounds` batches.
+            var encodeUs = Double.infinity, decodeUs = Double.infinity
+            let reps = max(1, n / 20)
+            let bytes = env.encoded()
+            let decoder = WireDecoder(runID: benchRunID)
+            for _ in 0..<rounds {
+                var t = ContinuousClock.now
+                var sink = 0
+                for _ in 0..<reps { sink &+= env.encoded().count }
+                encodeUs = min(encodeUs, ms(ContinuousClock.now - t) * 1000 / Double(reps))
+                t = ContinuousClock.now
+                for _ in 0..<reps { if case .bonGroups(let b) = try decoder.decode(bytes).payload { sink &+= b.groups.count } }
+                decodeUs = min(decodeUs, ms(ContinuousClock.now - t) * 1000 / Double(reps))
+                precondition(sink > 0)
+            }
+            var bestOurs = Double.infinity, bestRaw = Double.infinity
+            for _ in 0..<rounds {
+                bestRaw = min(bestRaw, try measure(count: n, bytes: encodedBytes, ours: nil))
+                bestOurs = min(bestOurs, try measure(count: n, bytes: encodedBytes, ours: env))
+            }
+            let oursRate = Double(n) / bestOurs, rawRate = Double(n) / bestRaw
+            let mb = Double(encodedBytes) / 1e6
+            print(String(format: "| %@ | %d | %.1f | %.1f | %.0f | %.0f | %.0f | %.0f | %.2f |", label, encodedBytes,
+                         encodeUs, decodeUs, oursRate,
+                         oursRate * mb, rawRate, rawRate * mb, oursRate / rawRate))
+        }
+        try parameterLatency()
+    }
+
+    /// Seconds to move `count` messages; `ours == nil` measures the raw byte path.
+    private func measure(count: Int, bytes: Int, ours: WireEnvelope?) throws -> Double {
+        let ctx = try ZMQContext()
+        let pull = try ZMQSocket(ctx, .pull)
+        try pull.set(.receiveHighWaterMark(hwm))
+        try pull.bind("tcp://127.0.0.1:*")
+        let endpoint = try pull.lastEndpoint()
+        let hwm = self.hwm
+        let failure = Box<String?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let sender = Thread {
+            defer { done.signal() }
+            do {
+                let push = try ZMQSocket(ctx, .push)
+                try push.set(.sendHighWaterMark(hwm))
+                try push.connect(endpoint)
+                if let ours {
+                    var env = ours
+                    for i in 0..<count {
+                        env.sequence = UInt64(i + 1)
+                        guard try push.send(env, timeout: .seconds(30)) else { throw ValidationError("send timed out") }
+                    }
+                } else {
+                    let buffer = [UInt8](repeating: 0xAB, count: bytes)
+                    for _ in 0..<count {
+                        guard try push.send(buffer, timeout: .seconds(30)) else { throw ValidationError("send timed out") }
+                    }
+                }
+            } catch { failure.set("sender: \(error)") }
+        }
+        var decoder = WireDecoder(runID: benchRunID)
+        let start = ContinuousClock.now
+        sender.start()
+        var checksum = 0
+        for i in 0..<count {
+            if ours != nil {
+                guard let got = try pull.receiveEnvelope(&decoder, timeout: .seconds(30)) else {
+                    throw ValidationError("receiver: timed out at message \(i); \(failure.get() ?? "")")
+                }
+                guard case .bonGroups(let b) = try got.envelope.get().payload else { throw ValidationError("bad payload") }
+                checksum &+= b.groups[0].responses[0].tokens.count
+            } else {
+                guard let n = try pull.receiveDiscarding(timeout: .seconds(30)) else {
+                    throw ValidationError("receiver: timed out at message \(i); \(failure.get() ?? "")")
+                }
+                checksum &+= n
+            }
+        }
+        let elapsed = ContinuousClock.now - start
+        done.wait()
+        if let f = failure.get() { throw ValidationError(f) }
+        precondition(checksum > 0)
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    }
+
+    /// PUB/SUB broadcast latency: learner holds [Float] → subscriber holds decoded [Float].
+    private func parameterLatency() throws {
+        print("")
+        print("| parameters | bytes | encode ms | decode ms | broadcast latency ms (min / median of 5) |")
+        print("|---|---:|---:|---:|---:|")
+        for count in [1_000_000, 10_000_000] {
+            let params = WireParameters(version: 1, layoutHash: 9, values: (0..<count).map { Float($0 & 1023) })
+            let env = WireEnvelope(runID: benchRunID, senderRole: .learner, senderID: 0, sequence: 1,
+                                   payload: .parameters(params))
+            // Encode / decode alone.
+            var t = ContinuousClock.now
+            let bytes = env.encoded()
+            let encodeMs = ms(ContinuousClock.now - t)
+            t = ContinuousClock.now
+            let decoded = try WireDecoder(runID: benchRunID).decode(bytes)
+            let decodeMs = ms(ContinuousClock.now - t)
+            precondition(decoded == env, "parameter round trip differs")
+
+            let ctx = try ZMQContext()
+            let pub = try ZMQSocket(ctx, .pub)
+            try pub.set(.sendHighWaterMark(4))
+            try pub.bind("tcp://127.0.0.1:*")
+            let endpoint = try pub.lastEndpoint()
+            let sentAt = Box<ContinuousClock.Instant?>(nil)
+            let latencies = Box<[Double]>([])
+            let joined = Box(false)
+            let failure = Box<String?>(nil)
+            let done = DispatchSemaphore(value: 0)
+            let repeats = 5
+            let subscriber = Thread {
+                defer { done.signal() }
+                do {
+                    let sub = try ZMQSocket(ctx, .sub)
+                    try sub.set(.subscribe([]))
+                    try sub.set(.receiveHighWaterMark(4))
+                    try sub.connect(endpoint)
+                    var decoder = WireDecoder(runID: benchRunID)
+                    var got = 0
+                    while got < repeats {
+                        guard let r = try sub.receiveEnvelope(&decoder, timeout: .seconds(30)) else {
+                            throw ValidationError("subscriber timed out")
+                        }
+                        guard case .parameters(let p) = try r.envelope.get().payload else {
+                            joined.set(true)  // a probe: the subscription is live
+                            continue
+                        }
+                        let now = ContinuousClock.now
+                        precondition(p.values.count == count)
+                        latencies.set(latencies.get() + [ms(now - sentAt.get()!)])
+                        got += 1
+                    }
+                } catch { failure.set("\(error)") }
+            }
+            subscriber.start()
+            // Slow joiner: publish small probes until the subscriber sees one.
+            let probe = WireEnvelope(runID: benchRunID, senderRole: .learner, senderID: 0, sequence: 0,
+                                     payload: .heartbeat(WireHeartbeat(policyVersion: 0, unixTimeMs: 0)))
+            while !joined.get() && failure.get() == nil {
+                _ = try pub.send(probe, timeout: .zero)
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+            for i in 0..<repeats {
+                while latencies.get().count < i && failure.get() == nil { Thread.sleep(forTimeInterval: 0.001) }
+                sentAt.set(ContinuousClock.now)
+                guard try pub.send(env, timeout: .seconds(30)) else { throw ValidationError("publish timed out") }
+                while latencies.get().count <= i && failure.get() == nil { Thread.sleep(forTimeInterval: 0.0005) }
+            }
+            done.wait()
+            if let f = failure.get() { throw ValidationError(f) }
+            let l = latencies.get().sorted()
+            print(String(format: "| %d M floats | %d | %.1f | %.1f | %.1f / %.1f |", count / 1_000_000, bytes.count,
+                         encodeMs, decodeMs, l[0], l[l.count / 2]))
+        }
+    }
+}
+
+private func ms(_ d: Duration) -> Double {
+    Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) * 1e-15
+}
+
+/// Runs Scripts/wire_interop.py against this process over tcp://127.0.0.1. Exit 0 = passed, 77 = SKIPPED (Python
+/// dependencies missing: not a pass), anything else = failed.
+struct WireInterop: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "interop", abstract: "Check that Python protobuf + pyzmq decode what we send and send what we accept.")
+
+    @Option(help: "Python interpreter.") var python = "python3"
+    @Option(help: "Path of the interop script.") var script = "Scripts/wire_interop.py"
+    @Option(help: "Seconds to wait for each step before failing.") var timeout = 20
+
+    mutating func run() throws {
+        guard FileManager.default.fileExists(atPath: script) else {
+            throw ValidationError("\(script) not found: run from the repository root or pass --script")
+        }
+        let runID = "interop-\(getpid())"
+        let ctx = try ZMQContext()
+        let push = try ZMQSocket(ctx, .push)
+        try push.bind("tcp://127.0.0.1:*")
+        let pull = try ZMQSocket(ctx, .pull)
+        try pull.bind("tcp://127.0.0.1:*")
+
+        let sent = interopSamples().enumerated().map { i, payload in
+            WireEnvelope(runID: runID, senderRole: .actor, senderID: 3, sequence: UInt64(i + 1), payload: payload)
+        }
+        let proc = Process()
+        proc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        proc.arguments = [python, script, "--pull", try push.lastEndpoint(), "--push", try pull.lastEndpoint(),
+                          "--run-id", runID, "--count", "\(sent.count)", "--timeout-ms", "\(timeout * 1000)"]
+        try proc.run()
+        defer { if proc.isRunning { proc.terminate(); proc.waitUntilExit() } }
+
+        func fail(_ why: String) -> Never {
+            if proc.isRunning { proc.terminate() }
+            proc.waitUntilExit()
+            print("wire interop: FAILED: \(why)")
+            Foundation.exit(1)
+        }
+        let step = Duration.seconds(timeout)
+        for env in sent {
+            guard try push.send(env, timeout: step) else {
+                if !proc.isRunning && proc.terminationStatus == 77 { break }
+                fail("python did not take message \(env.sequence) within \(timeout) s")
+            }
+        }
+        var decoder = WireDecoder(runID: runID)
+        // 1. Echoes re-serialized by Python equal what we sent.
+        var echoed = 0
+        while echoed < sent.count {
+            guard let r = try pull.receiveEnvelope(&decoder, timeout: .milliseconds(200)) else {
+                if !proc.isRunning { break }
+                continue
+            }
+            guard try r.envelope.get() == sent[echoed] else { fail("echo \(echoed + 1) differs from what was sent") }
+            echoed += 1
+        }
+        if echoed < sent.count {
+            proc.waitUntilExit()
+            if proc.terminationStatus == 77 {
+                print("wire interop: SKIPPED (not passed): the Python side is missing a dependency, see its message above")
+                Foundation.exit(77)
+            }
+            fail("python exited with status \(proc.terminationStatus) after \(echoed) of \(sent.count) echoes")
+        }
+        // 2. Messages Python built from scratch.
+        var fromPython: [WirePayload] = []
+        while fromPython.count < 4 {
+            guard let r = try pull.receiveEnvelope(&decoder, timeout: step) else { fail("python sent only \(fromPython.count) of 4 messages") }
+            let env = try r.envelope.get()
+            guard env.senderRole == .tool, env.senderID == 7 else { fail("unexpected sender \(env.senderRole) \(env.senderID)") }
+            fromPython.append(env.payload)
+        }
+        guard case .hello(let h) = fromPython[0], h.role == .actor, h.id == 9, h.capabilities == ["python", "interop"]
+        else { fail("python hello decoded as \(fromPython[0])") }
+        guard case .bonGroups(let b) = fromPython[1], b.task == "math", b.groups.count == 1,
+              b.groups[0].behaviourVersion == 12, b.groups[0].promptTokens == [1, 5, 6, 7],
+              b.groups[0].responses.count == 4,
+              b.groups[0].responses[3].tokenLogProbs == [-0.5, -0.25, -0.375],
+              b.groups[0].responses[2].reward == 1, b.groups[0].temperature == 0.5
+        else { fail("python BoN group batch decoded as \(fromPython[1])") }
+        guard case .metrics(let m) = fromPython[2], m.values == ["loss/policy": 0.75, "eval/bo4": 0.5], m.step == 5
+        else { fail("python metrics decoded as \(fromPython[2])") }
+        guard case .shutdown(let s) = fromPython[3], s.reason == "python done" else { fail("python shutdown: \(fromPython[3])") }
+
+        let deadline = Date().addingTimeInterval(Double(timeout))
+        while proc.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if proc.isRunning { fail("python did not exit within \(timeout) s") }
+        guard proc.terminationStatus == 0 else { fail("python exited with status \(proc.terminationStatus)") }
+        print("wire interop: PASSED: python decoded and echoed \(sent.count) Swift envelopes (all payload kinds); "
+              + "Swift decoded 4 python-built messages; drops \(decoder.dropped)")
+    }
+}
+
+/// One of each payload kind, with values the Python side checks (parameters are k·0.25 − 3).
+private func interopSamples() -> [WirePayload] {
+    [
+        .hello(WireHello(role: .actor, id: 3, host: "127.0.0.1", pid: UInt32(getpid()), capabilities: ["bon-groups"])),
+        .helloAck(WireHelloAck(accepted: true, currentVersion: 12, heartbeatIntervalMs: 500, liveness: 3)),
+        .heartbeat(WireHeartbeat(policyVersion: 12, unixTimeMs: 1_700_000_000_123, state: "sampling")),
+        .parameters(WireParameters(version: 12, layoutHash: 0xDEAD_BEEF, values: (0..<4096).map { Float($0) * 0.25 - 3 })),
+        .bonGroups(WireBoNGroupBatch(task: "math", groups: [
+            WireBoNGroup(itemID: 5, promptTokens: [1, 20, 21], behaviourVersion: 11, temperature: 0.8, responses: [
+                WireBoNResponse(tokens: [30, 31, 2], tokenLogProbs: [-0.5, -1.25, -0.125], verifierScore: 0.9, reward: 1),
+                WireBoNResponse(tokens: [33, 2], tokenLogProbs: [-2, -0.0625], verifierScore: 0.1, reward: 0),
+            ]),
+        ])),
+        .episodes(WireEpisodeBatch(env: "chain", observationDim: 2, observations: [0, 1, 1, 0, 0.5, 0.5],
+                                   actions: [1, 0, -1], rewards: [0, 0, 1], dones: [false, false, true],
+                                   truncations: [false, false, false], behaviourLogProbs: [-0.7, -0.7, -0.1],
+                                   behaviourVersions: [11, 11, 12], bootstrapObservation: [0, 0])),
+        .evalRequest(WireEvalRequest(requestID: 2, version: 12, task: "math", nList: [1, 4, 16], temperatures: [1.0])),
+        .evalReport(WireEvalReport(requestID: 2, version: 12, task: "math", rows: [
+            WireEvalRow(n: 4, temperature: 1, passAtN: 0.5, boN: 0.375, meanReward: 0.25, numPrompts: 64)])),
+        .metrics(WireMetrics(step: 300, version: 12, values: ["loss/policy": 1.25, "throughput/samples_per_s": 99.5])),
+        .shutdown(WireShutdown(reason: "done")),
+    ]
+}

@@ -1,0 +1,104 @@
+// `bonfire local`: the whole job on this machine as separate OS processes (coordinator, learner, K actors) over
+// tcp://127.0.0.1, with their log lines prefixed by role. Ctrl-C stops every child (SIGTERM, then SIGKILL after a
+// grace period); the exit status is non-zero if a role failed.
+import ArgumentParser
+import BonfireCluster
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct LocalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "local",
+        abstract: "Run a whole job on this machine as separate processes (default: math task, BoN-RL-S, tiny model).",
+        discussion: """
+        With no arguments this runs the built-in default job (RunConfig defaults; see docs/cluster.md) and writes
+        the run directory runs/latest (config.json, metrics.jsonl, checkpoints/, eval/, logs/). Watch it with
+        `bonfire status runs/latest`. Ports: the defaults 5555–5558; if one is busy, free ports are chosen and printed.
+        """)
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "Number of actor processes (overrides actors.count).")
+    var actors: Int?
+    @Flag(help: "Resume the learner from the latest checkpoint in the run directory.")
+    var resume = false
+    @Flag(help: "Fail instead of choosing other ports when a configured port is busy.")
+    var strictPorts = false
+
+    func run() throws {
+        var config = try options.load()
+        if let actors {
+            guard actors >= 1 else { throw ValidationError("--actors must be ≥ 1, got \(actors)") }
+            config.actors.count = actors
+        }
+        let ports = [config.endpoints.coordinatorPort, config.endpoints.rolloutPort,
+                     config.endpoints.paramsPort, config.endpoints.paramsRequestPort]
+        if let busy = ports.first(where: { !portIsFree($0) }) {
+            if strictPorts {
+                throw ValidationError("port \(busy) on 127.0.0.1 is busy (another run?); stop it or set endpoints.*Port")
+            }
+            let fresh = freePorts(4)
+            (config.endpoints.coordinatorPort, config.endpoints.rolloutPort,
+             config.endpoints.paramsPort, config.endpoints.paramsRequestPort) = (fresh[0], fresh[1], fresh[2], fresh[3])
+            say("bonfire local: port \(busy) is busy; using ports \(fresh.map(String.init).joined(separator: ", ")) instead")
+        }
+        let dir = try RunDirectory.create(at: URL(fileURLWithPath: config.run.dir), config: config)
+        let configPath = dir.configURL.path
+        let exe = currentExecutable()
+        say("bonfire local: run \(config.run.id): coordinator, learner, \(config.actors.count) actors; " +
+              "run directory \(dir.url.path) (watch: bonfire status \(dir.url.path))")
+        var children = [
+            ChildSpec(name: "coordinator", executable: exe, arguments: ["coordinator", "--config", configPath]),
+            ChildSpec(name: "learner", executable: exe, arguments: ["learner", "--config", configPath] + (resume ? ["--resume"] : [])),
+        ]
+        for k in 0..<config.actors.count {
+            children.append(ChildSpec(name: "actor-\(k)", executable: exe,
+                                      arguments: ["actor", "--id", String(k), "--config", configPath]))
+        }
+        let supervisor = Supervisor(children: children, logDirectory: dir.logsURL)
+        let code = supervisor.run()
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+/// Unbuffered line on stdout (children's prefixed lines go to the same stream).
+func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
+/// This executable's path (children are the same binary with a role subcommand).
+func currentExecutable() -> String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+}
+
+/// True when nothing listens on 127.0.0.1:port (we can bind it).
+func portIsFree(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var one: Int32 = 1  // as ZeroMQ binds: SO_REUSEADDR, so TIME_WAIT leftovers of a finished run do not count
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+}
+
+/// `count` distinct ports the kernel hands out for 127.0.0.1 right now (all held open until all are chosen).
+func freePorts(_ count: Int) -> [Int] {
+    var fds: [Int32] = []
+    defer { fds.forEach { close($0) } }
+    return (0..<count).map { _ in
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        fds.append(fd)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}

@@ -1,0 +1,101 @@
+// `bonfire coordinator | learner | actor --id K`: one process per role, sharing one option group. The same
+// commands run on one machine (`bonfire local` starts them for you) and across hosts (Scripts/launch-cluster.sh);
+// only the endpoints in the config differ.
+import ArgumentParser
+import BonfireCluster
+import BonfireWire
+import Foundation
+
+/// Options every role (and `bonfire local`) shares: config files and `--set` overrides.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .customLong("config"), help: ArgumentHelp(
+        "A JSON override file (see Cluster/ and docs/cluster.md); repeat to layer several, later wins.",
+        valueName: "file"))
+    var configFiles: [String] = []
+
+    @Option(name: .customLong("set"), help: ArgumentHelp(
+        "Override one config value, e.g. --set learner.maxSteps=50 or --set eval.n=1,2,4 (repeatable).",
+        valueName: "key=value"))
+    var sets: [String] = []
+
+    /// The resolved config. An empty run id is derived from the resolved config itself, so every role started
+    /// with the same files and sets agrees on it without talking first.
+    func load() throws -> RunConfig {
+        var config: RunConfig
+        do {
+            config = try RunConfig.load(overrides: configFiles.map { URL(fileURLWithPath: $0) }, sets: sets)
+            try config.validate()
+        } catch let e as ConfigError {
+            throw ValidationError("config: \(e.message)")
+        }
+        if config.run.id.isEmpty {
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for b in config.resolvedJSON().utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+            config.run.id = "run-" + String(h, radix: 16).prefix(8)
+        }
+        return config
+    }
+}
+
+/// Runs a role body with the stop-signal handlers installed and a ZeroMQ context; maps failures to exit codes.
+func runRole(_ name: String, _ body: (ZMQContext) throws -> Int32) throws {
+    StopFlag.install()
+    let context = try ZMQContext()
+    let code: Int32
+    do { code = try body(context) } catch let e as ClusterError {
+        FileHandle.standardError.write(Data("bonfire \(name): \(e.message)\n".utf8))
+        context.shutdown()
+        throw ExitCode(2)
+    }
+    context.shutdown()
+    if code != 0 { throw ExitCode(code) }
+}
+
+struct CoordinatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Run the coordinator: registry, liveness, evaluation schedule, run log and metrics.jsonl.")
+    @OptionGroup var options: ConfigOptions
+
+    func run() throws {
+        let config = try options.load()
+        let dir = try RunDirectory.create(at: URL(fileURLWithPath: config.run.dir), config: config)
+        roleLog("coordinator: resolved config:\n" + config.resolvedJSON())
+        try runRole("coordinator") { try Coordinator(config: config, runDir: dir).run(context: $0) }
+    }
+}
+
+struct LearnerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "learner",
+        abstract: "Run the learner: consume BoN groups, update the policy, publish versioned parameters, checkpoint.")
+    @OptionGroup var options: ConfigOptions
+    @Flag(help: "Continue from the latest checkpoint in <run.dir>/checkpoints (same parameter version sequence).")
+    var resume = false
+
+    func run() throws {
+        let config = try options.load()
+        let dir = try RunDirectory.create(at: URL(fileURLWithPath: config.run.dir), config: config)
+        roleLog("learner: run \(config.run.id), algorithm \(config.algorithm.name), task \(config.task.name)")
+        try runRole("learner") { try LearnerRole(config: config, runDir: dir, resume: resume).run(context: $0) }
+    }
+}
+
+struct ActorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "actor",
+        abstract: "Run an actor: sample BoN groups with the latest parameters, score them, push them to the learner.")
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "This actor's id (0, 1, …); a restarted actor reuses its id and re-registers.")
+    var id: Int
+
+    func validate() throws {
+        guard id >= 0 else { throw ValidationError("--id must be ≥ 0, got \(id)") }
+    }
+
+    func run() throws {
+        let config = try options.load()
+        roleLog("actor-\(id): run \(config.run.id), task \(config.task.name), verifier \(config.actors.verifier)")
+        try runRole("actor-\(id)") { try ActorRole(config: config, id: id).run(context: $0) }
+    }
+}

@@ -1,0 +1,118 @@
+// `bonfire train-verifier`: trains a learned verifier (scalar-head transformer, BCE on labels R) and reports its
+// held-out AUC and the Bo-N accuracy it achieves on held-out BoN groups, next to pass@N and the oracle.
+// Training data: samples of a policy checkpoint labelled with R (--policy), or, with --policy none, the task's
+// reference solutions plus corrupted copies labelled with R (a stand-in until a policy exists; stated in the output).
+import ArgumentParser
+import BonfireMath
+import BonfireModel
+import BonfireTasks
+import Foundation
+
+struct TrainVerifierCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-verifier",
+        abstract: "Train a learned verifier on labelled samples; report held-out AUC and Bo-N accuracy.")
+
+    @Option(help: "Task: math or code.")
+    var task = "math"
+    @Option(help: "Task seed.")
+    var taskSeed: UInt64 = 0
+    @Option(help: "Policy checkpoint whose samples are labelled, or 'none' (references + corrupted copies).")
+    var policy = "none"
+    @Option(help: "Training prompts (train split).")
+    var prompts = 500
+    @Option(help: "Samples per training prompt (policy mode) or corrupted copies per reference (none mode).")
+    var samples = 4
+    @Option(help: "Held-out prompts (validation split).")
+    var heldOutPrompts = 100
+    @Option(help: "Sampling temperature for policy samples.")
+    var temperature = 1.0
+    @Option(help: "Verifier model: layers.")
+    var layers = 2
+    @Option(help: "Verifier model: width.")
+    var dim = 64
+    @Option(help: "Verifier model: heads.")
+    var heads = 4
+    @Option(help: "Optimiser steps.")
+    var steps = 300
+    @Option(help: "Batch size.")
+    var batchSize = 32
+    @Option(help: "Learning rate.")
+    var lr: Float = 1e-3
+    @Option(help: "Seed.")
+    var seed: UInt64 = 0
+    @Option(help: "Output file (.safetensors).")
+    var out = "verifier.safetensors"
+
+    func run() throws {
+        let t: any VerifiableTask
+        do { t = try TaskRegistry.make(name: task, seed: taskSeed) } catch { throw ValidationError("--task: \(error)") }
+        guard prompts >= 1, heldOutPrompts >= 1, samples >= 1, steps >= 1 else {
+            throw ValidationError("--prompts, --held-out-prompts, --samples and --steps must all be ≥ 1")
+        }
+        let trainItems = t.items(split: .train, range: 0..<prompts)
+        let heldItems = t.items(split: .validation, range: 0..<heldOutPrompts)
+        let train: [VerifierExample], held: [VerifierExample]
+        let heldGroupSize: Int
+        var source: String
+        if policy == "none" {
+            source = "reference solutions + \(samples) corrupted copies each (no policy checkpoint), labelled by R"
+            train = VerifierData.referenceAndCorrupted(task: t, items: trainItems, corruptionsPerItem: samples, seed: seed)
+            held = VerifierData.referenceAndCorrupted(task: t, items: heldItems, corruptionsPerItem: samples, seed: seed &+ 1)
+            heldGroupSize = samples + 1
+        } else {
+            guard FileManager.default.fileExists(atPath: policy) else {
+                throw ValidationError("--policy \(policy) does not exist; pass a policy checkpoint or 'none'")
+            }
+            let loaded = try Checkpoint.load(from: URL(fileURLWithPath: policy))
+            source = "\(samples) samples per prompt from \(policy) at T=\(temperature), labelled by R"
+            train = VerifierData.policySamples(task: t, items: trainItems, model: loaded.model, samplesPerPrompt: samples,
+                                               temperature: temperature, seed: seed)
+            held = VerifierData.policySamples(task: t, items: heldItems, model: loaded.model, samplesPerPrompt: samples,
+                                              temperature: temperature, seed: seed &+ 1)
+            heldGroupSize = samples
+        }
+        let pos = train.filter { $0.label >= 0.5 }.count
+        print("train-verifier: task \(task); data: \(source)")
+        print("train-verifier: \(train.count) training examples (\(pos) with R = 1), \(held.count) held-out")
+        if pos == 0 || pos == train.count {
+            print("train-verifier: WARNING all training labels are \(pos == 0 ? 0 : 1); the verifier cannot learn to rank. "
+                  + "Use a stronger policy, more samples, or --policy none")
+        }
+        let config = GPTConfig(vocabSize: Tokenizer.vocabSize, contextLength: 64, layers: layers, heads: heads, dim: dim,
+                               scalarHead: true)
+        let verifier = LearnedVerifier(model: LearnedVerifier.makeModel(config: config, seed: seed), source: out)
+        let start = Date()
+        let tc = VerifierTrainingConfig(steps: steps, batchSize: batchSize, learningRate: lr)
+        VerifierTrainer.train(verifier, examples: train, config: tc, seed: seed) { step, loss in
+            if step % 50 == 0 || step == steps - 1 {
+                let el = Date().timeIntervalSince(start)
+                print(String(format: "step %d/%d loss/bce %.4f (%.1f steps/s)", step + 1, steps, loss, Double(step + 1) / max(el, 1e-9)))
+            }
+        }
+        // Held-out AUC and Bo-N over held-out BoN groups (consecutive examples share an item).
+        let heldScores = held.map { verifier.scores(item: $0.item, responses: [$0.response])[0] }
+        let auc = Estimators.auc(scores: heldScores, labels: held.map { $0.label })
+        print("held-out AUC: " + (auc.map { String(format: "%.4f", $0) } ?? "undefined (one class only)"))
+        var bon: [Int: [Double]] = [:], pass: [Int: [Double]] = [:]
+        let ns = [1, 2, 4, 8, 16, 32].filter { $0 <= heldGroupSize }
+        var i = 0
+        while i + heldGroupSize <= held.count {
+            let group = Array(i..<i + heldGroupSize)
+            let R = group.map { held[$0].label }, r = group.map { heldScores[$0] }
+            for N in ns {
+                bon[N, default: []].append(Estimators.bestOfN(scores: r, rewards: R, n: N))
+                pass[N, default: []].append(Estimators.passAtK(n: R.count, c: R.filter { $0 >= 0.5 }.count, k: N))
+            }
+            i += heldGroupSize
+        }
+        for N in ns {
+            let b = Estimators.meanAndStandardError(bon[N]!), p = Estimators.meanAndStandardError(pass[N]!)
+            print(String(format: "held-out N=%-3d Bo-N (learned) %.3f±%.3f   pass@N (= oracle Bo-N) %.3f±%.3f",
+                         N, b.mean, b.standardError, p.mean, p.standardError))
+        }
+        try verifier.save(path: out, metadata: ["task": task, "data": source,
+                                                "heldout_auc": auc.map { String($0) } ?? "nan"])
+        print("wrote \(out) (use: bonfire eval --verifier learned:\(out))")
+    }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class BonfireAlgorithmsTestsPlaceholder: XCTestCase { func testBuilds() {} }

@@ -1,0 +1,172 @@
+// End-to-end tests of the runtime through the real executable: `bonfire local` with 2 actors, an actor killed and
+// restarted mid-run, and a learner killed and resumed. They need the `bonfire` product built next to the test
+// bundle (Scripts/test.sh builds it first); without it they fail with a message saying so.
+import BonfireCluster
+import Foundation
+import XCTest
+
+final class LocalRunTests: XCTestCase {
+    /// The `bonfire` executable in the same build products folder as this test bundle.
+    func bonfireExecutable() throws -> String {
+        var dir = Bundle(for: LocalRunTests.self).bundleURL.deletingLastPathComponent()
+        for _ in 0..<3 {
+            let candidate = dir.appendingPathComponent("bonfire").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        XCTFail("bonfire executable not found next to the test bundle; build it first: swift build -c release --product bonfire")
+        throw XCTSkip("unreachable")
+    }
+
+    func tempRunDir(_ name: String) -> URL {
+        let url = FileManager.default.temporaryDirectory
+            .appendingPathComponent("bonfire-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try? FileManager.default.removeItem(at: url)
+        return url
+    }
+
+    /// Small, fast settings shared by every test run (tiny model, short warm-up, short liveness window).
+    func fastSets(runDir: URL, maxSteps: Int) -> [String] {
+        [
+            "run.dir=\(runDir.path)", "learner.maxSteps=\(maxSteps)", "learner.groupsPerStep=4",
+            "learner.checkpointEvery=1", "algorithm.sftWarmupSteps=20", "model.layers=1", "model.dim=32",
+            "sampling.groupSize=4", "sampling.maxNewTokens=12", "algorithm.trainN=2",
+            "eval.everyVersions=3", "eval.prompts=4", "eval.samples=4", "eval.n=1,2,4",
+            "liveness.heartbeatIntervalMs=200", "liveness.livenessCount=5", "logging.periodSeconds=1",
+            "liveness.peerGiveUpMs=30000",
+        ].flatMap { ["--set", $0] }
+    }
+
+    func metrics(_ runDir: URL) -> [MetricsRecord] {
+        let text = (try? String(contentsOf: runDir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { MetricsRecord(jsonLine: $0) }
+    }
+
+    func maxLearnerVersion(_ runDir: URL) -> Int {
+        metrics(runDir).filter { $0.role == "learner" }.map(\.version).max() ?? -1
+    }
+
+    /// Runs a supervisor on a background thread, collecting its prefixed lines.
+    final class Collected: @unchecked Sendable {
+        let lock = NSLock()
+        var lines: [String] = []
+        func add(_ s: String) { lock.lock(); lines.append(s); lock.unlock() }
+        func contains(_ s: String) -> Bool { lock.lock(); defer { lock.unlock() }; return lines.contains { $0.contains(s) } }
+        var text: String { lock.lock(); defer { lock.unlock() }; return lines.joined(separator: "\n") }
+    }
+
+    func waitUntil(_ seconds: Double, _ what: String, _ collected: Collected, _ cond: () -> Bool) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline { if cond() { return }; usleep(100_000) }
+        XCTFail("timed out after \(seconds) s waiting for: \(what)\n--- log ---\n\(collected.text.suffix(6000))")
+    }
+
+    func testLocalRunWithTwoActorsAdvancesVersionsEvaluatesAndExitsCleanly() throws {
+        let exe = try bonfireExecutable()
+        let dir = tempRunDir("local")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = ["local", "--actors", "2"] + fastSets(runDir: dir, maxSteps: 6)
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, "bonfire local failed:\n\(out.suffix(6000))")
+        XCTAssertGreaterThanOrEqual(maxLearnerVersion(dir), 6, out.suffix(4000).description)
+        XCTAssertTrue(out.contains("[coordinator]") && out.contains("[learner]") && out.contains("[actor-1]"),
+                      "log lines are prefixed by role")
+        XCTAssertTrue(out.contains("actor-0 registered") && out.contains("actor-1 registered"), out.suffix(4000).description)
+        XCTAssertTrue(out.contains("eval of version"), "the coordinator logs an evaluation table")
+        XCTAssertTrue(metrics(dir).contains { $0.values.keys.contains { $0.hasPrefix("eval/pass@") } }, "eval metrics in metrics.jsonl")
+        XCTAssertTrue(metrics(dir).contains { $0.values[MetricKey.runFinished] == 1 })
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("config.json").path))
+        let ckpts = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("checkpoints").path)
+        XCTAssertTrue(ckpts.contains("v000006.safetensors"), "final checkpoint, got \(ckpts)")
+        // `bonfire status` reads the finished run.
+        let s = Process()
+        s.executableURL = URL(fileURLWithPath: exe)
+        s.arguments = ["status", dir.path]
+        let sp = Pipe(); s.standardOutput = sp; s.standardError = sp
+        try s.run()
+        let status = String(decoding: sp.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        s.waitUntilExit()
+        XCTAssertEqual(s.terminationStatus, 0, status)
+        XCTAssertTrue(status.contains("6"), status)
+    }
+
+    func testKilledActorIsReportedDeadRunContinuesAndRestartedActorRejoins() throws {
+        let exe = try bonfireExecutable()
+        let dir = tempRunDir("fault")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ports = (0..<4).map { _ in Int.random(in: 20000...40000) }
+        let sets = fastSets(runDir: dir, maxSteps: 40) + [
+            "endpoints.coordinatorPort=\(ports[0])", "endpoints.rolloutPort=\(ports[1])",
+            "endpoints.paramsPort=\(ports[2])", "endpoints.paramsRequestPort=\(ports[3])",
+        ].flatMap { ["--set", $0] }
+        let role = { (args: [String]) in args + sets }
+        let collected = Collected()
+        let supervisor = Supervisor(children: [
+            ChildSpec(name: "coordinator", executable: exe, arguments: role(["coordinator"])),
+            ChildSpec(name: "learner", executable: exe, arguments: role(["learner"])),
+            ChildSpec(name: "actor-0", executable: exe, arguments: role(["actor", "--id", "0"])),
+            ChildSpec(name: "actor-1", executable: exe, arguments: role(["actor", "--id", "1"]), required: false),
+        ], gracePeriod: 5, handleSignals: false, output: { collected.add($0) })
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var code: Int32 = -1
+        Thread.detachNewThread { code = supervisor.run(); done.signal() }
+
+        waitUntil(90, "version ≥ 3", collected) { maxLearnerVersion(dir) >= 3 }
+        XCTAssertTrue(supervisor.kill(name: "actor-1", signal: SIGKILL))
+        waitUntil(30, "coordinator reports actor-1 dead", collected) { collected.contains("actor-1 DEAD") }
+        let versionAtDeath = maxLearnerVersion(dir)
+        waitUntil(60, "training continues with one actor", collected) { maxLearnerVersion(dir) >= versionAtDeath + 2 }
+        supervisor.restart(name: "actor-1")
+        waitUntil(60, "actor-1 rejoins", collected) { collected.contains("actor-1 REJOINED") }
+        waitUntil(180, "run finishes", collected) { done.wait(timeout: .now()) == .success }
+        XCTAssertEqual(code, 0, collected.text.suffix(4000).description)
+        XCTAssertGreaterThanOrEqual(maxLearnerVersion(dir), 40)
+    }
+
+    func testLearnerKilledAndResumedContinuesTheVersionSequence() throws {
+        let exe = try bonfireExecutable()
+        let dir = tempRunDir("resume")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let collected = Collected()
+        let ports = (0..<4).map { _ in Int.random(in: 40001...60000) }
+        let portSets = [
+            "endpoints.coordinatorPort=\(ports[0])", "endpoints.rolloutPort=\(ports[1])",
+            "endpoints.paramsPort=\(ports[2])", "endpoints.paramsRequestPort=\(ports[3])",
+        ].flatMap { ["--set", $0] }
+        let sets = fastSets(runDir: dir, maxSteps: 1000) + portSets
+        let first = Supervisor(children: [
+            ChildSpec(name: "coordinator", executable: exe, arguments: ["coordinator"] + sets),
+            ChildSpec(name: "learner", executable: exe, arguments: ["learner"] + sets),
+            ChildSpec(name: "actor-0", executable: exe, arguments: ["actor", "--id", "0"] + sets),
+        ], gracePeriod: 3, handleSignals: false, output: { collected.add($0) })
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread { _ = first.run(); done.signal() }
+        let ckpt = dir.appendingPathComponent("checkpoints/v000003.safetensors")
+        waitUntil(90, "checkpoint v3", collected) { FileManager.default.fileExists(atPath: ckpt.path) }
+        XCTAssertTrue(first.kill(name: "learner", signal: SIGKILL))
+        first.requestShutdown()
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success, "supervisor stops after the learner dies")
+        let killedAt = maxLearnerVersion(dir)
+
+        // Resume: the learner continues from its latest checkpoint; versions continue, they do not restart at 0.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = ["local", "--resume", "--strict-ports", "--actors", "1"] + fastSets(runDir: dir, maxSteps: killedAt + 3) + portSets
+        let pipe = Pipe(); p.standardOutput = pipe; p.standardError = pipe
+        try p.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, out.suffix(4000).description)
+        XCTAssertTrue(out.contains("resumed from v"), out.suffix(4000).description)
+        let versions = metrics(dir).filter { $0.role == "learner" }.map(\.version)
+        XCTAssertGreaterThanOrEqual(versions.max() ?? 0, killedAt + 1, "versions continue past \(killedAt)")
+        XCTAssertFalse(out.contains("serving version 0 ("), "a resumed learner must not restart at version 0")
+    }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class BonfireClusterTestsPlaceholder: XCTestCase { func testBuilds() {} }

@@ -1,2 +1,0 @@
-import XCTest
-final class BonfireModelTestsPlaceholder: XCTestCase { func testBuilds() {} }

@@ -1,0 +1,124 @@
+// KV-cache decoding vs the full forward, determinism by seed, greedy / top-k / top-p edge cases, stopping rules.
+import XCTest
+import BonfireMath
+import BonfireModel
+import BonfireTestSupport
+
+final class SamplerTests: XCTestCase {
+    static let cfg = GPTConfig(vocabSize: 20, contextLength: 16, layers: 2, heads: 2, dim: 16)
+
+    func model() -> GPT {
+        let m = GPT(config: Self.cfg, seed: 5)
+        var rng = RNG(seed: 9)
+        for i in m.params.indices { m.params[i] += Float(rng.normal()) * 0.2 }   // peaky, non-uniform distributions
+        return m
+    }
+
+    func testKVCacheLogitsEqualFullForwardAtEveryPosition() {
+        let m = model()
+        let prompt = [1, 4, 7], cont = [3, 9, 9, 12, 5, 2, 8, 8, 10, 11, 4, 6, 13]
+        let cached = m.cachedLogits(prompt: prompt, continuation: cont)
+        let full = m.logits([prompt + cont])[0]
+        XCTAssertEqual(cached.count, cont.count + 1)
+        for (i, row) in cached.enumerated() {
+            expectClose(row, full[prompt.count - 1 + i], rtol: 1e-4, atol: 1e-5, "position \(prompt.count - 1 + i)")
+        }
+    }
+
+    func testSampledLogProbsMatchTokenLogProbs() {
+        let m = model()
+        var rng = RNG(seed: 1)
+        let prompts = [[1, 4], [1, 5, 6, 7, 8]]
+        for temp: Float in [1, 0.7, 0] {
+            let cfg = SamplingConfig(temperature: temp, maxNewTokens: 9, stopToken: 2)
+            let out = m.sample(prompts: prompts, samplesPerPrompt: 3, config: cfg, rng: &rng)
+            XCTAssertEqual(out.map(\.count), [3, 3])
+            for (p, group) in out.enumerated() { for r in group {
+                XCTAssertEqual(r.tokens.count, r.logProbs.count)
+                let lp = m.tokenLogProbs([prompts[p] + r.tokens], temperature: temp)[0]
+                expectClose(r.logProbs, Array(lp.suffix(r.tokens.count)), rtol: 1e-4, atol: 1e-4, "T=\(temp)")
+            } }
+        }
+    }
+
+    func testSamplingIsReproducibleBySeed() {
+        let m = model()
+        let cfg = SamplingConfig(temperature: 1, topK: 0, topP: 0.95, maxNewTokens: 10)
+        var a = RNG(seed: 77), b = RNG(seed: 77), c = RNG(seed: 78)
+        let x = m.sample(prompts: [[1, 3], [1]], samplesPerPrompt: 4, config: cfg, rng: &a)
+        let y = m.sample(prompts: [[1, 3], [1]], samplesPerPrompt: 4, config: cfg, rng: &b)
+        let z = m.sample(prompts: [[1, 3], [1]], samplesPerPrompt: 4, config: cfg, rng: &c)
+        XCTAssertEqual(x, y)
+        XCTAssertNotEqual(x.flatMap { $0.map(\.tokens) }, z.flatMap { $0.map(\.tokens) })
+        // Samples within a BoN group differ (stochastic decoding).
+        XCTAssertGreaterThan(Set(x[1].map(\.tokens)).count, 1)
+    }
+
+    func greedyReference(_ m: GPT, prompt: [Int], steps: Int) -> [Int] {
+        var seq = prompt
+        for _ in 0..<steps {
+            let row = m.logits([seq])[0].last!
+            seq.append(row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }!)
+        }
+        return Array(seq.dropFirst(prompt.count))
+    }
+
+    func testZeroTemperatureTopK1AndTinyTopPAreGreedy() {
+        let m = model()
+        let ref = greedyReference(m, prompt: [1, 6], steps: 8)
+        var rng = RNG(seed: 3)
+        for cfg in [SamplingConfig(temperature: 0, maxNewTokens: 8, stopToken: -1),
+                    SamplingConfig(temperature: 1e-7, maxNewTokens: 8, stopToken: -1),
+                    SamplingConfig(temperature: 1.5, topK: 1, maxNewTokens: 8, stopToken: -1),
+                    SamplingConfig(temperature: 1.5, topP: 1e-6, maxNewTokens: 8, stopToken: -1)] {
+            let out = m.sample(prompts: [[1, 6]], samplesPerPrompt: 3, config: cfg, rng: &rng)
+            for r in out[0] { XCTAssertEqual(r.tokens, ref, "\(cfg)") }
+        }
+    }
+
+    func testTopKAndTopPRestrictTheSupport() {
+        let m = model()
+        var rng = RNG(seed: 4)
+        let prompt = [1, 2, 3]
+        let row = m.logits([prompt])[0].last!
+        let order = row.indices.sorted { row[$0] > row[$1] }
+        let top2 = Set(order.prefix(2))
+        let k2 = m.sample(prompts: [prompt], samplesPerPrompt: 200, config: SamplingConfig(maxNewTokens: 1, stopToken: -1), rng: &rng)
+        let k2restricted = m.sample(prompts: [prompt], samplesPerPrompt: 200,
+                                    config: SamplingConfig(topK: 2, maxNewTokens: 1, stopToken: -1), rng: &rng)
+        XCTAssertTrue(k2restricted[0].allSatisfy { top2.contains($0.tokens[0]) })
+        XCTAssertEqual(Set(k2restricted[0].map { $0.tokens[0] }), top2, "both top-2 tokens appear in 200 draws")
+        XCTAssertGreaterThan(Set(k2[0].map { $0.tokens[0] }).count, 2, "unrestricted sampling uses more tokens")
+        // top-p: the nucleus is the smallest prefix with mass ≥ p.
+        let mx = row.max()!
+        let probs = row.map { exp(Double($0 - mx)) }, z = probs.reduce(0, +)
+        var cum = 0.0, nucleus = Set<Int>()
+        for i in order { cum += probs[i] / z; nucleus.insert(i); if cum >= 0.6 { break } }
+        let pOut = m.sample(prompts: [prompt], samplesPerPrompt: 200, config: SamplingConfig(topP: 0.6, maxNewTokens: 1, stopToken: -1), rng: &rng)
+        XCTAssertTrue(pOut[0].allSatisfy { nucleus.contains($0.tokens[0]) }, "nucleus \(nucleus)")
+        // Large k / p = 1 change nothing: same draws as unrestricted with the same seed.
+        var r1 = RNG(seed: 5), r2 = RNG(seed: 5)
+        XCTAssertEqual(m.sample(prompts: [prompt], samplesPerPrompt: 5, config: SamplingConfig(topK: 100, maxNewTokens: 4), rng: &r1),
+                       m.sample(prompts: [prompt], samplesPerPrompt: 5, config: SamplingConfig(maxNewTokens: 4), rng: &r2))
+    }
+
+    func testStopsAtStopTokenMaxNewTokensAndContextLength() {
+        let m = model()
+        var rng = RNG(seed: 8)
+        let ref = greedyReference(m, prompt: [1], steps: 6)
+        let stop = ref[3]
+        let first = ref.firstIndex(of: stop)!
+        let out = m.sample(prompts: [[1]], samplesPerPrompt: 1, config: SamplingConfig(temperature: 0, maxNewTokens: 10, stopToken: stop), rng: &rng)
+        XCTAssertEqual(out[0][0].tokens, Array(ref.prefix(first + 1)), "stop token included, nothing after it")
+        let capped = m.sample(prompts: [[1, 2]], samplesPerPrompt: 2, config: SamplingConfig(maxNewTokens: 3, stopToken: -1), rng: &rng)
+        XCTAssertTrue(capped[0].allSatisfy { $0.tokens.count == 3 })
+        let long = Array(repeating: 5, count: 13)   // ctx 16: room for 3 more tokens
+        let full = m.sample(prompts: [long, Array(long.prefix(16))], samplesPerPrompt: 2,
+                            config: SamplingConfig(maxNewTokens: 50, stopToken: -1), rng: &rng)
+        XCTAssertTrue(full[0].allSatisfy { $0.tokens.count == 3 })
+        XCTAssertTrue(full[1].allSatisfy { $0.tokens.count == 3 })
+        let none = m.sample(prompts: [Array(repeating: 5, count: 16)], samplesPerPrompt: 1,
+                            config: SamplingConfig(maxNewTokens: 5, stopToken: -1), rng: &rng)
+        XCTAssertEqual(none[0][0].tokens, [])
+    }
+}

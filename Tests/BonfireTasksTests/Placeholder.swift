@@ -1,2 +1,0 @@
-import XCTest
-final class BonfireTasksTestsPlaceholder: XCTestCase { func testBuilds() {} }

@@ -1,2 +1,0 @@
-import XCTest
-final class BonfireWireTestsPlaceholder: XCTestCase { func testBuilds() {} }
