@@ -70,12 +70,15 @@ package final class ActorRole {
         try push.connect(e.connect(e.rolloutPort))
 
         try register(control)
-        try fetchInitialParameters(paramReq, sub, control)
+        guard try fetchInitialParameters(paramReq, sub, control) else { return 0 }
 
         var lastMetrics = monotonicMillis()
         var lastParams = monotonicMillis()
         var periodSamples = 0
         var pushBlockedSince: Int64?
+        var lastBlockedLog: Int64 = 0
+        var lastParamAsk: Int64 = 0
+        var lastHello: Int64 = 0
         while true {
             if StopFlag.isSet {
                 roleLog("\(name): stop signal; leaving")
@@ -86,6 +89,15 @@ package final class ActorRole {
             let now = monotonicMillis()
             // Newest parameters, if any (CONFLATE: at most one waiting).
             if try receiveParameters(sub, timeout: .zero) { lastParams = now }
+            // A broadcast can be missed (PUB drops under its high-water mark): after a quiet spell, ask directly.
+            while let got = try paramReq.receiveEnvelope(&decoder, timeout: .zero) {
+                // Any answer shows the learner is alive, even when it holds no newer version.
+                if case .success(let env) = got.envelope, case .parameters(let p) = env.payload { _ = try install(p); lastParams = now }
+            }
+            if now - lastParams > 5000, now - lastParamAsk > 5000 {
+                _ = try paramReq.trySend([identity.envelope(.hello(hello())).encoded()])
+                lastParamAsk = now
+            }
             if now - lastParams > Int64(config.liveness.peerGiveUpMs) {
                 throw ClusterError("\(name): no parameters from the learner for \(now - lastParams) ms " +
                                    "(> liveness.peerGiveUpMs); is the learner running at \(e.connect(e.paramsPort))?")
@@ -98,11 +110,16 @@ package final class ActorRole {
                     roleLog("\(name): shutdown from coordinator (\(s.reason)); sent \(groupsSent) groups, \(samplesTotal) samples")
                     return 0
                 case .evalRequest(let r):
+                    _ = try receiveParameters(sub, timeout: .zero)  // evaluate the newest parameters we can get
                     let report = evaluate(r)
                     _ = try control.send(identity.envelope(.evalReport(report)), timeout: ms(config.liveness.receiveTimeoutMs))
                 case .helloAck(let ack) where !ack.accepted:
-                    roleLog("\(name): coordinator asks to register again (\(ack.reason))")
-                    _ = try control.send(identity.envelope(.hello(hello())), timeout: .milliseconds(200))
+                    // One hello per heartbeat interval at most (several requests may be queued).
+                    if now - lastHello >= Int64(config.liveness.heartbeatIntervalMs) {
+                        roleLog("\(name): coordinator asks to register again (\(ack.reason))")
+                        _ = try control.send(identity.envelope(.hello(hello())), timeout: .milliseconds(200))
+                        lastHello = now
+                    }
                 default: break
                 }
             }
@@ -128,8 +145,11 @@ package final class ActorRole {
                 droppedTotal += batch.groups.count
                 let since = pushBlockedSince ?? now
                 pushBlockedSince = since
-                roleLog("\(name): learner is not taking rollouts at \(e.connect(e.rolloutPort)) (send waited " +
-                        "\(config.liveness.receiveTimeoutMs) ms, blocked for \(now - since) ms); dropped \(batch.groups.count) groups, retrying")
+                if now - lastBlockedLog >= 10_000 {
+                    lastBlockedLog = now
+                    roleLog("\(name): learner is not taking rollouts at \(e.connect(e.rolloutPort)) (send waited " +
+                        "\(config.liveness.receiveTimeoutMs) ms, blocked for \(now - since) ms); \(droppedTotal) groups dropped so far; retrying")
+                }
             }
         }
     }
@@ -143,6 +163,15 @@ package final class ActorRole {
         lastHeartbeat = now
         _ = try? control.trySend([identity.envelope(.heartbeat(WireHeartbeat(
             policyVersion: UInt64(max(version, 0)), unixTimeMs: unixTimeMs(), state: state))).encoded()])
+    }
+
+    /// Sleeps `ms` milliseconds in small steps, heartbeating so a long backoff does not look like death.
+    func pause(ms: Int, _ control: ZMQSocket, state: String) {
+        let until = monotonicMillis() + Int64(ms)
+        while monotonicMillis() < until, !StopFlag.isSet {
+            heartbeat(control, state: state)
+            usleep(useconds_t(min(50, max(1, until - monotonicMillis())) * 1000))
+        }
     }
 
     func hello() -> WireHello {
@@ -167,32 +196,43 @@ package final class ActorRole {
                                    "did not answer for \(monotonicMillis() - started) ms; is it running? (raise liveness.peerGiveUpMs to wait longer)")
             }
             roleLog("\(name): no answer from coordinator after \(monotonicMillis() - started) ms; retrying in \(delay) ms")
-            usleep(useconds_t(delay * 1000))
+            pause(ms: delay, control, state: "registering")
         }
     }
 
     /// The late-joiner path: ask the learner for its current parameters instead of waiting for a broadcast.
-    func fetchInitialParameters(_ paramReq: ZMQSocket, _ sub: ZMQSocket, _ control: ZMQSocket) throws {
+    func fetchInitialParameters(_ paramReq: ZMQSocket, _ sub: ZMQSocket, _ control: ZMQSocket) throws -> Bool {
         backoff.reset()
         let started = monotonicMillis()
+        var nextRequest: Int64 = 0
+        var lastLog = started
         while !StopFlag.isSet {
-            _ = try paramReq.send(identity.envelope(.hello(hello())), timeout: .milliseconds(500))
-            let deadline = monotonicMillis() + Int64(config.liveness.receiveTimeoutMs)
-            while monotonicMillis() < deadline {
-                if let got = try paramReq.receiveEnvelope(&decoder, timeout: .milliseconds(50)),
-                   case .success(let env) = got.envelope, case .parameters(let p) = env.payload {
-                    if try install(p) { return }
+            let now = monotonicMillis()
+            if now >= nextRequest {
+                _ = try paramReq.trySend([identity.envelope(.hello(hello())).encoded()])
+                nextRequest = now + Int64(backoff.nextDelayMs())
+            }
+            if let got = try paramReq.receiveEnvelope(&decoder, timeout: .milliseconds(50)),
+               case .success(let env) = got.envelope, case .parameters(let p) = env.payload, try install(p) { return true }
+            if try receiveParameters(sub, timeout: .zero) { return true }
+            heartbeat(control, state: "waiting-for-parameters")
+            while let got = try control.receiveEnvelope(&decoder, timeout: .zero) {
+                if case .success(let env) = got.envelope, case .shutdown(let s) = env.payload {
+                    roleLog("\(name): shutdown from coordinator while waiting for parameters (\(s.reason))")
+                    return false
                 }
-                if try receiveParameters(sub, timeout: .zero) { return }
-                heartbeat(control, state: "waiting-for-parameters")
             }
-            guard let delay = backoff.next(giveUpAfterMs: config.liveness.peerGiveUpMs) else {
+            if now - started > Int64(config.liveness.peerGiveUpMs) {
                 throw ClusterError("\(name): learner at \(config.endpoints.connect(config.endpoints.paramsRequestPort)) " +
-                                   "sent no parameters for \(monotonicMillis() - started) ms; is it running (it may still be warming up)?")
+                                   "sent no parameters for \(now - started) ms; is it running? If its SFT warm-up takes " +
+                                   "longer, raise liveness.peerGiveUpMs")
             }
-            roleLog("\(name): waiting for initial parameters (\(monotonicMillis() - started) ms so far); retrying in \(delay) ms")
-            usleep(useconds_t(delay * 1000))
+            if now - lastLog >= 5000 {
+                roleLog("\(name): waiting for initial parameters from the learner (\(now - started) ms so far; it may still be warming up)")
+                lastLog = now
+            }
         }
+        return false
     }
 
     /// Installs a broadcast if it is newer than what we hold. Returns true if installed.

@@ -25,6 +25,7 @@ package final class Coordinator {
     var latestEval: EvalTable?
     var nextEvalActor = 0
     var requestCounter: UInt64 = 0
+    var requestedVersion: [UInt64: Int] = [:]    // eval request id → the scheduled version it answers
     var finished = false
     var learnerEverSeen = false
 
@@ -156,7 +157,10 @@ package final class Coordinator {
                 if let d = m.values["actor/dropped_total"] { actorDropped[peer] = d }
             }
         case .evalReport(let r):
-            let outcome = schedule.reportReceived(version: Int(r.version), now: now)
+            // The actor evaluates the newest parameters it holds (which may differ from the scheduled version);
+            // the request id says which scheduled evaluation this answers.
+            let scheduled = requestedVersion.removeValue(forKey: r.requestID) ?? Int(r.version)
+            let outcome = schedule.reportReceived(version: scheduled, now: now)
             let table = EvalTable(version: Int(r.version), time: Date().timeIntervalSince1970,
                                   prompts: r.rows.first?.numPrompts ?? 0,
                                   rows: r.rows.map { EvalTable.Row(temperature: $0.temperature, n: $0.n,
@@ -172,7 +176,7 @@ package final class Coordinator {
             do { _ = try runDir.writeEval(table) } catch {
                 roleLog("coordinator: cannot write the eval table for version \(r.version): \(error)")
             }
-            roleLog("coordinator: eval of version \(r.version) by \(peer) (\(outcome)) on \(table.prompts) test prompts:\n" + table.render())
+            roleLog("coordinator: eval of version \(r.version) (scheduled for \(scheduled)) by \(peer), \(outcome), on \(table.prompts) test prompts:\n" + table.render())
         case .shutdown(let s):
             if let e = liveness.leave(peer, now: now) { log(e, detail: s.reason) }
         default:
@@ -194,6 +198,7 @@ package final class Coordinator {
                                   split: "test", nList: config.eval.n, temperatures: config.eval.temperatures,
                                   numPrompts: config.eval.prompts)
         if let route = routes[target] {
+            requestedVersion[requestCounter] = version
             send(.evalRequest(req), to: route, router)
             roleLog("coordinator: requested eval of version \(version) from \(target)")
         }
@@ -236,6 +241,10 @@ package final class Coordinator {
             " actors=\(live)/\(total) stale_dropped=\(f(MetricKey.dropped, 0)) stale_accepted=\(f(MetricKey.acceptedStale, 0))" +
             " wire_dropped=\(Int(actorDropped.values.reduce(0, +)) + decoder.dropped + Int(lastLearner[MetricKey.wireDropped] ?? 0))" +
             " loss=\(f(MetricKey.policyLoss, 4)) reward=\(f("train/reward_mean"))"
+        if lastLearner["env/episode_return"] != nil || lastLearner["throughput/env_steps_per_s"] != nil {
+            // Environment jobs (EnvLearner.swift): behaviour-policy episode return/length, env steps per second.
+            line += " return=\(f("env/episode_return")) length=\(f("env/episode_length", 1)) env_steps/s=\(f("throughput/env_steps_per_s", 0))"
+        }
         if let e = latestEval {
             let rows = e.rows.filter { $0.temperature == (config.eval.temperatures.first ?? 1) }
             line += " eval@v\(e.version): " + rows.map { String(format: "pass@%d=%.3f bo%d=%.3f", $0.n, $0.passAtN, $0.n, $0.boN) }

@@ -38,7 +38,7 @@ package final class LearnerRole {
         self.identity = RoleIdentity(runID: config.run.id, role: .learner, id: 0)
         self.task = try TaskRegistry.make(name: config.task.name, seed: config.task.seed)
         self.model = GPT(config: config.gptConfig, seed: config.run.seed)
-        self.updater = try PolicyUpdater(config: config, task: task, parameterCount: model.params.count)
+        self.updater = try PolicyUpdater(config: config, task: task, layout: model.layout)
         self.gate = StalenessGate(config.learner)
         self.decoder = WireDecoder(runID: config.run.id)
     }
@@ -80,7 +80,7 @@ package final class LearnerRole {
         let control = try ZMQSocket(context, .dealer, linger: .milliseconds(500))
         defer { pull.close(); pub.close(); paramRouter.close(); control.close() }
         try pull.set(.receiveHighWaterMark(64))
-        try pub.set(.sendHighWaterMark(2))
+        try pub.set(.sendHighWaterMark(4))
         for (s, port) in [(pull, e.rolloutPort), (pub, e.paramsPort), (paramRouter, e.paramsRequestPort)] {
             do { try s.bind(e.bind(port)) } catch {
                 throw ClusterError("learner cannot bind \(e.bind(port)): \(error). Is another run using this port? " +
@@ -194,6 +194,8 @@ package final class LearnerRole {
             sendMetrics(control, values: stats)
             if finished {
                 roleLog("learner: reached learner.maxSteps=\(config.learner.maxSteps) at version \(version); done")
+                _ = try? control.send(identity.envelope(.shutdown(WireShutdown(reason: "finished at version \(version)"))),
+                                      timeout: .milliseconds(200))
                 // Stay reachable briefly so the coordinator's final evaluation can fetch parameters.
                 let until = monotonicMillis() + 2000
                 while monotonicMillis() < until {

@@ -18,11 +18,11 @@ package final class PolicyUpdater {
     let sft: SFT
     let bonSFT: BoNSFT
 
-    package init(config: RunConfig, task: any VerifiableTask, parameterCount: Int) throws {
+    package init(config: RunConfig, task: any VerifiableTask, layout: ParameterLayout) throws {
         self.config = config
         self.task = task
         self.verifier = try makeVerifier(name: config.actors.verifier, task: task, seed: config.run.seed)
-        self.optimizer = AdamW(learningRate: Float(config.algorithm.learningRate))
+        self.optimizer = AdamW(learningRate: Float(config.algorithm.learningRate), layout: layout)  // decay only ≥2-D weights
         var update = UpdateConfig()
         update.temperature = Float(config.sampling.temperature)
         update.entropyCoefficient = Float(config.algorithm.entropyCoefficient)

@@ -44,6 +44,8 @@ package struct RunConfig: Codable, Equatable, Sendable {
     package var eval = EvalSection()
     /// Periodic log lines and metrics.
     package var logging = LoggingSection()
+    /// Environment jobs: a non-empty `env.name` makes actors roll out environments instead of sampling BoN groups.
+    package var env = EnvSection()
 
     package init() {}
 
@@ -197,7 +199,41 @@ package struct RunConfig: Codable, Equatable, Sendable {
         package init() {}
     }
 
+    /// Environment rollouts through the runtime (EnvActor/EnvLearner; MLP actor-critic with V-trace). Defaults match
+    /// `EnvTrainingConfig.defaults(for:)` and `ActorCriticConfig`.
+    package struct EnvSection: Codable, Equatable, Sendable {
+        /// "" (default) = BoN text job; "gridworld" or "keydoor" = environment job.
+        package var name: String = ""
+        /// Environments each actor steps in parallel (one batched MLP forward per step). Default 8.
+        package var envsPerActor: Int = 8
+        /// Steps per chunk (T of one EpisodeBatch message); chunks also end at a truncation. Default 32.
+        package var chunkLength: Int = 32
+        /// Chunks per learner update (batch ≈ chunksPerUpdate × chunkLength steps). Default 16.
+        package var chunksPerUpdate: Int = 16
+        /// Rounds (envsPerActor chunks each) an actor rolls out with one policy version before it waits (up to
+        /// liveness.receiveTimeoutMs) for a newer one: bounds lag and wasted work when actors outpace the learner.
+        /// 0 = never wait. At least enough rounds for the actors together to fill `learner.publishEvery` updates.
+        /// Default 2.
+        package var roundsPerVersion: Int = 2
+        /// γ of the V-trace targets; 0 (default) = the environment's default (gridworld 0.9, keydoor 0.97).
+        package var gamma: Double = 0
+        /// Entropy bonus c_H. Default 0.03.
+        package var entropyCoefficient: Double = 0.03
+        /// Value-loss weight c_v. Default 0.5.
+        package var valueCoefficient: Double = 0.5
+        /// AdamW learning rate (no weight decay). Default 1e-3.
+        package var learningRate: Double = 1e-3
+        /// Global grad-norm clip (0 = off). Default 1.
+        package var maxGradNorm: Double = 1
+        /// MLP hidden widths. Default [64, 64].
+        package var hiddenSizes: [Int] = [64, 64]
+        package init() {}
+    }
+
     // MARK: Known names
+
+    /// Environment names `env.name` accepts ("" = BoN text job).
+    package static let envNames = ["gridworld", "keydoor"]
 
     /// Algorithm names `algorithm.name` accepts.
     package static let algorithmNames = ["sft", "bon-sft", "rl-v", "rl-s", "bon-rl-v", "bon-rl-s", "bon-rlb", "bon-rlb-p"]
@@ -574,6 +610,25 @@ extension RunConfig {
 
         check(finite(logging.periodSeconds) && logging.periodSeconds > 0, "logging.periodSeconds", "must be > 0",
               logging.periodSeconds)
+
+        check(env.name.isEmpty || Self.envNames.contains(env.name), "env.name",
+              "must be \"\" (BoN text job) or one of \(Self.envNames.joined(separator: ", "))", "\"\(env.name)\"")
+        check(env.envsPerActor >= 1, "env.envsPerActor", "must be ≥ 1", env.envsPerActor)
+        check(env.chunkLength >= 1, "env.chunkLength", "must be ≥ 1", env.chunkLength)
+        check(env.chunksPerUpdate >= 1, "env.chunksPerUpdate", "must be ≥ 1", env.chunksPerUpdate)
+        check(env.roundsPerVersion >= 0, "env.roundsPerVersion", "must be ≥ 0 (0 = never wait)", env.roundsPerVersion)
+        check(finite(env.gamma) && env.gamma >= 0 && env.gamma <= 1, "env.gamma",
+              "must be in (0, 1], or 0 for the environment's default", env.gamma)
+        check(finite(env.entropyCoefficient) && env.entropyCoefficient >= 0, "env.entropyCoefficient", "must be ≥ 0",
+              env.entropyCoefficient)
+        check(finite(env.valueCoefficient) && env.valueCoefficient >= 0, "env.valueCoefficient", "must be ≥ 0",
+              env.valueCoefficient)
+        check(finite(env.learningRate) && env.learningRate > 0, "env.learningRate", "must be a finite number > 0",
+              env.learningRate)
+        check(finite(env.maxGradNorm) && env.maxGradNorm >= 0, "env.maxGradNorm", "must be ≥ 0 (0 = off)",
+              env.maxGradNorm)
+        check(!env.hiddenSizes.isEmpty && env.hiddenSizes.allSatisfy { $0 >= 1 }, "env.hiddenSizes",
+              "must be a non-empty list of widths ≥ 1", env.hiddenSizes)
 
         if !problems.isEmpty { throw ConfigError(problems.joined(separator: "\n")) }
     }

@@ -15,8 +15,10 @@
 //   4  two variables                             x+y, x*y, x-y, max(x,y), min(x,y), x*a+y, x+y*a, x*y-a
 //   5  conditionals                              x<a?x*b:x+c, x>a?a:x*b, x%2=0?x/2:x+a, x<a?a-x:x-a
 // Every hidden output is within ±99 (prompts stay short) and no hidden test raises an error for the reference.
-// Default level mix (weights): 1: 0.3, 2: 0.3, 3: 0.2, 4: 0.1, 5: 0.1 — most items are single-pattern fits a tiny
-// model can learn in minutes; levels 3–5 leave room for Best-of-N. Target pass@1 ≈ 20–50%; not yet measured.
+// Default level mix (weights): 1: 0.4, 2: 0.2, 3: 0.15, 4: 0.15, 5: 0.1. Measured: the tiny GPT (L4 d128) after
+// `bonfire train --algo sft --task code --steps 1500 --prompts-per-step 16 --lr 1e-3` (~4 min, 1 core) reaches pass@1
+// at T = 1 of 0.30 / 0.08 / 0.07 / 0.24 / 0.04 on levels 1–5 (pass@8 0.83 / 0.33 / 0.40 / 0.63 / 0.20; 40 test prompts
+// each), so this mix should give pass@1 ≈ 0.19 (the previous 0.3/0.3/0.2/0.1/0.1 mix measured 0.13, pass@32 0.72).
 
 import BonfireMath
 import BonfireModel
@@ -31,7 +33,7 @@ package struct CodeTask: VerifiableTask {
     package let limits: CodeLimits
 
     package static let defaultLevelWeights: [(level: Int, weight: Double)] =
-        [(1, 0.3), (2, 0.3), (3, 0.2), (4, 0.1), (5, 0.1)]
+        [(1, 0.4), (2, 0.2), (3, 0.15), (4, 0.15), (5, 0.1)]
 
     package init(seed: UInt64, levelWeights: [(level: Int, weight: Double)] = CodeTask.defaultLevelWeights,
                  limits: CodeLimits = CodeLimits()) {

@@ -17,7 +17,7 @@ package enum EvalPlot {
         var s = """
         <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(W))" height="\(Int(H))" viewBox="0 0 \(Int(W)) \(Int(H))" font-family="sans-serif" font-size="12">
         <rect width="100%" height="100%" fill="white"/>
-        <text x="\(f(left + pw / 2))" y="22" text-anchor="middle" font-size="14">\(escape(title ?? "\(report.task): pass@N and Bo-N (\(report.verifier)), \(report.numPrompts) prompts, n=\(report.samples)"))</text>
+        <text x="\(f(W / 2))" y="22" text-anchor="middle" font-size="14">\(escape(title ?? defaultTitle(report)))</text>
 
         """
         // Grid and y ticks.
@@ -63,6 +63,13 @@ package enum EvalPlot {
         s += "<text x=\"\(f(lx))\" y=\"\(f(ly + 6))\" font-size=\"10\">bars: ±1 s.e. over prompts</text>\n"
         s += "</svg>\n"
         return s
+    }
+
+    /// "math test: pass@N and Bo-N (verifier v.safetensors), 100 prompts, n=64" — paths shortened to the file name.
+    static func defaultTitle(_ r: EvalReport) -> String {
+        var v = r.verifier
+        if let slash = v.lastIndex(of: "/") { v = (v.hasPrefix("learned:") ? "learned:" : "") + v[v.index(after: slash)...] }
+        return "\(r.task) \(r.split): pass@N (solid) and Bo-N (dashed, \(v)), \(r.numPrompts) prompts, n=\(r.samples)"
     }
 
     private static func escape(_ t: String) -> String {

@@ -19,8 +19,9 @@ package struct EvalRow: Codable, Sendable, Equatable {
     package var passAtNStdErr: Double
     package var boN: Double
     package var boNStdErr: Double
-    package var majority: Double
-    package var majorityStdErr: Double
+    /// nil when majority voting was not computed (EvalSettings.majority = false).
+    package var majority: Double?
+    package var majorityStdErr: Double?
     package var meanReward: Double
     package var numPrompts: Int
 }
@@ -54,7 +55,8 @@ package struct EvalReport: Codable, Sendable {
                      "T      N     pass@N        Bo-N          maj@N         meanR"]
         for r in rows {
             lines.append(String(format: "%-6.2f %-5d ", r.temperature, r.n) + f(r.passAtN, r.passAtNStdErr) + " "
-                         + f(r.boN, r.boNStdErr) + " " + f(r.majority, r.majorityStdErr) + " "
+                         + f(r.boN, r.boNStdErr) + " "
+                         + (r.majority.map { f($0, r.majorityStdErr ?? 0) } ?? "-".padding(toLength: 13, withPad: " ", startingAt: 0)) + " "
                          + String(format: "%.3f", r.meanReward))
         }
         return lines.joined(separator: "\n")
@@ -169,8 +171,10 @@ package struct Evaluator {
                 let bo = Estimators.meanAndStandardError(perN[j].map { $0.bon })
                 let mj = Estimators.meanAndStandardError(perN[j].map { $0.maj })
                 rows.append(EvalRow(n: N, temperature: T, passAtN: p.mean, passAtNStdErr: p.standardError,
-                                    boN: bo.mean, boNStdErr: bo.standardError, majority: mj.mean,
-                                    majorityStdErr: mj.standardError, meanReward: meanR, numPrompts: items.count))
+                                    boN: bo.mean, boNStdErr: bo.standardError,
+                                    majority: settings.majority ? mj.mean : nil,
+                                    majorityStdErr: settings.majority ? mj.standardError : nil,
+                                    meanReward: meanR, numPrompts: items.count))
             }
         }
         let seconds = Date().timeIntervalSince(start)

@@ -22,9 +22,11 @@
 //   4  two or three ops of + - *, operands 1…12, with parens "(3+4)*5-2="      → "7*5-2=35-2=33#"
 //   5  two or three ops incl. %, operands 1…20               "(17+8)%7*2="     → "25%7*2=4*2=8#"
 //   6  three or four ops of + - * %, operands 1…30           (hard; weight 0 in the default mix)
-// Default level mix (weights): 1: 0.25, 2: 0.25, 3: 0.2, 4: 0.15, 5: 0.15. Rationale: a tiny char model trained a few
-// minutes learns one- and two-step sums first; the mix keeps about half the items within its reach and half beyond,
-// so pass@1 should land around 20–50% with room for Best-of-N to help. Not yet measured.
+// Default level mix (weights): 1: 0.4, 2: 0.25, 3: 0.15, 4: 0.1, 5: 0.1 (level 6 off). Measured: the tiny GPT (L4 d128)
+// after `bonfire train --algo sft --steps 1500 --prompts-per-step 16 --lr 1e-3` (~4 min, 1 core) reaches pass@1 at
+// T = 1 of 0.09 / 0.03 / 0.01 / 0.03 / 0.04 on levels 1–5 and pass@8 of 0.45 / 0.15 / 0.05 / 0.23 / 0.20 (40 test
+// prompts each): arithmetic is hard for a char model trained minutes, so math pass@1 sits well below the 20–50%
+// target (≈ 5% for this mix) while pass@32 ≈ 0.5 leaves Best-of-N plenty of room. Use `level:` for easier runs.
 
 import BonfireMath
 import BonfireModel
@@ -39,7 +41,7 @@ package struct MathTask: VerifiableTask {
     package let levelWeights: [(level: Int, weight: Double)]
 
     package static let defaultLevelWeights: [(level: Int, weight: Double)] =
-        [(1, 0.25), (2, 0.25), (3, 0.2), (4, 0.15), (5, 0.15), (6, 0)]
+        [(1, 0.4), (2, 0.25), (3, 0.15), (4, 0.1), (5, 0.1), (6, 0)]
 
     package init(seed: UInt64, levelWeights: [(level: Int, weight: Double)] = MathTask.defaultLevelWeights) {
         precondition(levelWeights.contains { $0.weight > 0 }, "MathTask: all level weights are zero")

@@ -114,11 +114,18 @@ package struct TaskError: Error, CustomStringConvertible {
 package enum TaskRegistry {
     package static let names = ["math", "code"]
 
-    /// Makes a task by name. Throws a TaskError naming the valid choices for an unknown name.
-    package static func make(name: String, seed: UInt64 = 0) throws -> any VerifiableTask {
+    /// Makes a task by name (default level mix, or only `level` when given). Throws a TaskError naming the valid
+    /// choices for an unknown name or level.
+    package static func make(name: String, seed: UInt64 = 0, level: Int? = nil) throws -> any VerifiableTask {
         switch name.lowercased() {
-        case "math": return MathTask(seed: seed)
-        case "code": return CodeTask(seed: seed)
+        case "math":
+            guard let level else { return MathTask(seed: seed) }
+            guard (1...6).contains(level) else { throw TaskError("math has levels 1...6, got \(level)") }
+            return MathTask(seed: seed, level: level)
+        case "code":
+            guard let level else { return CodeTask(seed: seed) }
+            guard (1...5).contains(level) else { throw TaskError("code has levels 1...5, got \(level)") }
+            return CodeTask(seed: seed, level: level)
         default:
             throw TaskError("unknown task '\(name)': choose one of \(names.joined(separator: ", ")) (e.g. --task math)")
         }

@@ -10,6 +10,7 @@ struct BonfireBench: ParsableCommand {
             // subcommands: one line each
             WireBench.self,
             ModelBench.self,
+            RLStepBench.self,
         ]
     )
 }

@@ -31,6 +31,8 @@ struct EvalCommand: ParsableCommand {
     var task = "math"
     @Option(help: "Task seed (must match the one used in training for the same items).")
     var taskSeed: UInt64 = 0
+    @Option(help: "Evaluate only this difficulty level (math 1…6, code 1…5); default: the task's level mix.")
+    var level: Int?
     @Option(help: "Split: train, validation or test.")
     var split = "test"
     @Option(help: "Verifier: oracle, noisy[:fp=…,fn=…] or learned:<path>.")
@@ -60,7 +62,7 @@ struct EvalCommand: ParsableCommand {
         }
         guard prompts >= 1 else { throw ValidationError("--prompts must be ≥ 1, got \(prompts)") }
         let taskValue: any VerifiableTask
-        do { taskValue = try TaskRegistry.make(name: task, seed: taskSeed) } catch { throw ValidationError("--task: \(error)") }
+        do { taskValue = try TaskRegistry.make(name: task, seed: taskSeed, level: level) } catch { throw ValidationError("--task: \(error)") }
         let settings = EvalSettings(samples: samples, nList: nList, temperatures: temps, progress: true, majority: !noMajority)
         do { try settings.validate() } catch { throw ValidationError("\(error)") }
         let v: any Verifier

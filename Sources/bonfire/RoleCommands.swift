@@ -76,6 +76,10 @@ struct LearnerCommand: ParsableCommand {
     func run() throws {
         let config = try options.load()
         let dir = try RunDirectory.create(at: URL(fileURLWithPath: config.run.dir), config: config)
+        if !config.env.name.isEmpty {
+            roleLog("learner: run \(config.run.id), environment job env \(config.env.name)")
+            return try runRole("learner") { try EnvLearnerRole(config: config, runDir: dir, resume: resume).run(context: $0) }
+        }
         roleLog("learner: run \(config.run.id), algorithm \(config.algorithm.name), task \(config.task.name)")
         try runRole("learner") { try LearnerRole(config: config, runDir: dir, resume: resume).run(context: $0) }
     }
@@ -95,6 +99,10 @@ struct ActorCommand: ParsableCommand {
 
     func run() throws {
         let config = try options.load()
+        if !config.env.name.isEmpty {
+            roleLog("actor-\(id): run \(config.run.id), environment job env \(config.env.name)")
+            return try runRole("actor-\(id)") { try EnvActorRole(config: config, id: id).run(context: $0) }
+        }
         roleLog("actor-\(id): run \(config.run.id), task \(config.task.name), verifier \(config.actors.verifier)")
         try runRole("actor-\(id)") { try ActorRole(config: config, id: id).run(context: $0) }
     }

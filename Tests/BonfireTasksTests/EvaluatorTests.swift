@@ -35,8 +35,8 @@ final class EvaluatorTests: XCTestCase {
             return Estimators.majorityVote(answers: ys.map { task.answerKey(item: item, response: $0) },
                                            rewards: ys.map { task.reward(item: item, response: $0).reward }, k: 8)
         }
-        XCTAssertEqual(report.row(n: 8, temperature: 0.5)!.majority, expectedMajority.reduce(0, +) / 12, accuracy: 1e-12)
-        XCTAssertGreaterThan(report.row(n: 8, temperature: 0.5)!.majority, 0)
+        XCTAssertEqual(report.row(n: 8, temperature: 0.5)!.majority!, expectedMajority.reduce(0, +) / 12, accuracy: 1e-12)
+        XCTAssertGreaterThan(report.row(n: 8, temperature: 0.5)!.majority!, 0)
         // JSON round trip and SVG.
         let data = try JSONEncoder().encode(report)
         let back = try JSONDecoder().decode(EvalReport.self, from: data)
@@ -57,6 +57,7 @@ final class EvaluatorTests: XCTestCase {
         let r8 = report.row(n: 8, temperature: 1.0)!, r1 = report.row(n: 1, temperature: 1.0)!
         XCTAssertEqual(r1.boN, r1.passAtN, accuracy: 1e-12, "N = 1: the verifier does not matter")
         XCTAssertLessThan(r8.boN, r8.passAtN)
+        XCTAssertNotNil(r8.majority)
         XCTAssertGreaterThan(r8.boN, r1.boN, "a better-than-chance verifier helps")
     }
 
@@ -78,10 +79,12 @@ final class EvaluatorTests: XCTestCase {
     func testGPTSamplerRunsEndToEnd() throws {
         let task = CodeTask(seed: 2)
         let model = GPT(config: GPTConfig(contextLength: 64, layers: 1, heads: 2, dim: 32), seed: 1)
-        let settings = EvalSettings(samples: 4, nList: [1, 4], temperatures: [1.0], progress: false)
+        let settings = EvalSettings(samples: 4, nList: [1, 4], temperatures: [1.0], progress: false, majority: false)
         let report = try Evaluator(task: task, verifier: OracleVerifier(task: task), settings: settings)
             .run(model: model, items: task.items(split: .test, range: 0..<3), seed: 3)
         XCTAssertEqual(report.rows.count, 2)
+        XCTAssertNil(report.rows[0].majority, "not computed, not reported as 0")
+        XCTAssertTrue(report.table().contains(" - "))
         XCTAssertTrue(report.rows.allSatisfy { (0...1).contains($0.passAtN) && (0...1).contains($0.boN) })
     }
 }

@@ -57,8 +57,10 @@ final class MathTaskTests: XCTestCase {
         var hist = [Int: Int]()
         for i in 0..<2000 { hist[task.item(split: .train, index: i).level, default: 0] += 1 }
         XCTAssertEqual(hist[6] ?? 0, 0)
-        XCTAssertEqual(Double(hist[1]!) / 2000, 0.25, accuracy: 0.04)
-        XCTAssertEqual(Double(hist[5]!) / 2000, 0.15, accuracy: 0.04)
+        let total = MathTask.defaultLevelWeights.map { $0.weight }.reduce(0, +)
+        for (level, weight) in MathTask.defaultLevelWeights {
+            XCTAssertEqual(Double(hist[level] ?? 0) / 2000, weight / total, accuracy: 0.04, "level \(level)")
+        }
         // Level shapes: level 3 has * and no parens, level 4 has parens, level 5 has %.
         let l3 = MathTask(seed: 1, level: 3).item(split: .train, index: 0).prompt
         XCTAssertTrue(l3.contains("*") && !l3.contains("("), l3)

@@ -7,7 +7,7 @@ import BonfireMath
 import BonfireAlgorithms
 import BonfireTestSupport
 
-final class EstimatorTests: XCTestCase {
+final class BoNEstimatorTests: XCTestCase {
     let pi = ExactBoN.softmax(specLogits)
 
     func rlb(_ estimator: BoNRLB.Config.Estimator, positiveOnly: Bool = false, sign: Double = 1,
@@ -90,8 +90,8 @@ final class EstimatorTests: XCTestCase {
             expectClose(ExactBoN.cTrue(p: r.p, n: r.n), r.cs, rtol: 1e-5, atol: 0, "c*")
             expectClose(ExactBoN.cUnderBoN(p: r.p, n: r.n, wPos: gp, wNeg: -gm), r.cBonMinus, rtol: 1e-5, atol: 0, "c π_bon −g⁻")
             expectClose(ExactBoN.cUnderPolicy(wPos: gp, wNeg: -gm), r.cPiMinus, rtol: 1e-5, atol: 0, "c π −g⁻")
-            expectClose(ExactBoN.cUnderBoN(p: r.p, n: r.n, wPos: gb, wNeg: 0), r.cs, rtol: 1e-9, atol: 0, "ḡ⁺ exact")
-            expectClose(ExactBoN.cUnderBoN(p: r.p, n: r.n, wPos: gp, wNeg: gm), r.cs, rtol: 1e-9, atol: 0, "g⁺,+g⁻ exact")
+            expectClose(ExactBoN.cUnderBoN(p: r.p, n: r.n, wPos: gb, wNeg: 0), ExactBoN.cTrue(p: r.p, n: r.n), rtol: 1e-9, atol: 0, "ḡ⁺ exact")
+            expectClose(ExactBoN.cUnderBoN(p: r.p, n: r.n, wPos: gp, wNeg: gm), ExactBoN.cTrue(p: r.p, n: r.n), rtol: 1e-9, atol: 0, "g⁺,+g⁻ exact")
             XCTAssert((0...1).contains(gb), "ḡ⁺ ∈ [0, 1]")
         }
     }
