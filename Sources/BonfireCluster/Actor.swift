@@ -71,6 +71,10 @@ package final class ActorRole {
 
         try register(control)
         guard try fetchInitialParameters(paramReq, sub, control) else { return 0 }
+        for r in pendingEvals {
+            _ = try control.send(identity.envelope(.evalReport(evaluate(r))), timeout: ms(config.liveness.receiveTimeoutMs))
+        }
+        pendingEvals.removeAll()
 
         var lastMetrics = monotonicMillis()
         var lastParams = monotonicMillis()
@@ -155,6 +159,8 @@ package final class ActorRole {
     }
 
     var lastHeartbeat: Int64 = 0
+    /// Evaluation requests that arrived before the first parameters.
+    var pendingEvals: [WireEvalRequest] = []
 
     /// Sends a heartbeat when one is due (never blocks).
     func heartbeat(_ control: ZMQSocket, state: String) {
@@ -217,9 +223,14 @@ package final class ActorRole {
             if try receiveParameters(sub, timeout: .zero) { return true }
             heartbeat(control, state: "waiting-for-parameters")
             while let got = try control.receiveEnvelope(&decoder, timeout: .zero) {
-                if case .success(let env) = got.envelope, case .shutdown(let s) = env.payload {
+                guard case .success(let env) = got.envelope else { continue }
+                switch env.payload {
+                case .shutdown(let s):
                     roleLog("\(name): shutdown from coordinator while waiting for parameters (\(s.reason))")
                     return false
+                case .evalRequest(let r):
+                    pendingEvals.append(r)  // answered as soon as we hold parameters
+                default: break
                 }
             }
             if now - started > Int64(config.liveness.peerGiveUpMs) {

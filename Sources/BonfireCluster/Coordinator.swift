@@ -25,7 +25,8 @@ package final class Coordinator {
     var latestEval: EvalTable?
     var nextEvalActor = 0
     var requestCounter: UInt64 = 0
-    var requestedVersion: [UInt64: Int] = [:]    // eval request id → the scheduled version it answers
+    var requestedVersion: [UInt64: Int] = [:]
+    var peerState: [String: String] = [:]        // last heartbeat state ("sampling", "waiting-for-parameters", …)    // eval request id → the scheduled version it answers
     var finished = false
     var learnerEverSeen = false
 
@@ -129,7 +130,8 @@ package final class Coordinator {
                                    heartbeatIntervalMs: UInt32(config.liveness.heartbeatIntervalMs),
                                    liveness: UInt32(config.liveness.livenessCount))
             send(.helloAck(ack), to: route, router)
-        case .heartbeat:
+        case .heartbeat(let hb):
+            peerState[peer] = hb.state
             if let event = liveness.heartbeat(peer, now: now) {
                 if case .mustRegister = event {
                     send(.helloAck(WireHelloAck(accepted: false, reason: "unknown or expired peer: send hello again",
@@ -186,7 +188,10 @@ package final class Coordinator {
 
     private func perform(_ action: EvalSchedule.Action, _ router: ZMQSocket) {
         guard case .requestEval(let version) = action else { return }
-        let actors = liveness.livePeers(role: .actor).sorted()
+        // Prefer actors that hold parameters (heartbeat state "sampling"); others would answer late.
+        let live = liveness.livePeers(role: .actor).sorted()
+        let ready = live.filter { peerState[$0] == "sampling" }
+        let actors = ready.isEmpty ? live : ready
         guard !actors.isEmpty else {
             roleLog("coordinator: eval of version \(version) due but no live actor; it will time out")
             return

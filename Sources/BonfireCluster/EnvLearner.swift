@@ -203,6 +203,7 @@ package final class EnvLearnerRole {
                 "entropy \(t.entropyCoefficient), lr \(t.learningRate), max lag \(config.learner.maxPolicyLag)")
 
         var buffer: [EpisodeChunk] = []
+        var ready: [EpisodeChunk] = []
         var lastHeartbeat: Int64 = 0
         var lastRollout = monotonicMillis()
         var lastWaitLog = monotonicMillis()
@@ -268,8 +269,7 @@ package final class EnvLearnerRole {
                                     "(\(invalidChunks) so far): \(error)")
                             continue
                         }
-                        let decision = gate.decide(behaviourVersion: Int(chunk.oldestBehaviourVersion), currentVersion: version)
-                        if decision.isAccepted { buffer.append(chunk) }
+                        buffer.append(chunk)
                     case .metrics(let m):
                         episodes.add(count: m.values[EnvMetricKey.reportEpisodes] ?? 0,
                                      returnSum: m.values[EnvMetricKey.reportReturnSum] ?? 0,
@@ -282,11 +282,18 @@ package final class EnvLearnerRole {
                 roleLog("learner: no rollouts for \(now - lastRollout) ms at \(e.bind(e.rolloutPort)); waiting for actors (see the coordinator log for live actors)")
                 lastWaitLog = now
             }
-            guard buffer.count >= config.env.chunksPerUpdate else { continue }
-
-            // One update on the oldest chunks.
-            let batch = Array(buffer.prefix(config.env.chunksPerUpdate))
-            buffer.removeFirst(batch.count)
+            // The staleness gate judges chunks when they are used (a chunk can wait in the buffer): oldest first,
+            // too-stale ones dropped and counted. `ready` holds chunks accepted at the current version (the version
+            // only changes with the update that consumes them all).
+            while ready.count < config.env.chunksPerUpdate, !buffer.isEmpty {
+                let chunk = buffer.removeFirst()
+                if gate.decide(behaviourVersion: Int(chunk.oldestBehaviourVersion), currentVersion: version).isAccepted {
+                    ready.append(chunk)
+                }
+            }
+            guard ready.count == config.env.chunksPerUpdate else { continue }
+            let batch = ready
+            ready.removeAll(keepingCapacity: true)
             let st: ActorCriticStats
             do { st = try learner.update(batch) } catch {
                 throw ClusterError("learner: update failed on validated chunks: \(error)")   // not expected
@@ -324,6 +331,8 @@ package final class EnvLearnerRole {
             if finished {
                 roleLog("learner: reached learner.maxSteps=\(config.learner.maxSteps) at version \(version); " +
                         "return/mean \(episodes.meanReturn.map { String(format: "%.3f", $0) } ?? "-") over the last \(Int(episodes.count)) episodes; done")
+                _ = try? control.send(identity.envelope(.shutdown(WireShutdown(reason: "finished at version \(version)"))),
+                                      timeout: .milliseconds(200))
                 // Stay reachable briefly so the coordinator's final evaluation can fetch parameters.
                 let until = monotonicMillis() + 2000
                 while monotonicMillis() < until {

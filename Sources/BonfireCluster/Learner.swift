@@ -110,7 +110,8 @@ package final class LearnerRole {
         roleLog("learner: serving version \(version) (\(model.params.count) parameters); algorithm \(config.algorithm.name), " +
                 "N′=\(config.algorithm.trainN), \(config.learner.groupsPerStep) groups per update, max lag \(config.learner.maxPolicyLag)")
 
-        var buffer: [BoNGroup] = []
+        var buffer: [BoNGroup] = []   // arrived, not yet judged
+        var ready: [BoNGroup] = []    // judged fresh enough for the next update (judged once each)
         var lastHeartbeat: Int64 = 0
         var lastRollout = monotonicMillis()
         var lastWaitLog = monotonicMillis()
@@ -159,21 +160,26 @@ package final class LearnerRole {
                 case .success(let env):
                     if case .bonGroups(let b) = env.payload {
                         lastRollout = now
-                        for g in b.groups {
-                            let decision = gate.decide(behaviourVersion: Int(g.behaviourVersion), currentVersion: version)
-                            if decision.isAccepted { buffer.append(BoNGroup(wire: g)); samplesSeen += g.responses.count }
-                        }
+                        buffer.append(contentsOf: b.groups.map { BoNGroup(wire: $0) })
                     }
                 }
             } else if now - lastRollout > Int64(config.liveness.receiveTimeoutMs), now - lastWaitLog > 5000 {
                 roleLog("learner: no rollouts for \(now - lastRollout) ms at \(e.bind(e.rolloutPort)); waiting for actors (see the coordinator log for live actors)")
                 lastWaitLog = now
             }
-            guard buffer.count >= config.learner.groupsPerStep else { continue }
+            // Staleness is judged when a group is used, not when it arrived: a queued group ages.
+            while ready.count < config.learner.groupsPerStep, !buffer.isEmpty {
+                let g = buffer.removeFirst()
+                if gate.decide(behaviourVersion: g.behaviourVersion, currentVersion: version).isAccepted {
+                    ready.append(g)
+                    samplesSeen += g.n
+                }
+            }
+            guard ready.count == config.learner.groupsPerStep else { continue }
+            let batch = ready
+            ready.removeAll()
 
-            // One update on the oldest groups.
-            let batch = Array(buffer.prefix(config.learner.groupsPerStep))
-            buffer.removeFirst(batch.count)
+            // One update on the oldest usable groups.
             var stats = try updater.update(model: model, groups: batch, currentVersion: version)
             version += 1
             if version % config.learner.publishEvery == 0 {

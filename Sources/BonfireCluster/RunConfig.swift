@@ -213,8 +213,8 @@ package struct RunConfig: Codable, Equatable, Sendable {
         /// Rounds (envsPerActor chunks each) an actor rolls out with one policy version before it waits (up to
         /// liveness.receiveTimeoutMs) for a newer one: bounds lag and wasted work when actors outpace the learner.
         /// 0 = never wait. At least enough rounds for the actors together to fill `learner.publishEvery` updates.
-        /// Default 2.
-        package var roundsPerVersion: Int = 2
+        /// Default 1 (with the defaults, 2 actors × 8 chunks = exactly one update per version).
+        package var roundsPerVersion: Int = 1
         /// γ of the V-trace targets; 0 (default) = the environment's default (gridworld 0.9, keydoor 0.97).
         package var gamma: Double = 0
         /// Entropy bonus c_H. Default 0.03.

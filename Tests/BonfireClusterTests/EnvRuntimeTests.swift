@@ -102,11 +102,16 @@ final class EnvRuntimeTests: XCTestCase {
     // MARK: End to end through `bonfire local`
 
     func bonfireExecutable() throws -> String {
-        var dir = Bundle(for: EnvRuntimeTests.self).bundleURL.deletingLastPathComponent()
-        for _ in 0..<3 {
-            let candidate = dir.appendingPathComponent("bonfire").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
+        // The bundle URL is the .xctest bundle (macOS) or, on Linux, may be the products folder itself.
+        let starts = [Bundle(for: EnvRuntimeTests.self).bundleURL, Bundle.main.bundleURL,
+                      Bundle.main.executableURL?.deletingLastPathComponent()].compactMap { $0 }
+        for start in starts {
+            var dir = start
+            for _ in 0..<4 {
+                let candidate = dir.appendingPathComponent("bonfire").path
+                if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+                dir = dir.deletingLastPathComponent()
+            }
         }
         XCTFail("bonfire executable not found next to the test bundle; build it first: swift build -c release --product bonfire")
         throw XCTSkip("unreachable")
