@@ -201,8 +201,10 @@ package enum BoNTraining {
                 }
                 stats = BoNSFT(config: bc).step(examples: ex, model: model, optimizer: &opt, currentVersion: step, learningRate: lr)
                 samples += batch.sampleCount
-                let R = batch.groups.flatMap(\.rewards)
+                let R = batch.groups.flatMap(\.rewards), S = batch.groups.flatMap(\.scores)
                 rAcc += R.reduce(0, +) / Double(max(1, R.count))
+                sAcc += S.reduce(0, +) / Double(max(1, S.count))
+                passAcc += Double(batch.groups.filter { $0.rewards.contains { $0 >= 0.5 } }.count) / Double(batch.groups.count)
             default:
                 let batch = collect(model: model, task: task, verifier: verifier, items: items, n: c.n,
                                     temperature: c.temperature, version: step, rng: &rng)

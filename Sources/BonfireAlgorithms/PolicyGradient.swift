@@ -265,11 +265,16 @@ package enum PolicyGradient {
     }
 
     /// One AdamW step on weighted sequences: zeroGrad, forwardBackward with per-token weights, clip, update.
-    /// Sequences with zero weight and no KL term are skipped (no forward).
+    /// Sequences with zero weight and no KL term are skipped (no forward), except in `.group` importance mode, where
+    /// every sequence of a group enters the group's likelihood ratio.
     @discardableResult
     package static func update(model: GPT, optimizer: inout AdamW, sequences all: [WeightedSequence],
                                config: UpdateConfig, learningRate: Float? = nil) -> UpdateStats {
-        let seqs = all.filter { $0.weight != 0 || (config.klCoefficient > 0 && $0.referenceLogProbs != nil) }
+        let groupMode = config.ppoClip == 0 && config.importance.mode == .group
+        let seqs = all.filter {
+            $0.weight != 0 || (config.klCoefficient > 0 && $0.referenceLogProbs != nil)
+                || (groupMode && $0.behaviourLogProbs != nil)
+        }
         var stats = UpdateStats()
         stats.sequences = seqs.count
         stats.weightMass = seqs.reduce(0) { $0 + abs($1.weight) }
@@ -279,9 +284,9 @@ package enum PolicyGradient {
         var ratioSum = 0.0, clipped = 0, tokens = 0
         let fs = model.forwardBackward(seqs.map(\.tokens), temperature: config.temperature,
                                        entropyCoefficient: config.entropyCoefficient) { lps in
-            // Group ratios (product over the group's sequences that are present), when requested.
+            // Group ratios (product over all the group's stale sequences), when requested.
             var groupRatio: [Int: Double] = [:]
-            if config.ppoClip == 0 && config.importance.mode == .group {
+            if groupMode {
                 var logSum: [Int: Double] = [:]
                 for (b, s) in seqs.enumerated() {
                     guard let beh = s.behaviourLogProbs else { continue }

@@ -29,6 +29,7 @@ package final class Coordinator {
     var peerState: [String: String] = [:]        // last heartbeat state ("sampling", "waiting-for-parameters", …)    // eval request id → the scheduled version it answers
     var finished = false
     var learnerEverSeen = false
+    var learnerReported = false   // the first learner metrics (its starting version) also drive the eval schedule
 
     package init(config: RunConfig, runDir: RunDirectory) {
         self.config = config
@@ -146,7 +147,11 @@ package final class Coordinator {
             if role == .learner {
                 lastLearner = m.values
                 learnerStep = Int(m.step)
-                if Int(m.version) != learnerVersion || m.values[MetricKey.runFinished] == 1 {
+                if !learnerReported {
+                    learnerReported = true
+                    learnerVersion = Int(m.version)
+                    for a in schedule.started(atVersion: learnerVersion, now: now) { perform(a, router) }
+                } else if Int(m.version) != learnerVersion || m.values[MetricKey.runFinished] == 1 {
                     learnerVersion = Int(m.version)
                     for a in schedule.versionPublished(learnerVersion, now: now) { perform(a, router) }
                 }

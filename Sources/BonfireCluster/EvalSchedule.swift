@@ -66,6 +66,15 @@ package struct EvalSchedule: Sendable {
         return request(version, now: now)
     }
 
+    /// The learner's starting version (0, an init checkpoint, or a resumed run): one baseline evaluation, so every
+    /// run's table starts from where training began. Later versions follow the every-E rule.
+    package mutating func started(atVersion version: Int, now: Int64) -> [Action] {
+        guard everyVersions > 0, latestVersion == nil else { return [] }
+        latestVersion = version
+        servedMultiple = version / everyVersions
+        return request(version, now: now)
+    }
+
     /// The run ends at `finalVersion`: one last evaluation unless that version was already requested.
     package mutating func finish(finalVersion: Int, now: Int64) -> [Action] {
         if let latest = latestVersion, finalVersion < latest { return [] }

@@ -196,7 +196,7 @@ package final class LearnerRole {
             stats[MetricKey.wireDropped] = Double(decoder.dropped)
             let finished = updater.step >= config.learner.maxSteps
             if finished { stats[MetricKey.runFinished] = 1 }
-            if version % config.learner.checkpointEvery == 0 || finished { try checkpoint() }
+            if (config.learner.checkpointEvery > 0 && version % config.learner.checkpointEvery == 0) || finished { try checkpoint() }
             sendMetrics(control, values: stats)
             if finished {
                 roleLog("learner: reached learner.maxSteps=\(config.learner.maxSteps) at version \(version); done")

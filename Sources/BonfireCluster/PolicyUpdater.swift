@@ -63,7 +63,7 @@ package final class PolicyUpdater {
 
     /// SFT on reference solutions of the train split (the starting policy when no init checkpoint is given).
     package func warmup(model: GPT, steps: Int, batchSize: Int = 16, tick: () -> Void = {}, log: (String) -> Void) throws {
-        var warm = optimizer
+        var warm = AdamW(learningRate: Float(config.algorithm.sftWarmupLearningRate), layout: model.layout)
         let started = Date()
         for s in 0..<steps {
             let demos = try (0..<batchSize).map { try demonstration(task.item(split: .train, index: 1_000_000 + s * batchSize + $0)) }

@@ -177,4 +177,27 @@ final class LearnerSmokeTests: XCTestCase {
             XCTAssert(ck.model.params.allSatisfy(\.isFinite), "\(algo): finite parameters")
         }
     }
+
+    func testStaleSamplesGetTheTruncatedSequenceRatio() {
+        let model = GPT(config: cfg, seed: 3)
+        let batch = makeBatch(model: model, n: 4, seed: 17, version: 0)
+        // Behaviour log-probs shifted by +0.1 per token: ρ_i = exp(−0.1·L_i) < 1 (no truncation at ρ̄ = 1);
+        // shifted by −0.1: ρ_i > 1, truncated to exactly 1.
+        for shift: Float in [0.1, -0.1] {
+            var b = batch
+            for g in b.groups.indices {
+                let cur = model.tokenLogProbs(b.groups[g].responses.map { [Tokenizer.bos] + b.groups[g].promptTokens + $0 })
+                b.groups[g].behaviourLogProbs = cur.map { Array($0[b.groups[g].promptTokens.count...]).map { $0 + shift } }
+            }
+            let w = b.groups.map { RL().groupWeights($0) }
+            let seqs = PolicyGradient.sequences(batch: b, weights: w, currentVersion: 1).filter { $0.weight != 0 }
+            let expected = seqs.map { min(1, exp(-Double(shift) * Double($0.response.count))) }.reduce(0, +) / Double(seqs.count)
+            var opt = AdamW(learningRate: 1e-3, weightDecay: 0)
+            let clone = GPT(config: cfg, seed: 3)
+            let st = PolicyGradient.update(model: clone, optimizer: &opt, sequences: seqs, config: RL().update)
+            expectClose(st.meanImportanceRatio, expected, rtol: 1e-4, atol: 1e-6, "mean ρ with shift \(shift)")
+            XCTAssertEqual(ImportanceWeights.sequenceRatio(current: [0.5, -1][...], behaviour: [0.25, -1.5]), exp(0.75),
+                           accuracy: 1e-12)
+        }
+    }
 }

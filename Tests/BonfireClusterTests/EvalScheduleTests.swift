@@ -54,4 +54,12 @@ final class EvalScheduleTests: XCTestCase {
         never = EvalSchedule(everyVersions: 0, timeoutMs: 1)
         XCTAssertEqual((0...100).flatMap { never.versionPublished($0, now: 0) }, [])
     }
+
+    func testStartingVersionGetsOneBaselineEvaluationThenTheEveryERuleContinues() {
+        var s = EvalSchedule(everyVersions: 25, timeoutMs: 1000)
+        XCTAssertEqual(s.started(atVersion: 40, now: 0), [.requestEval(version: 40)], "resumed at 40: baseline")
+        XCTAssertEqual(s.started(atVersion: 40, now: 1), [], "only once")
+        XCTAssertEqual(s.versionPublished(45, now: 2), [], "next boundary is 50")
+        XCTAssertEqual(s.versionPublished(50, now: 3), [.requestEval(version: 50)])
+    }
 }
