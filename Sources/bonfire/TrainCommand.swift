@@ -41,14 +41,15 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Steps between checkpoints (0 = end only).") var checkpointEvery: Int = 0
     @Option(help: "Test prompts in the final evaluation (0 = skip).") var evalPrompts: Int = 64
     @Option(help: "Samples per test prompt in the final evaluation.") var evalSamples: Int = 32
-    // Hook for the environment mode (another helper): `--env gridworld|keydoor` trains on a multi-step environment.
-    @Option(help: "Train on a multi-step environment instead of a task (see `bonfire train-env`).") var env: String?
+    /// Environment mode: `--env gridworld|keydoor` runs `bonfire train-env` with its defaults and this seed.
+    @Option(help: "Train on a multi-step environment (gridworld, keydoor) with actor-critic + V-trace instead of a task; same as `bonfire train-env --env E --seed S` (use that command for its other options).")
+    var env: String?
 
     func run() throws {
         if let env {
-            // TODO(env mode): call EnvTraining.run(...) here with EnvTrainingConfig.defaults(for: env); until then
-            // point the user to the dedicated command.
-            throw ValidationError("--env \(env): use `bonfire train-env --env \(env)` for environment training")
+            var command = try TrainEnvCommand.parse(["--env", env, "--seed", String(seed)])
+            try command.run()
+            return
         }
         guard let a = BoNTrainingConfig.Algorithm(rawValue: algo) else {
             throw ValidationError("unknown --algo '\(algo)': choose one of "
