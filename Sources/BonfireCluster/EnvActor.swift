@@ -3,12 +3,8 @@
 // `env.chunkLength` times per round — one batched forward per step, a ~ π(·|x) sampled, log π(a|x) and the version
 // recorded per step — and pushes one EpisodeBatch message per environment chunk (chunks also end at a truncation, as
 // in EnvTraining.swift), then one `.metrics` message with the completed episodes of the round (count, return sum,
-// length sum) for the learner's episode statistics. Same sockets as the BoN actor (Actor.swift):
-//
-//   DEALER → coordinator (hello, heartbeats, metrics, eval reports; receives eval requests and shutdown)
-//   SUB    ← learner PUB (parameter broadcasts; CONFLATE keeps only the newest)
-//   DEALER → learner param ROUTER (a `hello` asks for the current parameters: the late-joiner path)
-//   PUSH   → learner PULL (SNDHWM = 2 rounds of chunks: backpressure, so an actor cannot run far ahead)
+// length sum) for the learner's episode statistics. Sockets and protocol are the shared `ActorLink` (ActorLink.swift);
+// the PUSH high-water mark is 2 rounds of chunks (backpressure, so an actor cannot run far ahead).
 //
 // Episodes are seeded from (run seed, actor id, pid, env index, episode counter); actions from
 // RNG(run seed, actor id, pid), so a restarted actor does not replay its previous episodes.
@@ -28,15 +24,12 @@ import Glibc
 
 package final class EnvActorRole {
     let config: RunConfig
-    var identity: RoleIdentity
     let training: EnvTrainingConfig
     let net: MLP
     let hash: UInt64
     let actorID: Int
     var version: Int = -1
-    var decoder: WireDecoder
     var rng: RNG
-    var backoff: Backoff
     var envs: [any Environment]
     var observations: [[Float]]
     var episodeCounter: [UInt64]
@@ -50,14 +43,11 @@ package final class EnvActorRole {
     package init(config: RunConfig, id: Int) throws {
         self.config = config
         self.actorID = id
-        self.identity = RoleIdentity(runID: config.run.id, role: .actor, id: UInt32(id))
         let training = try config.envTrainingConfig()
         self.training = training
         self.net = MLP(config: try config.envMLPConfig(), seed: config.run.seed)
         self.hash = layoutHash(net.layout)
-        self.decoder = WireDecoder(runID: config.run.id)
         self.rng = RNG(seed: config.run.seed, stream: 0x656E_7661, UInt64(id), UInt64(getpid()))   // "enva"
-        self.backoff = Backoff(config.liveness, rng: RNG(seed: config.run.seed, stream: 4, UInt64(id)))
         let B = config.env.envsPerActor
         let fill = (config.env.chunksPerUpdate * config.learner.publishEvery + config.actors.count * B - 1) / (config.actors.count * B)
         self.roundBudget = config.env.roundsPerVersion == 0 ? 0 : max(config.env.roundsPerVersion, fill)
@@ -73,7 +63,7 @@ package final class EnvActorRole {
         for i in 0..<B { observations.append(envs[i].reset(seed: episodeSeed(i)).vector) }
     }
 
-    var name: String { identity.name }
+    var name: String { "actor-\(actorID)" }
 
     func episodeSeed(_ i: Int) -> UInt64 {
         var r = RNG(seed: config.run.seed, stream: 0x6570, UInt64(actorID) << 32 | UInt64(i), episodeCounter[i] ^ (UInt64(getpid()) << 40))
@@ -82,67 +72,49 @@ package final class EnvActorRole {
 
     package func run(context: ZMQContext) throws -> Int32 {
         let e = config.endpoints
-        let control = try ZMQSocket(context, .dealer, linger: .milliseconds(200))
-        let sub = try ZMQSocket(context, .sub, linger: .zero)
-        let paramReq = try ZMQSocket(context, .dealer, linger: .zero)
-        let push = try ZMQSocket(context, .push, linger: .milliseconds(500))
-        defer { control.close(); sub.close(); paramReq.close(); push.close() }
-        for s in [control, paramReq, push] {
-            try s.set(.reconnectInterval(ms(config.liveness.reconnectInitialMs)))
-            try s.set(.reconnectIntervalMax(ms(config.liveness.reconnectMaxMs)))
+        let link = try ActorLink(context: context, config: config, id: actorID,
+                                 capabilities: ["episodes:" + envs[0].name, "eval"],
+                                 pushHighWaterMark: Int32(2 * (config.env.envsPerActor + 1)), layoutHash: layoutHash(net.layout),
+                                 parameterCount: net.params.count, modelSection: "env section")
+        defer { link.close() }
+        let apply: ([Float], Int) throws -> Void = { [self] values, v in
+            let first = version < 0
+            net.params = values
+            version = v
+            roundsWithVersion = 0
+            if first { roleLog("\(name): got parameters version \(v); rolling out \(envs.count) \(envs[0].name) environments") }
         }
-        try sub.set(.conflate(true))
-        try sub.set(.subscribe([]))
-        try push.set(.sendHighWaterMark(Int32(2 * (config.env.envsPerActor + 1))))
-        try push.set(.immediate(true))
-        try control.connect(e.connect(e.coordinatorPort))
-        try sub.connect(e.connect(e.paramsPort))
-        try paramReq.connect(e.connect(e.paramsRequestPort))
-        try push.connect(e.connect(e.rolloutPort))
-
-        try register(control)
-        try fetchInitialParameters(paramReq, sub, control)
+        try link.register(detail: "; env \(envs[0].name) × \(envs.count)")
+        guard try link.fetchInitialParameters(apply) else { return 0 }
 
         var lastMetrics = monotonicMillis()
-        var lastParams = monotonicMillis()
         var periodSteps = 0
         var pushBlockedSince: Int64?
         while true {
             if StopFlag.isSet {
                 roleLog("\(name): stop signal; leaving")
-                _ = try? control.send(identity.envelope(.shutdown(WireShutdown(reason: "actor stopped by signal"))),
-                                      timeout: .milliseconds(200))
+                link.leave(reason: "actor stopped by signal")
                 return 0
             }
             let now = monotonicMillis()
-            if try receiveParameters(sub, timeout: .zero) { lastParams = now }
-            if now - lastParams > Int64(config.liveness.peerGiveUpMs) {
-                throw ClusterError("\(name): no parameters from the learner for \(now - lastParams) ms " +
-                                   "(> liveness.peerGiveUpMs); is the learner running at \(e.connect(e.paramsPort))?")
-            }
-            while let got = try control.receiveEnvelope(&decoder, timeout: .zero) {
-                guard case .success(let env) = got.envelope else { continue }
-                switch env.payload {
-                case .shutdown(let s):
-                    roleLog("\(name): shutdown from coordinator (\(s.reason)); sent \(chunksSent) chunks, \(stepsTotal) env steps, \(episodesTotal) episodes")
+            _ = try link.pollParameters(apply)
+            for event in try link.pollControl() {
+                switch event {
+                case .shutdown(let reason):
+                    roleLog("\(name): shutdown from coordinator (\(reason)); sent \(chunksSent) chunks, \(stepsTotal) env steps, \(episodesTotal) episodes")
                     return 0
                 case .evalRequest(let r):
-                    let report = try evaluate(r)
-                    _ = try control.send(identity.envelope(.evalReport(report)), timeout: ms(config.liveness.receiveTimeoutMs))
-                case .helloAck(let ack) where !ack.accepted:
-                    roleLog("\(name): coordinator asks to register again (\(ack.reason))")
-                    _ = try control.send(identity.envelope(.hello(hello())), timeout: .milliseconds(200))
-                default: break
+                    try link.sendControl(.evalReport(evaluate(r)), timeout: ms(config.liveness.receiveTimeoutMs))
                 }
             }
-            heartbeat(control, state: "rolling-out")
+            link.heartbeat(state: "sampling")
             if now - lastMetrics >= Int64(config.logging.periodSeconds * 1000) {
                 let rate = Double(periodSteps) / (Double(now - lastMetrics) / 1000)
                 // samples = env steps, so the coordinator's samples/s line counts env steps.
-                _ = try control.trySend([identity.envelope(.metrics(WireMetrics(step: UInt64(chunksSent), version: UInt64(max(version, 0)), values: [
+                try link.sendControl(.metrics(WireMetrics(step: UInt64(chunksSent), version: UInt64(max(version, 0)), values: [
                     "actor/samples_total": Double(stepsTotal), "actor/dropped_total": Double(droppedTotal),
                     "actor/episodes_total": Double(episodesTotal), EnvMetricKey.envStepsPerSecond: rate,
-                ]))).encoded()])
+                ])))
                 lastMetrics = now; periodSteps = 0
             }
 
@@ -152,9 +124,9 @@ package final class EnvActorRole {
                 let until = monotonicMillis() + Int64(config.liveness.receiveTimeoutMs)
                 var controlPending = false
                 while version == held, monotonicMillis() < until, !StopFlag.isSet {
-                    let ready = try ZMQSocket.pollReadable([sub, control], timeout: .milliseconds(5))
-                    if ready.contains(0), try receiveParameters(sub, timeout: .zero) { lastParams = monotonicMillis() }
-                    heartbeat(control, state: "waiting-for-version")
+                    let ready = try ZMQSocket.pollReadable([link.sub, link.control], timeout: .milliseconds(5))
+                    if ready.contains(0) { _ = try link.pollParameters(apply) }
+                    link.heartbeat(state: "waiting-for-version")
                     if ready.contains(1) { controlPending = true; break }   // shutdown / eval first
                 }
                 if version == held {
@@ -168,7 +140,7 @@ package final class EnvActorRole {
             var blocked = false
             for c in chunks {
                 // After one send timed out, drop the rest of the round instead of waiting again for each chunk.
-                if !blocked, try push.send(identity.envelope(.episodes(c.wire)), timeout: ms(config.liveness.receiveTimeoutMs)) {
+                if !blocked, try link.push(.episodes(c.wire), timeout: ms(config.liveness.receiveTimeoutMs)) {
                     chunksSent += 1
                 } else {
                     droppedTotal += 1
@@ -177,10 +149,10 @@ package final class EnvActorRole {
             }
             if report.count > 0 {
                 // Episode statistics are not worth waiting for: dropped when the queue is full.
-                _ = try push.trySend([identity.envelope(.metrics(WireMetrics(step: UInt64(chunksSent), version: UInt64(version), values: [
+                _ = try link.tryPush(.metrics(WireMetrics(step: UInt64(chunksSent), version: UInt64(version), values: [
                     EnvMetricKey.reportEpisodes: Double(report.count), EnvMetricKey.reportReturnSum: report.returnSum,
                     EnvMetricKey.reportLengthSum: report.lengthSum,
-                ]))).encoded()])
+                ])))
             }
             let steps = chunks.reduce(0) { $0 + $1.count }
             stepsTotal += steps; periodSteps += steps
@@ -284,89 +256,5 @@ package final class EnvActorRole {
         }
         roleLog("\(name): eval v\(version): " + rows.map { String(format: "T=%.2f return=%.3f (%.0f%% of optimal %.2f)", $0.temperature, $0.meanReward, 100 * $0.passAtN, reference.optimal) }.joined(separator: ", "))
         return WireEvalReport(requestID: r.requestID, version: UInt64(max(version, 0)), task: r.task, split: r.split, rows: rows)
-    }
-
-    // MARK: registration and parameters (as ActorRole)
-
-    var lastHeartbeat: Int64 = 0
-
-    func heartbeat(_ control: ZMQSocket, state: String) {
-        let now = monotonicMillis()
-        guard now - lastHeartbeat >= Int64(config.liveness.heartbeatIntervalMs) else { return }
-        lastHeartbeat = now
-        _ = try? control.trySend([identity.envelope(.heartbeat(WireHeartbeat(
-            policyVersion: UInt64(max(version, 0)), unixTimeMs: unixTimeMs(), state: state))).encoded()])
-    }
-
-    func hello() -> WireHello {
-        WireHello(role: .actor, id: identity.id, host: ProcessInfo.processInfo.hostName, pid: UInt32(getpid()),
-                  capabilities: ["episodes:" + envs[0].name, "eval"])
-    }
-
-    func register(_ control: ZMQSocket) throws {
-        backoff.reset()
-        let started = monotonicMillis()
-        while !StopFlag.isSet {
-            _ = try control.send(identity.envelope(.hello(hello())), timeout: .milliseconds(500))
-            if let got = try control.receiveEnvelope(&decoder, timeout: ms(config.liveness.receiveTimeoutMs)),
-               case .success(let env) = got.envelope, case .helloAck(let ack) = env.payload, ack.accepted {
-                roleLog("\(name): registered with coordinator (run \(config.run.id), current version \(ack.currentVersion)); env \(envs[0].name) × \(envs.count)")
-                backoff.reset()
-                return
-            }
-            guard let delay = backoff.next(giveUpAfterMs: config.liveness.peerGiveUpMs) else {
-                throw ClusterError("\(name): coordinator at \(config.endpoints.connect(config.endpoints.coordinatorPort)) " +
-                                   "did not answer for \(monotonicMillis() - started) ms; is it running? (raise liveness.peerGiveUpMs to wait longer)")
-            }
-            roleLog("\(name): no answer from coordinator after \(monotonicMillis() - started) ms; retrying in \(delay) ms")
-            usleep(useconds_t(delay * 1000))
-        }
-    }
-
-    func fetchInitialParameters(_ paramReq: ZMQSocket, _ sub: ZMQSocket, _ control: ZMQSocket) throws {
-        backoff.reset()
-        let started = monotonicMillis()
-        while !StopFlag.isSet {
-            _ = try paramReq.send(identity.envelope(.hello(hello())), timeout: .milliseconds(500))
-            let deadline = monotonicMillis() + Int64(config.liveness.receiveTimeoutMs)
-            while monotonicMillis() < deadline {
-                if let got = try paramReq.receiveEnvelope(&decoder, timeout: .milliseconds(50)),
-                   case .success(let env) = got.envelope, case .parameters(let p) = env.payload {
-                    if try install(p) { return }
-                }
-                if try receiveParameters(sub, timeout: .zero) { return }
-                heartbeat(control, state: "waiting-for-parameters")
-            }
-            guard let delay = backoff.next(giveUpAfterMs: config.liveness.peerGiveUpMs) else {
-                throw ClusterError("\(name): learner at \(config.endpoints.connect(config.endpoints.paramsRequestPort)) " +
-                                   "sent no parameters for \(monotonicMillis() - started) ms; is it running?")
-            }
-            roleLog("\(name): waiting for initial parameters (\(monotonicMillis() - started) ms so far); retrying in \(delay) ms")
-            usleep(useconds_t(delay * 1000))
-        }
-    }
-
-    func receiveParameters(_ sub: ZMQSocket, timeout: Duration) throws -> Bool {
-        var installed = false
-        while let got = try sub.receiveEnvelope(&decoder, timeout: installed ? .zero : timeout) {
-            if case .success(let env) = got.envelope, case .parameters(let p) = env.payload, try install(p) { installed = true }
-            if !installed { break }
-        }
-        return installed
-    }
-
-    func install(_ p: WireParameters) throws -> Bool {
-        guard p.layoutHash == hash, p.values.count == net.params.count else {
-            throw ClusterError("\(name): parameter layout from the learner (hash \(p.layoutHash), \(p.values.count) floats) " +
-                               "does not match this actor's MLP (hash \(hash), \(net.params.count) floats); " +
-                               "run every role with the same config (env section)")
-        }
-        guard Int(p.version) > version else { return false }
-        let first = version < 0
-        net.params = p.values
-        version = Int(p.version)
-        roundsWithVersion = 0
-        if first { roleLog("\(name): got parameters version \(version); rolling out \(envs.count) \(envs[0].name) environments") }
-        return true
     }
 }

@@ -40,6 +40,7 @@ struct ConfigOptions: ParsableArguments {
 /// Runs a role body with the stop-signal handlers installed and a ZeroMQ context; maps failures to exit codes.
 func runRole(_ name: String, _ body: (ZMQContext) throws -> Int32) throws {
     StopFlag.install()
+    WireMemory.configureForLargeMessages()  // parameter blobs and rollouts are MB-sized: no mmap/trim per message
     let context = try ZMQContext()
     let code: Int32
     do { code = try body(context) } catch let e as ClusterError {

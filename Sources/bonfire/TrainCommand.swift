@@ -47,7 +47,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         if let env {
-            var command = try TrainEnvCommand.parse(["--env", env, "--seed", String(seed)])
+            let command = try TrainEnvCommand.parse(["--env", env, "--seed", String(seed)])
             try command.run()
             return
         }

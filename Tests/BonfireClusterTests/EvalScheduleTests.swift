@@ -50,7 +50,7 @@ final class EvalScheduleTests: XCTestCase {
         _ = s.versionPublished(13, now: 2)
         XCTAssertEqual(s.finish(finalVersion: 13, now: 3), [.requestEval(version: 13)])
         var never = EvalSchedule(RunConfig.EvalSection())
-        XCTAssertEqual(never.everyVersions, 25)
+        XCTAssertEqual(never.everyVersions, RunConfig.EvalSection().everyVersions, "the config default reaches the schedule")
         never = EvalSchedule(everyVersions: 0, timeoutMs: 1)
         XCTAssertEqual((0...100).flatMap { never.versionPublished($0, now: 0) }, [])
     }

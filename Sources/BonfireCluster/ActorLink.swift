@@ -1,0 +1,260 @@
+// The actor side of the runtime, shared by BoN actors (Actor.swift) and environment actors (EnvActor.swift): the four
+// sockets, registration with the coordinator, heartbeats, the late-joiner parameter path and control messages.
+//
+//   DEALER → coordinator (hello, heartbeats, metrics, eval reports; receives eval requests and shutdown)
+//   SUB    ← learner PUB (parameter broadcasts; CONFLATE keeps only the newest)
+//   DEALER → learner param ROUTER (a `hello` there asks for the current parameters: the late-joiner path, so a new or
+//            restarted actor never waits for the next broadcast — the PUB/SUB slow-joiner problem — and a missed
+//            broadcast is fetched after a quiet spell)
+//   PUSH   → learner PULL (rollouts; a small SNDHWM gives backpressure)
+// Every wait has a deadline; long waits keep heartbeating so they never look like death to the coordinator.
+import BonfireMath
+import BonfireWire
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+package final class ActorLink {
+    /// What the coordinator asked for.
+    package enum ControlEvent {
+        case shutdown(reason: String)
+        case evalRequest(WireEvalRequest)
+    }
+
+    let config: RunConfig
+    package private(set) var identity: RoleIdentity
+    var decoder: WireDecoder
+    var backoff: Backoff
+    package let control: ZMQSocket
+    package let sub: ZMQSocket
+    let paramReq: ZMQSocket
+    let pushSocket: ZMQSocket
+    let capabilities: [String]
+    let expectedHash: UInt64
+    let expectedCount: Int
+    /// What `install` says on a layout mismatch: which config section decides the model ("model section").
+    let modelSection: String
+    /// The policy version held (−1 before the first parameters).
+    package private(set) var version = -1
+    var lastHeartbeat: Int64 = 0
+    var lastHello: Int64 = 0
+    var lastParams: Int64 = 0
+    var lastParamAsk: Int64 = 0
+    /// Evaluation requests that arrived before the first parameters; returned by the first `pollControl`.
+    var pendingEvals: [WireEvalRequest] = []
+
+    package var name: String { identity.name }
+
+    package init(context: ZMQContext, config: RunConfig, id: Int, capabilities: [String], pushHighWaterMark: Int32,
+                 layoutHash: UInt64, parameterCount: Int, modelSection: String) throws {
+        self.config = config
+        self.identity = RoleIdentity(runID: config.run.id, role: .actor, id: UInt32(id))
+        self.decoder = WireDecoder(runID: config.run.id)
+        self.backoff = Backoff(config.liveness, rng: RNG(seed: config.run.seed, stream: 4, UInt64(id)))
+        self.capabilities = capabilities
+        self.expectedHash = layoutHash
+        self.expectedCount = parameterCount
+        self.modelSection = modelSection
+        let e = config.endpoints
+        control = try ZMQSocket(context, .dealer, linger: .milliseconds(200))
+        sub = try ZMQSocket(context, .sub, linger: .zero)
+        paramReq = try ZMQSocket(context, .dealer, linger: .zero)
+        pushSocket = try ZMQSocket(context, .push, linger: .milliseconds(500))
+        for s in [control, paramReq, pushSocket] {
+            try s.set(.reconnectInterval(ms(config.liveness.reconnectInitialMs)))
+            try s.set(.reconnectIntervalMax(ms(config.liveness.reconnectMaxMs)))
+        }
+        try sub.set(.conflate(true))
+        try sub.set(.subscribe([]))
+        try pushSocket.set(.sendHighWaterMark(pushHighWaterMark))
+        try pushSocket.set(.immediate(true))
+        try control.connect(e.connect(e.coordinatorPort))
+        try sub.connect(e.connect(e.paramsPort))
+        try paramReq.connect(e.connect(e.paramsRequestPort))
+        try pushSocket.connect(e.connect(e.rolloutPort))
+    }
+
+    package func close() { control.close(); sub.close(); paramReq.close(); pushSocket.close() }
+
+    func hello() -> WireHello {
+        WireHello(role: .actor, id: identity.id, host: ProcessInfo.processInfo.hostName, pid: UInt32(getpid()),
+                  capabilities: capabilities)
+    }
+
+    /// Sends a heartbeat when one is due (never blocks).
+    package func heartbeat(state: String) {
+        let now = monotonicMillis()
+        guard now - lastHeartbeat >= Int64(config.liveness.heartbeatIntervalMs) else { return }
+        lastHeartbeat = now
+        _ = try? control.trySend([identity.envelope(.heartbeat(WireHeartbeat(
+            policyVersion: UInt64(max(version, 0)), unixTimeMs: unixTimeMs(), state: state))).encoded()])
+    }
+
+    /// Sleeps `ms` milliseconds in small steps, heartbeating so a long backoff does not look like death.
+    func pause(ms: Int, state: String) {
+        let until = monotonicMillis() + Int64(ms)
+        while monotonicMillis() < until, !StopFlag.isSet {
+            heartbeat(state: state)
+            usleep(useconds_t(min(50, max(1, until - monotonicMillis())) * 1000))
+        }
+    }
+
+    /// Hello → HelloAck, retried with capped exponential backoff until `peerGiveUpMs`.
+    package func register(detail: String = "") throws {
+        backoff.reset()
+        let started = monotonicMillis()
+        while !StopFlag.isSet {
+            _ = try control.send(identity.envelope(.hello(hello())), timeout: .milliseconds(500))
+            if let got = try control.receiveEnvelope(&decoder, timeout: ms(config.liveness.receiveTimeoutMs)),
+               case .success(let env) = got.envelope, case .helloAck(let ack) = env.payload, ack.accepted {
+                roleLog("\(name): registered with coordinator (run \(config.run.id), current version \(ack.currentVersion))\(detail)")
+                backoff.reset()
+                return
+            }
+            guard let delay = backoff.next(giveUpAfterMs: config.liveness.peerGiveUpMs) else {
+                throw ClusterError("\(name): coordinator at \(config.endpoints.connect(config.endpoints.coordinatorPort)) " +
+                                   "did not answer for \(monotonicMillis() - started) ms; is it running? (raise liveness.peerGiveUpMs to wait longer)")
+            }
+            roleLog("\(name): no answer from coordinator after \(monotonicMillis() - started) ms; retrying in \(delay) ms")
+            pause(ms: delay, state: "registering")
+        }
+    }
+
+    /// Checks a parameter message against this actor's model and hands newer ones to `apply`. True if applied.
+    func install(_ p: WireParameters, _ apply: ([Float], Int) throws -> Void) throws -> Bool {
+        guard p.layoutHash == expectedHash, p.values.count == expectedCount else {
+            throw ClusterError("\(name): parameter layout from the learner (hash \(p.layoutHash), \(p.values.count) floats) " +
+                               "does not match this actor's model (hash \(expectedHash), \(expectedCount) floats); " +
+                               "run every role with the same config (\(modelSection))")
+        }
+        guard Int(p.version) > version else { return false }
+        try apply(p.values, Int(p.version))
+        version = Int(p.version)
+        return true
+    }
+
+    /// The late-joiner path: ask the learner for its current parameters instead of waiting for a broadcast, and take
+    /// a broadcast if one comes first. False when the coordinator said shut down (or a stop signal came) first.
+    package func fetchInitialParameters(_ apply: ([Float], Int) throws -> Void) throws -> Bool {
+        backoff.reset()
+        let started = monotonicMillis()
+        var nextRequest: Int64 = 0
+        var lastLog = started
+        while !StopFlag.isSet {
+            let now = monotonicMillis()
+            if now >= nextRequest {
+                _ = try paramReq.trySend([identity.envelope(.hello(hello())).encoded()])
+                nextRequest = now + Int64(backoff.nextDelayMs())
+            }
+            if let got = try paramReq.receiveEnvelope(&decoder, timeout: .milliseconds(50)),
+               case .success(let env) = got.envelope, case .parameters(let p) = env.payload, try install(p, apply) {
+                lastParams = monotonicMillis()
+                return true
+            }
+            if try receiveBroadcast(apply) { lastParams = monotonicMillis(); return true }
+            heartbeat(state: "waiting-for-parameters")
+            while let got = try control.receiveEnvelope(&decoder, timeout: .zero) {
+                guard case .success(let env) = got.envelope else { continue }
+                switch env.payload {
+                case .shutdown(let s):
+                    roleLog("\(name): shutdown from coordinator while waiting for parameters (\(s.reason))")
+                    return false
+                case .evalRequest(let r):
+                    pendingEvals.append(r)  // answered as soon as we hold parameters
+                default: break
+                }
+            }
+            if now - started > Int64(config.liveness.peerGiveUpMs) {
+                throw ClusterError("\(name): learner at \(config.endpoints.connect(config.endpoints.paramsRequestPort)) " +
+                                   "sent no parameters for \(now - started) ms; is it running? If its SFT warm-up takes " +
+                                   "longer, raise liveness.peerGiveUpMs")
+            }
+            if now - lastLog >= 5000 {
+                roleLog("\(name): waiting for initial parameters from the learner (\(now - started) ms so far; it may still be warming up)")
+                lastLog = now
+            }
+        }
+        return false
+    }
+
+    /// Newest broadcast, if any (CONFLATE: at most one waiting). True if installed.
+    func receiveBroadcast(_ apply: ([Float], Int) throws -> Void, timeout: Duration = .zero) throws -> Bool {
+        var installed = false
+        while let got = try sub.receiveEnvelope(&decoder, timeout: installed ? .zero : timeout) {
+            if case .success(let env) = got.envelope, case .parameters(let p) = env.payload, try install(p, apply) { installed = true }
+            if !installed { break }
+        }
+        return installed
+    }
+
+    /// Takes newer parameters from a broadcast or from a direct answer; after 5 s without any parameters message it
+    /// asks the learner directly (PUB drops under its high-water mark). Throws when the learner has been silent for
+    /// `peerGiveUpMs`. True if newer parameters were installed.
+    package func pollParameters(_ apply: ([Float], Int) throws -> Void, timeout: Duration = .zero) throws -> Bool {
+        let now = monotonicMillis()
+        var installed = false
+        if try receiveBroadcast(apply, timeout: timeout) { installed = true; lastParams = now }
+        while let got = try paramReq.receiveEnvelope(&decoder, timeout: .zero) {
+            // Any answer shows the learner is alive, even when it holds no newer version.
+            if case .success(let env) = got.envelope, case .parameters(let p) = env.payload {
+                if try install(p, apply) { installed = true }
+                lastParams = now
+            }
+        }
+        if now - lastParams > 5000, now - lastParamAsk > 5000 {
+            _ = try paramReq.trySend([identity.envelope(.hello(hello())).encoded()])
+            lastParamAsk = now
+        }
+        if now - lastParams > Int64(config.liveness.peerGiveUpMs) {
+            let e = config.endpoints
+            throw ClusterError("\(name): no parameters from the learner for \(now - lastParams) ms " +
+                               "(> liveness.peerGiveUpMs); is the learner running at \(e.connect(e.paramsPort))?")
+        }
+        return installed
+    }
+
+    /// Control messages since the last call (and evaluation requests held from before the first parameters).
+    /// A request to register again is answered here, at most once per heartbeat interval.
+    package func pollControl() throws -> [ControlEvent] {
+        var events = pendingEvals.map { ControlEvent.evalRequest($0) }
+        pendingEvals.removeAll()
+        let now = monotonicMillis()
+        while let got = try control.receiveEnvelope(&decoder, timeout: .zero) {
+            guard case .success(let env) = got.envelope else { continue }
+            switch env.payload {
+            case .shutdown(let s): events.append(.shutdown(reason: s.reason))
+            case .evalRequest(let r): events.append(.evalRequest(r))
+            case .helloAck(let ack) where !ack.accepted:
+                if now - lastHello >= Int64(config.liveness.heartbeatIntervalMs) {
+                    roleLog("\(name): coordinator asks to register again (\(ack.reason))")
+                    _ = try control.send(identity.envelope(.hello(hello())), timeout: .milliseconds(200))
+                    lastHello = now
+                }
+            default: break
+            }
+        }
+        return events
+    }
+
+    /// Pushes without waiting; false when the queue is full (statistics not worth waiting for).
+    package func tryPush(_ payload: WirePayload) throws -> Bool {
+        try pushSocket.trySend([identity.envelope(payload).encoded()])
+    }
+
+    /// Sends on the control socket (reports, metrics); `timeout` nil = do not wait.
+    package func sendControl(_ payload: WirePayload, timeout: Duration? = nil) throws {
+        let env = identity.envelope(payload)
+        if let timeout { _ = try control.send(env, timeout: timeout) } else { _ = try control.trySend([env.encoded()]) }
+    }
+
+    /// Pushes a rollout to the learner; false when it would not take it within `timeout` (backpressure).
+    package func push(_ payload: WirePayload, timeout: Duration) throws -> Bool {
+        try pushSocket.send(identity.envelope(payload), timeout: timeout)
+    }
+
+    /// Says goodbye to the coordinator (stop signal).
+    package func leave(reason: String) {
+        _ = try? control.send(identity.envelope(.shutdown(WireShutdown(reason: reason))), timeout: .milliseconds(200))
+    }
+}
