@@ -248,9 +248,18 @@ package final class ActorLink {
         if let timeout { _ = try control.send(env, timeout: timeout) } else { _ = try control.trySend([env.encoded()]) }
     }
 
-    /// Pushes a rollout to the learner; false when it would not take it within `timeout` (backpressure).
+    /// Pushes a rollout to the learner; false when it would not take it within `timeout` (backpressure). Waits in
+    /// slices of one heartbeat interval and heartbeats between them, so backpressure never looks like death.
     package func push(_ payload: WirePayload, timeout: Duration) throws -> Bool {
-        try pushSocket.send(identity.envelope(payload), timeout: timeout)
+        let env = identity.envelope(payload)
+        let deadline = ContinuousClock.now + timeout
+        let slice = ms(max(1, config.liveness.heartbeatIntervalMs / 2))
+        while true {
+            let left = deadline - ContinuousClock.now
+            if try pushSocket.send(env, timeout: max(.zero, min(slice, left))) { return true }
+            if ContinuousClock.now >= deadline || StopFlag.isSet { return false }
+            heartbeat(state: "sampling")
+        }
     }
 
     /// Says goodbye to the coordinator (stop signal).

@@ -26,7 +26,8 @@ package final class Coordinator {
     var nextEvalActor = 0
     var requestCounter: UInt64 = 0
     var requestedVersion: [UInt64: Int] = [:]
-    var peerState: [String: String] = [:]        // last heartbeat state ("sampling", "waiting-for-parameters", …)    // eval request id → the scheduled version it answers
+    var peerState: [String: String] = [:]
+    var undelivered: [Int] = []                  // scheduled evaluations no actor could take yet        // last heartbeat state ("sampling", "waiting-for-parameters", …)    // eval request id → the scheduled version it answers
     var finished = false
     var learnerEverSeen = false
     var learnerReported = false   // the first learner metrics (its starting version) also drive the eval schedule
@@ -71,6 +72,9 @@ package final class Coordinator {
             }
             let now = monotonicMillis()
             for event in liveness.tick(now: now) { log(event) }
+            if let v = undelivered.first, !liveness.livePeers(role: .actor).isEmpty {
+                perform(.requestEval(version: v), router)
+            }
             for action in schedule.tick(now: now) {
                 if case .timedOut(let v) = action {
                     roleLog("coordinator: evaluation of version \(v) timed out after \(schedule.timeoutMs) ms (no eval_report); continuing")
@@ -198,9 +202,13 @@ package final class Coordinator {
         let ready = live.filter { peerState[$0] == "sampling" }
         let actors = ready.isEmpty ? live : ready
         guard !actors.isEmpty else {
-            roleLog("coordinator: eval of version \(version) due but no live actor; it will time out")
+            if !undelivered.contains(version) {
+                undelivered.append(version)
+                roleLog("coordinator: eval of version \(version) due but no live actor yet; it is sent when one registers")
+            }
             return
         }
+        undelivered.removeAll { $0 == version }
         let target = actors[nextEvalActor % actors.count]
         nextEvalActor += 1
         requestCounter += 1

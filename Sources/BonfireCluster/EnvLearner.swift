@@ -1,7 +1,7 @@
 // The environment learner: the runtime's learner for environment jobs (`env.name` = gridworld | keydoor).
 // Collects EpisodeChunks from actors, drops the too-stale ones, runs one off-policy actor-critic update (V-trace,
 // ActorCriticLearner, Sources/BonfireAlgorithms/ActorCritic.swift) per `env.chunksPerUpdate` chunks, and publishes
-// the MLP's parameters as the next policy version. Same sockets and protocol as the BoN learner (Learner.swift):
+// the MLP's parameters as the next policy version. Sockets and protocol are the shared LearnerLink (LearnerLink.swift):
 //
 //   PULL   (bind rolloutPort)        ← actors' `.episodes` (one chunk per message) and `.metrics` (completed
 //                                      episodes of the actor's last round: env/episodes, env/return_sum,
@@ -102,7 +102,6 @@ package struct EpisodeWindow: Sendable {
 package final class EnvLearnerRole {
     let config: RunConfig
     let runDir: RunDirectory
-    var identity: RoleIdentity
     let training: EnvTrainingConfig
     let envName: String
     let learner: ActorCriticLearner
@@ -111,7 +110,6 @@ package final class EnvLearnerRole {
     /// Learner updates (continues across --resume).
     var step = 0
     var gate: StalenessGate
-    var decoder: WireDecoder
     let resume: Bool
     var lastCheckpointVersion = -1
     var episodes = EpisodeWindow()
@@ -121,13 +119,11 @@ package final class EnvLearnerRole {
         self.config = config
         self.runDir = runDir
         self.resume = resume
-        self.identity = RoleIdentity(runID: config.run.id, role: .learner, id: 0)
         self.training = try config.envTrainingConfig()
         let mlp = try config.envMLPConfig()
         self.envName = training.makeEnvironment().name
         self.learner = ActorCriticLearner(net: MLP(config: mlp, seed: config.run.seed), config: training.learner)
         self.gate = StalenessGate(config.learner)
-        self.decoder = WireDecoder(runID: config.run.id)
     }
 
     var net: MLP { learner.net }
@@ -172,30 +168,14 @@ package final class EnvLearnerRole {
 
     package func run(context: ZMQContext) throws -> Int32 {
         let e = config.endpoints
-        let pull = try ZMQSocket(context, .pull, linger: .zero)
-        let pub = try ZMQSocket(context, .pub, linger: .milliseconds(500))
-        let paramRouter = try ZMQSocket(context, .router, linger: .milliseconds(200))
-        let control = try ZMQSocket(context, .dealer, linger: .milliseconds(500))
-        defer { pull.close(); pub.close(); paramRouter.close(); control.close() }
-        try pull.set(.receiveHighWaterMark(Int32(2 * config.env.chunksPerUpdate)))
-        try pub.set(.sendHighWaterMark(2))
-        for (s, port) in [(pull, e.rolloutPort), (pub, e.paramsPort), (paramRouter, e.paramsRequestPort)] {
-            do { try s.bind(e.bind(port)) } catch {
-                throw ClusterError("learner cannot bind \(e.bind(port)): \(error). Is another run using this port? " +
-                                   "Stop it or choose other ports (endpoints.*Port)")
-            }
-        }
-        try control.set(.reconnectInterval(ms(config.liveness.reconnectInitialMs)))
-        try control.set(.reconnectIntervalMax(ms(config.liveness.reconnectMaxMs)))
-        try control.connect(e.connect(e.coordinatorPort))
-        let hello = WireHello(role: .learner, id: 0, host: ProcessInfo.processInfo.hostName, pid: UInt32(getpid()),
-                              capabilities: ["env:" + envName])
-        _ = try control.send(identity.envelope(.hello(hello)), timeout: .milliseconds(500))
+        let link = try LearnerLink(context: context, config: config, capabilities: ["env:" + envName],
+                                   pullHighWaterMark: Int32(2 * config.env.chunksPerUpdate), pubHighWaterMark: 2)
+        defer { link.close() }
+        let values = { [net] in net.params }
         try prepare()
 
-        var params = WireParameters(version: UInt64(version), layoutHash: hash, values: net.params)
-        _ = try pub.trySend([identity.envelope(.parameters(params)).encoded()])
-        sendMetrics(control, values: [:])
+        try link.publish(version: version, layoutHash: hash, values: net.params)
+        link.sendMetrics(step: step, version: version, values: [:])
         let t = training.learner
         roleLog("learner: env \(envName), serving version \(version) (\(net.parameterCount) MLP parameters " +
                 "\(net.config.inputSize)→\(net.config.hiddenSizes.map(String.init).joined(separator: "→"))→\(net.config.actionCount)+1); " +
@@ -204,7 +184,6 @@ package final class EnvLearnerRole {
 
         var buffer: [EpisodeChunk] = []
         var ready: [EpisodeChunk] = []
-        var lastHeartbeat: Int64 = 0
         var lastRollout = monotonicMillis()
         var lastWaitLog = monotonicMillis()
         let started = monotonicMillis()
@@ -215,67 +194,44 @@ package final class EnvLearnerRole {
             if StopFlag.isSet {
                 roleLog("learner: stop signal \(StopFlag.signalNumber): final checkpoint at version \(version)")
                 try checkpoint()
-                _ = try? control.send(identity.envelope(.shutdown(WireShutdown(reason: "learner stopped by signal"))),
-                                      timeout: .milliseconds(200))
+                link.leave(reason: "learner stopped by signal")
                 return 0
             }
             let now = monotonicMillis()
-            // Late joiners: answer every parameter request with the current version.
-            while let got = try paramRouter.receiveEnvelope(&decoder, timeout: .zero) {
-                guard let route = got.prefix.first, case .success = got.envelope else { continue }
-                if params.version != UInt64(version) {
-                    params = WireParameters(version: UInt64(version), layoutHash: hash, values: net.params)
-                }
-                _ = try paramRouter.send(identity.envelope(.parameters(params)), prefix: [route], timeout: .milliseconds(200))
+            try link.serveParameterRequests(version: version, layoutHash: hash, values: values)
+            if let reason = try link.pollControl() {
+                roleLog("learner: shutdown from coordinator (\(reason)); final checkpoint at version \(version)")
+                try checkpoint()
+                return 0
             }
-            while let got = try control.receiveEnvelope(&decoder, timeout: .zero) {
-                guard case .success(let env) = got.envelope else { continue }
-                switch env.payload {
-                case .shutdown(let s):
-                    roleLog("learner: shutdown from coordinator (\(s.reason)); final checkpoint at version \(version)")
-                    try checkpoint()
-                    return 0
-                case .helloAck(let ack) where !ack.accepted:
-                    _ = try control.send(identity.envelope(.hello(hello)), timeout: .milliseconds(200))
-                default: break
-                }
-            }
-            if now - lastHeartbeat >= Int64(config.liveness.heartbeatIntervalMs) {
-                _ = try control.trySend([identity.envelope(.heartbeat(WireHeartbeat(
-                    policyVersion: UInt64(version), unixTimeMs: unixTimeMs(), state: "training"))).encoded()])
-                lastHeartbeat = now
-            }
+            link.heartbeat(version: version, state: "training")
             // Rollouts: wait up to 20 ms for the first message, then drain what is queued (bounded).
             var received = 0
             while received < 4 * config.env.chunksPerUpdate,
-                  let got = try pull.receiveEnvelope(&decoder, timeout: received == 0 ? .milliseconds(20) : .zero) {
+                  let env = try link.receiveRollout(timeout: received == 0 ? .milliseconds(20) : .zero) {
                 received += 1
-                switch got.envelope {
-                case .failure(let err): roleLog("learner: dropped a rollout frame (\(decoder.dropped) so far): \(err)")
-                case .success(let env):
-                    lastRollout = now
-                    switch env.payload {
-                    case .episodes(let w):
-                        stepsReceived += w.numSteps
-                        let chunk: EpisodeChunk
-                        do {
-                            guard w.env == envName, w.observationDim == inputSize else {
-                                throw ActorCriticError("env \(w.env) with D = \(w.observationDim), this run is \(envName) with D = \(inputSize)")
-                            }
-                            chunk = try EpisodeChunk(wire: w, actionCount: actionCount)
-                        } catch {
-                            invalidChunks += 1
-                            roleLog("learner: dropped an invalid chunk from \(peerName(role: env.senderRole, id: env.senderID)) " +
-                                    "(\(invalidChunks) so far): \(error)")
-                            continue
+                lastRollout = now
+                switch env.payload {
+                case .episodes(let w):
+                    stepsReceived += w.numSteps
+                    let chunk: EpisodeChunk
+                    do {
+                        guard w.env == envName, w.observationDim == inputSize else {
+                            throw ActorCriticError("env \(w.env) with D = \(w.observationDim), this run is \(envName) with D = \(inputSize)")
                         }
-                        buffer.append(chunk)
-                    case .metrics(let m):
-                        episodes.add(count: m.values[EnvMetricKey.reportEpisodes] ?? 0,
-                                     returnSum: m.values[EnvMetricKey.reportReturnSum] ?? 0,
-                                     lengthSum: m.values[EnvMetricKey.reportLengthSum] ?? 0)
-                    default: break
+                        chunk = try EpisodeChunk(wire: w, actionCount: actionCount)
+                    } catch {
+                        invalidChunks += 1
+                        roleLog("learner: dropped an invalid chunk from \(peerName(role: env.senderRole, id: env.senderID)) " +
+                                "(\(invalidChunks) so far): \(error)")
+                        continue
                     }
+                    buffer.append(chunk)
+                case .metrics(let m):
+                    episodes.add(count: m.values[EnvMetricKey.reportEpisodes] ?? 0,
+                                 returnSum: m.values[EnvMetricKey.reportReturnSum] ?? 0,
+                                 lengthSum: m.values[EnvMetricKey.reportLengthSum] ?? 0)
+                default: break
                 }
             }
             if received == 0, now - lastRollout > Int64(config.liveness.receiveTimeoutMs), now - lastWaitLog > 5000 {
@@ -305,8 +261,7 @@ package final class EnvLearnerRole {
             version += 1
             step += 1
             if version % config.learner.publishEvery == 0 {
-                params = WireParameters(version: UInt64(version), layoutHash: hash, values: net.params)
-                _ = try pub.trySend([identity.envelope(.parameters(params)).encoded()])
+                try link.publish(version: version, layoutHash: hash, values: net.params)
             }
             let elapsed = max(Double(monotonicMillis() - started) / 1000, 1e-3)
             var stats: [String: Double] = [
@@ -318,7 +273,7 @@ package final class EnvLearnerRole {
                 EnvMetricKey.envSteps: Double(stepsReceived), EnvMetricKey.episodes: episodes.totalEpisodes,
                 MetricKey.accepted: Double(gate.accepted), MetricKey.dropped: Double(gate.dropped),
                 MetricKey.acceptedStale: Double(gate.acceptedStale), MetricKey.meanLag: gate.meanAcceptedLag,
-                MetricKey.wireDropped: Double(decoder.dropped + invalidChunks),
+                MetricKey.wireDropped: Double(link.dropped + invalidChunks),
             ]
             if let r = episodes.meanReturn { stats[EnvMetricKey.episodeReturn] = r }
             if let l = episodes.meanLength { stats[EnvMetricKey.episodeLength] = l }
@@ -327,26 +282,15 @@ package final class EnvLearnerRole {
             if (config.learner.checkpointEvery > 0 && version % config.learner.checkpointEvery == 0) || finished {
                 try checkpoint()
             }
-            sendMetrics(control, values: stats)
+            link.sendMetrics(step: step, version: version, values: stats)
             if finished {
                 roleLog("learner: reached learner.maxSteps=\(config.learner.maxSteps) at version \(version); " +
                         "return/mean \(episodes.meanReturn.map { String(format: "%.3f", $0) } ?? "-") over the last \(Int(episodes.count)) episodes; done")
-                _ = try? control.send(identity.envelope(.shutdown(WireShutdown(reason: "finished at version \(version)"))),
-                                      timeout: .milliseconds(200))
-                // Stay reachable briefly so the coordinator's final evaluation can fetch parameters.
-                let until = monotonicMillis() + 2000
-                while monotonicMillis() < until {
-                    if let got = try control.receiveEnvelope(&decoder, timeout: .milliseconds(50)),
-                       case .success(let env) = got.envelope, case .shutdown = env.payload { break }
-                }
+                link.leave(reason: "finished at version \(version)")
+                try link.lingerAfterFinish(version: version, layoutHash: hash, values: values)
                 return 0
             }
         }
-    }
-
-    func sendMetrics(_ control: ZMQSocket, values: [String: Double]) {
-        let m = WireMetrics(step: UInt64(step), version: UInt64(version), values: values)
-        _ = try? control.trySend([identity.envelope(.metrics(m)).encoded()])
     }
 
     func checkpoint() throws {

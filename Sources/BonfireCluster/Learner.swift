@@ -1,10 +1,6 @@
 // The learner: collects BoN groups from actors, drops the too-stale ones, runs the configured algorithm's update,
-// and publishes versioned parameters.
-//
-//   PULL   (bind rolloutPort)        ← actors' BoN group batches
-//   PUB    (bind paramsPort)         → parameter broadcast after every `publishEvery` updates
-//   ROUTER (bind paramsRequestPort)  ← a `hello` asks for the current parameters (late-joining / restarted actors)
-//   DEALER → coordinator             hello, heartbeats, metrics (one per update; `run/finished` at the end)
+// and publishes versioned parameters (after every `publishEvery` updates). Sockets and protocol are the shared
+// `LearnerLink` (LearnerLink.swift); metrics go to the coordinator once per update, `run/finished` at the end.
 // Policy version v = number of updates applied (a resumed run continues the sequence from its checkpoint).
 // Staleness: lag = v − behaviour version; lag > maxPolicyLag → dropped and counted (StalenessGate); accepted stale
 // samples are importance-corrected by the algorithm (truncated ratios, `learner.importanceClip`).
@@ -21,13 +17,11 @@ import Glibc
 package final class LearnerRole {
     let config: RunConfig
     let runDir: RunDirectory
-    var identity: RoleIdentity
     let task: any VerifiableTask
     var model: GPT
     var updater: PolicyUpdater
     var version = 0
     var gate: StalenessGate
-    var decoder: WireDecoder
     let resume: Bool
     var lastCheckpointVersion = -1
 
@@ -35,12 +29,10 @@ package final class LearnerRole {
         self.config = config
         self.runDir = runDir
         self.resume = resume
-        self.identity = RoleIdentity(runID: config.run.id, role: .learner, id: 0)
         self.task = try TaskRegistry.make(name: config.task.name, seed: config.task.seed)
         self.model = GPT(config: config.gptConfig, seed: config.run.seed)
         self.updater = try PolicyUpdater(config: config, task: task, layout: model.layout)
         self.gate = StalenessGate(config.learner)
-        self.decoder = WireDecoder(runID: config.run.id)
     }
 
     var hash: UInt64 { layoutHash(model.layout) }
@@ -74,100 +66,54 @@ package final class LearnerRole {
 
     package func run(context: ZMQContext) throws -> Int32 {
         let e = config.endpoints
-        let pull = try ZMQSocket(context, .pull, linger: .zero)
-        let pub = try ZMQSocket(context, .pub, linger: .milliseconds(500))
-        let paramRouter = try ZMQSocket(context, .router, linger: .milliseconds(200))
-        let control = try ZMQSocket(context, .dealer, linger: .milliseconds(500))
-        defer { pull.close(); pub.close(); paramRouter.close(); control.close() }
-        try pull.set(.receiveHighWaterMark(64))
-        try pub.set(.sendHighWaterMark(4))
-        for (s, port) in [(pull, e.rolloutPort), (pub, e.paramsPort), (paramRouter, e.paramsRequestPort)] {
-            do { try s.bind(e.bind(port)) } catch {
-                throw ClusterError("learner cannot bind \(e.bind(port)): \(error). Is another run using this port? " +
-                                   "Stop it or choose other ports (endpoints.*Port)")
-            }
-        }
-        try control.set(.reconnectInterval(ms(config.liveness.reconnectInitialMs)))
-        try control.set(.reconnectIntervalMax(ms(config.liveness.reconnectMaxMs)))
-        try control.connect(e.connect(e.coordinatorPort))
-        let hello = WireHello(role: .learner, id: 0, host: ProcessInfo.processInfo.hostName, pid: UInt32(getpid()),
-                              capabilities: [config.algorithm.name])
-        _ = try control.send(identity.envelope(.hello(hello)), timeout: .milliseconds(500))
+        let link = try LearnerLink(context: context, config: config, capabilities: [config.algorithm.name],
+                                   pullHighWaterMark: 64, pubHighWaterMark: 4)
+        defer { link.close() }
+        let hash = self.hash
+        let values = { [model] in model.params }
 
         // Warm-up can take a while: keep heartbeating so the coordinator does not declare us dead.
-        var lastBeat: Int64 = 0
-        try prepare {
-            let now = monotonicMillis()
-            guard now - lastBeat >= Int64(self.config.liveness.heartbeatIntervalMs) else { return }
-            lastBeat = now
-            _ = try? control.trySend([self.identity.envelope(.heartbeat(WireHeartbeat(
-                policyVersion: 0, unixTimeMs: unixTimeMs(), state: "warm-up"))).encoded()])
-        }
+        try prepare { link.heartbeat(version: 0, state: "warm-up") }
         // Parameters of the starting version, for actors that are already waiting.
-        var params = WireParameters(version: UInt64(version), layoutHash: hash, values: model.params)
-        _ = try pub.trySend([identity.envelope(.parameters(params)).encoded()])
-        sendMetrics(control, values: [:])
+        try link.publish(version: version, layoutHash: hash, values: model.params)
+        link.sendMetrics(step: updater.step, version: version, values: [:])
         roleLog("learner: serving version \(version) (\(model.params.count) parameters); algorithm \(config.algorithm.name), " +
                 "N′=\(config.algorithm.trainN), \(config.learner.groupsPerStep) groups per update, max lag \(config.learner.maxPolicyLag)")
 
         var buffer: [BoNGroup] = []   // arrived, not yet judged
         var ready: [BoNGroup] = []    // judged fresh enough for the next update (judged once each)
-        var lastHeartbeat: Int64 = 0
         var lastRollout = monotonicMillis()
         var lastWaitLog = monotonicMillis()
         let started = monotonicMillis()
-        var stepsAtStart = updater.step
+        let stepsAtStart = updater.step
         var samplesSeen = 0
         while true {
             if StopFlag.isSet {
                 roleLog("learner: stop signal \(StopFlag.signalNumber): final checkpoint at version \(version)")
                 try checkpoint()
-                _ = try? control.send(identity.envelope(.shutdown(WireShutdown(reason: "learner stopped by signal"))),
-                                      timeout: .milliseconds(200))
+                link.leave(reason: "learner stopped by signal")
                 return 0
             }
             let now = monotonicMillis()
-            // Late joiners: answer every parameter request with the current version.
-            while let got = try paramRouter.receiveEnvelope(&decoder, timeout: .zero) {
-                guard let route = got.prefix.first, case .success = got.envelope else { continue }
-                if params.version != UInt64(version) {
-                    params = WireParameters(version: UInt64(version), layoutHash: hash, values: model.params)
-                }
-                _ = try paramRouter.send(identity.envelope(.parameters(params)), prefix: [route], timeout: .milliseconds(200))
+            try link.serveParameterRequests(version: version, layoutHash: hash, values: values)
+            if let reason = try link.pollControl() {
+                roleLog("learner: shutdown from coordinator (\(reason)); final checkpoint at version \(version)")
+                try checkpoint()
+                return 0
             }
-            // Coordinator: shutdown, or a request to register again.
-            while let got = try control.receiveEnvelope(&decoder, timeout: .zero) {
-                guard case .success(let env) = got.envelope else { continue }
-                switch env.payload {
-                case .shutdown(let s):
-                    roleLog("learner: shutdown from coordinator (\(s.reason)); final checkpoint at version \(version)")
-                    try checkpoint()
-                    return 0
-                case .helloAck(let ack) where !ack.accepted:
-                    _ = try control.send(identity.envelope(.hello(hello)), timeout: .milliseconds(200))
-                default: break
-                }
-            }
-            if now - lastHeartbeat >= Int64(config.liveness.heartbeatIntervalMs) {
-                _ = try control.trySend([identity.envelope(.heartbeat(WireHeartbeat(
-                    policyVersion: UInt64(version), unixTimeMs: unixTimeMs(), state: "training"))).encoded()])
-                lastHeartbeat = now
-            }
+            link.heartbeat(version: version, state: "training")
             // Rollouts.
-            if let got = try pull.receiveEnvelope(&decoder, timeout: .milliseconds(20)) {
-                switch got.envelope {
-                case .failure(let err): roleLog("learner: dropped a rollout frame (\(decoder.dropped) so far): \(err)")
-                case .success(let env):
-                    if case .bonGroups(let b) = env.payload {
-                        lastRollout = now
-                        buffer.append(contentsOf: b.groups.map { BoNGroup(wire: $0) })
-                    }
+            if let env = try link.receiveRollout(timeout: .milliseconds(20)) {
+                if case .bonGroups(let b) = env.payload {
+                    lastRollout = now
+                    buffer.append(contentsOf: b.groups.map { BoNGroup(wire: $0) })
                 }
             } else if now - lastRollout > Int64(config.liveness.receiveTimeoutMs), now - lastWaitLog > 5000 {
                 roleLog("learner: no rollouts for \(now - lastRollout) ms at \(e.bind(e.rolloutPort)); waiting for actors (see the coordinator log for live actors)")
                 lastWaitLog = now
             }
-            // Staleness is judged when a group is used, not when it arrived: a queued group ages.
+            // Staleness is judged when a group is used, not when it arrived: a queued group ages. `ready` holds groups
+            // accepted at the current version (the version only changes with the update that consumes them all).
             while ready.count < config.learner.groupsPerStep, !buffer.isEmpty {
                 let g = buffer.removeFirst()
                 if gate.decide(behaviourVersion: g.behaviourVersion, currentVersion: version).isAccepted {
@@ -183,8 +129,7 @@ package final class LearnerRole {
             var stats = try updater.update(model: model, groups: batch, currentVersion: version)
             version += 1
             if version % config.learner.publishEvery == 0 {
-                params = WireParameters(version: UInt64(version), layoutHash: hash, values: model.params)
-                _ = try pub.trySend([identity.envelope(.parameters(params)).encoded()])
+                try link.publish(version: version, layoutHash: hash, values: model.params)
             }
             let elapsed = Double(monotonicMillis() - started) / 1000
             stats[MetricKey.stepsPerSecond] = Double(updater.step - stepsAtStart) / max(elapsed, 1e-3)
@@ -193,30 +138,18 @@ package final class LearnerRole {
             stats[MetricKey.dropped] = Double(gate.dropped)
             stats[MetricKey.acceptedStale] = Double(gate.acceptedStale)
             stats[MetricKey.meanLag] = gate.meanAcceptedLag
-            stats[MetricKey.wireDropped] = Double(decoder.dropped)
+            stats[MetricKey.wireDropped] = Double(link.dropped)
             let finished = updater.step >= config.learner.maxSteps
             if finished { stats[MetricKey.runFinished] = 1 }
             if (config.learner.checkpointEvery > 0 && version % config.learner.checkpointEvery == 0) || finished { try checkpoint() }
-            sendMetrics(control, values: stats)
+            link.sendMetrics(step: updater.step, version: version, values: stats)
             if finished {
                 roleLog("learner: reached learner.maxSteps=\(config.learner.maxSteps) at version \(version); done")
-                _ = try? control.send(identity.envelope(.shutdown(WireShutdown(reason: "finished at version \(version)"))),
-                                      timeout: .milliseconds(200))
-                // Stay reachable briefly so the coordinator's final evaluation can fetch parameters.
-                let until = monotonicMillis() + 2000
-                while monotonicMillis() < until {
-                    if let got = try control.receiveEnvelope(&decoder, timeout: .milliseconds(50)),
-                       case .success(let env) = got.envelope, case .shutdown = env.payload { break }
-                }
+                link.leave(reason: "finished at version \(version)")
+                try link.lingerAfterFinish(version: version, layoutHash: hash, values: values)
                 return 0
             }
-            if stepsAtStart > updater.step { stepsAtStart = updater.step }
         }
-    }
-
-    func sendMetrics(_ control: ZMQSocket, values: [String: Double]) {
-        let m = WireMetrics(step: UInt64(updater.step), version: UInt64(version), values: values)
-        _ = try? control.trySend([identity.envelope(.metrics(m)).encoded()])
     }
 
     func checkpoint() throws {

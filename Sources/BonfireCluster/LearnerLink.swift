@@ -1,0 +1,135 @@
+// The learner side of the runtime, shared by the BoN learner (Learner.swift) and the environment learner
+// (EnvLearner.swift): its four sockets and the protocol around them.
+//
+//   PULL   (bind rolloutPort)        ← actors' rollouts (BoN group batches or episode chunks)
+//   PUB    (bind paramsPort)         → parameter broadcast
+//   ROUTER (bind paramsRequestPort)  ← a `hello` asks for the current parameters (late-joining / restarted actors)
+//   DEALER → coordinator             hello, heartbeats, metrics; receives shutdown and "register again"
+import BonfireWire
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+package final class LearnerLink {
+    let config: RunConfig
+    var identity: RoleIdentity
+    var decoder: WireDecoder
+    let pull: ZMQSocket
+    let pub: ZMQSocket
+    let paramRouter: ZMQSocket
+    let control: ZMQSocket
+    let hello: WireHello
+    /// The last parameters built for the wire (rebuilt only when the version changed).
+    var current: WireParameters?
+    var lastHeartbeat: Int64 = 0
+
+    /// Frames dropped by the decoder (malformed, wrong run, oversized …).
+    package var dropped: Int { decoder.dropped }
+
+    package init(context: ZMQContext, config: RunConfig, capabilities: [String], pullHighWaterMark: Int32,
+                 pubHighWaterMark: Int32) throws {
+        self.config = config
+        self.identity = RoleIdentity(runID: config.run.id, role: .learner, id: 0)
+        self.decoder = WireDecoder(runID: config.run.id)
+        let e = config.endpoints
+        pull = try ZMQSocket(context, .pull, linger: .zero)
+        pub = try ZMQSocket(context, .pub, linger: .milliseconds(500))
+        paramRouter = try ZMQSocket(context, .router, linger: .milliseconds(200))
+        control = try ZMQSocket(context, .dealer, linger: .milliseconds(500))
+        try pull.set(.receiveHighWaterMark(pullHighWaterMark))
+        try pub.set(.sendHighWaterMark(pubHighWaterMark))
+        for (s, port) in [(pull, e.rolloutPort), (pub, e.paramsPort), (paramRouter, e.paramsRequestPort)] {
+            do { try s.bind(e.bind(port)) } catch {
+                [pull, pub, paramRouter, control].forEach { $0.close() }
+                throw ClusterError("learner cannot bind \(e.bind(port)): \(error). Is another run using this port? " +
+                                   "Stop it or choose other ports (endpoints.*Port)")
+            }
+        }
+        try control.set(.reconnectInterval(ms(config.liveness.reconnectInitialMs)))
+        try control.set(.reconnectIntervalMax(ms(config.liveness.reconnectMaxMs)))
+        try control.connect(e.connect(e.coordinatorPort))
+        hello = WireHello(role: .learner, id: 0, host: ProcessInfo.processInfo.hostName, pid: UInt32(getpid()),
+                          capabilities: capabilities)
+        _ = try control.send(identity.envelope(.hello(hello)), timeout: .milliseconds(500))
+    }
+
+    package func close() { pull.close(); pub.close(); paramRouter.close(); control.close() }
+
+    func parameters(version: Int, layoutHash: UInt64, values: () -> [Float]) -> WireParameters {
+        if let p = current, p.version == UInt64(version) { return p }
+        let p = WireParameters(version: UInt64(version), layoutHash: layoutHash, values: values())
+        current = p
+        return p
+    }
+
+    /// Broadcasts the parameters of `version` (never blocks: a slow subscriber drops, and refreshes itself later).
+    package func publish(version: Int, layoutHash: UInt64, values: [Float]) throws {
+        let p = parameters(version: version, layoutHash: layoutHash, values: { values })
+        _ = try pub.trySend([identity.envelope(.parameters(p)).encoded()])
+    }
+
+    /// Answers every queued parameter request with the parameters of `version`.
+    package func serveParameterRequests(version: Int, layoutHash: UInt64, values: () -> [Float]) throws {
+        while let got = try paramRouter.receiveEnvelope(&decoder, timeout: .zero) {
+            guard let route = got.prefix.first, case .success = got.envelope else { continue }
+            let p = parameters(version: version, layoutHash: layoutHash, values: values)
+            _ = try paramRouter.send(identity.envelope(.parameters(p)), prefix: [route], timeout: .milliseconds(200))
+        }
+    }
+
+    /// Control messages: returns the coordinator's shutdown reason, if it sent one. A request to register again is
+    /// answered here.
+    package func pollControl() throws -> String? {
+        while let got = try control.receiveEnvelope(&decoder, timeout: .zero) {
+            guard case .success(let env) = got.envelope else { continue }
+            switch env.payload {
+            case .shutdown(let s): return s.reason
+            case .helloAck(let ack) where !ack.accepted:
+                _ = try control.send(identity.envelope(.hello(hello)), timeout: .milliseconds(200))
+            default: break
+            }
+        }
+        return nil
+    }
+
+    /// Sends a heartbeat when one is due (never blocks).
+    package func heartbeat(version: Int, state: String) {
+        let now = monotonicMillis()
+        guard now - lastHeartbeat >= Int64(config.liveness.heartbeatIntervalMs) else { return }
+        lastHeartbeat = now
+        _ = try? control.trySend([identity.envelope(.heartbeat(WireHeartbeat(
+            policyVersion: UInt64(version), unixTimeMs: unixTimeMs(), state: state))).encoded()])
+    }
+
+    package func sendMetrics(step: Int, version: Int, values: [String: Double]) {
+        let m = WireMetrics(step: UInt64(step), version: UInt64(version), values: values)
+        _ = try? control.trySend([identity.envelope(.metrics(m)).encoded()])
+    }
+
+    /// One rollout message, waiting up to `timeout`; rejected frames are logged and counted, and return nil.
+    package func receiveRollout(timeout: Duration) throws -> WireEnvelope? {
+        guard let got = try pull.receiveEnvelope(&decoder, timeout: timeout) else { return nil }
+        switch got.envelope {
+        case .success(let env): return env
+        case .failure(let err):
+            roleLog("learner: dropped a rollout frame (\(decoder.dropped) so far): \(err)")
+            return nil
+        }
+    }
+
+    /// Says goodbye to the coordinator (finished or stopped).
+    package func leave(reason: String) {
+        _ = try? control.send(identity.envelope(.shutdown(WireShutdown(reason: reason))), timeout: .milliseconds(200))
+    }
+
+    /// After the last update: stay reachable briefly so the coordinator's final evaluation can fetch parameters.
+    package func lingerAfterFinish(version: Int, layoutHash: UInt64, values: () -> [Float]) throws {
+        let until = monotonicMillis() + 2000
+        while monotonicMillis() < until {
+            try serveParameterRequests(version: version, layoutHash: layoutHash, values: values)
+            if try pollControl() != nil { return }
+            usleep(20_000)
+        }
+    }
+}
