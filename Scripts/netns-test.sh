@@ -153,7 +153,8 @@ start_time=$(date +%s)
 version=-1
 while :; do
   if [ -f "$RUN/metrics.jsonl" ]; then
-    version="$(grep -oE '"version" *: *[0-9]+' "$RUN/metrics.jsonl" | grep -oE '[0-9]+$' | sort -n | tail -1)"
+    # (|| true: an empty or still-partial metrics.jsonl must not end the script under set -e/pipefail)
+    version="$( { grep -oE '"version" *: *[0-9]+' "$RUN/metrics.jsonl" | grep -oE '[0-9]+$' | sort -n | tail -1; } || true)"
     version="${version:--1}"
   fi
   [ "$version" -ge "$MIN" ] && break

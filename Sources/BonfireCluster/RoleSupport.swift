@@ -98,3 +98,39 @@ package func layoutHash(_ layout: ParameterLayout) -> UInt64 {
 
 /// Milliseconds → Duration.
 package func ms(_ x: Int) -> Duration { .milliseconds(x) }
+
+// MARK: ports on this machine (bonfire local, tests)
+
+/// True when nothing listens on 127.0.0.1:port (we can bind it).
+package func portIsFree(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var one: Int32 = 1  // as ZeroMQ binds: SO_REUSEADDR, so TIME_WAIT leftovers of a finished run do not count
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+}
+
+/// `count` distinct ports the kernel hands out for 127.0.0.1 right now (all held open until all are chosen).
+package func freePorts(_ count: Int) -> [Int] {
+    var fds: [Int32] = []
+    defer { fds.forEach { close($0) } }
+    return (0..<count).map { _ in
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        fds.append(fd)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}

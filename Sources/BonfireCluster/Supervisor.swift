@@ -27,11 +27,15 @@ package struct ChildSpec: Sendable, Equatable {
     package var required: Bool
     /// Extra environment variables (added to ours).
     package var environment: [String: String]
+    /// This child's successful exit ends the job: the others are stopped (SIGTERM, then SIGKILL after the grace
+    /// period) and their stopping counts as success. `bonfire local` marks the coordinator, which exits 0 when the
+    /// run is finished; an actor that has not registered yet would otherwise wait for a coordinator that is gone.
+    package var endsJob: Bool
 
     package init(name: String, executable: String, arguments: [String] = [], required: Bool = true,
-                 environment: [String: String] = [:]) {
+                 environment: [String: String] = [:], endsJob: Bool = false) {
         self.name = name; self.executable = executable; self.arguments = arguments
-        self.required = required; self.environment = environment
+        self.required = required; self.environment = environment; self.endsJob = endsJob
     }
 }
 
@@ -313,6 +317,9 @@ package final class Supervisor: @unchecked Sendable {
                     || exit == .signalled(SIGKILL) || exit == .exited(128 + sentSignal)))
                 if expected {
                     say("\(c.spec.name) \(exit)")
+                    if exit.isSuccess, c.spec.endsJob {
+                        beginShutdown(SIGTERM, reason: "\(c.spec.name) finished the job")
+                    }
                 } else if c.spec.required {
                     say("\(c.spec.name) FAILED: \(exit) (required role)")
                     failedRequired.append(c.spec.name)

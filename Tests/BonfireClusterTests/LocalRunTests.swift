@@ -73,7 +73,7 @@ final class LocalRunTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = ["local", "--actors", "2"] + fastSets(runDir: dir, maxSteps: 6)
+        p.arguments = ["local", "--actors", "2"] + fastSets(runDir: dir, maxSteps: 60)
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = pipe
@@ -81,7 +81,7 @@ final class LocalRunTests: XCTestCase {
         let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 0, "bonfire local failed:\n\(out.suffix(6000))")
-        XCTAssertGreaterThanOrEqual(maxLearnerVersion(dir), 6, out.suffix(4000).description)
+        XCTAssertGreaterThanOrEqual(maxLearnerVersion(dir), 60, out.suffix(4000).description)
         XCTAssertTrue(out.contains("[coordinator]") && out.contains("[learner]") && out.contains("[actor-1]"),
                       "log lines are prefixed by role")
         XCTAssertTrue(out.contains("actor-0 registered") && out.contains("actor-1 registered"), out.suffix(4000).description)
@@ -90,7 +90,7 @@ final class LocalRunTests: XCTestCase {
         XCTAssertTrue(metrics(dir).contains { $0.values[MetricKey.runFinished] == 1 })
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("config.json").path))
         let ckpts = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("checkpoints").path)
-        XCTAssertTrue(ckpts.contains("v000006.safetensors"), "final checkpoint, got \(ckpts)")
+        XCTAssertTrue(ckpts.contains("v000060.safetensors"), "final checkpoint, got \(ckpts)")
         // `bonfire status` reads the finished run.
         let s = Process()
         s.executableURL = URL(fileURLWithPath: exe)
@@ -100,14 +100,14 @@ final class LocalRunTests: XCTestCase {
         let status = String(decoding: sp.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         s.waitUntilExit()
         XCTAssertEqual(s.terminationStatus, 0, status)
-        XCTAssertTrue(status.contains("6"), status)
+        XCTAssertTrue(status.contains("60"), status)
     }
 
     func testKilledActorIsReportedDeadRunContinuesAndRestartedActorRejoins() throws {
         let exe = try bonfireExecutable()
         let dir = tempRunDir("fault")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let ports = (0..<4).map { _ in Int.random(in: 20000...40000) }
+        let ports = freePorts(4)
         // A run long enough to outlive the test's steps; the test stops it with SIGTERM at the end.
         let sets = fastSets(runDir: dir, maxSteps: 1_000_000) + [
             "endpoints.coordinatorPort=\(ports[0])", "endpoints.rolloutPort=\(ports[1])",
@@ -149,7 +149,7 @@ final class LocalRunTests: XCTestCase {
         let dir = tempRunDir("resume")
         defer { try? FileManager.default.removeItem(at: dir) }
         let collected = Collected()
-        let ports = (0..<4).map { _ in Int.random(in: 40001...60000) }
+        let ports = freePorts(4)
         let portSets = [
             "endpoints.coordinatorPort=\(ports[0])", "endpoints.rolloutPort=\(ports[1])",
             "endpoints.paramsPort=\(ports[2])", "endpoints.paramsRequestPort=\(ports[3])",

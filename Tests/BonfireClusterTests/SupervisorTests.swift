@@ -63,6 +63,19 @@ final class SupervisorTests: XCTestCase {
         XCTAssertTrue(out.contains("failed: learner"), "\(out.all)")
     }
 
+    func testAChildThatEndsTheJobStopsTheOthersAndTheJobSucceeds() {
+        let out = Lines()
+        let t0 = Date()
+        var coordinator = sh("coordinator", "sleep 0.2; exit 0")
+        coordinator.endsJob = true
+        let sup = Supervisor(children: [coordinator, sh("actor-0", "exec sleep 30")],
+                             gracePeriod: 2, handleSignals: false, output: out.add)
+        XCTAssertEqual(sup.run(), 0, "\(out.all)")
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 5, "the waiting actor was stopped, not waited for")
+        XCTAssertEqual(sup.exits(of: "actor-0"), [.signalled(SIGTERM)])
+        XCTAssertTrue(out.contains("coordinator finished the job"), "\(out.all)")
+    }
+
     func testOptionalFailureDoesNotStopTheJob() {
         let out = Lines()
         let sup = Supervisor(children: [
