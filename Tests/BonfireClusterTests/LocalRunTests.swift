@@ -73,7 +73,7 @@ final class LocalRunTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = ["local", "--actors", "2"] + fastSets(runDir: dir, maxSteps: 60)
+        p.arguments = ["local", "--actors", "2"] + fastSets(runDir: dir, maxSteps: 300)
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = pipe
@@ -81,16 +81,18 @@ final class LocalRunTests: XCTestCase {
         let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 0, "bonfire local failed:\n\(out.suffix(6000))")
-        XCTAssertGreaterThanOrEqual(maxLearnerVersion(dir), 60, out.suffix(4000).description)
-        XCTAssertTrue(out.contains("[coordinator]") && out.contains("[learner]") && out.contains("[actor-1]"),
-                      "log lines are prefixed by role")
-        XCTAssertTrue(out.contains("actor-0 registered") && out.contains("actor-1 registered"), out.suffix(4000).description)
+        XCTAssertGreaterThanOrEqual(maxLearnerVersion(dir), 300, out.suffix(4000).description)
+        XCTAssertTrue(out.contains("[coordinator]") && out.contains("[learner]") && out.contains("[actor-0]")
+                      && out.contains("[actor-1]"), "both actor processes ran; log lines are prefixed by role")
+        // The run is short (a few hundred tiny updates): a slow-starting actor may find it already finished, which
+        // must not fail the job; at least one actor registered and fed the learner.
+        XCTAssertTrue(out.contains("actor-0 registered") || out.contains("actor-1 registered"), out.suffix(4000).description)
         XCTAssertTrue(out.contains("eval of version"), "the coordinator logs an evaluation table")
         XCTAssertTrue(metrics(dir).contains { $0.values.keys.contains { $0.hasPrefix("eval/pass@") } }, "eval metrics in metrics.jsonl")
         XCTAssertTrue(metrics(dir).contains { $0.values[MetricKey.runFinished] == 1 })
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("config.json").path))
         let ckpts = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("checkpoints").path)
-        XCTAssertTrue(ckpts.contains("v000060.safetensors"), "final checkpoint, got \(ckpts)")
+        XCTAssertTrue(ckpts.contains("v000300.safetensors"), "final checkpoint, got \(ckpts)")
         // `bonfire status` reads the finished run.
         let s = Process()
         s.executableURL = URL(fileURLWithPath: exe)
@@ -100,7 +102,7 @@ final class LocalRunTests: XCTestCase {
         let status = String(decoding: sp.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         s.waitUntilExit()
         XCTAssertEqual(s.terminationStatus, 0, status)
-        XCTAssertTrue(status.contains("60"), status)
+        XCTAssertTrue(status.contains("300"), status)
     }
 
     func testKilledActorIsReportedDeadRunContinuesAndRestartedActorRejoins() throws {
