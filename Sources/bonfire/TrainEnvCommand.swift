@@ -10,9 +10,13 @@ import Foundation
 struct TrainEnvCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train-env",
-        abstract: "Train an MLP actor-critic with V-trace on a multi-step environment (single process).")
+        abstract: "Train an actor-critic with V-trace on a multi-step environment (single process).",
+        discussion: """
+        gridworld and keydoor use an MLP policy/value network; guess (multi-turn text) uses the transformer policy with its
+        scalar head as the value (TextEnvTraining.swift); for guess, --steps counts updates of 32 episodes.
+        """)
 
-    @Option(help: "Environment: gridworld or keydoor (guess needs the transformer route, not this command).")
+    @Option(help: "Environment: gridworld, keydoor or guess.")
     var env: String = "gridworld"
     @Option(help: "Run seed.") var seed: UInt64 = 1
     @Option(help: "Stop after this many environment steps (default: per-environment default).") var steps: Int?
@@ -28,8 +32,24 @@ struct TrainEnvCommand: ParsableCommand {
     @Option(help: "Write the result (JSON) here.") var out: String?
 
     func run() throws {
-        guard let kind = EnvironmentKind(rawValue: env), kind != .guess else {
-            throw ValidationError("unknown or unsupported --env '\(env)': choose gridworld or keydoor")
+        guard let kind = EnvironmentKind(rawValue: env) else {
+            throw ValidationError("unknown --env '\(env)': choose gridworld, keydoor or guess")
+        }
+        let enc = JSONEncoder()
+        if kind == .guess {
+            var t = TextEnvTrainingConfig()
+            t.seed = seed
+            if let steps { t.updates = steps }
+            if let lr { t.learningRate = lr }
+            if let entropy { t.entropyCoefficient = entropy }
+            if let gamma { t.vtrace.gamma = gamma }
+            if let evalEpisodes { t.evalEpisodes = evalEpisodes }
+            let result = try TextEnvTraining.run(t) { line in print(line); fflush(nil) }
+            if let out {
+                enc.outputFormatting = [.sortedKeys, .prettyPrinted]
+                try enc.encode(result).write(to: URL(fileURLWithPath: out))
+            }
+            return
         }
         var c = EnvTrainingConfig.defaults(for: kind)
         c.seed = seed
@@ -43,7 +63,6 @@ struct TrainEnvCommand: ParsableCommand {
         if let gamma { c.learner.vtrace.gamma = gamma }
         if let evalEpisodes { c.evalEpisodes = evalEpisodes }
         c.logIntervalSeconds = logInterval
-        let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         print("config \(String(decoding: try enc.encode(c), as: UTF8.self))")
         let result = try EnvTraining.run(c) { line in print(line); fflush(nil) }
