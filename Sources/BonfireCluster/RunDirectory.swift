@@ -12,6 +12,7 @@
 // line behind, and lines from several processes never interleave mid-line. Non-finite values are written as the
 // strings "NaN", "Infinity", "-Infinity" (JSON has no such numbers; a NaN loss must not vanish).
 
+import BonfireMath
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -51,9 +52,9 @@ package struct MetricsRecord: Equatable, Sendable {
 
     /// The JSON line (no newline): time, role, version first, then keys sorted.
     package func jsonLine() -> String {
-        var s = "{\"time\":\(RunDirectory.jsonNumber((time * 1000).rounded() / 1000)),\"role\":\(RunDirectory.jsonString(role)),\"version\":\(version)"
+        var s = "{\"time\":\(RunDirectory.jsonNumber((time * 1000).rounded() / 1000)),\"role\":\(SafeTensors.jsonString(role)),\"version\":\(version)"
         for key in values.keys.sorted() where !["time", "role", "version"].contains(key) {
-            s += ",\(RunDirectory.jsonString(key)):\(RunDirectory.jsonNumber(values[key]!))"
+            s += ",\(SafeTensors.jsonString(key)):\(RunDirectory.jsonNumber(values[key]!))"
         }
         return s + "}"
     }
@@ -273,21 +274,5 @@ package final class RunDirectory: @unchecked Sendable {
         if x.isInfinite { return x > 0 ? "\"Infinity\"" : "\"-Infinity\"" }
         if x == x.rounded() && abs(x) < 1e15 { return String(Int64(x)) }
         return "\(x)"
-    }
-
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
     }
 }

@@ -158,7 +158,8 @@ package enum SafeTensors {
         return Float(bitPattern: sign | UInt32(exp - 15 + 127) << 23 | (frac << 13))
     }
 
-    static func jsonString(_ s: String) -> String {
+    /// A JSON string literal for `s` (quotes, backslash and control characters escaped). Also used for metrics.jsonl.
+    package static func jsonString(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {
             switch u {
