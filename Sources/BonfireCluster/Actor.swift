@@ -41,15 +41,20 @@ package final class ActorRole {
                                  parameterCount: model.params.count, modelSection: "model section")
         defer { link.close() }
         let name = link.name
+        var messagesWithVersion = 0   // messages sampled with the version held now (see the version budget below)
         let apply: ([Float], Int) throws -> Void = { [model] values, version in
             let first = link.version < 0
             model.params = values
+            messagesWithVersion = 0
             if first { roleLog("\(name): got parameters version \(version); sampling") }
         }
         try link.register()
         guard try link.fetchInitialParameters(apply) else { return 0 }
 
         let e = config.endpoints
+        // Messages per policy version: this actor's share of one update (groupsPerStep × publishEvery groups).
+        let share = config.learner.groupsPerStep * config.learner.publishEvery
+        let messageBudget = max(1, (share + config.actors.count * promptsPerMessage - 1) / (config.actors.count * promptsPerMessage))
         var lastMetrics = monotonicMillis()
         var periodSamples = 0
         var pushBlockedSince: Int64?
@@ -83,8 +88,29 @@ package final class ActorRole {
                 lastMetrics = now; periodSamples = 0
             }
 
+            // Version budget: an actor's share of one update per policy version, then wait (bounded) for a newer
+            // version. Without it actors outrun the learner and most of their groups age past maxPolicyLag in the
+            // queues and are dropped. If no newer version comes within receiveTimeoutMs (e.g. an actor died and the
+            // learner waits for more groups), sample anyway.
+            if messagesWithVersion >= messageBudget {
+                let held = link.version
+                let until = monotonicMillis() + Int64(config.liveness.receiveTimeoutMs)
+                var controlPending = false
+                while link.version == held, monotonicMillis() < until, !StopFlag.isSet {
+                    let ready = try ZMQSocket.pollReadable([link.sub, link.control], timeout: .milliseconds(5))
+                    if ready.contains(0) { _ = try link.pollParameters(apply) }
+                    link.heartbeat(state: "sampling")
+                    if ready.contains(1) { controlPending = true; break }   // shutdown / eval first
+                }
+                if link.version == held {
+                    if controlPending || StopFlag.isSet { continue }
+                    _ = try link.pollParameters(apply)   // also asks the learner directly after a quiet spell
+                }
+                messagesWithVersion = 0
+            }
             // One message of BoN groups, sampled by the single version we hold now.
             let batch = sampleGroups(version: link.version)
+            messagesWithVersion += 1
             if try link.push(.bonGroups(batch), timeout: ms(config.liveness.receiveTimeoutMs)) {
                 let n = batch.groups.reduce(0) { $0 + $1.responses.count }
                 groupsSent += batch.groups.count
