@@ -93,19 +93,7 @@ package final class ActorRole {
             // queues and are dropped. If no newer version comes within receiveTimeoutMs (e.g. an actor died and the
             // learner waits for more groups), sample anyway.
             if messagesWithVersion >= messageBudget {
-                let held = link.version
-                let until = monotonicMillis() + Int64(config.liveness.receiveTimeoutMs)
-                var controlPending = false
-                while link.version == held, monotonicMillis() < until, !StopFlag.isSet {
-                    let ready = try ZMQSocket.pollReadable([link.sub, link.control], timeout: .milliseconds(5))
-                    if ready.contains(0) { _ = try link.pollParameters(apply) }
-                    link.heartbeat(state: "sampling")
-                    if ready.contains(1) { controlPending = true; break }   // shutdown / eval first
-                }
-                if link.version == held {
-                    if controlPending || StopFlag.isSet { continue }
-                    _ = try link.pollParameters(apply)   // also asks the learner directly after a quiet spell
-                }
+                guard try link.waitForNewerVersion(apply, state: "sampling") else { continue }
                 messagesWithVersion = 0
             }
             // One message of BoN groups, sampled by the single version we hold now.

@@ -214,6 +214,26 @@ package final class ActorLink {
         return installed
     }
 
+    /// The version budget's wait: up to `liveness.receiveTimeoutMs` for parameters newer than the ones held,
+    /// heartbeating. True when a newer version was installed or the deadline passed (then sample anyway: e.g. an
+    /// actor died and the learner waits for more rollouts). False when a control message (shutdown, evaluation) or
+    /// a stop signal came first: handle that before sampling again.
+    package func waitForNewerVersion(_ apply: ([Float], Int) throws -> Void, state: String) throws -> Bool {
+        let held = version
+        let until = monotonicMillis() + Int64(config.liveness.receiveTimeoutMs)
+        while version == held, monotonicMillis() < until, !StopFlag.isSet {
+            let ready = try ZMQSocket.pollReadable([sub, control], timeout: .milliseconds(5))
+            if ready.contains(0) { _ = try pollParameters(apply) }
+            heartbeat(state: state)
+            if ready.contains(1) { return version != held }   // shutdown / eval first
+        }
+        if version == held {
+            if StopFlag.isSet { return false }
+            _ = try pollParameters(apply)   // also asks the learner directly after a quiet spell
+        }
+        return true
+    }
+
     /// Control messages since the last call (and evaluation requests held from before the first parameters).
     /// A request to register again is answered here, at most once per heartbeat interval.
     package func pollControl() throws -> [ControlEvent] {

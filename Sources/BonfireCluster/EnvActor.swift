@@ -120,19 +120,8 @@ package final class EnvActorRole {
 
             // Version budget: after `roundBudget` rounds with one version, wait (bounded) for a newer one.
             if roundBudget > 0, roundsWithVersion >= roundBudget {
-                let held = version
-                let until = monotonicMillis() + Int64(config.liveness.receiveTimeoutMs)
-                var controlPending = false
-                while version == held, monotonicMillis() < until, !StopFlag.isSet {
-                    let ready = try ZMQSocket.pollReadable([link.sub, link.control], timeout: .milliseconds(5))
-                    if ready.contains(0) { _ = try link.pollParameters(apply) }
-                    link.heartbeat(state: "waiting-for-version")
-                    if ready.contains(1) { controlPending = true; break }   // shutdown / eval first
-                }
-                if version == held {
-                    if controlPending || StopFlag.isSet { continue }
-                    roundsWithVersion = 0   // no newer version within the deadline: roll out anyway
-                }
+                guard try link.waitForNewerVersion(apply, state: "waiting-for-version") else { continue }
+                roundsWithVersion = 0   // newer version (apply reset it too) or none within the deadline: roll out
             }
             // One round with the single version we hold now.
             let (chunks, report) = try rollout()

@@ -191,20 +191,12 @@ package final class EnvLearnerRole {
         var stepsReceived = 0
         let actionCount = net.config.actionCount, inputSize = net.config.inputSize
         while true {
-            if StopFlag.isSet {
-                roleLog("learner: stop signal \(StopFlag.signalNumber): final checkpoint at version \(version)")
+            if let why = try link.service(version: version, layoutHash: hash, values: values) {
+                roleLog("learner: \(why): final checkpoint at version \(version)")
                 try checkpoint()
-                link.leave(reason: "learner stopped by signal")
                 return 0
             }
             let now = monotonicMillis()
-            try link.serveParameterRequests(version: version, layoutHash: hash, values: values)
-            if let reason = try link.pollControl() {
-                roleLog("learner: shutdown from coordinator (\(reason)); final checkpoint at version \(version)")
-                try checkpoint()
-                return 0
-            }
-            link.heartbeat(version: version, state: "training")
             // Rollouts: wait up to 20 ms for the first message, then drain what is queued (bounded).
             var received = 0
             while received < 4 * config.env.chunksPerUpdate,

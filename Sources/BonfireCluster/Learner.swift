@@ -88,20 +88,12 @@ package final class LearnerRole {
         let stepsAtStart = updater.step
         var samplesSeen = 0
         while true {
-            if StopFlag.isSet {
-                roleLog("learner: stop signal \(StopFlag.signalNumber): final checkpoint at version \(version)")
+            if let why = try link.service(version: version, layoutHash: hash, values: values) {
+                roleLog("learner: \(why): final checkpoint at version \(version)")
                 try checkpoint()
-                link.leave(reason: "learner stopped by signal")
                 return 0
             }
             let now = monotonicMillis()
-            try link.serveParameterRequests(version: version, layoutHash: hash, values: values)
-            if let reason = try link.pollControl() {
-                roleLog("learner: shutdown from coordinator (\(reason)); final checkpoint at version \(version)")
-                try checkpoint()
-                return 0
-            }
-            link.heartbeat(version: version, state: "training")
             // Rollouts.
             if let env = try link.receiveRollout(timeout: .milliseconds(20)) {
                 if case .bonGroups(let b) = env.payload {

@@ -93,6 +93,20 @@ package final class LearnerLink {
         return nil
     }
 
+    /// One pass of the learner's duties besides training: answer parameter requests, read control messages,
+    /// heartbeat. Returns why to stop (a stop signal — the coordinator is told we leave — or the coordinator's
+    /// shutdown), nil to go on. The caller writes its final checkpoint and returns.
+    package func service(version: Int, layoutHash: UInt64, values: () -> [Float]) throws -> String? {
+        if StopFlag.isSet {
+            leave(reason: "learner stopped by signal")
+            return "stop signal \(StopFlag.signalNumber)"
+        }
+        try serveParameterRequests(version: version, layoutHash: layoutHash, values: values)
+        if let reason = try pollControl() { return "shutdown from coordinator (\(reason))" }
+        heartbeat(version: version, state: "training")
+        return nil
+    }
+
     /// Sends a heartbeat when one is due (never blocks).
     package func heartbeat(version: Int, state: String) {
         let now = monotonicMillis()
