@@ -139,7 +139,7 @@ package final class ActorCriticLearner: @unchecked Sendable {
     package var config: ActorCriticConfig
     package var optimizer: AdamW
     /// Incremented on every update (the version actors tag their steps with).
-    package private(set) var version: UInt64 = 0
+    package var version: UInt64 = 0
 
     package init(net: MLP, config: ActorCriticConfig = ActorCriticConfig()) {
         self.net = net; self.config = config

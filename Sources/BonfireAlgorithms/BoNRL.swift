@@ -13,6 +13,12 @@
 //        ŵ ∝ exp(λ_N Q̂) with λ_N from `lambdaRule`.
 // N = 1: leaveOneOut gives w = R (REINFORCE without baseline); the RL learner (RLOO) is the N′ = 1 baseline.
 
+#if canImport(Glibc)
+import Glibc
+#else
+import Foundation
+#endif
+
 package struct BoNRL: GroupLearner {
     package struct Config: Codable, Sendable, Equatable {
         package enum Variant: String, Codable, Sendable, CaseIterable {
@@ -61,6 +67,52 @@ package struct BoNRL: GroupLearner {
         case .selectedOnly: return GroupWeights.selectedOnly(scores: s, rewards: R)
         case .variational:
             return GroupWeights.variational(scores: s, rewards: R, lambda: ExactBoN.lambda(n: s.count, rule: config.lambdaRule))
+        }
+    }
+}
+
+extension GroupWeights {
+    /// Identity 1 (unbiased): w_i = R̄(y*) for every i.
+    package static func nSample(scores: [Double], rewards: [Double]) -> [Double] {
+        [Double](repeating: BoNSelection.bestReward(scores: scores, rewards: rewards), count: scores.count)
+    }
+
+    /// Identity 2 (unbiased, default): w_i = R̄(y*) − R̄(y*_{−i}).
+    package static func leaveOneOut(scores: [Double], rewards: [Double]) -> [Double] {
+        let best = BoNSelection.bestReward(scores: scores, rewards: rewards)
+        let m = scores.max() ?? 0
+        return scores.indices.map { i in
+            // Removing a sample that is not maximal leaves the maximal set unchanged: weight exactly 0.
+            scores[i] < m ? 0 : best - BoNSelection.bestReward(scores: scores, rewards: rewards, excluding: i)
+        }
+    }
+
+    /// Identity 3 (BIASED ablation): REINFORCE on the selected sample only, tie-averaged.
+    package static func selectedOnly(scores: [Double], rewards: [Double]) -> [Double] {
+        let w = BoNSelection.winners(scores)
+        var out = [Double](repeating: 0, count: scores.count)
+        for i in w { out[i] = rewards[i] / Double(w.count) }
+        return out
+    }
+
+    /// so the weight on ∇log π(y_j) is a_j + λ/(N−1) Σ_{i≠j} a_i 1{r_i ≥ r_j}. With `keepWinRateTerm` false only a_j.
+    package static func variational(scores r: [Double], rewards R: [Double], lambda: Double,
+                                    keepWinRateTerm: Bool = true) -> [Double] {
+        let N = r.count
+        if N == 1 { return [0] }
+        let q = (0..<N).map { i in Double((0..<N).filter { $0 != i && r[i] >= r[$0] }.count) / Double(N - 1) }
+        let qm = q.max() ?? 0
+        let u = q.map { exp(lambda * ($0 - qm)) }
+        let z = u.reduce(0, +)
+        let w = u.map { $0 / z }
+        let J = zip(w, R).reduce(0) { $0 + $1.0 * $1.1 }
+        let a = (0..<N).map { w[$0] * (R[$0] - J) }
+        return (0..<N).map { j in
+            var v = a[j]
+            if keepWinRateTerm {
+                for i in 0..<N where i != j && r[i] >= r[j] { v += lambda / Double(N - 1) * a[i] }
+            }
+            return v
         }
     }
 }

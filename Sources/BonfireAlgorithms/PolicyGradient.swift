@@ -3,7 +3,7 @@
 // update step that turns per-sequence weights into per-token weights and calls GPT.forwardBackward + AdamW.
 //
 // A group estimator maps one BoN group (scores r_i, rewards R_i, i = 1..N) to weights w_i so that the gradient
-// estimate is Σ_i w_i ∇log π(y_i|x). ExactBoN.expectedGradient enumerates all N-tuples of a tabular policy to get the
+// estimate is Σ_i w_i ∇log π(y_i|x) (each estimator lives in its algorithm file). ExactBoN.expectedGradient enumerates all N-tuples of a tabular policy to get the
 // exact expectation of these very functions (the learners and the tests share them).
 //   R̄(S)     = mean R over the maximal-r members of S (the expected R of the BoN pick under uniform tie-breaking)
 //   nSample     w_i = R̄(all)                           identity 1, unbiased, sum over i
@@ -43,16 +43,16 @@ package struct BoNGroup: Sendable, Codable, Equatable {
     package var scores: [Double]
     /// Environment rewards R(x, y_i): the task's ground truth.
     package var rewards: [Double]
-    /// TaskItem.id of the prompt.
-    package var itemID: String
+    /// Train-split index of the prompt (TaskItem.index): one integer item index end to end (wire: item_id).
+    package var itemIndex: Int
 
     package init(promptTokens: [Int], responses: [[Int]], behaviourLogProbs: [[Float]], behaviourVersion: Int,
-                 scores: [Double], rewards: [Double], itemID: String) {
+                 scores: [Double], rewards: [Double], itemIndex: Int) {
         precondition(responses.count == behaviourLogProbs.count && responses.count == scores.count
                      && responses.count == rewards.count,
                      "BoNGroup: responses \(responses.count), logProbs \(behaviourLogProbs.count), scores \(scores.count), rewards \(rewards.count) must agree")
         self.promptTokens = promptTokens; self.responses = responses; self.behaviourLogProbs = behaviourLogProbs
-        self.behaviourVersion = behaviourVersion; self.scores = scores; self.rewards = rewards; self.itemID = itemID
+        self.behaviourVersion = behaviourVersion; self.scores = scores; self.rewards = rewards; self.itemIndex = itemIndex
     }
 
     package var n: Int { responses.count }
@@ -88,69 +88,9 @@ package enum BoNSelection {
     }
 }
 
-package enum GroupWeights {
-    /// Identity 1 (unbiased): w_i = R̄(y*) for every i.
-    package static func nSample(scores: [Double], rewards: [Double]) -> [Double] {
-        [Double](repeating: BoNSelection.bestReward(scores: scores, rewards: rewards), count: scores.count)
-    }
-
-    /// Identity 2 (unbiased, default): w_i = R̄(y*) − R̄(y*_{−i}).
-    package static func leaveOneOut(scores: [Double], rewards: [Double]) -> [Double] {
-        let best = BoNSelection.bestReward(scores: scores, rewards: rewards)
-        let m = scores.max() ?? 0
-        return scores.indices.map { i in
-            // Removing a sample that is not maximal leaves the maximal set unchanged: weight exactly 0.
-            scores[i] < m ? 0 : best - BoNSelection.bestReward(scores: scores, rewards: rewards, excluding: i)
-        }
-    }
-
-    /// Identity 3 (BIASED ablation): REINFORCE on the selected sample only, tie-averaged.
-    package static func selectedOnly(scores: [Double], rewards: [Double]) -> [Double] {
-        let w = BoNSelection.winners(scores)
-        var out = [Double](repeating: 0, count: scores.count)
-        for i in w { out[i] = rewards[i] / Double(w.count) }
-        return out
-    }
-
-    /// N′ = 1 REINFORCE with leave-one-out baseline over a group of G samples: (R_i − mean_{j≠i} R_j)/G, an
-    /// unbiased estimate of ∇E_π[R]. G = 1: w = R (no baseline available).
-    package static func rloo(rewards: [Double]) -> [Double] {
-        let G = rewards.count
-        if G == 1 { return rewards }
-        let s = rewards.reduce(0, +)
-        return rewards.map { ($0 - (s - $0) / Double(G - 1)) / Double(G) }
-    }
-
-    /// Group-mean baseline (GRPO-like without std): (R_i − mean R)/G; expectation (G−1)/G · ∇E_π[R].
-    package static func meanBaseline(rewards: [Double]) -> [Double] {
-        let G = Double(rewards.count), mean = rewards.reduce(0, +) / G
-        return rewards.map { ($0 - mean) / G }
-    }
-
-    /// §2.2 form 4 from one group (BIASED ablation: self-normalised, Q̂ estimated in-group):
-    ///   Q̂_i = (1/(N−1)) Σ_{j≠i} 1{r_i ≥ r_j},  ŵ_i ∝ exp(λ Q̂_i) (Σŵ = 1),  Ĵ = Σ ŵ_i R_i,  a_i = ŵ_i (R_i − Ĵ)
-    ///   ĝ = Σ_i a_i [∇log π(y_i) + λ ∇Q̂_i],  ∇Q̂_i = (1/(N−1)) Σ_{j≠i} 1{r_i ≥ r_j} ∇log π(y_j)
-    /// so the weight on ∇log π(y_j) is a_j + λ/(N−1) Σ_{i≠j} a_i 1{r_i ≥ r_j}. With `keepWinRateTerm` false only a_j.
-    package static func variational(scores r: [Double], rewards R: [Double], lambda: Double,
-                                    keepWinRateTerm: Bool = true) -> [Double] {
-        let N = r.count
-        if N == 1 { return [0] }
-        let q = (0..<N).map { i in Double((0..<N).filter { $0 != i && r[i] >= r[$0] }.count) / Double(N - 1) }
-        let qm = q.max() ?? 0
-        let u = q.map { exp(lambda * ($0 - qm)) }
-        let z = u.reduce(0, +)
-        let w = u.map { $0 / z }
-        let J = zip(w, R).reduce(0) { $0 + $1.0 * $1.1 }
-        let a = (0..<N).map { w[$0] * (R[$0] - J) }
-        return (0..<N).map { j in
-            var v = a[j]
-            if keepWinRateTerm {
-                for i in 0..<N where i != j && r[i] >= r[j] { v += lambda / Double(N - 1) * a[i] }
-            }
-            return v
-        }
-    }
-}
+/// Per-sample weights w_i of the group estimators: each lives in its algorithm's file (RL.swift: `rloo`,
+/// `meanBaseline`; BoNRL.swift: `leaveOneOut`, `nSample`, `selectedOnly`, `variational`).
+package enum GroupWeights {}
 
 // MARK: importance weights
 

@@ -42,3 +42,19 @@ package struct RL: GroupLearner {
         }
     }
 }
+
+extension GroupWeights {
+    /// unbiased estimate of ∇E_π[R]. G = 1: w = R (no baseline available).
+    package static func rloo(rewards: [Double]) -> [Double] {
+        let G = rewards.count
+        if G == 1 { return rewards }
+        let s = rewards.reduce(0, +)
+        return rewards.map { ($0 - (s - $0) / Double(G - 1)) / Double(G) }
+    }
+
+    /// Group-mean baseline (GRPO-like without std): (R_i − mean R)/G; expectation (G−1)/G · ∇E_π[R].
+    package static func meanBaseline(rewards: [Double]) -> [Double] {
+        let G = Double(rewards.count), mean = rewards.reduce(0, +) / G
+        return rewards.map { ($0 - mean) / G }
+    }
+}

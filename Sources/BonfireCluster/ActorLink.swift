@@ -1,5 +1,5 @@
-// The actor side of the runtime, shared by BoN actors (Actor.swift) and environment actors (EnvActor.swift): the four
-// sockets, registration with the coordinator, heartbeats, the late-joiner parameter path and control messages.
+// The actor side of the runtime's sockets (used by ActorRuntime.swift for every kind of rollout): the four sockets,
+// registration with the coordinator, heartbeats, the late-joiner parameter path and control messages.
 //
 //   DEALER → coordinator (hello, heartbeats, metrics, eval reports; receives eval requests and shutdown)
 //   SUB    ← learner PUB (parameter broadcasts; CONFLATE keeps only the newest)
@@ -20,6 +20,8 @@ package final class ActorLink {
     package enum ControlEvent {
         case shutdown(reason: String)
         case evalRequest(WireEvalRequest)
+        /// The coordinator's count of live actors (the version budget is re-planned over them).
+        case liveActors(Int)
     }
 
     let config: RunConfig
@@ -47,7 +49,7 @@ package final class ActorLink {
     package var name: String { identity.name }
 
     package init(context: ZMQContext, config: RunConfig, id: Int, capabilities: [String], pushHighWaterMark: Int32,
-                 layoutHash: UInt64, parameterCount: Int, modelSection: String) throws {
+                 layoutHash: UInt64, parameterCount: Int, modelSection: String = "model and env sections") throws {
         self.config = config
         self.identity = RoleIdentity(runID: config.run.id, role: .actor, id: UInt32(id))
         self.decoder = WireDecoder(runID: config.run.id)
@@ -161,7 +163,7 @@ package final class ActorLink {
                     roleLog("\(name): shutdown from coordinator while waiting for parameters (\(s.reason))")
                     return false
                 case .evalRequest(let r):
-                    pendingEvals.append(r)  // answered as soon as we hold parameters
+                    if pendingEvals.count < 16 { pendingEvals.append(r) }  // answered once we hold parameters (bounded)
                 default: break
                 }
             }
@@ -170,7 +172,7 @@ package final class ActorLink {
                                    "sent no parameters for \(now - started) ms; is it running? If its SFT warm-up takes " +
                                    "longer, raise liveness.peerGiveUpMs")
             }
-            if now - lastLog >= 5000 {
+            if now - lastLog >= Int64(config.logging.warnEveryMs) {
                 roleLog("\(name): waiting for initial parameters from the learner (\(now - started) ms so far; it may still be warming up)")
                 lastLog = now
             }
@@ -188,8 +190,8 @@ package final class ActorLink {
         return installed
     }
 
-    /// Takes newer parameters from a broadcast or from a direct answer; after 5 s without any parameters message it
-    /// asks the learner directly (PUB drops under its high-water mark). Throws when the learner has been silent for
+    /// Takes newer parameters from a broadcast or from a direct answer; after `liveness.parameterRefreshMs` without
+    /// any parameters message it asks the learner directly (PUB drops under its high-water mark). Throws when the learner has been silent for
     /// `peerGiveUpMs`. True if newer parameters were installed.
     package func pollParameters(_ apply: ([Float], Int) throws -> Void, timeout: Duration = .zero) throws -> Bool {
         let now = monotonicMillis()
@@ -202,7 +204,8 @@ package final class ActorLink {
                 lastParams = now
             }
         }
-        if now - lastParams > 5000, now - lastParamAsk > 5000 {
+        let refresh = Int64(config.liveness.parameterRefreshMs)
+        if now - lastParams > refresh, now - lastParamAsk > refresh {
             _ = try paramReq.trySend([identity.envelope(.hello(hello())).encoded()])
             lastParamAsk = now
         }
@@ -214,16 +217,23 @@ package final class ActorLink {
         return installed
     }
 
-    /// The version budget's wait: up to `liveness.receiveTimeoutMs` for parameters newer than the ones held,
-    /// heartbeating. True when a newer version was installed or the deadline passed (then sample anyway: e.g. an
-    /// actor died and the learner waits for more rollouts). False when a control message (shutdown, evaluation) or
-    /// a stop signal came first: handle that before sampling again.
-    package func waitForNewerVersion(_ apply: ([Float], Int) throws -> Void, state: String) throws -> Bool {
+    /// The version budget's wait: up to `deadlineMs` (nil: no deadline, the synchronous schedule) for parameters
+    /// newer than the ones held, heartbeating. True when a newer version was installed or the deadline passed (then
+    /// sample anyway: e.g. an actor died and the learner waits for more rollouts). False when a control message
+    /// (shutdown, evaluation) or a stop signal came first: handle that before sampling again.
+    package func waitForNewerVersion(_ apply: ([Float], Int) throws -> Void, state: String, deadlineMs: Int?) throws -> Bool {
         let held = version
-        let until = monotonicMillis() + Int64(config.liveness.receiveTimeoutMs)
+        let until = deadlineMs.map { monotonicMillis() + Int64($0) } ?? Int64.max
+        var lastAsk = monotonicMillis()
         while version == held, monotonicMillis() < until, !StopFlag.isSet {
-            let ready = try ZMQSocket.pollReadable([sub, control], timeout: .milliseconds(5))
-            if ready.contains(0) { _ = try pollParameters(apply) }
+            let ready = try ZMQSocket.pollReadable([sub, control, paramReq], timeout: .milliseconds(5))
+            _ = try pollParameters(apply)   // also asks the learner directly after a quiet spell (a missed broadcast)
+            // Without a deadline (synchronous schedule) nothing else moves until the next version arrives: ask the
+            // learner directly once per heartbeat interval, so a missed broadcast costs at most that long.
+            if deadlineMs == nil, monotonicMillis() - lastAsk >= Int64(config.liveness.heartbeatIntervalMs) {
+                _ = try paramReq.trySend([identity.envelope(.hello(hello())).encoded()])
+                lastAsk = monotonicMillis()
+            }
             heartbeat(state: state)
             if ready.contains(1) { return version != held }   // shutdown / eval first
         }
@@ -245,6 +255,10 @@ package final class ActorLink {
             switch env.payload {
             case .shutdown(let s): events.append(.shutdown(reason: s.reason))
             case .evalRequest(let r): events.append(.evalRequest(r))
+            case .metrics(let m) where env.senderRole == .coordinator:
+                if let live = m.values[MetricKey.liveActors], live.isFinite, live >= 0, live <= 1_000_000 {
+                    events.append(.liveActors(Int(live)))
+                }
             case .helloAck(let ack) where !ack.accepted:
                 if now - lastHello >= Int64(config.liveness.heartbeatIntervalMs) {
                     roleLog("\(name): coordinator asks to register again (\(ack.reason))")

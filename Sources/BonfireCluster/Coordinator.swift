@@ -1,7 +1,8 @@
 // The coordinator: registry, liveness, evaluation schedule and the run's log — the process people watch.
 //
 //   ROUTER (bind coordinatorPort) ◀── DEALER from the learner and every actor
-//     hello      → register (or re-register after a restart), reply HelloAck with the current version
+//     hello      → register (or re-register after a restart), reply HelloAck with the current version; a peer
+//                  announcing another job kind (capability "job=<kind>") is refused
 //     heartbeat  → liveness; an unknown or dead peer is told to register again (HelloAck(accepted: false))
 //     metrics    → metrics.jsonl; learner versions drive the eval schedule
 //     eval_report→ eval/<version>.json + metrics.jsonl + the log
@@ -26,8 +27,11 @@ package final class Coordinator {
     var nextEvalActor = 0
     var requestCounter: UInt64 = 0
     var requestedVersion: [UInt64: Int] = [:]
-    var peerState: [String: String] = [:]
-    var undelivered: [Int] = []                  // scheduled evaluations no actor could take yet        // last heartbeat state ("sampling", "waiting-for-parameters", …)    // eval request id → the scheduled version it answers
+    var peerState: [String: String] = [:]        // last heartbeat state ("sampling", "waiting-for-parameters", …)
+    var undelivered: [Int] = []                  // scheduled evaluations no actor could take yet
+    var announcedLiveActors = -1                 // the live-actor count last sent to the actors
+    /// Messages not acted on, by reason (`coordinator/dropped/<reason>`).
+    var drops: [String: Int] = [:]
     var finished = false
     var learnerEverSeen = false
     var learnerReported = false   // the first learner metrics (its starting version) also drive the eval schedule
@@ -72,6 +76,7 @@ package final class Coordinator {
             }
             let now = monotonicMillis()
             for event in liveness.tick(now: now) { log(event) }
+            announceLiveActors(router)
             if let v = undelivered.first, !liveness.livePeers(role: .actor).isEmpty {
                 perform(.requestEval(version: v), router)
             }
@@ -129,6 +134,16 @@ package final class Coordinator {
         routes[peer] = route
         switch env.payload {
         case .hello(let h):
+            let job = config.jobKind.capability
+            if let announced = h.capabilities.first(where: { $0.hasPrefix("job=") }), announced != job {
+                drops["wrong_job", default: 0] += 1
+                roleLog("coordinator: refused \(peer) (pid \(h.pid) on \(h.host)): it runs \(announced), this run is \(job); start it with this run's config")
+                send(.helloAck(WireHelloAck(accepted: false, reason: "this run is \(job), you announced \(announced)",
+                                            currentVersion: UInt64(learnerVersion),
+                                            heartbeatIntervalMs: UInt32(config.liveness.heartbeatIntervalMs),
+                                            liveness: UInt32(config.liveness.livenessCount))), to: route, router)
+                return
+            }
             if role == .learner { learnerEverSeen = true }
             log(liveness.register(peer, role: role, now: now), detail: "pid \(h.pid) on \(h.host)")
             let ack = WireHelloAck(accepted: true, currentVersion: UInt64(learnerVersion),
@@ -164,24 +179,38 @@ package final class Coordinator {
                     roleLog("coordinator: learner finished at version \(learnerVersion) (step \(learnerStep))")
                 }
             } else {
-                if let s = m.values["actor/samples_total"] { actorSamples[peer] = s }
-                if let d = m.values["actor/dropped_total"] { actorDropped[peer] = d }
+                if let s = m.values[MetricKey.actorSamplesTotal], s.isFinite { actorSamples[peer] = s }
+                if let d = m.values[MetricKey.actorDroppedTotal], d.isFinite { actorDropped[peer] = d }
             }
         case .evalReport(let r):
             // The actor evaluates the newest parameters it holds (which may differ from the scheduled version);
             // the request id says which scheduled evaluation this answers.
-            let scheduled = requestedVersion.removeValue(forKey: r.requestID) ?? Int(r.version)
+            // Only an answer to a request this coordinator sent to an actor is believed.
+            guard role == .actor, let scheduled = requestedVersion.removeValue(forKey: r.requestID),
+                  let reported = Int(exactly: r.version), reported <= learnerVersion + 1 else {
+                drops["unrequested_eval", default: 0] += 1
+                roleLog("coordinator: ignored an eval report from \(peer) that answers no outstanding request (\(drops["unrequested_eval"]!) so far)")
+                return
+            }
             let outcome = schedule.reportReceived(version: scheduled, now: now)
-            let table = EvalTable(version: Int(r.version), time: Date().timeIntervalSince1970,
+            let envJob = config.jobKind != .bon
+            let table = EvalTable(version: reported, time: Date().timeIntervalSince1970,
                                   prompts: r.rows.first?.numPrompts ?? 0,
                                   rows: r.rows.map { EvalTable.Row(temperature: $0.temperature, n: $0.n,
-                                                                   passAtN: $0.passAtN, boN: $0.boN) })
+                                                                   passAtN: $0.passAtN, boN: $0.boN,
+                                                                   meanReturn: envJob ? $0.meanReturn : nil,
+                                                                   fractionOfOptimal: envJob ? $0.fractionOfOptimal : nil) })
             latestEval = table
             var values: [String: Double] = [:]
             // metrics.jsonl gets the rows at the first eval temperature (the full table is in eval/).
             for row in r.rows where row.temperature == (config.eval.temperatures.first ?? row.temperature) {
-                values[MetricKey.passAt(row.n)] = row.passAtN
-                values[MetricKey.bestOf(row.n)] = row.boN
+                if envJob {
+                    values[MetricKey.evalMeanReturn] = row.meanReturn
+                    values[MetricKey.evalFractionOfOptimal] = row.fractionOfOptimal
+                } else {
+                    values[MetricKey.passAt(row.n)] = row.passAtN
+                    values[MetricKey.bestOf(row.n)] = row.boN
+                }
             }
             try? runDir.appendMetrics(role: "coordinator", version: Int(r.version), values: values)
             do { _ = try runDir.writeEval(table) } catch {
@@ -212,10 +241,11 @@ package final class Coordinator {
         let target = actors[nextEvalActor % actors.count]
         nextEvalActor += 1
         requestCounter += 1
-        let req = WireEvalRequest(requestID: requestCounter, version: UInt64(version), task: config.task.name,
+        let req = WireEvalRequest(requestID: requestCounter, version: UInt64(version), task: config.task.name.rawValue,
                                   split: "test", nList: config.eval.n, temperatures: config.eval.temperatures,
                                   numPrompts: config.eval.prompts)
         if let route = routes[target] {
+            if requestedVersion.count >= 64, let oldest = requestedVersion.keys.min() { requestedVersion[oldest] = nil }   // bounded
             requestedVersion[requestCounter] = version
             send(.evalRequest(req), to: route, router)
             roleLog("coordinator: requested eval of version \(version) from \(target)")
@@ -227,6 +257,15 @@ package final class Coordinator {
         do { _ = try router.send(env, prefix: [route], timeout: .milliseconds(200)) } catch {
             roleLog("coordinator: send \(payload.kind) failed: \(error)")
         }
+    }
+
+    /// Tells every live actor how many actors are live when that changes (their version budget re-plans over them).
+    private func announceLiveActors(_ router: ZMQSocket) {
+        let live = liveness.livePeers(role: .actor)
+        guard live.count != announcedLiveActors, !live.isEmpty else { return }
+        announcedLiveActors = live.count
+        let m = WireMetrics(step: 0, version: UInt64(learnerVersion), values: [MetricKey.liveActors: Double(live.count)])
+        for peer in live { if let route = routes[peer] { send(.metrics(m), to: route, router) } }
     }
 
     private func broadcastShutdown(_ router: ZMQSocket, reason: String) {
@@ -258,12 +297,18 @@ package final class Coordinator {
             String(format: "steps/s=%.2f samples/s=%.1f", stepsPerSecond, samplesPerSecond) +
             " actors=\(live)/\(total) stale_dropped=\(f(MetricKey.dropped, 0)) stale_accepted=\(f(MetricKey.acceptedStale, 0))" +
             " wire_dropped=\(Int(actorDropped.values.reduce(0, +)) + decoder.dropped + Int(lastLearner[MetricKey.wireDropped] ?? 0))" +
-            " loss=\(f(MetricKey.policyLoss, 4)) reward=\(f("train/reward_mean"))"
-        if lastLearner["env/episode_return"] != nil || lastLearner["throughput/env_steps_per_s"] != nil {
-            // Environment jobs (EnvLearner.swift): behaviour-policy episode return/length, env steps per second.
-            line += " return=\(f("env/episode_return")) length=\(f("env/episode_length", 1)) env_steps/s=\(f("throughput/env_steps_per_s", 0))"
+            " loss=\(f(MetricKey.policyLoss, 4))"
+        switch config.jobKind {
+        case .bon: line += " reward=\(f(MetricKey.rewardMean)) score=\(f(MetricKey.scoreMean))"
+        case .envEpisodes, .textEpisodes:
+            // Behaviour-policy episode return/length (the learner's window of the actors' reports).
+            line += " return=\(f(MetricKey.episodeReturn)) length=\(f(MetricKey.episodeLength, 1))"
         }
-        if let e = latestEval {
+        if let e = latestEval, e.rows.contains(where: { $0.meanReturn != nil }) {
+            line += " eval@v\(e.version): " + e.rows.map { String(format: "T=%.2f return=%.3f (%.0f%% of optimal)", $0.temperature,
+                                                                     $0.meanReturn ?? 0, 100 * ($0.fractionOfOptimal ?? 0)) }
+                .joined(separator: " ")
+        } else if let e = latestEval {
             let rows = e.rows.filter { $0.temperature == (config.eval.temperatures.first ?? 1) }
             line += " eval@v\(e.version): " + rows.map { String(format: "pass@%d=%.3f bo%d=%.3f", $0.n, $0.passAtN, $0.n, $0.boN) }
                 .joined(separator: " ")

@@ -10,15 +10,27 @@ import Glibc
 
 /// Set by SIGINT/SIGTERM; every role loop polls it and stops gracefully (learner: final checkpoint).
 nonisolated(unsafe) private var stopSignal: Int32 = 0
+/// The supervisor that started this role (`BONFIRE_SUPERVISOR_PID`), 0 = none.
+nonisolated(unsafe) private var supervisorPID: pid_t = 0
 
 package enum StopFlag {
-    /// Installs handlers for SIGINT and SIGTERM that only set the flag (async-signal-safe).
+    /// Installs handlers for SIGINT and SIGTERM that only set the flag (async-signal-safe). A role started by a
+    /// supervisor also stops (as on SIGHUP) when that supervisor is gone, whatever killed it: no orphans.
     package static func install() {
         signal(SIGINT) { s in stopSignal = s }
         signal(SIGTERM) { s in stopSignal = s }
         signal(SIGPIPE, SIG_IGN)
+        if let s = ProcessInfo.processInfo.environment["BONFIRE_SUPERVISOR_PID"], let p = pid_t(s), p > 1 {
+            supervisorPID = p
+        }
     }
-    package static var isSet: Bool { stopSignal != 0 }
+    package static var isSet: Bool {
+        if stopSignal == 0, supervisorPID > 0, getppid() != supervisorPID {
+            stopSignal = SIGHUP
+            roleLog("the supervisor (pid \(supervisorPID)) is gone; stopping")
+        }
+        return stopSignal != 0
+    }
     package static var signalNumber: Int32 { stopSignal }
     package static func request() { stopSignal = SIGTERM }
     package static func reset() { stopSignal = 0 }
@@ -68,8 +80,14 @@ package func roleLog(_ message: String) {
     var tmv = tm()
     localtime_r(&t, &tmv)
     let stamp = String(format: "%02d:%02d:%02d.%03d", tmv.tm_hour, tmv.tm_min, tmv.tm_sec, Int(tv.tv_usec / 1000))
-    let line = "\(stamp) \(message)\n"
-    FileHandle.standardOutput.write(line.data(using: .utf8)!)
+    // write(2), not FileHandle: a closed stdout (a parent killed with SIGKILL) must not trap the role.
+    let bytes = Array("\(stamp) \(message)\n".utf8)
+    var off = 0
+    while off < bytes.count {
+        let n = bytes[off...].withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+        if n < 0 { if errno == EINTR { continue }; return }
+        off += n
+    }
 }
 
 package func unixTimeMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }

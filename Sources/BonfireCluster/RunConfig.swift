@@ -10,7 +10,56 @@
 //                                   sets: ["learner.maxSteps=50", "eval.n=1,2,4"])
 //   print(config.resolvedJSON())
 
+import BonfireAlgorithms
+import BonfireTasks
 import Foundation
+
+/// A config value that is one of a fixed set of names (an enum): the schema lists the names in errors.
+package protocol ConfigChoice: CaseIterable, Codable, RawRepresentable where RawValue == String {}
+/// The non-generic face of `ConfigChoice` the schema reflects on.
+protocol ConfigChoiceValue { static var allowedNames: [String] { get } }
+extension ConfigChoice { static var allowedNames: [String] { allCases.map(\.rawValue) } }
+
+extension TaskKind: ConfigChoice, ConfigChoiceValue {}
+extension VerifierKind: ConfigChoice, ConfigChoiceValue {}
+extension AlgorithmKind: ConfigChoice, ConfigChoiceValue {}
+extension ExactBoN.LambdaRule: ConfigChoice, ConfigChoiceValue {}
+extension BoNRL.Config.Estimator: ConfigChoice, ConfigChoiceValue {}
+
+/// What actors roll out: BoN groups over the task (`none`) or episodes of an environment.
+package enum EnvName: String, Sendable, ConfigChoice, ConfigChoiceValue {
+    case none, gridworld, keydoor, guess
+    /// The environment, nil for a BoN job.
+    package var environment: EnvironmentKind? { EnvironmentKind(rawValue: rawValue) }
+}
+
+/// The kind of job: decides the rollout source of the actors and the learner's algorithm family. Announced in every
+/// role's hello (capability "job=<kind>") so a role of another job is refused at registration.
+package enum JobKind: String, Sendable, CaseIterable {
+    /// BoN groups over a task (math, code), trained by `algorithm.name`.
+    case bon
+    /// Episodes of a vector-observation environment (gridworld, keydoor) with the MLP actor-critic (V-trace).
+    case envEpisodes = "env-episodes"
+    /// Multi-turn text episodes (guess) with the transformer policy and its scalar value head (V-trace).
+    case textEpisodes = "text-episodes"
+
+    package var capability: String { "job=" + rawValue }
+}
+
+/// How the learner and actors share policy versions.
+package enum Schedule: String, Sendable, ConfigChoice, ConfigChoiceValue {
+    /// Actors sample ahead with bounded lag; stale rollouts are importance-corrected (default).
+    case async
+    /// The learner trains on exactly the rollouts of the current version; actors wait for the next one. A fixed
+    /// seed gives a bit-reproducible run.
+    case sync
+}
+
+/// How roles reach each other: TCP (one or many hosts), IPC sockets (one host), or in-process (threads of one
+/// process sharing one ZeroMQ context: `bonfire train`, tests).
+package enum Transport: String, Sendable, ConfigChoice, ConfigChoiceValue {
+    case tcp, ipc, inproc
+}
 
 /// A configuration problem: an unknown key, a value of the wrong type, or a value out of range.
 /// `message` names the full key path and says what is allowed.
@@ -62,8 +111,8 @@ package struct RunConfig: Codable, Equatable, Sendable {
     }
 
     package struct TaskSection: Codable, Equatable, Sendable {
-        /// Task name: "math" (default) or "code".
-        package var name: String = "math"
+        /// Task: math (default) or code.
+        package var name: TaskKind = .math
         /// Seed of the task's prompt generator / train–test split. Default 1234.
         package var seed: UInt64 = 1234
         package init() {}
@@ -85,7 +134,7 @@ package struct RunConfig: Codable, Equatable, Sendable {
 
     package struct AlgorithmSection: Codable, Equatable, Sendable {
         /// Objective: sft, bon-sft, rl-v, rl-s, bon-rl-v, bon-rl-s (default), bon-rlb, bon-rlb-p.
-        package var name: String = "bon-rl-s"
+        package var name: AlgorithmKind = .bonRLS
         /// N′: the N the training objective assumes (1 = ordinary training); must be ≤ `sampling.groupSize`. Default 4.
         package var trainN: Int = 4
         /// Adam learning rate. Default 3e-4.
@@ -101,13 +150,21 @@ package struct RunConfig: Codable, Equatable, Sendable {
         package var sftWarmupSteps: Int = 1500
         /// Learning rate of the SFT warm-up (a fresh model tolerates a larger one than RL). Default 2e-3.
         package var sftWarmupLearningRate: Double = 2e-3
+        /// λ_N rule of bon-sft and of the variational BoN-RL estimator: klMatched (default) or linearised.
+        package var lambdaRule: ExactBoN.LambdaRule = .klMatched
+        /// BoN-RL estimator: leaveOneOut (default, unbiased), nSample, selectedOnly (biased), variational (biased).
+        package var bonRLEstimator: BoNRL.Config.Estimator = .leaveOneOut
+        /// PPO ratio clip ε of rl-v / rl-s (0 = off). Default 0.
+        package var ppoClip: Double = 0
+        /// k3 KL(π‖π_start) coefficient of rl-v / rl-s, π_start = the policy at the first update (0 = off). Default 0.
+        package var klCoefficient: Double = 0
         package init() {}
     }
 
     package struct SamplingSection: Codable, Equatable, Sendable {
         /// N: responses sampled per prompt (one BoN group, one policy version). Default 8.
         package var groupSize: Int = 8
-        /// Sampling temperature T (> 0). Default 1.0.
+        /// Sampling temperature T (> 0); also the temperature of the log-probs the learner trains. Default 1.0.
         package var temperature: Double = 1.0
         /// Maximum response tokens; must be < `model.contextLength`. Default 24.
         package var maxNewTokens: Int = 24
@@ -131,18 +188,35 @@ package struct RunConfig: Codable, Equatable, Sendable {
         package var checkpointEvery: Int = 250
         /// Publish parameters (new policy version) every this many steps. Default 1.
         package var publishEvery: Int = 1
+        /// async (default): actors sample ahead with bounded lag; sync: the learner trains on exactly the current
+        /// version's rollouts and actors wait for the next version (bit-reproducible with a fixed seed).
+        package var schedule: Schedule = .async
         package init() {}
     }
 
     package struct ActorsSection: Codable, Equatable, Sendable {
         /// Actor processes (`bonfire local` starts ids 0..<count). Default 2.
         package var count: Int = 2
-        /// Verifier that scores responses for Best-of-N selection (e.g. "oracle"). Default "oracle".
-        package var verifier: String = "oracle"
+        /// Verifier that scores responses for Best-of-N selection: oracle (default), noisy or learned.
+        package var verifier: VerifierKind = .oracle
+        /// Learned verifier checkpoint (verifier = learned). Default "".
+        package var verifierPath: String = ""
+        /// Noisy verifier false-positive and false-negative rates in [0, 1]. Default 0.1 / 0.1.
+        package var verifierFalsePositive: Double = 0.1
+        package var verifierFalseNegative: Double = 0.1
+        /// Asynchronous schedule: after its share of one version an actor waits this long for a newer version, then
+        /// samples anyway (so a dead peer never stalls it). Default 2000 ms.
+        package var versionWaitMs: Int = 2000
+        /// `bonfire local` restarts a failed role (actor, learner with --resume, coordinator) after this delay,
+        /// doubling per consecutive failure up to `restartMaxMs`. Default 500 ms / 10000 ms.
+        package var restartInitialMs: Int = 500
+        package var restartMaxMs: Int = 10_000
         package init() {}
     }
 
     package struct EndpointsSection: Codable, Equatable, Sendable {
+        /// tcp (default), ipc (unix sockets under the run directory, one host) or inproc (threads of one process).
+        package var transport: Transport = .tcp
         /// Address other roles connect to (the coordinator/learner host). Default "127.0.0.1".
         package var host: String = "127.0.0.1"
         /// Address the coordinator and learner bind on ("0.0.0.0" or the host's own address across hosts).
@@ -158,10 +232,21 @@ package struct RunConfig: Codable, Equatable, Sendable {
         package var paramsRequestPort: Int = 5558
         package init() {}
 
-        /// "tcp://<bindHost>:<port>", for the side that binds.
-        package func bind(_ port: Int) -> String { "tcp://\(bindHost):\(port)" }
-        /// "tcp://<host>:<port>", for the side that connects.
-        package func connect(_ port: Int) -> String { "tcp://\(host):\(port)" }
+        /// The endpoint the side that binds uses: "tcp://<bindHost>:<port>", "ipc://<ipcDir>/bonfire-<port>",
+        /// "inproc://bonfire-<port>".
+        package func bind(_ port: Int) -> String { endpoint(bindHost, port) }
+        /// The endpoint the side that connects uses (tcp: `host`).
+        package func connect(_ port: Int) -> String { endpoint(host, port) }
+        /// Directory of the ipc sockets. Default "/tmp".
+        package var ipcDir: String = "/tmp"
+
+        private func endpoint(_ address: String, _ port: Int) -> String {
+            switch transport {
+            case .tcp: "tcp://\(address):\(port)"
+            case .ipc: "ipc://\(ipcDir)/bonfire-\(port)"
+            case .inproc: "inproc://bonfire-\(port)"
+            }
+        }
     }
 
     package struct LivenessSection: Codable, Equatable, Sendable {
@@ -177,6 +262,11 @@ package struct RunConfig: Codable, Equatable, Sendable {
         package var receiveTimeoutMs: Int = 2000
         /// A role gives up (exits non-zero, naming the peer) after this long without its peer. Default 60000 ms.
         package var peerGiveUpMs: Int = 60000
+        /// An actor that received no parameters for this long asks the learner directly (a missed broadcast).
+        /// Default 5000 ms.
+        package var parameterRefreshMs: Int = 5000
+        /// After its last update the learner stays reachable this long for the final evaluation. Default 2000 ms.
+        package var finishLingerMs: Int = 2000
         package init() {}
     }
 
@@ -199,19 +289,24 @@ package struct RunConfig: Codable, Equatable, Sendable {
     package struct LoggingSection: Codable, Equatable, Sendable {
         /// Period of the coordinator's progress line and of every role's throughput line. Default 2.0 s.
         package var periodSeconds: Double = 2.0
+        /// A repeated warning (no rollouts, blocked pushes, waiting for parameters) is logged at most this often.
+        /// Default 5000 ms.
+        package var warnEveryMs: Int = 5000
         package init() {}
     }
 
     /// Environment rollouts through the runtime (EnvActor/EnvLearner; MLP actor-critic with V-trace). Defaults match
     /// `EnvTrainingConfig.defaults(for:)` and `ActorCriticConfig`.
     package struct EnvSection: Codable, Equatable, Sendable {
-        /// "" (default) = BoN text job; "gridworld" or "keydoor" = environment job.
-        package var name: String = ""
+        /// none (default) = a BoN job over `task.name`; gridworld or keydoor = MLP actor-critic episodes; guess =
+        /// multi-turn text episodes with the transformer policy (`model.*`, scalar value head).
+        package var name: EnvName = .none
         /// Environments each actor steps in parallel (one batched MLP forward per step). Default 8.
         package var envsPerActor: Int = 8
         /// Steps per chunk (T of one EpisodeBatch message); chunks also end at a truncation. Default 32.
         package var chunkLength: Int = 32
-        /// Chunks per learner update (batch ≈ chunksPerUpdate × chunkLength steps). Default 16.
+        /// Rollout units per learner update: chunks (gridworld, keydoor; batch ≈ chunksPerUpdate × chunkLength
+        /// steps) or whole episodes (guess). Default 16.
         package var chunksPerUpdate: Int = 16
         /// Rounds (envsPerActor chunks each) an actor rolls out with one policy version before it waits (up to
         /// liveness.receiveTimeoutMs) for a newer one: bounds lag and wasted work when actors outpace the learner.
@@ -233,15 +328,38 @@ package struct RunConfig: Codable, Equatable, Sendable {
         package init() {}
     }
 
-    // MARK: Known names
+    /// The kind of job this config describes.
+    package var jobKind: JobKind {
+        switch env.name {
+        case .none: .bon
+        case .gridworld, .keydoor: .envEpisodes
+        case .guess: .textEpisodes
+        }
+    }
 
-    /// Environment names `env.name` accepts ("" = BoN text job).
-    package static let envNames = ["gridworld", "keydoor"]
+    /// The algorithm options of this config (`algorithm.*`, `sampling.temperature`, `learner.importanceClip`).
+    package var algorithmOptions: AlgorithmOptions {
+        var o = AlgorithmOptions()
+        o.trainN = algorithm.trainN
+        o.lambdaRule = algorithm.lambdaRule
+        o.bonRLEstimator = algorithm.bonRLEstimator
+        o.ppoClip = algorithm.ppoClip
+        o.klCoefficient = algorithm.klCoefficient
+        o.entropyCoefficient = algorithm.entropyCoefficient
+        o.clipGradNorm = algorithm.clipGradNorm
+        o.temperature = sampling.temperature
+        o.importanceClip = learner.importanceClip
+        return o
+    }
 
-    /// Algorithm names `algorithm.name` accepts.
-    package static let algorithmNames = ["sft", "bon-sft", "rl-v", "rl-s", "bon-rl-v", "bon-rl-s", "bon-rlb", "bon-rlb-p"]
-    /// Task names `task.name` accepts.
-    package static let taskNames = ["math", "code"]
+    /// The verifier options of this config (`actors.verifier*`).
+    package var verifierOptions: VerifierOptions {
+        var v = VerifierOptions(kind: actors.verifier)
+        v.path = actors.verifierPath
+        v.falsePositive = actors.verifierFalsePositive
+        v.falseNegative = actors.verifierFalseNegative
+        return v
+    }
 }
 
 // MARK: - Loading
@@ -304,9 +422,11 @@ extension RunConfig {
     /// The type of each key, read from the default config by reflection (labels = Codable keys).
     indirect enum Schema: Equatable {
         case int, uint64, double, string, intArray, doubleArray
+        case choice([String])
         case section([String: Schema])
 
         static func of(_ value: Any) -> Schema {
+            if let c = value as? any ConfigChoiceValue { return .choice(type(of: c).allowedNames) }
             switch value {
             case is Int: return .int
             case is UInt64: return .uint64
@@ -331,6 +451,7 @@ extension RunConfig {
             case .uint64: return "a non-negative integer"
             case .double: return "a number"
             case .string: return "a string"
+            case .choice(let names): return "one of " + names.joined(separator: ", ")
             case .intArray: return "an array of integers (in --set: comma separated, e.g. 1,2,4)"
             case .doubleArray: return "an array of numbers (in --set: comma separated, e.g. 0.5,1.0)"
             case .section(let f): return "a section with keys " + f.keys.sorted().joined(separator: ", ")
@@ -415,6 +536,9 @@ extension RunConfig {
         case .string:
             guard let s = v as? String else { throw bad() }
             return s
+        case .choice(let names):
+            guard let s = v as? String, names.contains(s) else { throw bad() }
+            return s
         case .intArray, .doubleArray:
             guard let a = v as? [Any] else { throw bad() }
             return try a.map { try number($0, integral: leaf == .intArray, nonNegative: false) }
@@ -485,6 +609,9 @@ extension RunConfig {
             return x
         case .double: return try double(raw)
         case .string: return raw
+        case .choice(let names):
+            guard names.contains(raw) else { throw bad() }
+            return raw
         case .intArray: return try items(raw).map(int)
         case .doubleArray: return try items(raw).map(double)
         case .section: preconditionFailure("parse a section")
@@ -527,8 +654,6 @@ extension RunConfig {
         check(!run.id.contains(where: { $0.isWhitespace || $0 == "/" }), "run.id",
               "must not contain spaces or '/'", "\"\(run.id)\"")
 
-        check(Self.taskNames.contains(task.name), "task.name",
-              "must be one of \(Self.taskNames.joined(separator: ", "))", "\"\(task.name)\"")
 
         check(model.layers >= 1, "model.layers", "must be ≥ 1", model.layers)
         check(model.dim >= 1, "model.dim", "must be ≥ 1", model.dim)
@@ -540,8 +665,6 @@ extension RunConfig {
         check(model.contextLength >= 2, "model.contextLength", "must be ≥ 2", model.contextLength)
         check(model.vocabSize >= 1, "model.vocabSize", "must be ≥ 1", model.vocabSize)
 
-        check(Self.algorithmNames.contains(algorithm.name), "algorithm.name",
-              "must be one of \(Self.algorithmNames.joined(separator: ", "))", "\"\(algorithm.name)\"")
         check(algorithm.trainN >= 1, "algorithm.trainN", "must be ≥ 1", algorithm.trainN)
         check(algorithm.trainN <= sampling.groupSize, "algorithm.trainN",
               "must be ≤ sampling.groupSize (\(sampling.groupSize))", algorithm.trainN)
@@ -552,6 +675,10 @@ extension RunConfig {
         check(finite(algorithm.clipGradNorm) && algorithm.clipGradNorm >= 0, "algorithm.clipGradNorm",
               "must be ≥ 0 (0 = off)", algorithm.clipGradNorm)
         check(algorithm.sftWarmupSteps >= 0, "algorithm.sftWarmupSteps", "must be ≥ 0", algorithm.sftWarmupSteps)
+        check(finite(algorithm.ppoClip) && algorithm.ppoClip >= 0 && algorithm.ppoClip < 1, "algorithm.ppoClip",
+              "must be in [0, 1) (0 = off)", algorithm.ppoClip)
+        check(finite(algorithm.klCoefficient) && algorithm.klCoefficient >= 0, "algorithm.klCoefficient",
+              "must be ≥ 0 (0 = off)", algorithm.klCoefficient)
         check(algorithm.sftWarmupLearningRate > 0, "algorithm.sftWarmupLearningRate", "must be > 0", algorithm.sftWarmupLearningRate)
 
         check(sampling.groupSize >= 1, "sampling.groupSize", "must be ≥ 1", sampling.groupSize)
@@ -574,7 +701,16 @@ extension RunConfig {
         check(learner.publishEvery >= 1, "learner.publishEvery", "must be ≥ 1", learner.publishEvery)
 
         check(actors.count >= 1, "actors.count", "must be ≥ 1", actors.count)
-        check(!actors.verifier.isEmpty, "actors.verifier", "must not be empty", "\"\"")
+        check(actors.verifier != .learned || !actors.verifierPath.isEmpty, "actors.verifierPath",
+              "must name a learned verifier checkpoint when actors.verifier is learned (train one with `bonfire train-verifier`)", "\"\"")
+        for (key, rate) in [("actors.verifierFalsePositive", actors.verifierFalsePositive),
+                            ("actors.verifierFalseNegative", actors.verifierFalseNegative)] {
+            check(finite(rate) && rate >= 0 && rate <= 1, key, "must be in [0, 1]", rate)
+        }
+        check(actors.versionWaitMs >= 1, "actors.versionWaitMs", "must be ≥ 1", actors.versionWaitMs)
+        check(actors.restartInitialMs >= 1, "actors.restartInitialMs", "must be ≥ 1", actors.restartInitialMs)
+        check(actors.restartMaxMs >= actors.restartInitialMs, "actors.restartMaxMs",
+              "must be ≥ actors.restartInitialMs (\(actors.restartInitialMs))", actors.restartMaxMs)
 
         check(!endpoints.host.isEmpty, "endpoints.host", "must not be empty", "\"\"")
         check(!endpoints.bindHost.isEmpty, "endpoints.bindHost", "must not be empty", "\"\"")
@@ -598,6 +734,8 @@ extension RunConfig {
               "must be ≥ liveness.reconnectInitialMs (\(liveness.reconnectInitialMs))", liveness.reconnectMaxMs)
         check(liveness.receiveTimeoutMs >= 1, "liveness.receiveTimeoutMs", "must be ≥ 1", liveness.receiveTimeoutMs)
         check(liveness.peerGiveUpMs >= 1, "liveness.peerGiveUpMs", "must be ≥ 1", liveness.peerGiveUpMs)
+        check(liveness.parameterRefreshMs >= 1, "liveness.parameterRefreshMs", "must be ≥ 1", liveness.parameterRefreshMs)
+        check(liveness.finishLingerMs >= 0, "liveness.finishLingerMs", "must be ≥ 0", liveness.finishLingerMs)
 
         check(eval.everyVersions >= 0, "eval.everyVersions", "must be ≥ 0 (0 = never)", eval.everyVersions)
         check(eval.prompts >= 1, "eval.prompts", "must be ≥ 1", eval.prompts)
@@ -615,8 +753,8 @@ extension RunConfig {
         check(finite(logging.periodSeconds) && logging.periodSeconds > 0, "logging.periodSeconds", "must be > 0",
               logging.periodSeconds)
 
-        check(env.name.isEmpty || Self.envNames.contains(env.name), "env.name",
-              "must be \"\" (BoN text job) or one of \(Self.envNames.joined(separator: ", "))", "\"\(env.name)\"")
+        check(logging.warnEveryMs >= 1, "logging.warnEveryMs", "must be ≥ 1", logging.warnEveryMs)
+        check(!endpoints.ipcDir.isEmpty, "endpoints.ipcDir", "must not be empty", "\"\"")
         check(env.envsPerActor >= 1, "env.envsPerActor", "must be ≥ 1", env.envsPerActor)
         check(env.chunkLength >= 1, "env.chunkLength", "must be ≥ 1", env.chunkLength)
         check(env.chunksPerUpdate >= 1, "env.chunksPerUpdate", "must be ≥ 1", env.chunksPerUpdate)

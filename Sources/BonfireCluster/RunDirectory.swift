@@ -31,6 +31,28 @@ package enum MetricKey {
     package static let acceptedStale = "staleness/accepted_stale"
     package static let meanLag = "staleness/mean_lag"
     package static let wireDropped = "wire/dropped"
+    package static let unitsPerSecond = "throughput/units_per_s"
+    package static let skippedUpdates = "learner/skipped_updates"
+    package static let actorSamplesTotal = "actor/samples_total"
+    package static let actorDroppedTotal = "actor/dropped_total"
+    package static let rewardMean = "train/reward_mean"
+    package static let scoreMean = "train/score_mean"
+    package static let groupPassRate = "train/group_pass_rate"
+    package static let gradNorm = "train/grad_norm"
+    package static let entropy = "train/entropy"
+    package static let importanceRatio = "train/importance_ratio"
+    package static let valueLoss = "loss/value"
+    package static let rhoMean = "vtrace/rho_mean"
+    package static let episodeReturn = "env/episode_return"
+    package static let episodeLength = "env/episode_length"
+    package static let episodes = "env/episodes"
+    package static let envSteps = "env/steps"
+    /// Actor → learner report of one round's completed episodes (on the rollout socket, may be dropped).
+    package static let reportEpisodes = "env/report/episodes"
+    package static let reportReturnSum = "env/report/return_sum"
+    package static let reportLengthSum = "env/report/length_sum"
+    package static let evalMeanReturn = "eval/mean_return"
+    package static let evalFractionOfOptimal = "eval/fraction_of_optimal"
     /// Written once (value 1) by the coordinator when the run ends normally.
     package static let runFinished = "run/finished"
     package static func passAt(_ n: Int) -> String { "eval/pass@\(n)" }
@@ -97,8 +119,14 @@ package struct EvalTable: Codable, Equatable, Sendable {
         package var passAtN: Double
         /// Expected reward of the verifier's pick among N.
         package var boN: Double
-        package init(temperature: Double, n: Int, passAtN: Double, boN: Double) {
+        /// Environment jobs: mean undiscounted return of the policy and its fraction of the optimal return (nil for
+        /// BoN jobs, whose rows are pass@N / Bo-N).
+        package var meanReturn: Double?
+        package var fractionOfOptimal: Double?
+        package init(temperature: Double, n: Int, passAtN: Double, boN: Double, meanReturn: Double? = nil,
+                     fractionOfOptimal: Double? = nil) {
             self.temperature = temperature; self.n = n; self.passAtN = passAtN; self.boN = boN
+            self.meanReturn = meanReturn; self.fractionOfOptimal = fractionOfOptimal
         }
     }
     package var version: Int
@@ -113,6 +141,13 @@ package struct EvalTable: Codable, Equatable, Sendable {
 
     /// Plain-text table, one row per (temperature, N).
     package func render() -> String {
+        if rows.contains(where: { $0.meanReturn != nil }) {
+            var lines = ["eval v\(version) (\(prompts) episodes)", "    T    return  of optimal"]
+            for r in rows {
+                lines.append(String(format: "%5.2f  %8.3f  %9.1f%%", r.temperature, r.meanReturn ?? 0, 100 * (r.fractionOfOptimal ?? 0)))
+            }
+            return lines.joined(separator: "\n")
+        }
         var lines = ["eval v\(version) (\(prompts) prompts)", "    T      N   pass@N    Bo-N"]
         for r in rows {
             lines.append(String(format: "%5.2f  %5d   %6.3f  %6.3f", r.temperature, r.n, r.passAtN, r.boN))
@@ -219,6 +254,11 @@ package final class RunDirectory: @unchecked Sendable {
     /// checkpoints/v<version, 6+ digits>.safetensors. Write to `.tmp` beside it, then rename.
     package func checkpointURL(version: Int) -> URL {
         checkpointsURL.appendingPathComponent("v" + Self.padded(version) + ".safetensors")
+    }
+
+    /// Every checkpoint, newest first (a corrupt newest one falls back to the next).
+    package func checkpoints() -> [CheckpointRef] {
+        Self.versionedFiles(in: checkpointsURL, suffix: ".safetensors").reversed().map { CheckpointRef(version: $0.0, url: $0.1) }
     }
 
     /// The checkpoint with the highest version (ignores .tmp and other files).

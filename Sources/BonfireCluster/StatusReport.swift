@@ -66,7 +66,7 @@ package struct StatusReport: Sendable {
         return StatusReport(
             runDirectory: url.path,
             runID: config.run.id.isEmpty ? "(not recorded)" : config.run.id,
-            algorithm: config.algorithm.name, task: config.task.name, maxSteps: config.learner.maxSteps,
+            algorithm: config.algorithm.name.rawValue, task: config.task.name.rawValue, maxSteps: config.learner.maxSteps,
             metricLines: records.count, malformedLines: malformed,
             latestVersion: records.map(\.version).max(),
             stepsPerSecond: stepsPerSecond, samplesPerSecond: latest(MetricKey.samplesPerSecond),

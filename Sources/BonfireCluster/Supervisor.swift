@@ -9,6 +9,9 @@
 // - Each exit is reported with the child's name and status; run() returns 0 when all required children exited
 //   0, 1 when one failed, 128+signal when we were interrupted and nothing failed.
 // - Optional (required: false) children may fail without stopping the job (a dead actor; the run continues).
+// - A child with a `RestartPolicy` that fails (outside shutdown) is started again after a backoff that doubles per
+//   consecutive failure up to a cap, with `BONFIRE_INCARNATION` = its restart count and the policy's extra
+//   arguments (the learner: --resume); its failure never stops the job.
 // - kill(name:signal:), restart(name:) and requestShutdown(signal:) may be called from other threads while run()
 //   blocks: the fault tests SIGKILL an actor and restart it.
 
@@ -32,10 +35,33 @@ package struct ChildSpec: Sendable, Equatable {
     /// run is finished; an actor that has not registered yet would otherwise wait for a coordinator that is gone.
     package var endsJob: Bool
 
+    /// Started again when it fails (nil: never).
+    package var restart: RestartPolicy?
+
     package init(name: String, executable: String, arguments: [String] = [], required: Bool = true,
-                 environment: [String: String] = [:], endsJob: Bool = false) {
+                 environment: [String: String] = [:], endsJob: Bool = false, restart: RestartPolicy? = nil) {
         self.name = name; self.executable = executable; self.arguments = arguments
-        self.required = required; self.environment = environment; self.endsJob = endsJob
+        self.required = required; self.environment = environment; self.endsJob = endsJob; self.restart = restart
+    }
+}
+
+/// When and how a failed child is started again.
+package struct RestartPolicy: Sendable, Equatable {
+    /// First delay; doubles per consecutive failure. Default 500 ms.
+    package var initialDelayMs = 500
+    /// Delay cap. Default 10 s.
+    package var maxDelayMs = 10_000
+    /// Arguments appended on a restart (the learner: ["--resume"]).
+    package var extraArguments: [String] = []
+    package init(initialDelayMs: Int = 500, maxDelayMs: Int = 10_000, extraArguments: [String] = []) {
+        self.initialDelayMs = initialDelayMs; self.maxDelayMs = maxDelayMs; self.extraArguments = extraArguments
+    }
+
+    /// Delay before restart number `failures` (1 = first restart).
+    package func delayMs(afterFailures failures: Int) -> Int {
+        var d = initialDelayMs
+        for _ in 1..<max(1, failures) { d = min(maxDelayMs, d * 2) }
+        return min(maxDelayMs, d)
     }
 }
 
@@ -99,6 +125,11 @@ package final class Supervisor: @unchecked Sendable {
         var fd: Int32 = -1          // read end of its output pipe
         var partial: [UInt8] = []
         var logFD: Int32 = -1
+        /// Restarts so far (BONFIRE_INCARNATION) and consecutive failures (the backoff).
+        var incarnation = 0
+        var failures = 0
+        /// When a scheduled restart is due (monotonic seconds), nil = none.
+        var restartAt: Double? = nil
     }
 
     private let lock = NSLock()
@@ -320,6 +351,11 @@ package final class Supervisor: @unchecked Sendable {
                     if exit.isSuccess, c.spec.endsJob {
                         beginShutdown(SIGTERM, reason: "\(c.spec.name) finished the job")
                     }
+                } else if let policy = c.spec.restart, shutdownDeadline == nil {
+                    children[i].failures += 1
+                    let delay = policy.delayMs(afterFailures: children[i].failures)
+                    children[i].restartAt = Self.now() + Double(delay) / 1000
+                    say("\(c.spec.name) FAILED: \(exit); restarting it in \(delay) ms (failure \(children[i].failures))")
                 } else if c.spec.required {
                     say("\(c.spec.name) FAILED: \(exit) (required role)")
                     failedRequired.append(c.spec.name)
@@ -331,8 +367,18 @@ package final class Supervisor: @unchecked Sendable {
             // Every required child done → stop the optional ones.
             if shutdownDeadline == nil, specs.contains(where: \.required),
                !children.contains(where: { $0.spec.required && $0.pid > 0 }),
-               restarts.isEmpty {
+               !children.contains(where: { $0.restartAt != nil }), restarts.isEmpty {
                 beginShutdown(SIGTERM, reason: "all required roles have exited")
+            }
+
+            // Scheduled restarts of failed children (restart policy).
+            for i in children.indices {
+                guard let at = children[i].restartAt, Self.now() >= at else { continue }
+                children[i].restartAt = nil
+                guard shutdownDeadline == nil else { continue }
+                children[i].incarnation += 1
+                say("restarting \(children[i].spec.name) (incarnation \(children[i].incarnation))")
+                _ = spawn(&children[i])
             }
 
             // Restarts (not during shutdown).
@@ -366,7 +412,9 @@ package final class Supervisor: @unchecked Sendable {
             }
 
             if !children.contains(where: { $0.pid > 0 }) {
-                lock.lock(); let more = !pendingRestarts.isEmpty && shutdownDeadline == nil; lock.unlock()
+                lock.lock()
+                let more = (!pendingRestarts.isEmpty || children.contains { $0.restartAt != nil }) && shutdownDeadline == nil
+                lock.unlock()
                 if !more { break }
             }
         }
@@ -416,7 +464,10 @@ package final class Supervisor: @unchecked Sendable {
 
         var env = ProcessInfo.processInfo.environment
         for (k, v) in c.spec.environment { env[k] = v }
-        let argv: [UnsafeMutablePointer<CChar>?] = ([c.spec.executable] + c.spec.arguments).map { strdup($0) } + [nil]
+        env["BONFIRE_INCARNATION"] = String(c.incarnation)
+        env["BONFIRE_SUPERVISOR_PID"] = String(getpid())
+        let extra = c.incarnation > 0 ? (c.spec.restart?.extraArguments ?? []) : []
+        let argv: [UnsafeMutablePointer<CChar>?] = ([c.spec.executable] + c.spec.arguments + extra).map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
 

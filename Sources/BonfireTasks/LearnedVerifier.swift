@@ -240,35 +240,3 @@ extension Estimators {
         return (rankSumPos - Double(pos * (pos + 1)) / 2) / Double(pos * neg)
     }
 }
-
-/// Builds a verifier from a spec: "oracle", "noisy" or "noisy:fp=0.1,fn=0.2[,binary]", "learned:<path>".
-package func makeVerifier(name spec: String, task: any VerifiableTask, seed: UInt64) throws -> any Verifier {
-    let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
-    let kind = parts.first?.lowercased() ?? ""
-    let arg = parts.count > 1 ? parts[1] : nil
-    switch kind {
-    case "oracle":
-        return OracleVerifier(task: task)
-    case "noisy":
-        var fp = 0.1, fn = 0.1, continuous = true
-        for kv in (arg ?? "").split(separator: ",") {
-            let p = kv.split(separator: "=").map(String.init)
-            if p.count == 2, p[0] == "fp", let v = Double(p[1]), (0...1).contains(v) { fp = v }
-            else if p.count == 2, p[0] == "fn", let v = Double(p[1]), (0...1).contains(v) { fn = v }
-            else if p == ["binary"] { continuous = false }
-            else {
-                throw TaskError("verifier '\(spec)': cannot read '\(kv)'; use noisy:fp=0.1,fn=0.2 (rates in [0,1]), "
-                                + "optionally ,binary")
-            }
-        }
-        return NoisyVerifier(task: task, falsePositiveRate: fp, falseNegativeRate: fn, continuous: continuous, seed: seed)
-    case "learned":
-        guard let path = arg, !path.isEmpty else {
-            throw TaskError("verifier 'learned' needs a path: --verifier learned:verifier.safetensors "
-                            + "(train one with `bonfire train-verifier`)")
-        }
-        return try LearnedVerifier.load(path: path)
-    default:
-        throw TaskError("unknown verifier '\(spec)': use oracle, noisy[:fp=0.1,fn=0.2] or learned:<path>")
-    }
-}

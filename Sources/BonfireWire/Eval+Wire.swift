@@ -58,11 +58,18 @@ package struct WireEvalRow: Equatable, Sendable {
     /// Bo-N accuracy: expected R of the response the verifier picks among N.
     package var boN: Double
     package var meanReward: Double
+    /// Prompts (BoN jobs) or episodes (environment jobs).
     package var numPrompts: Int
+    /// Environment jobs: mean undiscounted return over the evaluation episodes (0 for BoN jobs).
+    package var meanReturn: Double
+    /// Environment jobs: meanReturn / the environment's optimal return (0 for BoN jobs).
+    package var fractionOfOptimal: Double
 
-    package init(n: Int, temperature: Double, passAtN: Double, boN: Double, meanReward: Double, numPrompts: Int) {
+    package init(n: Int, temperature: Double, passAtN: Double, boN: Double, meanReward: Double, numPrompts: Int,
+                 meanReturn: Double = 0, fractionOfOptimal: Double = 0) {
         self.n = n; self.temperature = temperature; self.passAtN = passAtN; self.boN = boN
         self.meanReward = meanReward; self.numPrompts = numPrompts
+        self.meanReturn = meanReturn; self.fractionOfOptimal = fractionOfOptimal
     }
 }
 
@@ -93,7 +100,8 @@ package struct WireEvalReport: Equatable, Sendable {
         for i in 0..<m.n_rows {
             guard let r = m.rows[i]?.pointee else { throw WireError(.malformed, "EvalReport.rows[\(i)] is null") }
             rows.append(WireEvalRow(n: Int(r.n), temperature: r.temperature, passAtN: r.pass_at_n, boN: r.bo_n,
-                                    meanReward: r.mean_reward, numPrompts: Int(r.num_prompts)))
+                                    meanReward: r.mean_reward, numPrompts: Int(r.num_prompts),
+                                    meanReturn: r.mean_return, fractionOfOptimal: r.fraction_of_optimal))
         }
         self.init(requestID: m.request_id, version: m.version, task: swiftString(m.task), split: swiftString(m.split),
                   rows: rows)
@@ -118,6 +126,8 @@ package struct WireEvalReport: Equatable, Sendable {
                 e.pointee.bo_n = r.boN
                 e.pointee.mean_reward = r.meanReward
                 e.pointee.num_prompts = UInt32(r.numPrompts)
+                e.pointee.mean_return = r.meanReturn
+                e.pointee.fraction_of_optimal = r.fractionOfOptimal
                 arr[i] = e
             }
             p.pointee.rows = arr

@@ -1687,7 +1687,7 @@ const ProtobufCMessageDescriptor bonfire__v1__eval_request__descriptor =
   (ProtobufCMessageInit) bonfire__v1__eval_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor bonfire__v1__eval_row__field_descriptors[6] =
+static const ProtobufCFieldDescriptor bonfire__v1__eval_row__field_descriptors[8] =
 {
   {
     "n",
@@ -1761,9 +1761,35 @@ static const ProtobufCFieldDescriptor bonfire__v1__eval_row__field_descriptors[6
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "mean_return",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Bonfire__V1__EvalRow, mean_return),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "fraction_of_optimal",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Bonfire__V1__EvalRow, fraction_of_optimal),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned bonfire__v1__eval_row__field_indices_by_name[] = {
   3,   /* field[3] = bo_n */
+  7,   /* field[7] = fraction_of_optimal */
+  6,   /* field[6] = mean_return */
   4,   /* field[4] = mean_reward */
   0,   /* field[0] = n */
   5,   /* field[5] = num_prompts */
@@ -1773,7 +1799,7 @@ static const unsigned bonfire__v1__eval_row__field_indices_by_name[] = {
 static const ProtobufCIntRange bonfire__v1__eval_row__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor bonfire__v1__eval_row__descriptor =
 {
@@ -1783,7 +1809,7 @@ const ProtobufCMessageDescriptor bonfire__v1__eval_row__descriptor =
   "Bonfire__V1__EvalRow",
   "bonfire.v1",
   sizeof(Bonfire__V1__EvalRow),
-  6,
+  8,
   bonfire__v1__eval_row__field_descriptors,
   bonfire__v1__eval_row__field_indices_by_name,
   1,  bonfire__v1__eval_row__number_ranges,

@@ -48,7 +48,7 @@ struct RLStepBench: ParsableCommand {
                     return BoNGroup(promptTokens: ptoks[i], responses: out[i].map(\.tokens),
                                     behaviourLogProbs: out[i].map(\.logProbs), behaviourVersion: s,
                                     scores: verifier.scores(item: items[i], responses: texts),
-                                    rewards: texts.map { task.reward(item: items[i], response: $0).reward }, itemID: items[i].id)
+                                    rewards: texts.map { task.reward(item: items[i], response: $0).reward }, itemIndex: items[i].index)
                 }
                 let t2 = now()
                 // Benchmark the full update even when a random policy earns no reward: weights from identity 1

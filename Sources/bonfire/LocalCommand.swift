@@ -47,13 +47,22 @@ struct LocalCommand: ParsableCommand {
         let exe = currentExecutable()
         say("bonfire local: run \(config.run.id): coordinator, learner, \(config.actors.count) actors; " +
               "run directory \(dir.url.path) (watch: bonfire status \(dir.url.path))")
+        // Every role is restarted when it fails (actors: their work moves to the live ones meanwhile; the learner
+        // resumes from its newest checkpoint; the coordinator's peers re-register), with a doubling backoff.
+        let a = config.actors
+        let policy = RestartPolicy(initialDelayMs: a.restartInitialMs, maxDelayMs: a.restartMaxMs)
+        var learnerPolicy = policy
+        learnerPolicy.extraArguments = ["--resume-if-any"]
         var children = [
-            ChildSpec(name: "coordinator", executable: exe, arguments: ["coordinator", "--config", configPath], endsJob: true),
-            ChildSpec(name: "learner", executable: exe, arguments: ["learner", "--config", configPath] + (resume ? ["--resume"] : [])),
+            ChildSpec(name: "coordinator", executable: exe, arguments: ["coordinator", "--config", configPath],
+                      endsJob: true, restart: policy),
+            ChildSpec(name: "learner", executable: exe, arguments: ["learner", "--config", configPath] + (resume ? ["--resume"] : []),
+                      restart: learnerPolicy),
         ]
         for k in 0..<config.actors.count {
             children.append(ChildSpec(name: "actor-\(k)", executable: exe,
-                                      arguments: ["actor", "--id", String(k), "--config", configPath]))
+                                      arguments: ["actor", "--id", String(k), "--config", configPath], required: false,
+                                      restart: policy))
         }
         let supervisor = Supervisor(children: children, logDirectory: dir.logsURL)
         let code = supervisor.run()

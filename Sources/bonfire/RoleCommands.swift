@@ -69,42 +69,44 @@ struct CoordinatorCommand: ParsableCommand {
 struct LearnerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "learner",
-        abstract: "Run the learner: consume BoN groups, update the policy, publish versioned parameters, checkpoint.")
+        abstract: "Run the learner: consume rollouts, update the policy, publish versioned parameters, checkpoint.")
     @OptionGroup var options: ConfigOptions
-    @Flag(help: "Continue from the latest checkpoint in <run.dir>/checkpoints (same parameter version sequence).")
+    @Flag(help: "Continue from the newest usable checkpoint in <run.dir>/checkpoints (same parameter version sequence); fails if there is none.")
     var resume = false
+    @Flag(help: "Resume when the run directory holds a checkpoint, else start fresh (what `bonfire local` uses to restart a failed learner).")
+    var resumeIfAny = false
 
     func run() throws {
         let config = try options.load()
         let dir = try RunDirectory.create(at: URL(fileURLWithPath: config.run.dir), config: config)
-        if !config.env.name.isEmpty {
-            roleLog("learner: run \(config.run.id), environment job env \(config.env.name)")
-            return try runRole("learner") { try EnvLearnerRole(config: config, runDir: dir, resume: resume).run(context: $0) }
-        }
-        roleLog("learner: run \(config.run.id), algorithm \(config.algorithm.name), task \(config.task.name)")
-        try runRole("learner") { try LearnerRole(config: config, runDir: dir, resume: resume).run(context: $0) }
+        roleLog("learner: run \(config.run.id), job \(config.jobKind.rawValue)")
+        let resuming = resume || (resumeIfAny && !dir.checkpoints().isEmpty)
+        try runRole("learner") { try Job.runLearner(config: config, runDir: dir, resume: resuming, context: $0) }
     }
 }
 
 struct ActorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "actor",
-        abstract: "Run an actor: sample BoN groups with the latest parameters, score them, push them to the learner.")
+        abstract: "Run an actor: roll out with the latest parameters (BoN groups or environment episodes) and push them to the learner.")
     @OptionGroup var options: ConfigOptions
     @Option(help: "This actor's id (0, 1, …); a restarted actor reuses its id and re-registers.")
     var id: Int
+    @Option(help: "Restart count of this actor id (default: $BONFIRE_INCARNATION, which bonfire local sets, else 0): a restarted actor does not replay its rollouts.")
+    var incarnation: Int = Int(ProcessInfo.processInfo.environment["BONFIRE_INCARNATION"] ?? "") ?? 0
 
     func validate() throws {
-        guard id >= 0 else { throw ValidationError("--id must be ≥ 0, got \(id)") }
+        guard id >= 0, id <= 1_000_000 else { throw ValidationError("--id must be in 0…1000000, got \(id)") }
+        guard incarnation >= 0 else { throw ValidationError("--incarnation must be ≥ 0, got \(incarnation)") }
     }
 
     func run() throws {
         let config = try options.load()
-        if !config.env.name.isEmpty {
-            roleLog("actor-\(id): run \(config.run.id), environment job env \(config.env.name)")
-            return try runRole("actor-\(id)") { try EnvActorRole(config: config, id: id).run(context: $0) }
+        let source: any RolloutSource
+        do { source = try Job.source(config: config, actorID: id, incarnation: incarnation) } catch {
+            throw ValidationError("actor-\(id): \(error)")
         }
-        roleLog("actor-\(id): run \(config.run.id), task \(config.task.name), verifier \(config.actors.verifier)")
-        try runRole("actor-\(id)") { try ActorRole(config: config, id: id).run(context: $0) }
+        roleLog("actor-\(id): run \(config.run.id), job \(config.jobKind.rawValue): \(source.detail)")
+        try runRole("actor-\(id)") { try ActorRuntime(config: config, id: id, incarnation: incarnation, source: source).run(context: $0) }
     }
 }

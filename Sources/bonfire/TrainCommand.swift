@@ -1,85 +1,119 @@
-// `bonfire train`: single-process (no network) BoN-aware fine-tuning of the policy on a verifiable task.
+// `bonfire train` / `bonfire train-env`: the whole job in ONE process — coordinator, learner and actors as threads
+// over in-process ZeroMQ endpoints, the same role code `bonfire local` runs as processes (InProcessJob). The flags
+// are shorthands for config keys; `--config` / `--set` set anything else. Default schedule: synchronous, so a seed
+// gives a bit-reproducible run.
 //   bonfire train --algo sft --task math --steps 300 --out runs/sft-math
-//   bonfire train --algo bon-rl-v --task math --n 8 --init runs/sft-math/checkpoint.safetensors --out runs/bonrlv
-// Prints the resolved config, progress lines (step, loss, reward, samples/s, ETA), writes <out>/checkpoint.safetensors
-// and <out>/result.json, and ends with an evaluation table on the test split (pass@N, Bo-N ± standard error).
-// The library loop is BonfireAlgorithms/BoNTraining.swift.
+//   bonfire train --algo bon-rl-v --n 8 --init runs/sft-math/checkpoints/v000300.safetensors --out runs/bonrlv
+//   bonfire train-env --env keydoor --steps 2000 --out runs/keydoor
 import ArgumentParser
 import BonfireAlgorithms
-import BonfireModel
+import BonfireCluster
+import BonfireWire
 import Foundation
+
+/// Options both single-process commands share.
+struct SingleProcessOptions: ParsableArguments {
+    @OptionGroup var config: ConfigOptions
+    @Option(help: "Learner updates (learner.maxSteps).") var steps: Int?
+    @Option(help: "Run seed (run.seed).") var seed: UInt64?
+    @Option(help: "Output run directory (run.dir): config, metrics.jsonl, checkpoints/, eval/.") var out: String?
+    @Option(help: "Actor threads (actors.count).") var actors: Int = 1
+    @Option(help: "Schedule: sync (bit-reproducible) or async (learner.schedule).") var schedule: String = "sync"
+    @Option(help: "Evaluation items per evaluation (eval.prompts; episodes for environments).") var evalPrompts: Int?
+    @Option(help: "Checkpoint every K updates (learner.checkpointEvery; 0 = only the final one).") var checkpointEvery: Int?
+
+    func sets() -> [String] {
+        var s: [String] = ["actors.count=\(actors)", "learner.schedule=\(schedule)"]
+        if let steps { s.append("learner.maxSteps=\(steps)") }
+        if let seed { s.append("run.seed=\(seed)") }
+        if let out { s.append("run.dir=\(out)") }
+        if let evalPrompts { s.append("eval.prompts=\(evalPrompts)") }
+        if let checkpointEvery { s.append("learner.checkpointEvery=\(checkpointEvery)") }
+        return s
+    }
+
+    /// Loads the config (flags first, then --set, which win), creates the run directory and runs the job.
+    func run(_ flagSets: [String]) throws {
+        var o = config
+        o.sets = sets() + flagSets + o.sets
+        let c = try o.load()
+        let dir = try RunDirectory.create(at: URL(fileURLWithPath: c.run.dir), config: c)
+        print("bonfire: run \(c.run.id) in one process (\(c.actors.count) actor thread(s), schedule \(c.learner.schedule.rawValue)); run directory \(dir.url.path)")
+        print("config " + c.resolvedJSON().replacingOccurrences(of: "\n", with: " "))
+        fflush(nil)
+        StopFlag.install()
+        WireMemory.configureForLargeMessages()
+        let code = try InProcessJob.run(config: c, runDir: dir)
+        if code != 0 { throw ExitCode(code) }
+    }
+}
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Fine-tune the policy with SFT, RL or a BoN-aware algorithm on a task (single process).",
-        discussion: "Algorithms: " + BoNTrainingConfig.Algorithm.allCases.map(\.rawValue).joined(separator: ", ")
-            + ". N′ = 1 baselines: sft, rl-v, rl-s. See docs/algorithms.md.")
+        abstract: "Fine-tune the policy with SFT, RL or a BoN-aware algorithm on a task, in one process.",
+        discussion: "Algorithms: " + AlgorithmKind.allCases.map(\.rawValue).joined(separator: ", ")
+            + ". N′ = 1 baselines: sft, rl-v, rl-s. Runs the same actor and learner code as `bonfire local`; see docs/algorithms.md.")
 
-    @Option(help: "Algorithm: sft, bon-sft, rl-v, rl-s, bon-rl-v, bon-rl-s, bon-rlb, bon-rlb-p.")
-    var algo: String = "bon-rl-v"
-    @Option(help: "Task: math or code.") var task: String = "math"
-    @Option(help: "N′: the N the objective assumes; also the samples per prompt per step.") var n: Int = 8
-    @Option(help: "Training steps.") var steps: Int = 200
-    @Option(help: "Prompts per step.") var promptsPerStep: Int = 8
-    @Option(help: "Peak learning rate.") var lr: Float = 1e-4
-    @Option(help: "Sampling temperature during training.") var temperature: Float = 1
-    @Option(help: "Verifier: oracle, noisy or learned (default: noisy for math, oracle for code).") var verifier: String?
-    @Option(help: "Learned verifier checkpoint (with --verifier learned).") var verifierPath: String?
-    @Option(help: "Noisy verifier false-positive and false-negative rate.") var noise: Double = 0.2
-    @Option(name: .customLong("init"), help: "Initial policy checkpoint (default: a fresh tiny GPT).")
+    @OptionGroup var common: SingleProcessOptions
+    @Option(help: "Algorithm (algorithm.name): \(AlgorithmKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var algo: String?
+    @Option(help: "Task (task.name): math or code.") var task: String?
+    @Option(help: "N′ (algorithm.trainN); also the responses sampled per prompt (sampling.groupSize).") var n: Int?
+    @Option(help: "Prompts per update (learner.groupsPerStep).") var promptsPerStep: Int?
+    @Option(help: "Learning rate (algorithm.learningRate).") var lr: Double?
+    @Option(help: "Sampling temperature (sampling.temperature).") var temperature: Double?
+    @Option(help: "Verifier (actors.verifier): oracle, noisy or learned.") var verifier: String?
+    @Option(help: "Learned verifier checkpoint (actors.verifierPath).") var verifierPath: String?
+    @Option(help: "Initial policy checkpoint (algorithm.initCheckpoint); without it a fresh model gets the SFT warm-up.")
     var initCheckpoint: String?
-    @Option(help: "Output directory for checkpoint.safetensors and result.json.") var out: String?
-    @Option(help: "Run seed.") var seed: UInt64 = 1
-    @Option(help: "First train-split item index.") var startIndex: Int = 0
-    @Option(help: "KL coefficient to the initial policy (rl-v, rl-s).") var kl: Double = 0
-    @Option(help: "PPO ratio clip ε (rl-v, rl-s; 0 = off).") var ppoClip: Double = 0
-    @Option(help: "λ_N rule for bon-sft / variational bon-rl: klMatched or linearised.") var lambdaRule: String = "klMatched"
-    @Option(help: "BoN-RL estimator: leaveOneOut (unbiased), nSample, selectedOnly (biased), variational (biased).")
-    var estimator: String = "leaveOneOut"
-    @Option(help: "Steps between progress lines.") var logEvery: Int = 10
-    @Option(help: "Steps between checkpoints (0 = end only).") var checkpointEvery: Int = 0
-    @Option(help: "Test prompts in the final evaluation (0 = skip).") var evalPrompts: Int = 64
-    @Option(help: "Samples per test prompt in the final evaluation.") var evalSamples: Int = 32
-    /// Environment mode: `--env gridworld|keydoor` runs `bonfire train-env` with its defaults and this seed.
-    @Option(help: "Train on a multi-step environment (gridworld, keydoor) with actor-critic + V-trace instead of a task; same as `bonfire train-env --env E --seed S` (use that command for its other options).")
-    var env: String?
+    @Option(help: "SFT warm-up steps of a fresh model (algorithm.sftWarmupSteps).") var warmup: Int?
+    @Option(help: "k3 KL coefficient to the starting policy for rl-* (algorithm.klCoefficient).") var kl: Double?
+    @Option(help: "PPO ratio clip ε for rl-* (algorithm.ppoClip; 0 = off).") var ppoClip: Double?
+    @Option(help: "λ_N rule (algorithm.lambdaRule): klMatched or linearised.") var lambdaRule: String?
+    @Option(help: "BoN-RL estimator (algorithm.bonRLEstimator): leaveOneOut, nSample, selectedOnly, variational.")
+    var estimator: String?
 
     func run() throws {
-        if let env {
-            let command = try TrainEnvCommand.parse(["--env", env, "--seed", String(seed)])
-            try command.run()
-            return
-        }
-        guard let a = BoNTrainingConfig.Algorithm(rawValue: algo) else {
-            throw ValidationError("unknown --algo '\(algo)': choose one of "
-                                  + BoNTrainingConfig.Algorithm.allCases.map(\.rawValue).joined(separator: ", "))
-        }
-        var c = BoNTrainingConfig()
-        c.algorithm = a; c.task = task; c.n = n; c.steps = steps; c.promptsPerStep = promptsPerStep
-        c.learningRate = lr; c.temperature = temperature; c.seed = seed; c.startIndex = startIndex
-        let vname = verifier ?? (task == "code" ? "oracle" : "noisy")
-        guard let v = BoNTrainingConfig.VerifierKind(rawValue: vname) else {
-            throw ValidationError("unknown --verifier '\(vname)': choose oracle, noisy or learned")
-        }
-        c.verifier = v; c.verifierPath = verifierPath
-        c.noisyFalsePositive = noise; c.noisyFalseNegative = noise
-        c.initCheckpoint = initCheckpoint; c.outDir = out
-        c.klCoefficient = kl; c.ppoClip = ppoClip
-        guard let rule = ExactBoN.LambdaRule(rawValue: lambdaRule) else {
-            throw ValidationError("unknown --lambda-rule '\(lambdaRule)': choose klMatched or linearised")
-        }
-        c.lambdaRule = rule
-        guard let est = BoNRL.Config.Estimator(rawValue: estimator) else {
-            throw ValidationError("unknown --estimator '\(estimator)': choose "
-                                  + BoNRL.Config.Estimator.allCases.map(\.rawValue).joined(separator: ", "))
-        }
-        c.bonRLEstimator = est
-        c.logEvery = logEvery; c.checkpointEvery = checkpointEvery
-        c.evalPrompts = evalPrompts; c.evalSamples = evalSamples
-        c.evalNList = [1, 2, 4, 8, 16, 32].filter { $0 <= evalSamples }
-        let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
-        print("config \(String(decoding: try enc.encode(c), as: UTF8.self))")
-        _ = try BoNTraining.run(c) { line in print(line); fflush(nil) }
+        var s: [String] = []
+        if let algo { s.append("algorithm.name=\(algo)") }
+        if let task { s.append("task.name=\(task)") }
+        if let n { s += ["algorithm.trainN=\(n)", "sampling.groupSize=\(max(n, 2))"] }
+        if let promptsPerStep { s.append("learner.groupsPerStep=\(promptsPerStep)") }
+        if let lr { s.append("algorithm.learningRate=\(lr)") }
+        if let temperature { s.append("sampling.temperature=\(temperature)") }
+        if let verifier { s.append("actors.verifier=\(verifier)") }
+        if let verifierPath { s.append("actors.verifierPath=\(verifierPath)") }
+        if let initCheckpoint { s.append("algorithm.initCheckpoint=\(initCheckpoint)") }
+        if let warmup { s.append("algorithm.sftWarmupSteps=\(warmup)") }
+        if let kl { s.append("algorithm.klCoefficient=\(kl)") }
+        if let ppoClip { s.append("algorithm.ppoClip=\(ppoClip)") }
+        if let lambdaRule { s.append("algorithm.lambdaRule=\(lambdaRule)") }
+        if let estimator { s.append("algorithm.bonRLEstimator=\(estimator)") }
+        try common.run(s)
+    }
+}
+
+struct TrainEnvCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-env",
+        abstract: "Train an actor-critic with V-trace on a multi-step environment, in one process.",
+        discussion: """
+        gridworld and keydoor use an MLP policy/value network; guess (multi-turn text) uses the transformer policy with its
+        scalar head as the value. The same actor and learner code as `bonfire local --set env.name=E`.
+        """)
+
+    @OptionGroup var common: SingleProcessOptions
+    @Option(help: "Environment (env.name): gridworld, keydoor or guess.") var env: String = "gridworld"
+    @Option(help: "Learning rate (env.learningRate).") var lr: Double?
+    @Option(help: "Entropy coefficient (env.entropyCoefficient).") var entropy: Double?
+    @Option(help: "Discount γ (env.gamma; 0 = the environment's default).") var gamma: Double?
+
+    func run() throws {
+        var s = ["env.name=\(env)"]
+        if let lr { s.append("env.learningRate=\(lr)") }
+        if let entropy { s.append("env.entropyCoefficient=\(entropy)") }
+        if let gamma { s.append("env.gamma=\(gamma)") }
+        try common.run(s)
     }
 }

@@ -69,18 +69,18 @@ final class EnvRuntimeTests: XCTestCase {
 
     func testEnvSectionDefaultsMatchSingleProcessDefaultsAndBadValuesNameTheKey() throws {
         let c = try RunConfig.load(sets: ["env.name=gridworld"])
-        let t = try c.envTrainingConfig()
-        let ref = EnvTrainingConfig.defaults(for: .gridworld)
-        XCTAssertEqual(t.learner.vtrace.gamma, ref.learner.vtrace.gamma)
-        XCTAssertEqual(t.learner.entropyCoefficient, ref.learner.entropyCoefficient)
-        XCTAssertEqual(t.learner.learningRate, ref.learner.learningRate)
-        XCTAssertEqual(t.learner.valueCoefficient, ref.learner.valueCoefficient)
-        XCTAssertEqual(t.learner.maxGradNorm, ref.learner.maxGradNorm)
-        XCTAssertEqual(t.hiddenSizes, ref.hiddenSizes)
-        XCTAssertEqual(try RunConfig.load(sets: ["env.name=keydoor"]).envTrainingConfig().learner.vtrace.gamma, 0.97)
-        XCTAssertEqual(try RunConfig.load(sets: ["env.name=keydoor", "env.gamma=0.5"]).envTrainingConfig().learner.vtrace.gamma, 0.5)
-        XCTAssertEqual(try c.envMLPConfig().inputSize, 32)
-        XCTAssertEqual(RunConfig().env.name, "", "the default job stays the BoN text job")
+        let t = c.actorCriticConfig
+        XCTAssertEqual(t.vtrace.gamma, 0.9)
+        XCTAssertEqual(t.entropyCoefficient, 0.03)
+        XCTAssertEqual(t.learningRate, 1e-3)
+        XCTAssertEqual(t.valueCoefficient, 0.5)
+        XCTAssertEqual(t.maxGradNorm, 1)
+        XCTAssertEqual(c.jobKind, .envEpisodes)
+        XCTAssertEqual(try RunConfig.load(sets: ["env.name=keydoor"]).actorCriticConfig.vtrace.gamma, 0.97)
+        XCTAssertEqual(try RunConfig.load(sets: ["env.name=keydoor", "env.gamma=0.5"]).actorCriticConfig.vtrace.gamma, 0.5)
+        XCTAssertEqual(c.envMLPConfig.inputSize, 32)
+        XCTAssertEqual(RunConfig().env.name, .none, "the default job stays the BoN job")
+        XCTAssertEqual(try RunConfig.load(sets: ["env.name=guess"]).jobKind, .textEpisodes)
         for (set, key) in [("env.name=chess", "env.name"), ("env.chunkLength=0", "env.chunkLength"),
                            ("env.gamma=1.5", "env.gamma"), ("env.hiddenSizes=", "env.hiddenSizes")] {
             XCTAssertThrowsError(try RunConfig.load(sets: [set])) { XCTAssertTrue("\($0)".contains(key), "\(set): \($0)") }
@@ -101,21 +101,7 @@ final class EnvRuntimeTests: XCTestCase {
 
     // MARK: End to end through `bonfire local`
 
-    func bonfireExecutable() throws -> String {
-        // The bundle URL is the .xctest bundle (macOS) or, on Linux, may be the products folder itself.
-        let starts = [Bundle(for: EnvRuntimeTests.self).bundleURL, Bundle.main.bundleURL,
-                      Bundle.main.executableURL?.deletingLastPathComponent()].compactMap { $0 }
-        for start in starts {
-            var dir = start
-            for _ in 0..<4 {
-                let candidate = dir.appendingPathComponent("bonfire").path
-                if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-                dir = dir.deletingLastPathComponent()
-            }
-        }
-        XCTFail("bonfire executable not found next to the test bundle; build it first: swift build -c release --product bonfire")
-        throw XCTSkip("unreachable")
-    }
+    func bonfireExecutable() throws -> String { try bonfireExecutablePath() }
 
     func metrics(_ runDir: URL) -> [MetricsRecord] {
         let text = (try? String(contentsOf: runDir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)) ?? ""
@@ -152,7 +138,7 @@ final class EnvRuntimeTests: XCTestCase {
         XCTAssertEqual(learner.map(\.version).max(), maxSteps, "versions advance to learner.maxSteps\n\(tail)")
         XCTAssertTrue(out.contains("actor-0 registered") && out.contains("actor-1 registered"), tail)
         // The coordinator's period line shows the environment metrics.
-        XCTAssertTrue(out.contains("return=") && out.contains("length=") && out.contains("env_steps/s="), tail)
+        XCTAssertTrue(out.contains("return=") && out.contains("length="), tail)
         // Both actors contributed env steps.
         for a in ["actor-0", "actor-1"] {
             XCTAssertGreaterThan(records.filter { $0.role == a }.compactMap { $0.values["actor/samples_total"] }.max() ?? 0, 0, a)
@@ -160,10 +146,10 @@ final class EnvRuntimeTests: XCTestCase {
         // Learned return: the final evaluation (400 fresh episodes, sampled actions) and the training return both
         // clearly beat the uniform random policy (1.20; optimal 15.75).
         let random = GridWorld().referenceReturns().random
-        let evalReturn = records.filter { $0.role == "coordinator" }.compactMap { $0.values["eval/bo1"] }.last
+        let evalReturn = records.filter { $0.role == "coordinator" }.compactMap { $0.values[MetricKey.evalMeanReturn] }.last
         XCTAssertNotNil(evalReturn, "final evaluation reported\n\(tail)")
         XCTAssertGreaterThan(evalReturn ?? 0, 4 * random, "eval return vs random \(random)\n\(tail)")
-        let trainReturn = learner.compactMap { $0.values[EnvMetricKey.episodeReturn] }.last ?? 0
+        let trainReturn = learner.compactMap { $0.values[MetricKey.episodeReturn] }.last ?? 0
         XCTAssertGreaterThan(trainReturn, 4 * random, "training return vs random \(random)\n\(tail)")
         XCTAssertLessThan(learner.compactMap { $0.values[MetricKey.dropped] }.last ?? .infinity,
                           Double(maxSteps * 16) * 0.1, "the version budget keeps stale drops rare")

@@ -6,23 +6,7 @@ import Foundation
 import XCTest
 
 final class LocalRunTests: XCTestCase {
-    /// The `bonfire` executable in the same build products folder as this test bundle.
-    func bonfireExecutable() throws -> String {
-        if let path = ProcessInfo.processInfo.environment["BONFIRE_EXECUTABLE"] { return path }
-        // On Linux the test process is the .xctest executable itself, in the build products folder.
-        let roots = [URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath(),
-                     Bundle(for: LocalRunTests.self).bundleURL]
-        for root in roots {
-            var dir = root.deletingLastPathComponent()
-            for _ in 0..<3 {
-                let candidate = dir.appendingPathComponent("bonfire").path
-                if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-                dir = dir.deletingLastPathComponent()
-            }
-        }
-        XCTFail("bonfire executable not found next to the test bundle; build it first: swift build -c release --product bonfire")
-        throw XCTSkip("unreachable")
-    }
+    func bonfireExecutable() throws -> String { try bonfireExecutablePath() }
 
     func tempRunDir(_ name: String) -> URL {
         let url = FileManager.default.temporaryDirectory

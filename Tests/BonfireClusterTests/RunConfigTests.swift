@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import BonfireAlgorithms
 import BonfireCluster
 
 final class RunConfigTests: XCTestCase {
@@ -36,9 +37,12 @@ final class RunConfigTests: XCTestCase {
         let c = RunConfig()
         XCTAssertEqual(c.run.dir, "runs/latest")
         XCTAssertEqual(c.run.id, "")
-        XCTAssertEqual(c.task.name, "math")
+        XCTAssertEqual(c.task.name, .math)
         XCTAssertEqual(c.model.layers, 2)
-        XCTAssertEqual(c.algorithm.name, "bon-rl-s")
+        XCTAssertEqual(c.algorithm.name, .bonRLS)
+        XCTAssertEqual(c.learner.schedule, .async)
+        XCTAssertEqual(c.env.name, .none)
+        XCTAssertEqual(c.jobKind, .bon)
         XCTAssertEqual(c.algorithm.trainN, 4)
         XCTAssertEqual(c.sampling.groupSize, 8)
         XCTAssertEqual(c.learner.maxPolicyLag, 4)
@@ -143,10 +147,30 @@ final class RunConfigTests: XCTestCase {
         c.liveness.reconnectMaxMs = 10
         expectError({ try c.validate() },
                     mentions: ["actors.count", "learner.groupsPerStep", "liveness.reconnectMaxMs"])
-        // Every known algorithm name validates.
-        for name in RunConfig.algorithmNames {
-            XCTAssertNoThrow(try RunConfig.load(sets: ["algorithm.name=\(name)"]), name)
+        // Every known algorithm name validates; every choice key lists its allowed values.
+        for a in AlgorithmKind.allCases {
+            XCTAssertEqual(try RunConfig.load(sets: ["algorithm.name=\(a.rawValue)"]).algorithm.name, a)
         }
+        expectError({ _ = try RunConfig.load(sets: ["env.name=chess"]) }, mentions: ["env.name", "none, gridworld, keydoor, guess", "chess"])
+        expectError({ _ = try RunConfig.load(sets: ["learner.schedule=lockstep"]) }, mentions: ["learner.schedule", "async, sync"])
+        expectError({ _ = try RunConfig.load(sets: ["actors.verifier=magic"]) }, mentions: ["actors.verifier", "oracle, noisy, learned"])
+        expectError({ _ = try RunConfig.load(sets: ["algorithm.lambdaRule=cubic"]) }, mentions: ["algorithm.lambdaRule", "klMatched"])
+        expectError({ _ = try RunConfig.load(sets: ["endpoints.transport=udp"]) }, mentions: ["endpoints.transport", "tcp, ipc, inproc"])
+        expectError({ _ = try RunConfig.load(sets: ["actors.verifier=learned"]) }, mentions: ["actors.verifierPath"])
+        expectError({ _ = try RunConfig.load(sets: ["algorithm.ppoClip=1.5"]) }, mentions: ["algorithm.ppoClip"])
+        // A JSON file gets the same check as --set.
+        let f = FileManager.default.temporaryDirectory.appendingPathComponent("bonfire-choice-\(getpid()).json")
+        try Data(#"{"algorithm": {"name": "ppo"}}"#.utf8).write(to: f)
+        defer { try? FileManager.default.removeItem(at: f) }
+        expectError({ _ = try RunConfig.load(overrides: [f]) }, mentions: ["algorithm.name", "bon-rl-s", "ppo"])
+        // Each algorithm's own options reach its learner object.
+        let o = try RunConfig.load(sets: ["algorithm.name=rl-v", "algorithm.ppoClip=0.2", "algorithm.klCoefficient=0.05",
+                                          "algorithm.lambdaRule=linearised"]).algorithmOptions
+        let rl = o.groupLearner(.rlV) as? RL
+        XCTAssertEqual(rl?.config.update.ppoClip, 0.2)
+        XCTAssertEqual(rl?.config.update.klCoefficient, 0.05)
+        XCTAssertEqual(rl?.config.reward, .verifier)
+        XCTAssertEqual(o.bonSFT(samplesPerPrompt: 8).config.lambdaRule, .linearised)
     }
 
     func testResolvedJSONRoundTripsAndIsStable() throws {

@@ -73,6 +73,8 @@ package protocol Environment: Sendable {
     mutating func reset(seed: UInt64) -> Observation
     /// Applies `action`. Throws on an invalid action or after the episode ended.
     mutating func step(_ action: Int) throws(EnvironmentError) -> StepResult
+    /// Expected returns of the optimal and of the uniform random policy (how learning is judged).
+    func referenceReturns() -> ReferenceReturns
 }
 
 extension Environment {
@@ -91,6 +93,24 @@ extension Environment {
 /// Names the command line and configs use.
 package enum EnvironmentKind: String, Codable, Sendable, CaseIterable {
     case gridworld, keydoor, guess
+
+    /// A fresh environment of this kind with its default config. Adding an environment: its file and one case here.
+    package func make() -> any Environment {
+        switch self {
+        case .gridworld: GridWorld()
+        case .keydoor: KeyDoor()
+        case .guess: GuessNumber()
+        }
+    }
+
+    /// Discount γ tuned for this environment (docs/results.md).
+    package var defaultGamma: Double {
+        switch self {
+        case .gridworld: 0.9
+        case .keydoor: 0.97
+        case .guess: 1
+        }
+    }
 }
 
 /// Reference returns an environment documents so learning can be judged.

@@ -342,11 +342,20 @@ struct  Bonfire__V1__EvalRow
    */
   double bo_n;
   double mean_reward;
+  /*
+   * prompts (BoN jobs) or episodes (environment jobs)
+   */
   uint32_t num_prompts;
+  /*
+   * Environment jobs (n = 1, pass_at_n and bo_n unused): mean undiscounted return of the policy over num_prompts
+   * evaluation episodes, and that return over the environment's optimal return.
+   */
+  double mean_return;
+  double fraction_of_optimal;
 };
 #define BONFIRE__V1__EVAL_ROW__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&bonfire__v1__eval_row__descriptor) \
-    , 0, 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, 0, 0, 0, 0 }
 
 
 struct  Bonfire__V1__EvalReport

@@ -1,0 +1,289 @@
+// The BoN job: actors sample BoN groups over a task (math, code) and score them; the learner trains the GPT policy
+// with `algorithm.name` (one file each in Sources/BonfireAlgorithms).
+//
+//   BoNGroupSource   per message `promptsPerMessage` train-split prompts × `sampling.groupSize` responses, one policy
+//                    version per message; verifier score r and reward R per response; evaluation = the task's
+//                    Evaluator (pass@N, Bo-N per N and temperature) on the test split.
+//   BoNPolicyLearner one update on `learner.groupsPerStep` groups: BoN-aware algorithms train for N′ =
+//                    algorithm.trainN, each group cut into groupSize/N′ disjoint sub-groups (independent draws of N′
+//                    samples from one behaviour policy, so the per-group estimators stay unbiased); sft / bon-sft
+//                    train on the reference of each group's prompt (bon-sft also on the group's samples).
+import BonfireAlgorithms
+import BonfireMath
+import BonfireModel
+import BonfireTasks
+import BonfireWire
+import Foundation
+
+extension BoNGroup: RolloutUnit {}
+
+/// Train-split indices actors cycle through.
+let trainSplitSize = 100_000
+
+package final class BoNGroupSource: RolloutSource {
+    let config: RunConfig
+    let task: any VerifiableTask
+    let verifier: any Verifier
+    let model: GPT
+    /// This actor's offset into the train split, and the prompts taken with the current version: prompt indices are
+    /// a function of (actor, incarnation, version, count), so a resumed run samples what an uninterrupted one would.
+    let promptBase: Int
+    var promptVersion = -1, promptsThisVersion = 0
+    /// Prompts per pushed message (each with `sampling.groupSize` responses).
+    let promptsPerMessage = 2
+
+    package init(config: RunConfig, actorID: Int, incarnation: Int = 0) throws {
+        self.config = config
+        self.task = try TaskRegistry.make(config.task.name, seed: config.task.seed)
+        self.verifier = try makeVerifier(config.verifierOptions, task: task, seed: config.run.seed)
+        self.model = GPT(config: config.gptConfig, seed: config.run.seed)
+        // Actors walk the train split from different offsets (a restarted actor starts elsewhere).
+        var r = RNG(seed: config.run.seed, stream: 0x6375_7273, UInt64(actorID), UInt64(incarnation))   // "curs"
+        self.promptBase = r.int(trainSplitSize)
+    }
+
+    package var job: JobKind { .bon }
+    package var detail: String { "\(config.task.name.rawValue) BoN groups of \(config.sampling.groupSize), verifier \(config.actors.verifier.rawValue)" }
+    package var parameterCount: Int { model.params.count }
+    package var layoutHash: UInt64 { BonfireCluster.layoutHash(model.layout) }
+    package var pushHighWaterMark: Int32 { 4 }
+    package func install(parameters: [Float]) { model.params = parameters }
+
+    package func produce(version: Int, maxUnits: Int, rng: inout RNG) throws -> [RolloutMessage] {
+        let count = max(1, min(promptsPerMessage, maxUnits))
+        if version != promptVersion { promptVersion = version; promptsThisVersion = 0 }
+        let items = (0..<count).map { _ -> TaskItem in
+            promptsThisVersion += 1
+            return task.item(split: .train, index: (promptBase + max(0, version) * 4099 + promptsThisVersion) % trainSplitSize)
+        }
+        // Prompt token ids without BOS on the wire (the learner's sequences are BOS + prompt + response).
+        let promptIDs = items.map { (try? Tokenizer.encode($0.prompt)) ?? [] }
+        let sc = config.samplingConfig
+        let out = model.sample(prompts: promptIDs.map { [Tokenizer.bos] + $0 }, samplesPerPrompt: config.sampling.groupSize,
+                               config: sc, rng: &rng)
+        var groups: [WireBoNGroup] = []
+        for (k, item) in items.enumerated() {
+            let texts = out[k].map { Tokenizer.decode($0.tokens) }
+            let scores = verifier.scores(item: item, responses: texts)
+            let responses = out[k].enumerated().map { (i, r) in
+                WireBoNResponse(tokens: r.tokens, tokenLogProbs: r.logProbs, verifierScore: scores[i],
+                                reward: task.reward(item: item, response: texts[i]).reward)
+            }
+            groups.append(WireBoNGroup(itemID: UInt64(item.index), promptTokens: promptIDs[k],
+                                       behaviourVersion: UInt64(max(0, version)), temperature: sc.temperature, responses: responses))
+        }
+        let batch = WireBoNGroupBatch(task: config.task.name.rawValue, groups: groups)
+        return [RolloutMessage(payload: .bonGroups(batch), units: groups.count, samples: groups.count * config.sampling.groupSize)]
+    }
+
+    package func evaluate(_ r: WireEvalRequest, version: Int, rng: inout RNG) throws -> WireEvalReport {
+        let split = Split(rawValue: r.split) ?? .test
+        let items = task.items(split: split, range: 0..<max(1, min(r.numPrompts, 100_000)))
+        let table = evaluatePolicy(model: model, task: task, verifier: verifier, items: items,
+                                   samples: config.eval.samples, nList: r.nList, temperatures: r.temperatures,
+                                   maxNewTokens: config.sampling.maxNewTokens, rng: &rng)
+        return WireEvalReport(requestID: r.requestID, version: UInt64(max(0, version)), task: r.task, split: r.split,
+                              rows: table.map { WireEvalRow(n: $0.n, temperature: $0.temperature, passAtN: $0.passAtN,
+                                                           boN: $0.boN, meanReward: $0.meanReward, numPrompts: items.count) })
+    }
+}
+
+package final class BoNPolicyLearner: PolicyLearner {
+    let config: RunConfig
+    let task: any VerifiableTask
+    let verifier: any Verifier
+    let algorithm: AlgorithmKind
+    let options: AlgorithmOptions
+    let groupLearner: (any GroupLearner)?
+    let model: GPT
+    var optimizer: AdamW
+    /// π_start for the KL penalty (rl-* with algorithm.klCoefficient > 0): the policy at the first update.
+    var reference: GPT?
+    package private(set) var step = 0
+    var skipped = 0
+
+    package init(config: RunConfig) throws {
+        self.config = config
+        self.task = try TaskRegistry.make(config.task.name, seed: config.task.seed)
+        self.verifier = try makeVerifier(config.verifierOptions, task: task, seed: config.run.seed)
+        self.algorithm = config.algorithm.name
+        self.options = config.algorithmOptions
+        self.groupLearner = options.groupLearner(algorithm)
+        self.model = GPT(config: config.gptConfig, seed: config.run.seed)
+        self.optimizer = AdamW(learningRate: Float(config.algorithm.learningRate), layout: model.layout)  // decay only ≥2-D weights
+    }
+
+    package var job: JobKind { .bon }
+    package var detail: String {
+        "algorithm \(algorithm.rawValue), N′=\(options.trainN), task \(config.task.name.rawValue)"
+    }
+    package var parameters: [Float] { model.params }
+    package var layoutHash: UInt64 { BonfireCluster.layoutHash(model.layout) }
+    package var unitsPerUpdate: Int { config.learner.groupsPerStep }
+    package var pullHighWaterMark: Int32 { 64 }
+    package var runningMetrics: [String: Double] { [MetricKey.skippedUpdates: Double(skipped)] }
+
+    func demonstration(_ item: TaskItem) throws -> Demonstration {
+        Demonstration(promptTokens: try Tokenizer.encode(item.prompt),
+                      response: try Tokenizer.encode(item.reference) + [Tokenizer.eos])
+    }
+
+    package func prepare(tick: () -> Void, log: (String) -> Void) throws {
+        if !config.algorithm.initCheckpoint.isEmpty {
+            let url = URL(fileURLWithPath: config.algorithm.initCheckpoint)
+            do { _ = try ModelCheckpoint.load(from: url, into: model) } catch {
+                throw ClusterError("learner: cannot load algorithm.initCheckpoint \(url.path): \(error)")
+            }
+            log("initialised from \(url.path)")
+            return
+        }
+        let steps = config.algorithm.sftWarmupSteps
+        guard steps > 0 else { return }
+        log("no init checkpoint: \(steps) SFT warm-up steps on reference solutions")
+        var warm = AdamW(learningRate: Float(config.algorithm.sftWarmupLearningRate), layout: model.layout)
+        let sft = options.sft, batchSize = 16
+        let started = Date()
+        for s in 0..<steps {
+            let demos = try (0..<batchSize).map { try demonstration(task.item(split: .train, index: 1_000_000 + s * batchSize + $0)) }
+            let st = sft.step(demonstrations: demos, model: model, optimizer: &warm)
+            tick()
+            if (s + 1) % max(1, steps / 5) == 0 || s + 1 == steps {
+                let dt = Date().timeIntervalSince(started)
+                log(String(format: "warm-up step %d/%d loss %.4f (%.1f steps/s, ETA %.0f s)", s + 1, steps, st.loss,
+                           Double(s + 1) / max(dt, 1e-3), dt / Double(s + 1) * Double(steps - s - 1)))
+            }
+        }
+    }
+
+    package func accept(_ payload: WirePayload) -> Accepted<BoNGroup> {
+        guard case .bonGroups(let b) = payload else {
+            return .invalid(reason: "wrong_message", detail: "\(payload.kind) on the rollout socket of a BoN job")
+        }
+        guard b.task == config.task.name.rawValue else {
+            return .invalid(reason: "wrong_task", detail: "groups of task \"\(b.task)\", this run is \(config.task.name.rawValue)")
+        }
+        var out: [BoNGroup] = []
+        for g in b.groups {
+            switch BoNGroup.validated(g, config: config) {
+            case .success(let group): out.append(group)
+            case .failure(let why): return .invalid(reason: why.reason, detail: why.detail)
+            }
+        }
+        return out.isEmpty ? .invalid(reason: "empty", detail: "a message with no groups") : .units(out)
+    }
+
+    package func update(_ batch: [BoNGroup], version: Int) throws -> [String: Double] {
+        let before = model.params
+        let beforeOpt = optimizer
+        if reference == nil, options.klCoefficient > 0 {
+            let r = GPT(config: model.config, seed: 0); r.params = model.params; reference = r
+        }
+        let stats: UpdateStats
+        switch algorithm {
+        case .sft:
+            let demos = try batch.map { try demonstration(task.item(split: .train, index: $0.itemIndex)) }
+            stats = options.sft.step(demonstrations: demos, model: model, optimizer: &optimizer)
+        case .bonSFT:
+            let examples = try batch.map { g -> BoNSFTExample in
+                let item = task.item(split: .train, index: g.itemIndex)
+                let score = verifier.scores(item: item, responses: [item.reference])[0]
+                return BoNSFTExample(demonstration: try demonstration(item), expertScore: score, samples: g)
+            }
+            stats = options.bonSFT(samplesPerPrompt: config.sampling.groupSize)
+                .step(examples: examples, model: model, optimizer: &optimizer, currentVersion: version)
+        default:
+            let groups = algorithm.isBoNAware ? batch.flatMap { $0.split(size: options.trainN) } : batch
+            stats = groupLearner!.step(batch: BoNBatch(groups: groups), model: model, optimizer: &optimizer,
+                                       currentVersion: version, reference: reference)
+        }
+        var values: [String: Double] = [:]
+        if !stats.loss.isFinite || !stats.gradNorm.isFinite || !model.params.allSatisfy({ $0.isFinite }) {
+            // A non-finite update is never applied: parameters and optimizer go back to their values before it.
+            model.params = before
+            optimizer = beforeOpt
+            skipped += 1
+            roleLog("learner: update \(step + 1) was not finite (loss \(stats.loss), grad norm \(stats.gradNorm)); skipped (\(skipped) so far)")
+        }
+        step += 1
+        let rewards = batch.flatMap(\.rewards), scores = batch.flatMap(\.scores)
+        let bestOf = batch.map { g in g.rewards.max() ?? 0 }
+        values[MetricKey.policyLoss] = Double(stats.loss)
+        values[MetricKey.gradNorm] = Double(stats.gradNorm)
+        values[MetricKey.entropy] = Double(stats.meanEntropy)
+        values[MetricKey.importanceRatio] = stats.meanImportanceRatio
+        values[MetricKey.rewardMean] = rewards.reduce(0, +) / Double(max(1, rewards.count))
+        values[MetricKey.scoreMean] = scores.reduce(0, +) / Double(max(1, scores.count))
+        values[MetricKey.groupPassRate] = bestOf.reduce(0, +) / Double(max(1, bestOf.count))
+        return values
+    }
+
+    package func save(to url: URL, metadata: [String: String]) throws {
+        try ModelCheckpoint.save(model, optimizer: optimizer, step: step,
+                                 metadata: metadata.merging(["algorithm": algorithm.rawValue]) { a, _ in a }, to: url)
+    }
+
+    package func restore(from url: URL) throws -> [String: String] {
+        let (opt, step, meta) = try ModelCheckpoint.load(from: url, into: model)
+        if let opt { optimizer = opt }
+        self.step = step
+        return meta
+    }
+}
+
+/// Why a group from the wire is not used.
+package struct RolloutRejection: Error, Equatable {
+    package var reason: String
+    package var detail: String
+    package init(_ reason: String, _ detail: String) { self.reason = reason; self.detail = detail }
+}
+
+extension BoNGroup {
+    /// The algorithms' view of a wire group, checked against the run: integer ranges, token ids within the
+    /// vocabulary, prompt + response within the context, group size, finite log-probs ≤ 0, finite scores and rewards
+    /// in [-1e6, 1e6]. Never traps.
+    package static func validated(_ g: WireBoNGroup, config: RunConfig) -> Result<BoNGroup, RolloutRejection> {
+        let vocab = config.model.vocabSize, context = config.model.contextLength
+        guard let version = Int(exactly: g.behaviourVersion), version <= Int(Int32.max) else {
+            return .failure(RolloutRejection("version_out_of_range", "behaviour version \(g.behaviourVersion)"))
+        }
+        guard let item = Int(exactly: g.itemID), item < trainSplitSize else {
+            return .failure(RolloutRejection("item_out_of_range", "item \(g.itemID) (train split has \(trainSplitSize))"))
+        }
+        guard g.responses.count == config.sampling.groupSize else {
+            return .failure(RolloutRejection("group_size", "\(g.responses.count) responses, this run samples \(config.sampling.groupSize)"))
+        }
+        func inVocab(_ t: [Int]) -> Bool { t.allSatisfy { $0 >= 0 && $0 < vocab } }
+        guard !g.promptTokens.isEmpty, inVocab(g.promptTokens) else {
+            return .failure(RolloutRejection("token_out_of_vocabulary", "prompt tokens outside 0..<\(vocab) (or empty)"))
+        }
+        for r in g.responses {
+            guard !r.tokens.isEmpty, r.tokens.count <= config.sampling.maxNewTokens, inVocab(r.tokens) else {
+                return .failure(RolloutRejection("bad_response", "a response of \(r.tokens.count) tokens (1…\(config.sampling.maxNewTokens) in 0..<\(vocab) allowed)"))
+            }
+            guard 1 + g.promptTokens.count + r.tokens.count <= context else {
+                return .failure(RolloutRejection("over_context", "prompt \(g.promptTokens.count) + response \(r.tokens.count) + BOS > context \(context)"))
+            }
+            guard r.tokenLogProbs.count == r.tokens.count, r.tokenLogProbs.allSatisfy({ $0.isFinite && $0 <= 1e-3 && $0 > -1e4 }) else {
+                return .failure(RolloutRejection("bad_log_prob", "log-probs must be finite, ≤ 0, one per token"))
+            }
+            guard r.verifierScore.isFinite, abs(r.verifierScore) <= 1e6, r.reward.isFinite, abs(r.reward) <= 1e6 else {
+                return .failure(RolloutRejection("bad_reward", "score \(r.verifierScore), reward \(r.reward): must be finite, |x| ≤ 1e6"))
+            }
+        }
+        return .success(BoNGroup(promptTokens: g.promptTokens, responses: g.responses.map(\.tokens),
+                                 behaviourLogProbs: g.responses.map(\.tokenLogProbs), behaviourVersion: version,
+                                 scores: g.responses.map(\.verifierScore), rewards: g.responses.map(\.reward),
+                                 itemIndex: item))
+    }
+
+    /// Disjoint sub-groups of `size` responses (a group smaller than or equal to `size` stays whole).
+    func split(size: Int) -> [BoNGroup] {
+        guard size >= 1, size < n else { return [self] }
+        return stride(from: 0, to: n - size + 1, by: size).map { s in
+            let r = s..<(s + size)
+            return BoNGroup(promptTokens: promptTokens, responses: Array(responses[r]),
+                            behaviourLogProbs: Array(behaviourLogProbs[r]), behaviourVersion: behaviourVersion,
+                            scores: Array(scores[r]), rewards: Array(rewards[r]), itemIndex: itemIndex)
+        }
+    }
+}
