@@ -17,6 +17,7 @@ Tokenizers:
   llama3  Split(Llama-3 regex, Isolated) + ByteLevel(use_regex=false), ignore_merges, BOS template post-processor
   qwen2   NFC normaliser, Split(Qwen2 regex, Isolated) + ByteLevel, <|im_start|>/<|im_end|> special, a non-special
           added token with lstrip/rstrip
+  gpt2ps  the gpt2 file with ByteLevel(add_prefix_space=true) (RoBERTa-style), checked on the first 1000 strings only
   spbf    sentencepiece style: Prepend("▁") + Replace(" ", "▁") normalisers, no pre-tokenizer, byte fallback <0xNN>,
           Replace/ByteFallback/Fuse/Strip decoders, <s> template, trained on Latin text only so other scripts fall back
 Run from the repository root: python3 Scripts/make-tokenizer-fixtures.py
@@ -168,7 +169,14 @@ def build():
     t.add_tokens([AddedToken("[TOOL]", lstrip=False, rstrip=False, normalized=False, special=False)])
     t.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
     toks["spbf"] = t
+
+    j = json.loads(toks["gpt2"].to_str())
+    j["pre_tokenizer"]["add_prefix_space"] = True
+    toks["gpt2ps"] = Tokenizer.from_str(json.dumps(j))
     return toks
+
+
+SUBSET = {"gpt2ps": 1000}
 
 
 def main():
@@ -181,10 +189,11 @@ def main():
         tok = Tokenizer.from_file(os.path.join(OUT, name + ".tokenizer.json"))  # what the Swift side reads
         blob = bytearray()
         plain, skipped = {}, {}
-        prefix = tok.decode(tok.encode("x", add_special_tokens=True).ids, skip_special_tokens=False)
-        prefix = prefix[:prefix.rfind("x")]
+        full = tok.decode(tok.encode("x", add_special_tokens=True).ids, skip_special_tokens=False)
+        bare = tok.decode(tok.encode("x", add_special_tokens=False).ids, skip_special_tokens=False)
+        prefix = full[:len(full) - len(bare)] if full.endswith(bare) else ""
         total = 0
-        for i, s in enumerate(strings):
+        for i, s in enumerate(strings[:SUBSET.get(name, len(strings))]):
             ids = tok.encode(s, add_special_tokens=True).ids
             assert max(ids, default=0) < 65536
             blob += struct.pack("<H", len(ids)) + struct.pack("<%dH" % len(ids), *ids)

@@ -56,8 +56,8 @@ package struct BPETokenizer: TextTokenizer, Sendable {
 
     package init(data: Data) throws {
         let root: JSONValue
-        do { root = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
-            throw TokenizerFileError("not valid JSON (\(error)); is this a Hugging Face tokenizer.json?")
+        do { root = try JSONValue.parse(data) } catch {
+            throw TokenizerFileError("\(error); is this a Hugging Face tokenizer.json?")
         }
         let f = JSONField(root, path: "")
         _ = try f.object()

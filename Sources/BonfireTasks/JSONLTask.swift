@@ -205,8 +205,8 @@ package struct JSONLTask: VerifiableTask {
             }
             if text.allSatisfy({ $0.isWhitespace }) { continue }
             let value: JSONValue
-            do { value = try JSONDecoder().decode(JSONValue.self, from: Data(lineBytes)) } catch {
-                throw TaskError("\(where_): not valid JSON (\(error))")
+            do { value = try JSONValue.parse(Data(lineBytes)) } catch {
+                throw TaskError("\(where_): \(error)")
             }
             guard case .object(let object) = value else {
                 throw TaskError("\(where_): expected a JSON object, one problem per line")

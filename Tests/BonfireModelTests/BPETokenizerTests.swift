@@ -44,12 +44,12 @@ final class BPETokenizerTests: XCTestCase {
         return Expected(ids: ids, prefix: d.prefix, skip: keyed(d.skip), plain: keyed(d.plain))
     }
 
-    func check(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    func check(_ name: String, strings: Int = 10_000, file: StaticString = #filePath, line: UInt = #line) throws {
         let tok = try BPETokenizer(contentsOf: Self.fixture(name + ".tokenizer.json"))
         let exp = try Self.expected(name)
-        let corpus = Self.corpus
-        XCTAssertGreaterThanOrEqual(corpus.count, 10_000)
-        XCTAssertEqual(exp.ids.count, corpus.count, file: file, line: line)
+        XCTAssertGreaterThanOrEqual(Self.corpus.count, 10_000)
+        let corpus = Array(Self.corpus.prefix(strings))
+        XCTAssertEqual(exp.ids.count, strings, file: file, line: line)
         var idMismatches = 0, skipMismatches = 0, plainMismatches = 0
         for (i, s) in corpus.enumerated() {
             let ids = tok.encode(s, addSpecialTokens: true)
@@ -87,6 +87,39 @@ final class BPETokenizerTests: XCTestCase {
     func testLlama3StyleMatchesHuggingFaceOnTenThousandStrings() throws { try check("llama3") }
     func testQwen2StyleMatchesHuggingFaceOnTenThousandStrings() throws { try check("qwen2") }
     func testSentencePieceByteFallbackMatchesHuggingFaceOnTenThousandStrings() throws { try check("spbf") }
+    func testByteLevelWithPrefixSpaceMatchesHuggingFace() throws { try check("gpt2ps", strings: 1000) }
+
+    /// A file of real size (150 000 tokens and merges, like Qwen2's) loads and encodes; the load time is printed,
+    /// not asserted (no timed tests).
+    func testRealSizedVocabularyLoads() throws {
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = ByteLevelMap.byteToScalar.map { String($0) }
+        var tokens = alphabet
+        var seen = Set(tokens)
+        var merges: [String] = []
+        while tokens.count < 150_000 {
+            let a = tokens[Int.random(in: 0..<tokens.count, using: &rng)]
+            let b = tokens[Int.random(in: 0..<min(tokens.count, 2000), using: &rng)]
+            let t = a + b
+            guard t.unicodeScalars.count <= 16, seen.insert(t).inserted else { continue }
+            tokens.append(t)
+            merges.append(a + " " + b)
+        }
+        func q(_ s: String) -> String {
+            "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
+        var json = #"{"model":{"type":"BPE","vocab":{"#
+        json += tokens.enumerated().map { q($0.element) + ":" + String($0.offset) }.joined(separator: ",")
+        json += #"},"merges":["# + merges.map(q).joined(separator: ",") + "]},"
+        json += #""pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"use_regex":true},"decoder":{"type":"ByteLevel"}}"#
+        let start = Date()
+        let tok = try BPETokenizer(data: Data(json.utf8))
+        let seconds = Date().timeIntervalSince(start)
+        XCTAssertEqual(tok.vocabSize, 150_000)
+        let text = "Hello, wörld! 123 ümlaut 😀 " + String(repeating: "ab", count: 50)
+        XCTAssertEqual(tok.decode(tok.encode(text, addSpecialTokens: true)), text)
+        print(String(format: "150k-token tokenizer.json (%.1f MB) loaded in %.2f s", Double(json.utf8.count) / 1e6, seconds))
+    }
 
     // MARK: hostile and unsupported files: thrown errors naming the field, never a trap
 
@@ -149,6 +182,20 @@ final class BPETokenizerTests: XCTestCase {
                     contains: "id 5 is given to both")
         expectError("{\(base),\"added_tokens\":[{\"id\":5,\"content\":\"x\",\"single_word\":true}]}", contains: "single_word")
         expectError("{\(base),\"added_tokens\":[{\"id\":5,\"content\":\"x\",\"special\":\"yes\"}]}", contains: "true or false")
+    }
+
+    func testJSONReaderHandlesEscapesAndRejectsHostileDocuments() throws {
+        let v = try JSONValue.parse(Data(#"{"a":"x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00\ud800z","b":[1,-2,3.5,1e2,true,false,null],"a":"last"}"#.utf8))
+        XCTAssertEqual(v, .object(["a": .string("last"), "b": .array([.int(1), .int(-2), .double(3.5), .double(100),
+                                                                       .bool(true), .bool(false), .null])]))
+        let s = try JSONValue.parse(Data(#"["x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00\ud800z"]"#.utf8))
+        XCTAssertEqual(s, .array([.string("x\"\\/\u{8}\u{c}\n\r\té😀\u{FFFD}z")]))
+        XCTAssertEqual(try JSONValue.parse(Data("99999999999999999999".utf8)), .double(1e20))
+        for bad in ["", "{", "[1,]", "{\"a\"}", "{\"a\":1,}", "01", "1.", "-", "tru", "\"abc", "\"\\x\"", "\"\\u12\"",
+                    "\"a\nb\"", "[1] 2", String(repeating: "[", count: 100_000), "{\"a\":" + String(repeating: "{\"a\":", count: 600)] {
+            XCTAssertThrowsError(try JSONValue.parse(Data(bad.utf8)), String(bad.prefix(20)))
+        }
+        XCTAssertThrowsError(try JSONValue.parse(Data([0x22, 0xFF, 0x22])))   // invalid UTF-8
     }
 
     func testMissingFileErrorSaysWhatToPass() {

@@ -55,8 +55,12 @@ package struct BPEModel: Sendable {
         let v = f["vocab"]
         let entries = try v.object()
         vocab.reserveCapacity(entries.count)
-        for (token, _) in entries {
-            let id = try v[token].int(in: 0...(maxId - 1))
+        for (token, value) in entries {
+            // Fast path without building a JSONField per entry; errors go through the named accessor.
+            guard case .int(let raw) = value, let id = Int(exactly: raw), id >= 0, id < maxId else {
+                _ = try v[token].int(in: 0...(maxId - 1))
+                throw v[token].fail("an integer")
+            }
             if let other = seen[id] {
                 throw TokenizerFileError("\(v.path): id \(id) is used by both \(String(reflecting: other)) and "
                                          + "\(String(reflecting: token))")
@@ -65,28 +69,35 @@ package struct BPEModel: Sendable {
             vocab[token.tokenKey] = id
         }
         var merges: [UInt64: (rank: Int, id: Int)] = [:]
-        let list = try f["merges"].array()
+        guard case .array(let list) = f["merges"].value else { throw f["merges"].fail("an array") }
         merges.reserveCapacity(list.count)
-        for (rank, m) in list.enumerated() {
+        for (rank, value) in list.enumerated() {
             let a: String, b: String
-            if case .string(let line) = m.value {
+            func field() -> JSONField { JSONField(value, path: "\(f.path).merges[\(rank)]") }
+            switch value {
+            case .string(let line):
                 let parts = line.split(separator: " ", omittingEmptySubsequences: false)
                 guard parts.count == 2 else {
-                    throw TokenizerFileError("\(m.path): merge \(String(reflecting: line)) is not two tokens separated "
-                                             + "by one space")
+                    throw TokenizerFileError("\(field().path): merge \(String(reflecting: line)) is not two tokens "
+                                             + "separated by one space")
                 }
                 a = String(parts[0]); b = String(parts[1])
-            } else {
-                let pair = try m.array()
-                guard pair.count == 2 else { throw m.fail("a pair [left, right]") }
-                a = try pair[0].string(); b = try pair[1].string()
+            case .array(let pair):
+                guard pair.count == 2, case .string(let x) = pair[0], case .string(let y) = pair[1] else {
+                    throw field().fail("a pair [left, right] of strings")
+                }
+                a = x; b = y
+            default:
+                throw field().fail("a string \"left right\" or a pair [left, right]")
             }
-            guard let ia = vocab[a.tokenKey], let ib = vocab[b.tokenKey] else {
-                throw TokenizerFileError("\(m.path): merge token \(String(reflecting: vocab[a.tokenKey] == nil ? a : b)) "
+            let ka = a.tokenKey, kb = b.tokenKey
+            guard let ia = vocab[ka], let ib = vocab[kb] else {
+                throw TokenizerFileError("\(field().path): merge token \(String(reflecting: vocab[ka] == nil ? a : b)) "
                                          + "is not in model.vocab")
             }
-            guard let merged = vocab[a.tokenKey + b.tokenKey] else {
-                throw TokenizerFileError("\(m.path): merged token \(String(reflecting: a + b)) is not in model.vocab")
+            guard let merged = vocab[ka + kb] else {
+                throw TokenizerFileError("\(field().path): merged token \(String(reflecting: a + b)) is not in "
+                                         + "model.vocab")
             }
             let key = UInt64(ia) << 32 | UInt64(ib)
             if merges[key] == nil { merges[key] = (rank, merged) }
