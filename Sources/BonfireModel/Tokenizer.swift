@@ -52,3 +52,24 @@ package enum Tokenizer {
 
     package static func canEncode(_ text: String) -> Bool { text.allSatisfy { index[$0] != nil } }
 }
+
+// MARK: - The shared tokenizer interface (issue 16)
+
+/// What the runtime needs from a tokenizer: the character tokenizer of the built-in tasks (`CharacterTokenizer`) and
+/// byte-level BPE from a Hugging Face tokenizer.json (`BPETokenizer`) both conform.
+package protocol TextTokenizer: Sendable {
+    /// Number of ids (the embedding table must have at least this many rows).
+    var vocabSize: Int { get }
+    /// Ids of the text alone (no BOS/EOS). Throws when the text cannot be represented (character tokenizer).
+    func encode(_ text: String) throws -> [Int]
+    /// Text of ids; special tokens are dropped, out-of-range ids skipped (character tokenizer: "?" and stop at EOS).
+    func decode(_ ids: [Int]) -> String
+}
+
+/// The character tokenizer (`Tokenizer`, vocabulary version 1) as a TextTokenizer value.
+package struct CharacterTokenizer: TextTokenizer {
+    package init() {}
+    package var vocabSize: Int { Tokenizer.vocabSize }
+    package func encode(_ text: String) throws -> [Int] { try Tokenizer.encode(text) }
+    package func decode(_ ids: [Int]) -> String { Tokenizer.decode(ids) }
+}

@@ -27,8 +27,10 @@ struct EvalCommand: ParsableCommand {
 
     @Option(help: "Policy checkpoint (.safetensors) to evaluate.")
     var checkpoint: String
-    @Option(help: "Task: math or code.")
+    @Option(help: "Task: math, code or jsonl (with --task-path).")
     var task = "math"
+    @Option(help: "For --task jsonl: the JSON Lines problem file (GSM8K/MATH maths or HumanEval code lines).")
+    var taskPath: String?
     @Option(help: "Task seed (must match the one used in training for the same items).")
     var taskSeed: UInt64 = 0
     @Option(help: "Evaluate only this difficulty level (math 1…6, code 1…5); default: the task's level mix.")
@@ -62,7 +64,19 @@ struct EvalCommand: ParsableCommand {
         }
         guard prompts >= 1 else { throw ValidationError("--prompts must be ≥ 1, got \(prompts)") }
         let taskValue: any VerifiableTask
-        do { taskValue = try TaskRegistry.make(name: task, seed: taskSeed, level: level) } catch { throw ValidationError("--task: \(error)") }
+        var promptCount = prompts
+        if task.lowercased() == "jsonl" {
+            guard let taskPath else { throw ValidationError("--task jsonl needs --task-path FILE.jsonl") }
+            let jsonl: JSONLTask
+            do { jsonl = try JSONLTask(path: taskPath, seed: taskSeed) } catch { throw ValidationError("--task-path: \(error)") }
+            if jsonl.emptySplits.contains(splitValue) {
+                FileHandle.standardError.write(Data("bonfire eval: \(taskPath) has no \(split) problems; using all \(jsonl.problems.count)\n".utf8))
+            }
+            promptCount = min(prompts, jsonl.count(split: splitValue))
+            taskValue = jsonl
+        } else {
+            do { taskValue = try TaskRegistry.make(name: task, seed: taskSeed, level: level) } catch { throw ValidationError("--task: \(error)") }
+        }
         let settings = EvalSettings(samples: samples, nList: nList, temperatures: temps, progress: true, majority: !noMajority)
         do { try settings.validate() } catch { throw ValidationError("\(error)") }
         let v: any Verifier
@@ -74,8 +88,8 @@ struct EvalCommand: ParsableCommand {
         guard !loaded.config.scalarHead else {
             throw ValidationError("--checkpoint \(checkpoint) is a verifier (scalar head), not a policy; use it as --verifier learned:\(checkpoint)")
         }
-        let items = taskValue.items(split: splitValue, range: 0..<prompts)
-        FileHandle.standardError.write(Data(("bonfire eval: \(task) \(split) prompts=\(prompts) samples=\(samples) N=\(nList) "
+        let items = taskValue.items(split: splitValue, range: 0..<promptCount)
+        FileHandle.standardError.write(Data(("bonfire eval: \(task) \(split) prompts=\(promptCount) samples=\(samples) N=\(nList) "
             + "T=\(temps) verifier=\(v.name) checkpoint=\(checkpoint)\n").utf8))
         let report = try Evaluator(task: taskValue, verifier: v, settings: settings)
             .run(model: loaded.model, items: items, maxNewTokens: maxNewTokens, seed: seed, checkpoint: checkpoint)
