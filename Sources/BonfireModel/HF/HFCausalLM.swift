@@ -49,7 +49,7 @@ package final class HFCausalLM {
     // MARK: tensor mapping
 
     /// (HF name, stored shape, Bonfire layout entry, transpose) for every parameter of the model.
-    func mapping() -> [(hf: String, shape: [Int], entry: ParameterLayout.Entry, transpose: Bool)] {
+    package func mapping() -> [(hf: String, shape: [Int], entry: ParameterLayout.Entry, transpose: Bool)] {
         switch config {
         case .llama:
             return model.layout.entries.map { ($0.name, $0.shape, $0, false) }

@@ -105,6 +105,11 @@ package struct HFConfigReader {
         json = d; self.source = source
     }
 
+    /// JSON true/false. Foundation bridges the numbers 0/1 to Bool too, so compare with the class JSONSerialization
+    /// uses for booleans (__NSCFBoolean).
+    static let boolClassName = "\(type(of: NSNumber(value: true) as Any))"
+    static func isBool(_ v: Any) -> Bool { v is Bool && "\(type(of: v))" == boolClassName }
+
     func unsupported(_ field: String, _ value: Any, _ supported: String) -> HFError {
         HFError("\(source): \(field) = \(value) is not supported (supported: \(supported))")
     }
@@ -121,7 +126,7 @@ package struct HFConfigReader {
             throw HFError("\(source): required field \(key) is missing")
         }
         let v = (d ?? json)[key]!
-        guard let n = v as? NSNumber, !(v is Bool), let dbl = Optional(n.doubleValue), dbl.isFinite,
+        guard !HFConfigReader.isBool(v), let n = v as? NSNumber, let dbl = Optional(n.doubleValue), dbl.isFinite,
               dbl == dbl.rounded(), let i = Int(exactly: dbl), i >= lo, i <= hi else {
             throw HFError("\(source): \(key) = \(v) must be an integer in \(lo)...\(hi)")
         }
@@ -134,7 +139,7 @@ package struct HFConfigReader {
             throw HFError("\(source): required field \(key) is missing")
         }
         let v = (d ?? json)[key]!
-        guard let n = v as? NSNumber, !(v is Bool), n.doubleValue.isFinite else {
+        guard !HFConfigReader.isBool(v), let n = v as? NSNumber, n.doubleValue.isFinite else {
             throw HFError("\(source): \(key) = \(v) must be a finite number")
         }
         return n.doubleValue
@@ -142,7 +147,7 @@ package struct HFConfigReader {
 
     func bool(_ key: String, default def: Bool) throws -> Bool {
         guard has(key) else { return def }
-        guard let b = json[key] as? Bool else { throw HFError("\(source): \(key) = \(json[key]!) must be true or false") }
+        guard HFConfigReader.isBool(json[key]!), let b = json[key] as? Bool else { throw HFError("\(source): \(key) = \(json[key]!) must be true or false") }
         return b
     }
 

@@ -55,6 +55,9 @@ package final class HFTensorStore {
                 byFile[fn, default: []].insert(name)
             }
             guard !byFile.isEmpty else { throw HFError("\(index.path): weight_map is empty") }
+            for fn in byFile.keys.sorted() where !fm.fileExists(atPath: directory.appendingPathComponent(fn).path) {
+                throw HFError("\(index.path) lists shard \(fn), which is not in \(directory.path); copy the whole model directory")
+            }
             for fn in byFile.keys.sorted() {
                 try addFile(directory.appendingPathComponent(fn), expect: byFile[fn]!)
             }
