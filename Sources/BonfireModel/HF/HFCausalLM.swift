@@ -85,17 +85,17 @@ package final class HFCausalLM {
         var prefix = ""
         switch config {
         case .gpt2(let c):
-            model = GPT(config: c, seed: 0)
+            model = GPT(config: c, seed: 0, randomInit: false)
             prefix = store.tensors["transformer.wte.weight"] != nil ? "transformer." : ""
         case .llama(let c, _):
-            model = LlamaModel(config: c, seed: 0)
+            model = LlamaModel(config: c, seed: 0, randomInit: false)
         }
         let lm = HFCausalLM(config: config, model: model, configJSON: cfgData, tensorDTypes: [:],
                             sourceDirectory: directory, gpt2Prefix: prefix)
         var dtypes: [String: HFDType] = [:]
         let map = lm.mapping()
-        var params = [Float](repeating: 0, count: model.layout.totalCount)
-        try params.withUnsafeMutableBufferPointer { pb in
+        // Straight into the model's buffer: no second copy of a large model (the model is discarded on error).
+        try model.params.withUnsafeMutableBufferPointer { pb in
             for m in map {
                 guard store.tensors[m.hf] != nil else {
                     throw HFError("\(directory.path): tensor \(m.hf) is missing; the checkpoint does not match config.json (\(config.architecture.rawValue))")
@@ -108,11 +108,10 @@ package final class HFCausalLM {
         for name in store.tensors.keys.sorted() where !known.contains(name) && !lm.ignorable(name) {
             throw HFError("\(directory.path): tensor \(name) is not part of the \(config.architecture.className) layout Bonfire implements (unsupported architecture variant?)")
         }
-        if let bad = params.firstIndex(where: { !$0.isFinite }) {
+        if let bad = model.params.firstIndex(where: { !$0.isFinite }) {
             let name = map.first { $0.entry.range.contains(bad) }?.hf ?? "?"
-            throw HFError("\(directory.path): tensor \(name) holds a non-finite value (\(params[bad]))")
+            throw HFError("\(directory.path): tensor \(name) holds a non-finite value (\(model.params[bad]))")
         }
-        model.params = params
         return HFCausalLM(config: config, model: model, configJSON: cfgData, tensorDTypes: dtypes,
                           sourceDirectory: directory, gpt2Prefix: prefix)
     }

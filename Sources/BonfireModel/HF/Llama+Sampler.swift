@@ -18,7 +18,7 @@ final class LlamaDecodeState {
     let atty = FloatBuffer(), gate = FloatBuffer(), up = FloatBuffer(), act = FloatBuffer()
     let logits = FloatBuffer(), slotLogits = FloatBuffer(), scores = FloatBuffer()
     let kCache = FloatBuffer(), vCache = FloatBuffer()   // (L, S, KV, maxLen, hd) each
-    let tok = IntBuffer(), pos = IntBuffer(), probs = FloatBuffer()
+    let tok = IntBuffer(), pos = IntBuffer(), probs = FloatBuffer(), tmp = FloatBuffer()
 
     func ensure(slots s: Int, maxLen m: Int, config c: LlamaConfig) {
         slots = s; maxLen = m
@@ -28,6 +28,7 @@ final class LlamaDecodeState {
         logits.ensure(s * c.vocabSize); slotLogits.ensure(s * c.vocabSize); scores.ensure(m)
         kCache.ensure(c.layers * s * m * K); vCache.ensure(c.layers * s * m * K)
         tok.ensure(s); pos.ensure(s); probs.ensure(c.vocabSize)
+        tmp.ensure(s * max(c.vocabSize, c.hidden, Q, C))
     }
 }
 
@@ -114,9 +115,9 @@ extension LlamaModel {
         for r in 0..<A { (d.x.ptr + r * C).update(from: p + embed + d.tok.ptr[r] * C, count: C) }
         for (l, o) in blocks.enumerated() {
             Ops.rmsNormForward(out: d.ln.ptr, rstd: d.rstd.ptr, inp: d.x.ptr, weight: p + o.ln1, n: A, c: C, eps: eps)
-            Ops.linearForward(out: d.q.ptr, inp: d.ln.ptr, weight: p + o.wq, bias: bias(o.bq), n: A, ic: C, oc: Q)
-            Ops.linearForward(out: d.k.ptr, inp: d.ln.ptr, weight: p + o.wk, bias: bias(o.bk), n: A, ic: C, oc: K)
-            Ops.linearForward(out: d.v.ptr, inp: d.ln.ptr, weight: p + o.wv, bias: bias(o.bv), n: A, ic: C, oc: K)
+            linear(d, out: d.q.ptr, inp: d.ln.ptr, weight: p + o.wq, bias: bias(o.bq), n: A, ic: C, oc: Q)
+            linear(d, out: d.k.ptr, inp: d.ln.ptr, weight: p + o.wk, bias: bias(o.bk), n: A, ic: C, oc: K)
+            linear(d, out: d.v.ptr, inp: d.ln.ptr, weight: p + o.wv, bias: bias(o.bv), n: A, ic: C, oc: K)
             Ops.rope(d.q.ptr, positions: d.pos.ptr, n: A, heads: H, headDim: hd, cos: ropeCos.ptr, sin: ropeSin.ptr)
             Ops.rope(d.k.ptr, positions: d.pos.ptr, n: A, heads: KV, headDim: hd, cos: ropeCos.ptr, sin: ropeSin.ptr)
             for r in 0..<A {
@@ -141,15 +142,28 @@ extension LlamaModel {
                     }
                 }
             }
-            Ops.linearForward(out: d.x.ptr, inp: d.atty.ptr, weight: p + o.wo, bias: bias(o.bo), n: A, ic: Q, oc: C, accumulate: true)
+            linear(d, out: d.x.ptr, inp: d.atty.ptr, weight: p + o.wo, bias: bias(o.bo), n: A, ic: Q, oc: C, accumulate: true)
             Ops.rmsNormForward(out: d.ln.ptr, rstd: d.rstd.ptr, inp: d.x.ptr, weight: p + o.ln2, n: A, c: C, eps: eps)
-            Ops.linearForward(out: d.gate.ptr, inp: d.ln.ptr, weight: p + o.wg, bias: nil, n: A, ic: C, oc: F)
-            Ops.linearForward(out: d.up.ptr, inp: d.ln.ptr, weight: p + o.wu, bias: nil, n: A, ic: C, oc: F)
+            linear(d, out: d.gate.ptr, inp: d.ln.ptr, weight: p + o.wg, bias: nil, n: A, ic: C, oc: F)
+            linear(d, out: d.up.ptr, inp: d.ln.ptr, weight: p + o.wu, bias: nil, n: A, ic: C, oc: F)
             Ops.swigluForward(out: d.act.ptr, gate: d.gate.ptr, up: d.up.ptr, count: A * F)
-            Ops.linearForward(out: d.x.ptr, inp: d.act.ptr, weight: p + o.wd, bias: nil, n: A, ic: F, oc: C, accumulate: true)
+            linear(d, out: d.x.ptr, inp: d.act.ptr, weight: p + o.wd, bias: nil, n: A, ic: F, oc: C, accumulate: true)
         }
         Ops.rmsNormForward(out: d.ln.ptr, rstd: d.rstd.ptr, inp: d.x.ptr, weight: p + normF, n: A, c: C, eps: eps)
-        Ops.linearForward(out: d.logits.ptr, inp: d.ln.ptr, weight: p + head, bias: nil, n: A, ic: C, oc: config.vocabSize)
+        linear(d, out: d.logits.ptr, inp: d.ln.ptr, weight: p + head, bias: nil, n: A, ic: C, oc: config.vocabSize)
+    }
+
+    /// Decode-time linear layer for few rows, as GPT's sampler does it: tmp (OC, n) = W · inpᵀ, then
+    /// out (n, OC) (+)= tmpᵀ + bias.
+    func linear(_ d: LlamaDecodeState, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int, accumulate: Bool = false) {
+        let t = d.tmp.ptr
+        BLAS.sgemm(transA: false, transB: true, m: oc, n: n, k: ic, a: weight, b: inp, beta: 0, c: t)
+        for r in 0..<n {
+            let o = out + r * oc
+            if !accumulate { for j in 0..<oc { o[j] = 0 } }
+            if let bias { for j in 0..<oc { o[j] += t[j * n + r] + bias[j] } } else { for j in 0..<oc { o[j] += t[j * n + r] } }
+        }
     }
 
     /// Logits from the KV-cache path: prefill `prompt`, then feed `continuation` one token at a time (rows for

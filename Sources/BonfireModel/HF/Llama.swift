@@ -79,8 +79,9 @@ package final class LlamaModel: @unchecked Sendable, LanguageModel {
         return l
     }
 
-    /// HF initialisation: N(0, 0.02) matrices and embeddings, zero biases, unit RMSNorm gains.
-    package init(config c: LlamaConfig, seed: UInt64) {
+    /// HF initialisation: N(0, 0.02) matrices and embeddings, zero biases, unit RMSNorm gains. `randomInit: false`
+    /// leaves every parameter 0 (the loader fills them from a checkpoint).
+    package init(config c: LlamaConfig, seed: UInt64, randomInit: Bool = true) {
         precondition(c.vocabSize > 0 && c.dim > 0 && c.hidden > 0 && c.layers > 0 && c.heads > 0 && c.kvHeads > 0
                      && c.heads % c.kvHeads == 0 && c.headDim > 0 && c.headDim % 2 == 0 && c.contextLength > 0,
                      "LlamaConfig: bad sizes \(c)")
@@ -104,7 +105,7 @@ package final class LlamaModel: @unchecked Sendable, LanguageModel {
         }
         invFreq = c.inverseFrequencies.map { Float($0) }
         var rng = RNG(seed: seed, stream: 0x6C6C_616D_6169_6E69)   // "llamaini"
-        for e in layout.entries {
+        for e in layout.entries where randomInit {
             if e.name.hasSuffix("layernorm.weight") || e.name == "model.norm.weight" {
                 for i in e.range { params[i] = 1 }
             } else if e.shape.count >= 2 {
