@@ -35,6 +35,8 @@ struct HFBench: ParsableCommand {
     var sampleRounds = 2
     @Option(help: "Key/value heads (12 = multi-head; 4 = grouped-query).")
     var kvHeads = 12
+    @Option(help: "Decode-time linear layers: xwt (inp·Wᵀ) or wxt (W·inpᵀ, as GPT's sampler).")
+    var decodeLinear = "xwt"
     @Option(help: "Scratch directory for the checkpoint mode.")
     var dir = "/tmp/bonfire-hf-bench"
 
@@ -49,6 +51,8 @@ struct HFBench: ParsableCommand {
 
     func run() throws {
         if let threads { BLAS.setNumThreads(threads) }
+        guard ["xwt", "wxt"].contains(decodeLinear) else { throw ValidationError("--decode-linear: use xwt or wxt") }
+        LlamaModel.decodeWeightTimesInput = decodeLinear == "wxt"
         let cfg = config()
         let modeList = modes.split(separator: ",").map(String.init)
         for m in modeList where !["train", "sample", "checkpoint"].contains(m) {
@@ -96,7 +100,7 @@ struct HFBench: ParsableCommand {
                 produced = out[0].reduce(0) { $0 + $1.tokens.count }
             }
             let s = median(times)
-            print(String(format: "sample: %d samples × %d tokens in %.2f s, %.0f tok/s", samples, newTokens, s, Double(produced) / s))
+            print(String(format: "sample (%@): %d samples × %d tokens in %.2f s, %.0f tok/s", decodeLinear, samples, newTokens, s, Double(produced) / s))
             results.append(String(format: "sample_tok_s=%.1f", Double(produced) / s))
         }
         if modeList.contains("checkpoint") {

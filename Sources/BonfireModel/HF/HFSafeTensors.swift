@@ -149,15 +149,17 @@ package final class HFTensorStore {
         let rows = transpose2D ? shape[0] : 1, cols = transpose2D ? shape[1] : n
         files[t.file].withUnsafeBytes { raw in
             let base = raw.baseAddress! + t.begin
-            for i in 0..<n {
-                let v: Float
-                switch t.dtype {
-                case .f32: v = Float(bitPattern: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self).littleEndian)
-                case .f16: v = HalfPrecision.f16ToFloat(base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian)
-                case .bf16: v = HalfPrecision.bf16ToFloat(base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian)
-                case .f64: v = Float(Double(bitPattern: base.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self).littleEndian))
-                }
-                if transpose2D { let r = i / cols, c = i % cols; dst[c * rows + r] = v } else { dst[i] = v }
+            #if _endian(little)
+            if t.dtype == .f32 && !transpose2D { UnsafeMutableRawPointer(dst).copyMemory(from: base, byteCount: 4 * n); return }
+            #endif
+            @inline(__always) func put(_ i: Int, _ v: Float) {
+                if transpose2D { dst[(i % cols) * rows + i / cols] = v } else { dst[i] = v }
+            }
+            switch t.dtype {
+            case .f32: for i in 0..<n { put(i, Float(bitPattern: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self).littleEndian)) }
+            case .f16: for i in 0..<n { put(i, HalfPrecision.f16ToFloat(base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian)) }
+            case .bf16: for i in 0..<n { put(i, HalfPrecision.bf16ToFloat(base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian)) }
+            case .f64: for i in 0..<n { put(i, Float(Double(bitPattern: base.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self).littleEndian))) }
             }
         }
     }

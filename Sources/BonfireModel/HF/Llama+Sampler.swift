@@ -153,10 +153,18 @@ extension LlamaModel {
         linear(d, out: d.logits.ptr, inp: d.ln.ptr, weight: p + head, bias: nil, n: A, ic: C, oc: config.vocabSize)
     }
 
+    /// Which product the decode-time linear layers use (benchmark switch, `bonfire-bench hf --decode-linear`):
+    /// true = W · inpᵀ then transpose (GPT's sampler), false = inp · Wᵀ (Ops.linearForward).
+    nonisolated(unsafe) package static var decodeWeightTimesInput = false
+
     /// Decode-time linear layer for few rows, as GPT's sampler does it: tmp (OC, n) = W · inpᵀ, then
     /// out (n, OC) (+)= tmpᵀ + bias.
     func linear(_ d: LlamaDecodeState, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                 bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int, accumulate: Bool = false) {
+        if !LlamaModel.decodeWeightTimesInput {
+            Ops.linearForward(out: out, inp: inp, weight: weight, bias: bias, n: n, ic: ic, oc: oc, accumulate: accumulate)
+            return
+        }
         let t = d.tmp.ptr
         BLAS.sgemm(transA: false, transB: true, m: oc, n: n, k: ic, a: weight, b: inp, beta: 0, c: t)
         for r in 0..<n {
