@@ -122,7 +122,8 @@ package final class GPT: @unchecked Sendable {
 
     /// GPT-2 initialisation: N(0, 0.02) for matrices and embeddings, N(0, 0.02/√(2L)) for residual projections,
     /// zero biases, unit LayerNorm gains.
-    package init(config: GPTConfig, seed: UInt64) {
+    /// `randomInit: false` leaves every parameter 0 (a loader fills them; skips drawing 100 M normals).
+    package init(config: GPTConfig, seed: UInt64, randomInit: Bool = true) {
         precondition(config.dim % config.heads == 0, "GPTConfig: dim \(config.dim) not divisible by heads \(config.heads)")
         precondition(config.vocabSize > 0 && config.contextLength > 0 && config.layers > 0, "GPTConfig: bad sizes \(config)")
         self.config = config
@@ -147,7 +148,7 @@ package final class GPT: @unchecked Sendable {
         blocks = bl
         var rng = RNG(seed: seed, stream: 0x6770_7469_6E69_74)   // "gptinit"
         let residualStd = 0.02 / (2 * Double(config.layers)).squareRoot()
-        for e in layout.entries {
+        for e in layout.entries where randomInit {
             if e.name.hasSuffix("ln_1.weight") || e.name.hasSuffix("ln_2.weight") || e.name == "ln_f.weight" {
                 for i in e.range { params[i] = 1 }
             } else if e.shape.count >= 2 {

@@ -1,0 +1,33 @@
+// What the sampler, the algorithms and the runtime need from a policy, whatever its architecture: Bonfire's own
+// `GPT` (also the Hugging Face GPT-2 architecture) and `LlamaModel` (Llama, SmolLM, Qwen2) conform.
+// Parameters are ONE contiguous [Float] addressed through `layout`; `grads` mirrors it and accumulates.
+
+import BonfireMath
+
+package protocol LanguageModel: AnyObject {
+    var vocabSize: Int { get }
+    /// Longest sequence (prompt + response) the model accepts.
+    var contextLength: Int { get }
+    var params: [Float] { get set }
+    var grads: [Float] { get set }
+    var layout: ParameterLayout { get }
+
+    func zeroGrad()
+    /// log π_T(tok[t] | tok[<t]) for t = 1..<len of each sequence (count len − 1).
+    func tokenLogProbs(_ sequences: [[Int]], temperature: Float) -> [[Float]]
+    /// One forward + backward of −Σ w·log π_T − c·Σ_{w≠0} H; grads ACCUMULATE (see GPT.forwardBackward).
+    @discardableResult
+    func forwardBackward(_ sequences: [[Int]], temperature: Float, entropyCoefficient: Float,
+                         weights: ([[Float]]) -> [[Float]]) -> ForwardStats
+    /// Full-forward logits [b][t][v] over the real rows.
+    func logits(_ sequences: [[Int]]) -> [[[Float]]]
+    /// KV-cache sampling; result is [prompt][sample] (see Sampler.swift for the distribution).
+    func sample(prompts: [[Int]], samplesPerPrompt: Int, config: SamplingConfig, rng: inout RNG) -> [[SampledResponse]]
+    /// KV-cache logits after the prompt and after each continuation token (for consistency tests).
+    func cachedLogits(prompt: [Int], continuation: [Int]) -> [[Float]]
+}
+
+extension GPT: LanguageModel {
+    package var vocabSize: Int { config.vocabSize }
+    package var contextLength: Int { config.contextLength }
+}
