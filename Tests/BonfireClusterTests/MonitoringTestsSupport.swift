@@ -36,32 +36,39 @@ enum MonitoringTestTools {
 
     struct ToolResult { var status: Int32; var out: String; var err: String; var timedOut: Bool }
 
-    /// Runs `exe args` to completion (killed after `timeout` s), collecting stdout and stderr.
+    /// Runs `exe args` to completion (killed after `timeout` s), collecting stdout and stderr. Uses posix_spawn and
+    /// waitpid directly: tools that daemonize (tmux) confuse Foundation.Process's exit monitoring.
     static func run(_ exe: String, _ args: [String], timeout: Double = 60, env: [String: String]? = nil) throws -> ToolResult {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        if let env { p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 } }
-        // Output goes to temp files (no reader threads; nothing can block on a full pipe).
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("bonfire-tool-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        let outURL = base.appendingPathExtension("out"), errURL = base.appendingPathExtension("err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: outURL); try? FileManager.default.removeItem(at: errURL) }
-        let outH = try FileHandle(forWritingTo: outURL), errH = try FileHandle(forWritingTo: errURL)
-        p.standardOutput = outH; p.standardError = errH
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
+        let outPath = base.path + ".out", errPath = base.path + ".err"
+        defer { unlink(outPath); unlink(errPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let environment = ProcessInfo.processInfo.environment.merging(env ?? [:]) { $1 }.map { "\($0)=\($1)" }
+        let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + args).map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, exe, &actions, nil, argv, envp)
+        guard rc == 0 else { throw NSError(domain: "posix_spawn", code: Int(rc), userInfo: [NSLocalizedDescriptionKey: "\(exe): \(String(cString: strerror(rc)))"]) }
         let deadline = Date().addingTimeInterval(timeout)
+        var status: Int32 = 0
         var timedOut = false
-        while p.isRunning {
-            if Date() > deadline { timedOut = true; kill(p.processIdentifier, SIGKILL); break }
-            usleep(20_000)
+        while true {
+            let w = waitpid(pid, &status, WNOHANG)
+            if w == pid { break }
+            if w < 0 && errno != EINTR { break }
+            if Date() > deadline && !timedOut { timedOut = true; kill(pid, SIGKILL) }
+            usleep(10_000)
         }
-        p.waitUntilExit()
-        try? outH.close(); try? errH.close()
-        let outData = (try? Data(contentsOf: outURL)) ?? Data(), errData = (try? Data(contentsOf: errURL)) ?? Data()
-        return ToolResult(status: p.terminationStatus, out: String(decoding: outData, as: UTF8.self),
+        let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let outData = FileManager.default.contents(atPath: outPath) ?? Data()
+        let errData = FileManager.default.contents(atPath: errPath) ?? Data()
+        return ToolResult(status: code, out: String(decoding: outData, as: UTF8.self),
                           err: String(decoding: errData, as: UTF8.self), timedOut: timedOut)
     }
 
@@ -176,5 +183,24 @@ enum MonitoringTestTools {
             bytes = bytes[bytes.index(start, offsetBy: min(size + 2, bytes.distance(from: start, to: bytes.endIndex)))...]
         }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+extension MonitoringTestTools {
+    /// The built `bonfire` executable (build it first: swift build -c release --product bonfire).
+    static func bonfireExecutable(file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        if let path = ProcessInfo.processInfo.environment["BONFIRE_EXECUTABLE"] { return path }
+        let roots = [URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath(), Bundle.main.bundleURL]
+        for root in roots {
+            var dir = root.deletingLastPathComponent()
+            for _ in 0..<4 {
+                let candidate = dir.appendingPathComponent("bonfire").path
+                if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+                dir = dir.deletingLastPathComponent()
+            }
+        }
+        XCTFail("bonfire executable not found next to the test bundle; build it first: swift build -c release --product bonfire",
+                file: file, line: line)
+        throw XCTSkip("unreachable: failed above")
     }
 }
