@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the committed protoc-c output for Proto/*.proto into Sources/CBonfireProto
 # (headers under include/, .c files beside them), plus the umbrella header include/bonfire_proto.h.
+# Schemas: Proto/bonfire.proto (our wire messages) and Proto/tensorboard.proto (the Event/Summary subset of
+# TensorBoard's event files, package `tensorboard`); every Proto/*.proto is compiled and checked.
 #   bash Scripts/gen-proto.sh          # regenerate in place
 #   bash Scripts/gen-proto.sh --check  # regenerate into a temp dir; fail if the committed output differs (CI)
 # Needs protoc-c (Debian: protobuf-c-compiler).

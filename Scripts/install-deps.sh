@@ -5,8 +5,23 @@
 #   libprotobuf-c-dev  protobuf-c runtime        (pkg-config: libprotobuf-c)
 #   protobuf-c-compiler protoc-c, only needed to regenerate Sources/CBonfireProto (Scripts/gen-proto.sh)
 #   pkg-config         lets SwiftPM find the three libraries above
+# Test-only tools (real components the monitoring tests run; Bonfire itself never needs them at runtime):
+#   prometheus         `prometheus` + `promtool` (MonitoringPrometheusTests)
+#   tmux               drives `bonfire status --follow` in a pseudo-terminal (MonitoringStatusTests)
+#   chromium           headless rendering of `bonfire report` pages (MonitoringReportTests, Scripts/render-report.sh)
+#   python3 + PyPI `tensorboard`: TensorBoard's own reader and server on our event files (MonitoringTensorBoardTests)
 set -euo pipefail
-PKGS=(libzmq3-dev libopenblas-dev libprotobuf-c-dev protobuf-c-compiler pkg-config)
+PKGS=(libzmq3-dev libopenblas-dev libprotobuf-c-dev protobuf-c-compiler pkg-config prometheus tmux chromium)
+
+# PyPI tensorboard for the monitoring tests (pip ≥ 24 needed: older pip trips over some installed metadata).
+install_tensorboard() {
+  command -v python3 >/dev/null 2>&1 || { echo "install-deps: python3 not found; the TensorBoard tests need python3 + pip install tensorboard" >&2; return 1; }
+  python3 -c "import tensorboard" 2>/dev/null && return 0
+  echo "install-deps: pip install tensorboard"
+  python3 -m pip install -q tensorboard 2>/dev/null \
+    || { python3 -m pip install -q --upgrade pip && python3 -m pip install -q tensorboard; } \
+    || { echo "install-deps: 'pip install tensorboard' failed; check PyPI access" >&2; return 1; }
+}
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -14,6 +29,7 @@ for p in "${PKGS[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all system packages present (${PKGS[*]})"
+  install_tensorboard
   exit 0
 fi
 
@@ -36,4 +52,5 @@ fi
 for pc in libzmq openblas libprotobuf-c; do
   pkg-config --exists "$pc" || { echo "install-deps: pkg-config cannot find '$pc' after install" >&2; exit 1; }
 done
+install_tensorboard
 echo "install-deps: done"

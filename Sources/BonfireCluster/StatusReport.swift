@@ -1,15 +1,30 @@
 // Summary of a running or finished run, read only from its run directory (config.json, metrics.jsonl,
-// checkpoints/, eval/): what `bonfire status <run-dir>` prints.
+// checkpoints/, eval/): what `bonfire status <run-dir>` prints, and the frame `bonfire status --follow` redraws.
 //
-// Each figure is the latest value of its metric key in metrics.jsonl (see MetricKey). Steps/s falls back to
-// (last − first learner version) / (last − first learner time) when no role wrote throughput/steps_per_s.
+// Each figure is the latest value of its metric key in metrics.jsonl (see MetricKey, MonitoringKey). Steps/s falls
+// back to (last − first learner version) / (last − first learner time) when no role wrote throughput/steps_per_s.
 // A run "looks alive" when it has not written run/finished and its last line is younger than
-// max(10 s, 3 × logging.periodSeconds).
+// max(10 s, 3 × logging.periodSeconds); the same rule marks each role alive or silent.
+//
+// Bad directories are explained, not guessed at: a missing path, a file, an empty directory and a directory of
+// something else each get their own message (`diagnose`); a half-written run (config.json without metrics.jsonl,
+// metrics without config.json, an unreadable config.json or eval table) is summarised with what is missing listed
+// under "problems"; malformed metrics lines are skipped and counted.
 
 import Foundation
 
 package struct StatusReport: Sendable {
     package enum State: String, Sendable { case running, finished, stalled, empty }
+
+    /// One role seen in metrics.jsonl.
+    package struct RoleLine: Sendable, Equatable {
+        package var role: String
+        package var kind: MonitoringSnapshot.RoleKind
+        package var alive: Bool
+        package var lastLineAgeSeconds: Double
+        package var samplesPerSecond: Double?
+        package var updatesPerSecond: Double?
+    }
 
     package var runDirectory: String
     package var runID: String
@@ -33,19 +48,75 @@ package struct StatusReport: Sendable {
     package var state: State
     package var latestEval: EvalTable?
     package var latestCheckpoint: CheckpointRef?
+    /// What is missing or unreadable in a half-written directory (empty for a healthy run).
+    package var problems: [String] = []
+    package var roles: [RoleLine] = []
+    package var staleness: Histogram = Histogram(upperBounds: Histogram.lagBounds)
+    package var rewardGap: RewardGap?
+    package var hackingAlarm: Bool = false
 
     package var looksAlive: Bool { state == .running }
 
-    /// Reads the run directory at `url`; throws a ConfigError saying so when it is not a run directory.
-    package static func load(runDirectory url: URL, now: Date = Date()) throws -> StatusReport {
-        let dir = try RunDirectory.open(at: url)
-        var config = RunConfig()
-        if FileManager.default.fileExists(atPath: dir.configURL.path) {
-            do { config = try RunConfig.load(file: dir.configURL) } catch let e as ConfigError {
-                throw ConfigError("\(dir.configURL.path) is not a valid resolved config: \(e.message)")
-            }
+    /// Throws a ConfigError saying exactly what is wrong when `url` cannot be a run directory: missing, a file,
+    /// empty, or holding none of a run's files.
+    package static func diagnose(_ url: URL) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        let hint = "pass the run.dir of a run, e.g. runs/latest"
+        guard fm.fileExists(atPath: url.path, isDirectory: &isDir) else {
+            throw ConfigError("\(url.path) is not a run directory: it does not exist; \(hint)")
         }
-        let (records, malformed) = try dir.readMetrics()
+        guard isDir.boolValue else {
+            throw ConfigError("\(url.path) is not a run directory: it is a file; \(hint)")
+        }
+        guard let names = try? fm.contentsOfDirectory(atPath: url.path) else {
+            throw ConfigError("\(url.path) is not a run directory: it cannot be listed (permissions?)")
+        }
+        let ours: Set<String> = ["config.json", "metrics.jsonl", "checkpoints", "eval", "logs", "tensorboard"]
+        if names.isEmpty {
+            throw ConfigError("\(url.path) is not a run directory: it is empty (no config.json, no metrics.jsonl). "
+                              + "If a run is starting there, its coordinator writes config.json first; retry in a moment")
+        }
+        if !names.contains(where: ours.contains) {
+            let shown = names.sorted().prefix(5).joined(separator: ", ") + (names.count > 5 ? ", …" : "")
+            throw ConfigError("\(url.path) is not a run directory: it holds \(names.count) entries (\(shown)) but none of a "
+                              + "run's (config.json, metrics.jsonl, checkpoints/, eval/, logs/); \(hint)")
+        }
+    }
+
+    /// Reads the run directory at `url`; throws a ConfigError saying what is wrong when it is not a run directory.
+    package static func load(runDirectory url: URL, now: Date = Date()) throws -> StatusReport {
+        try diagnose(url)
+        let metricsURL = url.appendingPathComponent("metrics.jsonl")
+        var records: [MetricsRecord] = []
+        var malformed = 0
+        if FileManager.default.fileExists(atPath: metricsURL.path) {
+            let tail = MetricsTail(url: metricsURL)
+            while !tail.poll().isEmpty {}
+            records = tail.records
+            malformed = tail.malformed + (tail.pendingBytes > 0 ? 1 : 0)   // a partial last line counts
+        }
+        return build(runDirectory: url, records: records, malformed: malformed, now: now)
+    }
+
+    /// The report from records already read (the follow view keeps a MetricsTail and calls this every frame).
+    package static func build(runDirectory url: URL, records: [MetricsRecord], malformed: Int, now: Date = Date()) -> StatusReport {
+        let fm = FileManager.default
+        var problems: [String] = []
+        let configURL = url.appendingPathComponent("config.json")
+        var config = RunConfig()
+        if fm.fileExists(atPath: configURL.path) {
+            do { config = try RunConfig.load(file: configURL) } catch {
+                let why = (error as? ConfigError)?.message ?? "\(error)"
+                problems.append("config.json is unreadable (\(why)); figures use default settings")
+            }
+        } else {
+            problems.append("config.json is missing (the coordinator writes it when the run starts); figures use default settings")
+        }
+        if !fm.fileExists(atPath: url.appendingPathComponent("metrics.jsonl").path) {
+            problems.append("metrics.jsonl is missing: no role has reported yet")
+        }
+        if malformed > 0 { problems.append("\(malformed) malformed line(s) in metrics.jsonl skipped") }
 
         func latest(_ key: String) -> Double? {
             records.last(where: { $0.values[key] != nil })?.values[key]
@@ -55,13 +126,33 @@ package struct StatusReport: Sendable {
         if stepsPerSecond == nil, let a = learnerLines.first, let b = learnerLines.last, b.time > a.time {
             stepsPerSecond = Double(b.version - a.version) / (b.time - a.time)
         }
-        let age = records.map(\.time).max().map { now.timeIntervalSince1970 - $0 }
+        let nowS = now.timeIntervalSince1970
+        let age = records.map(\.time).filter(\.isFinite).max().map { nowS - $0 }
         let finished = records.contains { $0.values[MetricKey.runFinished] != nil }
+        let aliveWindow = max(10, 3 * config.logging.periodSeconds)
         let state: State
         if records.isEmpty { state = .empty }
         else if finished { state = .finished }
-        else if let age, age <= max(10, 3 * config.logging.periodSeconds) { state = .running }
+        else if let age, age <= aliveWindow { state = .running }
         else { state = .stalled }
+
+        let monitor = MonitoringState.replay(records: records, eval: nil, runID: config.run.id)
+        let snap = monitor.snapshot
+        let roles = snap.roles.sorted { ($0.kind.rawValue, $0.role) < ($1.kind.rawValue, $1.role) }.map {
+            RoleLine(role: $0.role, kind: $0.kind, alive: !finished && nowS - $0.lastSeen <= aliveWindow,
+                     lastLineAgeSeconds: nowS - $0.lastSeen, samplesPerSecond: $0.samplesPerSecond,
+                     updatesPerSecond: $0.updatesPerSecond)
+        }
+        let evalDir = url.appendingPathComponent("eval")
+        var latestEval: EvalTable?
+        if let (_, evalURL) = RunDirectory.versionedFiles(in: evalDir, suffix: ".json").last {
+            do { latestEval = try JSONDecoder().decode(EvalTable.self, from: Data(contentsOf: evalURL)) } catch {
+                problems.append("\(evalURL.lastPathComponent) in eval/ is unreadable (half-written?); eval table not shown")
+            }
+        }
+        let checkpoint = RunDirectory.versionedFiles(in: url.appendingPathComponent("checkpoints"), suffix: ".safetensors").last
+            .map { CheckpointRef(version: $0.0, url: $0.1) }
+        let live = latest(MetricKey.liveActors).flatMap { $0.isFinite && $0 >= 0 && $0 < 1e6 ? Int($0) : nil }
 
         return StatusReport(
             runDirectory: url.path,
@@ -70,18 +161,20 @@ package struct StatusReport: Sendable {
             metricLines: records.count, malformedLines: malformed,
             latestVersion: records.map(\.version).max(),
             stepsPerSecond: stepsPerSecond, samplesPerSecond: latest(MetricKey.samplesPerSecond),
-            liveActors: latest(MetricKey.liveActors).map { Int($0) }, configuredActors: config.actors.count,
+            liveActors: live, configuredActors: config.actors.count,
             accepted: latest(MetricKey.accepted), dropped: latest(MetricKey.dropped),
             acceptedStale: latest(MetricKey.acceptedStale), wireDropped: latest(MetricKey.wireDropped),
             lastLoss: latest(MetricKey.policyLoss) ?? latest(MetricKey.totalLoss),
             lastLineAgeSeconds: age, state: state,
-            latestEval: try? dir.latestEval(), latestCheckpoint: dir.latestCheckpoint())
+            latestEval: latestEval, latestCheckpoint: checkpoint,
+            problems: problems, roles: roles, staleness: snap.staleness, rewardGap: snap.rewardGap,
+            hackingAlarm: snap.hackingAlarm)
     }
 
     /// Human-readable summary, one fact per line.
     package func render() -> String {
         func f(_ x: Double?, _ fmt: String = "%.2f") -> String { x.map { String(format: fmt, $0) } ?? "–" }
-        func i(_ x: Double?) -> String { x.map { String(Int($0)) } ?? "–" }
+        func i(_ x: Double?) -> String { x.flatMap { $0.isFinite && abs($0) < 1e15 ? String(Int($0)) : nil } ?? "–" }
         var lines: [String] = []
         let stateText: String
         switch state {
@@ -96,12 +189,39 @@ package struct StatusReport: Sendable {
         lines.append("version    \(latestVersion.map(String.init) ?? "–")")
         lines.append("throughput \(f(stepsPerSecond)) steps/s, \(f(samplesPerSecond, "%.1f")) samples/s")
         lines.append("actors     \(liveActors.map(String.init) ?? "–") live of \(configuredActors) configured")
+        for r in roles {
+            var s = "  \(r.role)  " + (r.alive ? "alive" : String(format: "silent %.0f s", r.lastLineAgeSeconds))
+            if let x = r.samplesPerSecond { s += String(format: "  %.1f samples/s", x) }
+            if let x = r.updatesPerSecond { s += String(format: "  %.2f updates/s", x) }
+            lines.append(s)
+        }
         lines.append("rollouts   accepted \(i(accepted)), dropped stale \(i(dropped)), accepted with lag > 0 "
                      + "\(i(acceptedStale)), wire drops \(i(wireDropped))")
+        if staleness.count > 0 { lines.append("staleness  " + Self.histogramText(staleness)) }
         lines.append("loss       \(f(lastLoss, "%.4f"))")
+        if let g = rewardGap {
+            lines.append(String(format: "r vs R     all r %.3f R %.3f (gap %+.3f); BoN picks r %.3f R %.3f (gap %+.3f)",
+                                g.verifierScoreMean, g.rewardMean, g.gap, g.pickVerifierScoreMean, g.pickRewardMean, g.pickGap)
+                         + (hackingAlarm ? "  ALARM: reward hacking suspected" : ""))
+        }
         lines.append("checkpoint \(latestCheckpoint.map { "v\($0.version) \($0.url.lastPathComponent)" } ?? "–")")
-        lines.append("metrics    \(metricLines) lines" + (malformedLines > 0 ? ", \(malformedLines) malformed" : ""))
+        lines.append("metrics    \(metricLines) lines" + (malformedLines > 0 ? ", \(malformedLines) malformed (skipped)" : ""))
+        for p in problems { lines.append("problem    \(p)") }
         if let e = latestEval { lines.append(e.render()) } else { lines.append("eval       –") }
         return lines.joined(separator: "\n")
+    }
+
+    /// "lag 0: 90  ≤1: 7  ≤2: 0  ≤4: 3  >32: 0" — per-bucket (not cumulative) counts.
+    package static func histogramText(_ h: Histogram) -> String {
+        var parts: [String] = []
+        var prev = 0.0
+        for (b, c) in zip(h.upperBounds, h.cumulativeCounts) {
+            let n = c - prev
+            prev = c
+            if n > 0 || b == 0 { parts.append((b == 0 ? "lag 0: " : "≤\(Int(b)): ") + String(Int(n))) }
+        }
+        let over = h.count - prev
+        if over > 0 { parts.append(">\(Int(h.upperBounds.last ?? 0)) or unknown: \(Int(over))") }
+        return parts.joined(separator: "  ")
     }
 }

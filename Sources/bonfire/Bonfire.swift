@@ -14,7 +14,7 @@ struct Bonfire: ParsableCommand {
             ActorCommand.self,
             TrainCommand.self,
             TrainEnvCommand.self,
-            StatusCommand.self,
+            StatusCommand.self, ReportCommand.self,
             EvalCommand.self, TrainVerifierCommand.self,
         ]
     )
