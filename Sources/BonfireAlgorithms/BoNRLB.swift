@@ -92,8 +92,8 @@ package struct BoNRLB: GroupLearner {
             case .fixed(let v): p = v
             case .inGroup(let a): p = (Double(n - nCorrect) + a) / (Double(n) + 2 * a)
             }
-            let wPos = config.positiveOnly ? ExactBoN.gBarPlus(p: p, n: n) : ExactBoN.gPlus(p: p, n: n)
-            let mag = config.negativeWeight == .gMinus ? ExactBoN.gMinus(p: p, n: n) : Double(n)
+            let wPos = config.positiveOnly ? BoNWeights.gBarPlus(p: p, n: n) : BoNWeights.gPlus(p: p, n: n)
+            let mag = config.negativeWeight == .gMinus ? BoNWeights.gMinus(p: p, n: n) : Double(n)
             let wNeg = config.positiveOnly ? 0 : config.negativeSign * mag
             let f = (p.isFinite && p < 1) ? 1.0 : 0.0   // p = 1 (no smoothing, all fail): g's are infinite → no step
             if config.estimator == .bonWeighted {
