@@ -20,8 +20,8 @@
 //   weight on ∇log π(y*) = 1,  weight on each copy of y ∈ D = p_y / P_M(y) · â(r_y) / k_y.
 // Why: Horvitz–Thompson, E[Σ_{y∈D} f(y)/P_M(y)] = Σ_y f(y) for any f, so with the true a the estimate
 // Σ_{y∈D} p_y/P_M(y)·a(r_y)∇log π(y) is exactly unbiased for c = Σ_y p_y a(r_y)∇log π(y); the only bias left is â ≠ a.
-//   • When the samples cover the support of π (u = 0, the usual case for a small tabular policy), m̂ = m and the
-//     estimator is exactly unbiased.
+//   • Every sample that covers the support of π (u = 0) has m̂ = m, â = a; so the bias comes only from samples that
+//     miss part of the support and vanishes as P(cover) → 1 (a small tabular policy with M ≫ 1/min π).
 //   • When every sample is a distinct response of tiny probability (long LLM responses), p/P_M → 1/M, m̂_t → n_t/M: the
 //     estimator becomes the plug-in (1/M)Σ_k â(r_k)∇log π(y_k) under the empirical score distribution. The λ∇F(r*) part
 //     stays exactly unbiased; the ∇log Z part carries the O(1/M) plug-in bias measured below.
@@ -52,8 +52,8 @@
 // unbounded for any estimator. Neither is removable from M samples: the correction depends on masses of responses
 // the sample did not see. More samples for the correction remove it (above); a jackknife of â (M·â − (M−1)·mean â₋ₖ)
 // was measured and is much worse (4–25 of 30), as were Good–Turing or HT splits of the unseen mass (no better).
-// In the many-response limit with atomless scores (noisy/learned verifier), the plug-in gives (Python reference, exact
-// integration over ranks) cos ≥ 0.995 and norm 1.10–1.17 × λ∇F(r*) at N′ ∈ {4, 8}; with r* on top the exact c is 0
+// In the many-response limit with atomless scores (noisy/learned verifier), the plug-in gives (a scratch Python
+// computation integrating exactly over the ranks of M uniform scores; not committed, not a test) cos ≥ 0.995 and norm 1.10–1.17 × λ∇F(r*) at N′ ∈ {4, 8}; with r* on top the exact c is 0
 // and the estimator's residual has rms 0.19–0.63 per sample (old: 0.41–1.13).
 // λ = 0 (N = 1) drops the sample terms: the step is exactly SFT's.
 
