@@ -15,8 +15,20 @@
 //        c = g⁺ − sign·g⁻, i.e. g⁺ + g⁻ with sign −1: biased.
 // p is either estimated in-group, p̂ = (#fail + α)/(N + 2α) (α = smoothing; nonlinear weights of p̂ are biased), or
 // fixed (tests and analysis). Weights are clipped at `clip` (0 = off), as g⁺ → ∞ and g⁻ → ∞ when p → 1.
-// BoN-RLB(P) defaults: .bonWeighted, positiveOnly, in-group p̂ with α = 0.5 ("negative data unavailable"; exact when p
-// is known). N = 1: g⁺ = 1/(1−p), g⁻ = p/(1−p), ḡ⁺ = 1; uniqueCorrect gives w = R (REINFORCE on pass@1).
+// Defaults. BoN-RLB: .uniqueCorrect (exact). BoN-RLB(P): .uniqueCorrect as well (it is positive-only: weights only
+// on correct samples). The former (P) default — .bonWeighted, positiveOnly, ḡ⁺ at the in-group p̂ with α = 0.5 — is
+// kept as `Config.positiveOnlyInGroupGBar`; exact when p is known, but with p̂ its c/c* is (BoNRLBDefaultTests, exact
+// over the binomial of #correct; c := the per-prompt scalar with E[Σ_i w_i ∇log π(y_i)] = c·G, c* := N p^{N−1}):
+//     N \ p_fail   0.05      0.1      0.3      0.5      0.7      0.9     0.95     0.99
+//      2          3.38     1.95     1.00     0.81     0.73     0.68     0.67     0.67
+//      4          41.8     11.0     1.90     1.02     0.73     0.59     0.56     0.55
+//      8         1.6e4    9.7e3     11.4     2.38     1.01     0.59     0.53     0.49
+//     16         2.8e9    4.4e6      597     18.1     2.45     0.71     0.56     0.48
+//     32        1.0e20   1.9e14    2.1e6    1.4e3     18.7     1.14     0.69     0.48
+// i.e. at the learner's N′ = 4–8 easy prompts get 10–10⁴× the weight ∇pass@N gives them (a per-prompt rescale, still
+// an ascent direction). By Bernstein uniqueness the ONLY weight on correct samples that is a function of #correct and
+// unbiased for ∇pass@N is 1{exactly one correct}, so no smoothing of p̂ can repair the ḡ⁺ form; the default is now it.
+// N = 1: g⁺ = 1/(1−p), g⁻ = p/(1−p), ḡ⁺ = 1; uniqueCorrect gives w = R (REINFORCE on pass@1).
 
 #if canImport(Glibc)
 import Glibc
@@ -59,8 +71,17 @@ package struct BoNRLB: GroupLearner {
         package var update = UpdateConfig()
         package init() {}
 
-        /// BoN-RLB(P) defaults.
+        /// BoN-RLB(P) defaults: positive-only and unbiased, i.e. the unique-correct estimator (file header: with the
+        /// in-group p̂ the ḡ⁺ form over-weights easy prompts by orders of magnitude).
         package static var positiveOnlyDefaults: Config {
+            var c = Config()
+            c.estimator = .uniqueCorrect
+            c.positiveOnly = true
+            return c
+        }
+
+        /// The former BoN-RLB(P) default (ABLATION, biased with the in-group p̂): ḡ⁺(p̂) on the BoN pick.
+        package static var positiveOnlyInGroupGBar: Config {
             var c = Config()
             c.estimator = .bonWeighted
             c.positiveOnly = true
@@ -92,8 +113,8 @@ package struct BoNRLB: GroupLearner {
             case .fixed(let v): p = v
             case .inGroup(let a): p = (Double(n - nCorrect) + a) / (Double(n) + 2 * a)
             }
-            let wPos = config.positiveOnly ? ExactBoN.gBarPlus(p: p, n: n) : ExactBoN.gPlus(p: p, n: n)
-            let mag = config.negativeWeight == .gMinus ? ExactBoN.gMinus(p: p, n: n) : Double(n)
+            let wPos = config.positiveOnly ? BoNWeights.gBarPlus(p: p, n: n) : BoNWeights.gPlus(p: p, n: n)
+            let mag = config.negativeWeight == .gMinus ? BoNWeights.gMinus(p: p, n: n) : Double(n)
             let wNeg = config.positiveOnly ? 0 : config.negativeSign * mag
             let f = (p.isFinite && p < 1) ? 1.0 : 0.0   // p = 1 (no smoothing, all fail): g's are infinite → no step
             if config.estimator == .bonWeighted {

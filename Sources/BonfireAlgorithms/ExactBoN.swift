@@ -1,6 +1,8 @@
 // Exact Best-of-N maths on tabular softmax policies (Double), the numerical truth every estimator is tested against
-// (SPEC-bon.md §1.2, §2, §3, §5). A "policy" here is one prompt with K responses: logits θ (K), π = softmax(θ),
-// verifier scores r (K) and rewards R (K). ∇ always means ∇_θ, and ∇_θ log π(y) = e_y − π.
+// (SPEC-bon.md §1.2, §2, §3, §5). TEST ORACLE ONLY: production code takes nothing from here (λ_N, g±, ḡ⁺ live in
+// BoNWeights.swift; the forwarding members below exist so the tests check the production numbers).
+// A "policy" here is one prompt with K responses: logits θ (K), π = softmax(θ), verifier scores r (K) and rewards R (K).
+// ∇ always means ∇_θ, and ∇_θ log π(y) = e_y − π.
 //
 // BoN distribution with ties (§1.2b), ties broken uniformly among the maximal samples:
 //   F(s) = P(r ≤ s), F⁻(s) = P(r < s), m(s) = F(s) − F⁻(s)
@@ -193,19 +195,13 @@ package enum ExactBoN {
     /// pass@N = 1 − p^N.
     package static func passAtN(pFail p: Double, n: Int) -> Double { 1 - pow(p, Double(n)) }
 
-    // MARK: BoN-RLB weights (§2.3)
+    // MARK: BoN-RLB weights (§2.3) — production values live in BoNWeights; forwarded so tests check the same numbers
 
-    package static func gPlus(p: Double, n: Int) -> Double {
-        let N = Double(n)
-        return N * pow(p, N - 1) / (1 - pow(p, N))
-    }
-    package static func gMinus(p: Double, n: Int) -> Double { Double(n) * p / (1 - p) }
-    package static func gBarPlus(p: Double, n: Int) -> Double {
-        let N = Double(n)
-        return N * pow(p, N - 1) * (1 - p) / (1 - pow(p, N))
-    }
+    package static func gPlus(p: Double, n: Int) -> Double { BoNWeights.gPlus(p: p, n: n) }
+    package static func gMinus(p: Double, n: Int) -> Double { BoNWeights.gMinus(p: p, n: n) }
+    package static func gBarPlus(p: Double, n: Int) -> Double { BoNWeights.gBarPlus(p: p, n: n) }
     /// c*(p) = N p^{N−1}, the true pass@N gradient scale: ∇J = c*·G.
-    package static func cTrue(p: Double, n: Int) -> Double { Double(n) * pow(p, Double(n) - 1) }
+    package static func cTrue(p: Double, n: Int) -> Double { BoNWeights.cTrue(p: p, n: n) }
 
     /// c(p) of E[w(R)∇log π] = c·G when y ∼ π_bon (selection by R) with weight `wPos` on correct and `wNeg` on
     /// incorrect samples: E_{π_bon}[R∇log π] = (1−p^N)/(1−p)·G, E_{π_bon}[(1−R)∇log π] = −p^{N−1}·G.
@@ -257,6 +253,79 @@ package enum ExactBoN {
         return g
     }
 
+    /// BoN-SFT's BoN correction for an expert of score r* (which need not be one of the K responses):
+    /// ∇log π_λ(y*) − ∇log π(y*) = λ∇F(r*) − ∇log Z = Σ_y π(y) a(r_y) ∇log π(y), where over the score levels
+    /// s_1 < … < s_L with masses m_t, F_t = Σ_{u≤t} m_u and Z = Σ_t m_t e^{λF_t}:
+    /// a_t = λ1{r* ≥ s_t} − [e^{λF_t} + λΣ_{u≥t} m_u e^{λF_u}]/Z   (= ∂(λF(r*) − log Z)/∂m_t).
+    package static func tiltCorrection(logits: [Double], scores r: [Double], lambda: Double, expertScore rs: Double) -> [Double] {
+        let pi = softmax(logits), K = pi.count
+        let levels = Array(Set(r)).sorted()
+        let m = levels.map { s in (0..<K).reduce(0.0) { $0 + (r[$1] == s ? pi[$1] : 0) } }
+        var F = [Double](), acc = 0.0
+        for x in m { acc += x; F.append(acc) }
+        let e = F.map { exp(lambda * $0) }
+        let Z = zip(m, e).reduce(0) { $0 + $1.0 * $1.1 }
+        let a = levels.indices.map { t -> Double in
+            var tail = 0.0
+            for u in t..<levels.count { tail += m[u] * e[u] }
+            return (rs >= levels[t] ? lambda : 0) - (e[t] + lambda * tail) / Z
+        }
+        var g = [Double](repeating: 0, count: K)
+        for y in 0..<K {
+            let ay = a[levels.firstIndex(of: r[y])!]
+            for k in 0..<K { g[k] += pi[y] * ay * ((k == y ? 1 : 0) - pi[k]) }
+        }
+        return g
+    }
+
+    /// λF(r*) − log Z(θ): the part of log π_λ(y*) beyond log π(y*) (finite-difference check of `tiltCorrection`).
+    package static func tiltCorrectionObjective(logits: [Double], scores r: [Double], lambda: Double, expertScore rs: Double) -> Double {
+        let pi = softmax(logits)
+        let q = winRate(pi: pi, scores: r)
+        let z = zip(pi, q).reduce(0) { $0 + $1.0 * exp(lambda * $1.1) }
+        let f = zip(pi, r).reduce(0) { $0 + ($1.1 <= rs ? $1.0 : 0) }
+        return lambda * f - log(z)
+    }
+
+    /// Calls body(counts, probability) for every count vector c ∈ ℕ^K with Σc = M, with its multinomial probability
+    /// M!/Πc_k! Π π_k^{c_k}: the exact distribution of the multiset of M i.i.d. draws (C(M+K−1, K−1) terms instead of K^M).
+    package static func enumerateCounts(pi: [Double], m: Int, _ body: ([Int], Double) -> Void) {
+        let K = pi.count
+        precondition(K >= 1 && m >= 0, "enumerateCounts: need K ≥ 1 (got \(K)) and M ≥ 0 (got \(m))")
+        var logFact = [0.0]
+        for i in 1...max(1, m) { logFact.append(logFact[i - 1] + log(Double(i))) }
+        var c = [Int](repeating: 0, count: K)
+        func rec(_ k: Int, _ left: Int) {
+            if k == K - 1 {
+                c[k] = left
+                var lp = logFact[m], zero = false
+                for j in 0..<K {
+                    lp -= logFact[c[j]]
+                    if c[j] > 0 { if pi[j] <= 0 { zero = true } else { lp += Double(c[j]) * log(pi[j]) } }
+                }
+                if !zero { body(c, exp(lp)) }
+                return
+            }
+            for x in 0...left { c[k] = x; rec(k + 1, left - x) }
+        }
+        rec(0, m)
+    }
+
+    /// Exact expectation of Σ_k w_k ∇log π(y_k) over M i.i.d. draws y_1..M ∼ π, for a weight function of the sample
+    /// (response ids, sorted ascending) that is symmetric under permuting the samples. Enumerates count vectors.
+    package static func expectedSampleStep(pi: [Double], m: Int, weights: ([Int]) -> [Double]) -> [Double] {
+        var g = [Double](repeating: 0, count: pi.count)
+        enumerateCounts(pi: pi, m: m) { c, p in
+            let ids = c.indices.flatMap { [Int](repeating: $0, count: c[$0]) }
+            let w = weights(ids)
+            precondition(w.count == m, "expectedSampleStep: weights returned \(w.count) entries for M = \(m)")
+            for (i, y) in ids.enumerated() where w[i] != 0 {
+                for k in 0..<pi.count { g[k] += p * w[i] * ((k == y ? 1 : 0) - pi[k]) }
+            }
+        }
+        return g
+    }
+
     /// J_λ = E_{π_λ}[R].
     package static func tiltValue(logits: [Double], scores r: [Double], rewards R: [Double], lambda: Double) -> Double {
         zip(tilt(pi: softmax(logits), scores: r, lambda: lambda), R).reduce(0) { $0 + $1.0 * $1.1 }
@@ -281,46 +350,16 @@ package enum ExactBoN {
         return (full, first)
     }
 
-    // MARK: λ_N rules (§1.2c, C8)
+    // MARK: λ_N rules (§1.2c, C8) — production values live in BoNWeights; forwarded for the tests
 
-    package enum LambdaRule: String, Codable, Sendable, CaseIterable {
-        /// λ_N = N − 1 (linearised log).
-        case linearised
-        /// λ_N such that the atomless tilt's KL equals the BoN KL log N − (N−1)/N.
-        case klMatched
-    }
+    /// Kept so callers written against `ExactBoN.LambdaRule` still compile; new code uses `BoNWeights.LambdaRule`.
+    package typealias LambdaRule = BoNWeights.LambdaRule
 
-    /// Atomless BoN KL(π_bon‖π) = log N − (N−1)/N; win-rate N/(N+1).
-    package static func atomlessBoNKL(n: Int) -> Double { log(Double(n)) - Double(n - 1) / Double(n) }
-
-    /// Win-rate of the atomless tilt with λ = c: [e^c(c−1)+1]/[c(e^c−1)] (1/2 at c = 0).
-    package static func atomlessTiltWinRate(_ c: Double) -> Double {
-        if abs(c) < 1e-8 { return 0.5 + c / 12 }
-        return (exp(c) * (c - 1) + 1) / (c * expm1(c))
-    }
-
-    /// KL(π_λ‖π) of the atomless tilt: c·w(c) − log((e^c − 1)/c).
-    package static func atomlessTiltKL(_ c: Double) -> Double {
-        if abs(c) < 1e-8 { return 0 }
-        return c * atomlessTiltWinRate(c) - log(expm1(c) / c)
-    }
-
-    /// λ_N under a rule (λ_1 = 0 under both).
-    package static func lambda(n: Int, rule: LambdaRule) -> Double {
-        precondition(n >= 1, "lambda: N must be ≥ 1, got \(n)")
-        if n == 1 { return 0 }
-        switch rule {
-        case .linearised: return Double(n - 1)
-        case .klMatched:
-            let target = atomlessBoNKL(n: n)
-            var lo = 0.0, hi = 4.0 * Double(n) + 10   // KL(c) is increasing in c
-            for _ in 0..<200 {
-                let mid = 0.5 * (lo + hi)
-                if atomlessTiltKL(mid) < target { lo = mid } else { hi = mid }
-            }
-            return 0.5 * (lo + hi)
-        }
-    }
+    package static func atomlessBoNKL(n: Int) -> Double { BoNWeights.atomlessBoNKL(n: n) }
+    package static func atomlessTiltWinRate(_ c: Double) -> Double { BoNWeights.atomlessTiltWinRate(c) }
+    package static func atomlessTiltKL(_ c: Double) -> Double { BoNWeights.atomlessTiltKL(c) }
+    /// λ_N under a rule (λ_1 = 0 under both). Forwarding only: production code calls `BoNWeights.lambda`.
+    package static func lambda(n: Int, rule: LambdaRule) -> Double { BoNWeights.lambda(n: n, rule: rule) }
 
     // MARK: §3 toys (C11)
 

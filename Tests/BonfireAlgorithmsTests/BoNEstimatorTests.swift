@@ -182,7 +182,8 @@ final class BoNEstimatorTests: XCTestCase {
         var mean = [Double](repeating: 0, count: 4)
         for _ in 0..<reps {
             let ys = (0..<M).map { _ in rng.categorical(pi) }
-            let (we, ws) = BoNSFT.weights(expertScore: specScores[expert], sampleScores: ys.map { specScores[$0] }, lambda: lambda)
+            let (we, ws) = BoNSFT.weights(expertScore: specScores[expert], sampleScores: ys.map { specScores[$0] },
+                                          sampleLogProbs: ys.map { log(pi[$0]) }, sampleClasses: ys, lambda: lambda)
             var g = ExactBoN.scoreFunction(pi, expert).map { $0 * we }
             for (k, y) in ys.enumerated() {
                 let s = ExactBoN.scoreFunction(pi, y)
@@ -201,7 +202,10 @@ final class BoNEstimatorTests: XCTestCase {
     func testBoNSFTAtNOneIsSFT() {
         var c = BoNSFT.Config(); c.n = 1
         XCTAssertEqual(BoNSFT(config: c).lambda, 0)
-        let (we, ws) = BoNSFT.weights(expertScore: 0.5, sampleScores: [0.1, 0.9, 0.5], lambda: 0)
+        let (we, ws) = BoNSFT.weights(expertScore: 0.5, sampleScores: [0.1, 0.9, 0.5], sampleLogProbs: [-1, -1, -1],
+                                      sampleClasses: [0, 1, 2], lambda: 0)
         XCTAssertEqual(we, 1); XCTAssertEqual(ws, [0, 0, 0])
+        let (we2, ws2) = BoNSFT.selfNormalisedWeights(expertScore: 0.5, sampleScores: [0.1, 0.9, 0.5], lambda: 0)
+        XCTAssertEqual(we2, 1); XCTAssertEqual(ws2, [0, 0, 0])
     }
 }
