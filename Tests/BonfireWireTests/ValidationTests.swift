@@ -237,4 +237,30 @@ final class ValidationTests: XCTestCase {
         XCTAssertEqual(WireLimits(parameterCount: 10_000_000).maxMessageBytes, 40_000_000 + (1 << 20))
         XCTAssertEqual(WireLimits(parameterCount: Int.max).maxMessageBytes, Int.max)
     }
+
+    func testInboxCountsFramingAndMeaningDropsLogsRateLimitedAndRejectsReplays() {
+        var inbox = WireInbox(logPeriod: .seconds(60))
+        var lines: [String] = []
+        let t0 = ContinuousClock.now
+        let good = envelope(.bonGroups(batch(group())))
+        XCTAssertNotNil(inbox.admit(.success(good), context: ctx, now: t0, log: { lines.append($0) }))
+        XCTAssertNil(inbox.admit(.success(good), context: ctx, now: t0, log: { lines.append($0) }), "same sequence: replay")
+        var next = good
+        next.sequence = 2
+        XCTAssertNotNil(inbox.admit(.success(next), context: ctx, now: t0, log: { lines.append($0) }))
+        for i in 0..<5 {
+            XCTAssertNil(inbox.admit(.failure(WireError(.malformed, "junk \(i)")), context: ctx, peer: "tcp peer", now: t0,
+                                     log: { lines.append($0) }))
+        }
+        var hostile = envelope(.bonGroups(batch(group(version: .max))))
+        hostile.sequence = 3
+        XCTAssertNil(inbox.admit(.success(hostile), context: ctx, now: t0, log: { lines.append($0) }))
+        XCTAssertEqual(inbox.accepted, 2)
+        XCTAssertEqual(inbox.drops[.malformed], 5)
+        XCTAssertEqual(inbox.drops[.sequenceReplayed], 1)
+        XCTAssertEqual(inbox.drops[.versionOutOfRange], 1)
+        XCTAssertEqual(lines.count, 3, lines.joined(separator: "\n"))
+        XCTAssertTrue(lines.contains { $0.contains("actor-3") && $0.contains("version_out_of_range") }, lines.joined(separator: "\n"))
+        XCTAssertEqual(inbox.drops.metrics["wire/dropped_total"], 7)
+    }
 }
