@@ -71,6 +71,7 @@ final class WireFuzzTests: XCTestCase {
             XCTAssertGreaterThan(s.total - s.decoded, 0, "\(target.name): some mutations must fail to decode")
             XCTAssertGreaterThan(s.validatorRejected.total, 0, "\(target.name): hostile values must be rejected")
             XCTAssertGreaterThan(s.accepted, 0, "\(target.name): valid messages must still be accepted")
+            XCTAssertEqual(s.violations, [:], "\(target.name): accepted messages that break the validator's guarantees")
         }
         print("fuzz: \(targets.count) decoders × \(count) messages in \(ContinuousClock.now - start)")
         if let out = env["BONFIRE_FUZZ_REPORT"] {

@@ -195,7 +195,7 @@ enum Mutator {
 
 // MARK: - Per-decoder statistics
 
-enum FuzzOutcome { case decoderRejected(WireDropReason), validatorRejected(DropReason), accepted }
+enum FuzzOutcome { case decoderRejected(WireDropReason), validatorRejected(DropReason), accepted, acceptedButViolates(String) }
 
 struct FuzzStats {
     var name: String
@@ -203,6 +203,8 @@ struct FuzzStats {
     var decoderRejected: [WireDropReason: Int] = [:]
     var validatorRejected = DropCounter()
     var accepted = 0
+    /// Accepted messages that break a guarantee the validator promises (must stay 0).
+    var violations: [String: Int] = [:]
     var decoded: Int { total - decoderRejected.values.reduce(0, +) }
 
     mutating func add(_ o: FuzzOutcome) {
@@ -211,6 +213,7 @@ struct FuzzStats {
         case .decoderRejected(let r): decoderRejected[r, default: 0] += 1
         case .validatorRejected(let r): validatorRejected.count(r)
         case .accepted: accepted += 1
+        case .acceptedButViolates(let v): accepted += 1; violations[v, default: 0] += 1
         }
     }
 
@@ -218,7 +221,8 @@ struct FuzzStats {
         let dec = decoderRejected.sorted { $0.value > $1.value }.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: ", ")
         return """
         \(name): \(total) messages: decoded \(decoded), rejected by decoder \(total - decoded) [\(dec.isEmpty ? "none" : dec)], \
-        rejected by validator \(validatorRejected.total) [\(validatorRejected.summary)], accepted \(accepted)
+        rejected by validator \(validatorRejected.total) [\(validatorRejected.summary)], accepted \(accepted)\
+        \(violations.isEmpty ? "" : ", ACCEPTED BUT INVALID \(violations)")
         """
     }
 }
@@ -378,6 +382,43 @@ enum FuzzWorld {
     }
 }
 
+extension FuzzWorld {
+    /// What an accepted message guarantees to the code that uses it (the conversions that trapped before issue 11).
+    /// Returns a violation, or nil.
+    static func violation(_ p: WirePayload, receiver: WireRole) -> String? {
+        switch p {
+        case .bonGroups(let b):
+            for g in b.groups {
+                guard let v = Int(exactly: g.behaviourVersion), v <= current, current - v <= lag else { return "version \(g.behaviourVersion)" }
+                guard g.responses.count == n, !g.promptTokens.isEmpty else { return "group shape" }
+                for y in g.responses {
+                    guard !y.tokens.isEmpty, g.promptTokens.count + y.tokens.count <= context,
+                          (g.promptTokens + y.tokens).allSatisfy({ $0 >= 0 && $0 < vocab }) else { return "tokens" }
+                    guard y.tokenLogProbs.allSatisfy({ $0.isFinite && $0 <= 1e-4 && $0 >= -100 }),
+                          y.reward.isFinite, abs(y.reward) <= 1, y.verifierScore.isFinite else { return "values" }
+                }
+            }
+        case .episodes(let e):
+            guard e.observationDim == obsDim, !e.actions.isEmpty,
+                  e.actions.allSatisfy({ $0 >= 0 && Int($0) < actions }),
+                  (e.observations + e.rewards + e.behaviourLogProbs + e.bootstrapObservation).allSatisfy(\.isFinite),
+                  e.behaviourVersions.allSatisfy({ Int(exactly: $0).map { $0 <= current && current - $0 <= lag } ?? false })
+            else { return "episode" }
+        case .parameters(let q):
+            guard q.values.count == params, q.values.allSatisfy(\.isFinite), Int(exactly: q.version) != nil else { return "parameters" }
+        case .metrics(let m):
+            guard Int(exactly: m.version) != nil, Int(exactly: m.step) != nil, m.values.values.allSatisfy(\.isFinite) else { return "metrics" }
+        case .evalReport(let r):
+            guard let v = Int(exactly: r.version), v <= current + 2, !r.rows.isEmpty,
+                  r.rows.allSatisfy({ $0.passAtN >= 0 && $0.passAtN <= 1 && $0.boN >= 0 && $0.boN <= 1 && $0.n >= 1 }) else { return "eval report" }
+        case .heartbeat(let h):
+            guard Int(exactly: h.policyVersion) != nil else { return "heartbeat" }
+        default: break
+        }
+        return nil
+    }
+}
+
 struct FuzzTarget {
     var name: String
     var seeds: [[UInt8]]
@@ -386,7 +427,8 @@ struct FuzzTarget {
 
     static func message<M>(_ name: String, receiver: WireRole, make: @escaping (inout SplitMix64, Bool) -> M,
                            encode: @escaping (M) -> [UInt8], decode: @escaping ([UInt8]) throws(WireError) -> M,
-                           validate: @escaping (ValidationContext, M) -> Validation) -> FuzzTarget {
+                           validate: @escaping (ValidationContext, M) -> Validation,
+                           payload: @escaping (M) -> WirePayload?) -> FuzzTarget {
         var rng = SplitMix64(seed: 0x5EED)
         let ctx = FuzzWorld.context(receiver)
         return FuzzTarget(
@@ -398,6 +440,7 @@ struct FuzzTarget {
                 // Whatever decodes must re-encode without tripping a precondition.
                 _ = encode(m)
                 if case .invalid(let r, _) = validate(ctx, m) { return .validatorRejected(r) }
+                if let p = payload(m), let v = FuzzWorld.violation(p, receiver: receiver) { return .acceptedButViolates(v) }
                 return .accepted
             })
     }
@@ -415,40 +458,41 @@ struct FuzzTarget {
                 _ = env.encoded()
                 let ctx = FuzzWorld.context(FuzzWorld.roles(env.payload).receiver)
                 if case .invalid(let r, _) = ctx.validate(env) { return .validatorRejected(r) }
+                if let v = FuzzWorld.violation(env.payload, receiver: ctx.receiver) { return .acceptedButViolates(v) }
                 return .accepted
             })
         return [
             envelope,
             .message("BoNGroupBatch", receiver: .learner, make: { FuzzWorld.bon(&$0, hostile: $1) },
                      encode: { $0.encoded() }, decode: { (b) throws(WireError) in try WireBoNGroupBatch(wire: b) },
-                     validate: { $0.validate($1) }),
+                     validate: { $0.validate($1) }, payload: { .bonGroups($0) }),
             .message("EpisodeBatch", receiver: .learner, make: { FuzzWorld.episodes(&$0, hostile: $1) },
                      encode: { $0.encoded() }, decode: { (b) throws(WireError) in try WireEpisodeBatch(wire: b) },
-                     validate: { $0.validate($1) }),
+                     validate: { $0.validate($1) }, payload: { .episodes($0) }),
             .message("ParameterAnnounce", receiver: .actor, make: { FuzzWorld.parameters(&$0, hostile: $1) },
                      encode: { $0.encoded() }, decode: { (b) throws(WireError) in try WireParameters(wire: b) },
-                     validate: { $0.validate($1) }),
+                     validate: { $0.validate($1) }, payload: { .parameters($0) }),
             .message("EvalRequest", receiver: .actor, make: { FuzzWorld.evalRequest(&$0, hostile: $1) },
                      encode: { $0.encoded() }, decode: { (b) throws(WireError) in try WireEvalRequest(wire: b) },
-                     validate: { $0.validate($1) }),
+                     validate: { $0.validate($1) }, payload: { .evalRequest($0) }),
             .message("EvalReport", receiver: .coordinator, make: { FuzzWorld.evalReport(&$0, hostile: $1) },
                      encode: { $0.encoded() }, decode: { (b) throws(WireError) in try WireEvalReport(wire: b) },
-                     validate: { $0.validate($1) }),
+                     validate: { $0.validate($1) }, payload: { .evalReport($0) }),
             .message("Metrics", receiver: .coordinator, make: { FuzzWorld.metrics(&$0, hostile: $1) },
                      encode: { $0.encoded() }, decode: { (b) throws(WireError) in try WireMetrics(wire: b) },
-                     validate: { $0.validate($1) }),
+                     validate: { $0.validate($1) }, payload: { .metrics($0) }),
             .message("Hello", receiver: .coordinator, make: { FuzzWorld.hello(&$0, hostile: $1) },
                      encode: { $0.encoded() }, decode: { (b) throws(WireError) in try WireHello(wire: b) },
-                     validate: { $0.validate($1) }),
+                     validate: { $0.validate($1) }, payload: { .hello($0) }),
             .message("HelloAck", receiver: .actor, make: { FuzzWorld.helloAck(&$0, hostile: $1) },
                      encode: { $0.encoded() }, decode: { (b) throws(WireError) in try WireHelloAck(wire: b) },
-                     validate: { $0.validate($1) }),
+                     validate: { $0.validate($1) }, payload: { .helloAck($0) }),
             .message("Heartbeat", receiver: .coordinator, make: { FuzzWorld.heartbeat(&$0, hostile: $1) },
                      encode: { $0.encoded() }, decode: { (b) throws(WireError) in try WireHeartbeat(wire: b) },
-                     validate: { $0.validate($1) }),
+                     validate: { $0.validate($1) }, payload: { .heartbeat($0) }),
             .message("Shutdown", receiver: .actor, make: { FuzzWorld.shutdown(&$0, hostile: $1) },
                      encode: { $0.encoded() }, decode: { (b) throws(WireError) in try WireShutdown(wire: b) },
-                     validate: { $0.validate($1) }),
+                     validate: { $0.validate($1) }, payload: { .shutdown($0) }),
         ]
     }
 
