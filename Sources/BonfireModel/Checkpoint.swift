@@ -72,10 +72,19 @@ package enum Checkpoint {
 
     /// Loads a checkpoint and builds the model it describes.
     package static func load(from url: URL) throws -> LoadedCheckpoint {
-        let file = try SafeTensors.read(from: url, requireChecksum: true)
-        let config = try readConfig(file.metadata, url: url)
+        try build(try SafeTensors.read(from: url, requireChecksum: true), source: url.path)
+    }
+
+    /// The same from the bytes of a checkpoint file (`source` names it in errors).
+    package static func load(data: Data, source: String = "checkpoint") throws -> LoadedCheckpoint {
+        try build(try SafeTensors.decode(data, source: source, requireChecksum: true), source: source)
+    }
+
+    static func build(_ file: (tensors: [String: (shape: [Int], data: [Float])], metadata: [String: String]),
+                      source: String) throws -> LoadedCheckpoint {
+        let config = try readConfig(file.metadata, source: source)
         let model = GPT(config: config, seed: 0)
-        let (opt, step, meta) = try fill(model: model, file: file, url: url)
+        let (opt, step, meta) = try fill(model: model, file: file, source: source)
         return LoadedCheckpoint(config: config, model: model, optimizer: opt, step: step, metadata: meta)
     }
 
@@ -83,43 +92,43 @@ package enum Checkpoint {
     @discardableResult
     package static func load(from url: URL, into model: GPT) throws -> (optimizer: AdamW?, step: Int, metadata: [String: String]) {
         let file = try SafeTensors.read(from: url, requireChecksum: true)
-        return try fill(model: model, file: file, url: url)
+        return try fill(model: model, file: file, source: url.path)
     }
 
-    static func readConfig(_ meta: [String: String], url: URL) throws -> GPTConfig {
+    static func readConfig(_ meta: [String: String], source: String) throws -> GPTConfig {
         guard meta["bonfire.format"] == format else {
-            throw CheckpointError("\(url.path) is not a Bonfire \(format) file (bonfire.format = \(meta["bonfire.format"] ?? "missing"))")
+            throw CheckpointError("\(source) is not a Bonfire \(format) file (bonfire.format = \(meta["bonfire.format"] ?? "missing"))")
         }
         guard let s = meta["bonfire.config"], let c = try? JSONDecoder().decode(GPTConfig.self, from: Data(s.utf8)) else {
-            throw CheckpointError("\(url.path): metadata bonfire.config is missing or not a GPTConfig")
+            throw CheckpointError("\(source): metadata bonfire.config is missing or not a GPTConfig")
         }
         // GPT(config:) has preconditions and allocates from these numbers: check them before building anything.
         guard (1...(1 << 20)).contains(c.vocabSize), (1...(1 << 16)).contains(c.contextLength),
               (1...1024).contains(c.layers), (1...1024).contains(c.heads), (1...(1 << 16)).contains(c.dim),
               c.dim % c.heads == 0 else {
-            throw CheckpointError("\(url.path): bonfire.config \(c) is not a buildable model; the file is corrupt")
+            throw CheckpointError("\(source): bonfire.config \(c) is not a buildable model; the file is corrupt")
         }
         let (p, o) = c.vocabSize.multipliedReportingOverflow(by: c.dim)
         guard !o, p <= 1 << 32, c.layers * 12 * c.dim * c.dim <= 1 << 34 else {
-            throw CheckpointError("\(url.path): bonfire.config \(c) describes an implausibly large model; the file is corrupt")
+            throw CheckpointError("\(source): bonfire.config \(c) describes an implausibly large model; the file is corrupt")
         }
         return c
     }
 
     static func fill(model: GPT, file: (tensors: [String: (shape: [Int], data: [Float])], metadata: [String: String]),
-                     url: URL) throws -> (AdamW?, Int, [String: String]) {
+                     source: String) throws -> (AdamW?, Int, [String: String]) {
         let meta = file.metadata
         let tv = meta["bonfire.tokenizer_version"] ?? "missing"
         guard tv == String(Tokenizer.version) else {
-            throw CheckpointError("\(url.path): tokenizer version \(tv), this build uses \(Tokenizer.version); retrain or convert the checkpoint")
+            throw CheckpointError("\(source): tokenizer version \(tv), this build uses \(Tokenizer.version); retrain or convert the checkpoint")
         }
         if let s = meta["bonfire.config"], let c = try? JSONDecoder().decode(GPTConfig.self, from: Data(s.utf8)), c != model.config {
-            throw CheckpointError("\(url.path): config \(c) does not match the model's \(model.config)")
+            throw CheckpointError("\(source): config \(c) does not match the model's \(model.config)")
         }
         func take(_ name: String, _ e: ParameterLayout.Entry) throws -> [Float] {
-            guard let t = file.tensors[name] else { throw CheckpointError("\(url.path): tensor \(name) is missing") }
+            guard let t = file.tensors[name] else { throw CheckpointError("\(source): tensor \(name) is missing") }
             guard t.shape == e.shape else {
-                throw CheckpointError("\(url.path): tensor \(name) has shape \(t.shape), model expects \(e.shape)")
+                throw CheckpointError("\(source): tensor \(name) has shape \(t.shape), model expects \(e.shape)")
             }
             return t.data
         }
@@ -127,19 +136,19 @@ package enum Checkpoint {
         for e in model.layout.entries { params.replaceSubrange(e.range, with: try take(e.name, e)) }
         let known = Set(model.layout.entries.map(\.name))
         for name in file.tensors.keys where !name.hasPrefix("adam.") && !known.contains(name) {
-            throw CheckpointError("\(url.path): tensor \(name) is not part of the model layout")
+            throw CheckpointError("\(source): tensor \(name) is not part of the model layout")
         }
         var opt: AdamW? = nil
         if let s = meta["bonfire.adam"] {
             guard let st = try? JSONDecoder().decode(AdamState.self, from: Data(s.utf8)) else {
-                throw CheckpointError("\(url.path): metadata bonfire.adam is not valid")
+                throw CheckpointError("\(source): metadata bonfire.adam is not valid")
             }
             var o = AdamW(learningRate: st.learningRate, beta1: st.beta1, beta2: st.beta2, eps: st.eps,
                           weightDecay: st.weightDecay, layout: model.layout)
             o.step = st.step
             guard st.step >= 0, st.learningRate.isFinite, st.beta1.isFinite, st.beta2.isFinite, st.eps.isFinite,
                   st.weightDecay.isFinite else {
-                throw CheckpointError("\(url.path): metadata bonfire.adam holds non-finite or negative values")
+                throw CheckpointError("\(source): metadata bonfire.adam holds non-finite or negative values")
             }
             if file.tensors["adam.m.wte"] != nil {
                 var m = [Float](repeating: 0, count: params.count), v = m
@@ -153,7 +162,7 @@ package enum Checkpoint {
         }
         let step = Int(meta["bonfire.step"] ?? "0") ?? 0
         if let i = SafeTensors.firstNonFinite(params) {
-            throw CheckpointError("\(url.path): parameter \(i) is \(params[i]); refusing to load non-finite parameters — use an older checkpoint")
+            throw CheckpointError("\(source): parameter \(i) is \(params[i]); refusing to load non-finite parameters — use an older checkpoint")
         }
         model.params = params
         return (opt, step, meta.filter { !$0.key.hasPrefix("bonfire.") })
