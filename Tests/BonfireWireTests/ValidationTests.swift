@@ -239,7 +239,7 @@ final class ValidationTests: XCTestCase {
     }
 
     func testInboxCountsFramingAndMeaningDropsLogsRateLimitedAndRejectsReplays() {
-        var inbox = WireInbox(logPeriod: .seconds(60))
+        var inbox = WireInbox(logPeriod: .seconds(60), checkSequences: true)
         var lines: [String] = []
         let t0 = ContinuousClock.now
         let good = envelope(.bonGroups(batch(group())))
@@ -262,5 +262,11 @@ final class ValidationTests: XCTestCase {
         XCTAssertEqual(lines.count, 3, lines.joined(separator: "\n"))
         XCTAssertTrue(lines.contains { $0.contains("actor-3") && $0.contains("version_out_of_range") }, lines.joined(separator: "\n"))
         XCTAssertEqual(inbox.drops.metrics["wire/dropped_total"], 7)
+        // A restarted sender (reported by liveness) counts from 1 again; without sequence checks nothing is replayed.
+        inbox.senderRestarted(role: .actor, id: 3)
+        XCTAssertNotNil(inbox.admit(.success(good), context: ctx, now: t0))
+        var plain = WireInbox()
+        XCTAssertNotNil(plain.admit(.success(good), context: ctx))
+        XCTAssertNotNil(plain.admit(.success(good), context: ctx))
     }
 }

@@ -2,7 +2,7 @@
 // meaning check (`ValidationContext.validate`) → accept, or drop counted by reason with a rate-limited log line.
 // Owned by the thread that owns the socket; its `drops` go into the role's metrics (`drops.metrics`).
 //
-//     var inbox = WireInbox()                                       // one per receiving socket (or per role)
+//     var inbox = WireInbox()                      // one per receiving socket; checkSequences: true on the coordinator
 //     while let got = try pull.receiveEnvelope(&decoder, timeout: .zero) {
 //         guard let env = inbox.admit(got.envelope, context: ctx, log: { roleLog($0) }) else { continue }
 //         use(env)                                                  // meaning already checked
@@ -12,16 +12,23 @@
 package struct WireInbox: Sendable {
     package private(set) var log: DropLog
     package private(set) var sequences: SequenceTable
-    /// Check per-sender sequence numbers (replays). Off for sockets where one sender's messages may arrive through
-    /// two sockets out of order relative to each other (each socket's inbox sees a subsequence, which is fine).
+    /// Check per-sender sequence numbers (replays). Only turn it on where the sender's Hello arrives through this
+    /// same inbox (the coordinator's ROUTER): a restarted process counts from 1 again and the envelope carries no
+    /// incarnation, so an inbox that never sees the Hello (the learner's PULL) would drop a restarted actor's
+    /// rollouts as replays until its counter passes the old one. Elsewhere call `senderRestarted` when the
+    /// coordinator/liveness reports a restart, or leave it off. (Each socket's inbox sees an increasing subsequence
+    /// of one sender's counter, which passes.)
     package var checkSequences: Bool
     package private(set) var accepted = 0
 
-    package init(logPeriod: Duration = .seconds(10), checkSequences: Bool = true, maxPeers: Int = 4096) {
+    package init(logPeriod: Duration = .seconds(10), checkSequences: Bool = false, maxPeers: Int = 4096) {
         log = DropLog(period: logPeriod)
         sequences = SequenceTable(capacity: maxPeers)
         self.checkSequences = checkSequences
     }
+
+    /// Forget a sender's last sequence number (it restarted and counts from 1 again).
+    package mutating func senderRestarted(role: WireRole, id: UInt32) { sequences.forget(peer: "\(role)-\(id)") }
 
     /// Every drop this inbox saw (framing and meaning), per reason.
     package var drops: DropCounter { log.counter }
