@@ -227,3 +227,15 @@ package struct WireDecoder: Sendable {
     /// Counts a drop decided by the caller after decoding (e.g. a layout-hash mismatch).
     package mutating func countDrop(_ reason: WireDropReason) { drops[reason, default: 0] += 1 }
 }
+
+extension WireLimits {
+    /// Limits for a run whose biggest message is the parameter broadcast of `parameterCount` floats: 4·P bytes plus
+    /// 1 MiB for the envelope, never below `minimumBytes` (BoN batches and episode chunks are far smaller).
+    /// Use the same value for `ZMQSocket.limitIncoming(to:)` so libzmq drops the peer before buffering a huge frame.
+    package init(parameterCount: Int, minimumBytes: Int = 16 << 20) {
+        precondition(parameterCount >= 0 && minimumBytes > 0, "parameterCount \(parameterCount), minimumBytes \(minimumBytes)")
+        let (blob, o) = parameterCount.multipliedReportingOverflow(by: 4)
+        let total = o ? Int.max : blob.addingReportingOverflow(1 << 20).partialValue
+        self.init(maxMessageBytes: max(minimumBytes, total < 0 ? Int.max : total))
+    }
+}

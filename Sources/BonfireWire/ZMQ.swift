@@ -224,6 +224,13 @@ package final class ZMQSocket {
         }
     }
 
+    /// Sets ZMQ_MAXMSGSIZE from `limits` on a receiving socket: libzmq disconnects a peer that sends a bigger frame
+    /// before buffering it (WireDecoder would drop it anyway, but only after it was received in full). Call before
+    /// bind/connect; see `WireLimits(parameterCount:)` for the default.
+    package func limitIncoming(to limits: WireLimits) throws(ZMQError) {
+        try set(.maxMessageSize(Int64(clamping: limits.maxMessageBytes)))
+    }
+
     // MARK: - Waiting
 
     /// Waits until the socket can receive (`ZMQ_POLLIN`) or send (`ZMQ_POLLOUT`) or the deadline passes.

@@ -1,6 +1,10 @@
 // Fuzz-style robustness: ≥ 10⁵ random and mutated frames through WireDecoder must never crash; every frame is
 // either accepted (and then re-encodes and decodes to the same value) or dropped with a counted reason.
+// Then, per decoder (Envelope and every message's init(wire:)), 10⁵ random, mutated, structure-aware and
+// hostile-valued messages are decoded and validated (WireFuzzer.swift); BONFIRE_FUZZ_COUNT overrides the count
+// (Scripts/fuzz.sh runs 10⁶ per decoder and prints the per-decoder table).
 import BonfireWire
+import Foundation
 import XCTest
 
 final class WireFuzzTests: XCTestCase {
@@ -47,5 +51,50 @@ final class WireFuzzTests: XCTestCase {
         XCTAssertGreaterThan(decoder.drops[.malformed, default: 0], 0)
         XCTAssertGreaterThan(reencoded, 0, "some mutations (e.g. in float data) stay valid")
         print("fuzz: \(total) frames in \(elapsed), accepted \(decoder.accepted), drops \(decoder.drops)")
+    }
+
+    func testEveryDecoderSurvivesRandomMutatedAndHostileMessagesAndTheValidatorRejectsTheHostileOnes() throws {
+        let env = ProcessInfo.processInfo.environment
+        let count = env["BONFIRE_FUZZ_COUNT"].flatMap { Int($0) }.map { max($0, 100) } ?? 100_000
+        let seed = env["BONFIRE_FUZZ_SEED"].flatMap { UInt64($0) } ?? 0xF022
+        let start = ContinuousClock.now
+        var lines: [String] = []
+        let targets = FuzzTarget.all
+        for (i, target) in targets.enumerated() {
+            let t0 = ContinuousClock.now
+            let s = target.fuzz(count: count, seed: seed &+ UInt64(i))
+            let line = s.report + " (\(ContinuousClock.now - t0))"
+            lines.append(line)
+            print("fuzz " + line)
+            XCTAssertEqual(s.total, count)
+            XCTAssertEqual(s.decoded, s.validatorRejected.total + s.accepted, target.name)
+            XCTAssertGreaterThan(s.total - s.decoded, 0, "\(target.name): some mutations must fail to decode")
+            XCTAssertGreaterThan(s.validatorRejected.total, 0, "\(target.name): hostile values must be rejected")
+            XCTAssertGreaterThan(s.accepted, 0, "\(target.name): valid messages must still be accepted")
+            XCTAssertEqual(s.violations, [:], "\(target.name): accepted messages that break the validator's guarantees")
+        }
+        print("fuzz: \(targets.count) decoders × \(count) messages in \(ContinuousClock.now - start)")
+        if let out = env["BONFIRE_FUZZ_REPORT"] {
+            try (lines.joined(separator: "\n") + "\n").write(toFile: out, atomically: true, encoding: .utf8)
+        }
+    }
+
+    func testFuzzSeedsAreValidSoAcceptedCountsMeanSomething() {
+        for target in FuzzTarget.all {
+            for (i, s) in target.seeds.enumerated() {
+                guard case .accepted = target.run(s) else {
+                    XCTFail("\(target.name) seed \(i): \(target.run(s))"); continue
+                }
+            }
+        }
+    }
+
+    func testStructuralMutatorRoundTripsUnmutatedMessages() {
+        for target in FuzzTarget.all {
+            for s in target.seeds {
+                guard let f = PB.parse(s) else { XCTFail("\(target.name): seed does not parse"); continue }
+                XCTAssertEqual(PB.serialize(f), s, target.name)
+            }
+        }
     }
 }

@@ -46,6 +46,33 @@ final class ZMQTransportTests: XCTestCase {
         XCTAssertEqual(try pull.receive(timeout: .seconds(5)), [[1, 2], [], [3]])
     }
 
+    func testMaxMessageSizeMakesLibzmqDropOversizedFramesWhileSmallOnesStillArrive() throws {
+        let ctx = try ZMQContext()
+        let pull = try ZMQSocket(ctx, .pull)
+        try pull.limitIncoming(to: WireLimits(maxMessageBytes: 64 << 10))
+        try pull.bind("tcp://127.0.0.1:*")
+        let push = try ZMQSocket(ctx, .push)
+        try push.set(.reconnectInterval(.milliseconds(20)))
+        try push.connect(try pull.lastEndpoint())
+        let big = WireParameters(version: 1, layoutHash: 1, values: [Float](repeating: 1, count: 100_000))  // 400 KB
+        XCTAssertTrue(try push.send(Samples.envelope(.parameters(big)), timeout: .seconds(5)))
+        var decoder = WireDecoder(runID: Samples.runID)
+        var gotSmall = false
+        let deadline = ContinuousClock.now + .seconds(20)
+        var seq: UInt64 = 1
+        while !gotSmall && ContinuousClock.now < deadline {
+            seq += 1
+            _ = try push.send(Samples.envelope(.heartbeat(WireHeartbeat(policyVersion: 1, unixTimeMs: 0)), sequence: seq),
+                              timeout: .milliseconds(100))
+            while let got = try pull.receiveEnvelope(&decoder, timeout: .milliseconds(50)) {
+                let env = try got.envelope.get()
+                if case .parameters = env.payload { XCTFail("the oversized frame must never be delivered") }
+                if case .heartbeat = env.payload { gotSmall = true }
+            }
+        }
+        XCTAssertTrue(gotSmall, "small frames still arrive after the oversized sender was disconnected")
+    }
+
     func testPubSubDeliversOnlySubscribedPrefixes() throws {
         let ctx = try ZMQContext()
         let pub = try ZMQSocket(ctx, .pub)

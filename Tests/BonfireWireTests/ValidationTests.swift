@@ -1,0 +1,272 @@
+// The validation layer: one hostile message per drop reason (each must be rejected with exactly that reason, and
+// the set of reasons covered must be every meaning reason), the happy path at the defaults, role permissions,
+// registration, replays, the bounded sequence table, DropCounter merge/metrics and DropLog rate limiting.
+import BonfireWire
+import XCTest
+
+final class ValidationTests: XCTestCase {
+    let ctx = FuzzWorld.context(.learner)
+
+    func group(prompt: [Int] = [1, 2, 3], n: Int = FuzzWorld.n, tokens: [Int] = [4, 5], logProbs: [Float]? = nil,
+               version: UInt64 = UInt64(FuzzWorld.current), score: Double = 0.5, reward: Double = 1,
+               temperature: Float = 1) -> WireBoNGroup {
+        WireBoNGroup(itemID: 1, promptTokens: prompt, behaviourVersion: version, temperature: temperature,
+                     responses: (0..<n).map { _ in
+                         WireBoNResponse(tokens: tokens, tokenLogProbs: logProbs ?? tokens.map { _ in -0.5 },
+                                         verifierScore: score, reward: reward)
+                     })
+    }
+
+    func batch(_ g: WireBoNGroup, task: String = "math") -> WireBoNGroupBatch { WireBoNGroupBatch(task: task, groups: [g]) }
+
+    func envelope(_ p: WirePayload, role: WireRole = .actor, id: UInt32 = 3, run: String = FuzzWorld.runID) -> WireEnvelope {
+        WireEnvelope(runID: run, senderRole: role, senderID: id, sequence: 1, payload: p)
+    }
+
+    func episodes(_ edit: (inout WireEpisodeBatch) -> Void = { _ in }) -> WireEpisodeBatch {
+        var e = WireEpisodeBatch(env: "chain", observationDim: 4, observations: [Float](repeating: 0.5, count: 8),
+                                 actions: [0, 2], rewards: [0, 1], dones: [false, false], truncations: [false, false],
+                                 behaviourLogProbs: [-1, -1], behaviourVersions: [19, 20],
+                                 bootstrapObservation: [0, 0, 0, 0])
+        edit(&e)
+        return e
+    }
+
+    func params(_ edit: (inout WireParameters) -> Void = { _ in }) -> WireParameters {
+        var p = WireParameters(version: UInt64(FuzzWorld.current), layoutHash: FuzzWorld.layoutHash,
+                               values: [Float](repeating: 0.1, count: FuzzWorld.params))
+        edit(&p)
+        return p
+    }
+
+    func report(_ edit: (inout WireEvalReport) -> Void = { _ in }) -> WireEvalReport {
+        var r = WireEvalReport(requestID: 5, version: UInt64(FuzzWorld.current), task: "math", rows: [
+            WireEvalRow(n: 4, temperature: 1, passAtN: 0.5, boN: 0.25, meanReward: 0.2, numPrompts: 10)])
+        edit(&r)
+        return r
+    }
+
+    /// One hostile case per reason: (reason, outcome). Every case must produce exactly its reason.
+    var cases: [(DropReason, Validation)] {
+        var coord = FuzzWorld.context(.coordinator)
+        coord.expectedEvalRequests = [5]
+        var registered = coord
+        registered.senderRegisteredRole = .actor
+        var needsReg = coord
+        needsReg.requireRegistrationFor = [.metrics]
+        var episodeRun = ctx
+        episodeRun.jobKind = .episodes
+        let actorCtx = FuzzWorld.context(.actor)
+        let metrics = WireMetrics(step: 1, version: 20, values: ["loss/policy": 1])
+        return [
+            (.wrongProtocolVersion, ctx.validate(WireEnvelope(runID: FuzzWorld.runID, senderRole: .actor, senderID: 3, sequence: 1,
+                                                              payload: .bonGroups(batch(group())), protocolVersion: 2))),
+            (.unknownRunID, ctx.validate(envelope(.bonGroups(batch(group())), run: "other-run"))),
+            (.senderRoleNotAllowed, actorCtx.validate(envelope(.parameters(params()), role: .actor))),
+            (.senderIdentityMismatch, registered.validate(envelope(.metrics(metrics), role: .learner))),
+            (.senderNotRegistered, needsReg.validate(envelope(.metrics(metrics), role: .learner))),
+            (.versionOutOfRange, ctx.validate(batch(group(version: .max)))),
+            (.versionFromFuture, ctx.validate(batch(group(version: UInt64(FuzzWorld.current + 1))))),
+            (.versionTooStale, ctx.validate(batch(group(version: UInt64(FuzzWorld.current - FuzzWorld.lag - 1))))),
+            (.versionReplayed, actorCtx.validate(params { $0.version = UInt64(FuzzWorld.current - 1) })),
+            (.taskMismatch, ctx.validate(batch(group(), task: "code"))),
+            (.envMismatch, ctx.validate(episodes { $0.env = "grid" })),
+            (.jobKindMismatch, episodeRun.validate(batch(group()))),
+            (.unexpectedEvalReport, coord.validate(report { $0.requestID = 6 })),
+            (.emptyBatch, ctx.validate(WireBoNGroupBatch(task: "math", groups: []))),
+            (.emptyGroup, ctx.validate(batch(group(n: 0)))),
+            (.emptyPrompt, ctx.validate(batch(group(prompt: [])))),
+            (.emptyResponse, ctx.validate(batch(group(tokens: [])))),
+            (.groupSizeMismatch, ctx.validate(batch(group(n: FuzzWorld.n + 1)))),
+            (.tooManyItems, ctx.validate(WireBoNGroupBatch(task: "math", groups: [WireBoNGroup](repeating: group(), count: FuzzWorld.maxGroups + 1)))),
+            (.stringTooLong, ctx.validate(batch(group(), task: String(repeating: "x", count: 257)))),
+            (.responseTooLong, ctx.validate(batch(group(tokens: [Int](repeating: 1, count: FuzzWorld.maxNew + 1))))),
+            (.sequenceTooLong, ctx.validate(batch(group(prompt: [Int](repeating: 1, count: 50), tokens: [Int](repeating: 1, count: 20))))),
+            (.tokenOutOfVocabulary, ctx.validate(batch(group(tokens: [1, FuzzWorld.vocab])))),
+            (.observationSizeMismatch, ctx.validate(episodes { $0 = WireEpisodeBatch(
+                env: "chain", observationDim: 2, observations: [0, 0], actions: [0], rewards: [0], dones: [false],
+                truncations: [false], behaviourLogProbs: [-1], behaviourVersions: [20], bootstrapObservation: [0, 0]) })),
+            (.parameterCountMismatch, actorCtx.validate(params { $0.values.removeLast() })),
+            (.layoutMismatch, actorCtx.validate(params { $0.layoutHash ^= 1 })),
+            (.logProbNonFinite, ctx.validate(batch(group(logProbs: [-1, .nan])))),
+            (.logProbOutOfRange, ctx.validate(batch(group(logProbs: [-1, 0.5])))),
+            (.rewardNonFinite, ctx.validate(batch(group(reward: .infinity)))),
+            (.rewardOutOfRange, ctx.validate(batch(group(reward: 1e30)))),
+            (.scoreNonFinite, ctx.validate(batch(group(score: .nan)))),
+            (.scoreOutOfRange, ctx.validate(batch(group(score: -1e9)))),
+            (.temperatureOutOfRange, ctx.validate(batch(group(temperature: .nan)))),
+            (.observationNonFinite, ctx.validate(episodes { $0.observations[3] = .infinity })),
+            (.episodeStructure, ctx.validate(episodes { $0.truncations[0] = true })),
+            (.actionOutOfRange, ctx.validate(episodes { $0.actions[1] = Int32(FuzzWorld.actions) })),
+            (.parameterNonFinite, actorCtx.validate(params { $0.values[7] = .nan })),
+            (.metricNonFinite, coord.validate(WireMetrics(step: 1, version: 1, values: ["loss/policy": .nan]))),
+            (.evalValueOutOfRange, coord.validate(report { $0.rows[0].passAtN = 1.5 })),
+            (.controlValueOutOfRange, actorCtx.validate(WireHelloAck(accepted: true, currentVersion: 1, heartbeatIntervalMs: 0, liveness: 3))),
+            (.invalidField, ctx.validate(episodes { $0.rewards.removeLast() })),
+            (.sequenceReplayed, { var t = SequenceTable(); _ = t.check(peer: "a", sequence: 5); return t.check(peer: "a", sequence: 5) }()),
+        ]
+    }
+
+    func testEveryMeaningDropReasonHasAHostileCaseThatProducesExactlyIt() {
+        var covered = Set<DropReason>()
+        for (reason, outcome) in cases {
+            XCTAssertEqual(outcome.reason, reason, "expected \(reason), got \(outcome)")
+            covered.insert(reason)
+        }
+        // Framing reasons that only WireDecoder produces (no decoded message can carry them).
+        let framingOnly: Set<DropReason> = [.oversized, .malformed, .missingPayload]
+        XCTAssertEqual(Set(DropReason.allCases).subtracting(covered).subtracting(framingOnly), [],
+                       "add a hostile case for every new DropReason")
+    }
+
+    func testWellFormedMessagesAtTheRuntimeDefaultsAreValid() {
+        XCTAssertEqual(ctx.validate(envelope(.bonGroups(batch(group())))), .valid)
+        XCTAssertEqual(ctx.validate(envelope(.episodes(episodes()))), .valid)
+        XCTAssertEqual(ctx.validate(episodes { $0.dones[1] = true; $0.bootstrapObservation = [] }), .valid)
+        XCTAssertEqual(FuzzWorld.context(.actor).validate(envelope(.parameters(params()), role: .learner)), .valid)
+        XCTAssertEqual(FuzzWorld.context(.coordinator).validate(envelope(.evalReport(report()))), .valid)
+        XCTAssertEqual(FuzzWorld.context(.coordinator).validate(envelope(.hello(WireHello(role: .actor, id: 3, host: "h", pid: 1)))), .valid)
+        XCTAssertEqual(FuzzWorld.context(.coordinator).validate(
+            envelope(.metrics(WireMetrics(step: 3, version: 2, values: ["loss/policy": 0.5])), role: .learner)), .valid)
+        // A fresh context (nothing known) accepts anything that fits the generic limits.
+        let open = ValidationContext(receiver: .learner, runID: nil)
+        XCTAssertEqual(open.validate(batch(group(prompt: [1_000_000], version: 1 << 40))), .valid)
+        // The lag bound is inclusive; the coordinator's look-ahead is honoured.
+        XCTAssertEqual(ctx.validate(batch(group(version: UInt64(FuzzWorld.current - FuzzWorld.lag)))), .valid)
+        XCTAssertEqual(FuzzWorld.context(.coordinator).validate(WireHeartbeat(policyVersion: UInt64(FuzzWorld.current + 2), unixTimeMs: 0)), .valid)
+        // Log-prob rounding just above 0 passes; prompt + response exactly the context passes.
+        XCTAssertEqual(ctx.validate(batch(group(logProbs: [0, 1e-6]))), .valid)
+        XCTAssertEqual(ctx.validate(batch(group(prompt: [Int](repeating: 1, count: 40), tokens: [Int](repeating: 2, count: 24)))), .valid)
+    }
+
+    func testRolesMayOnlySendTheirOwnMessages() {
+        let coord = FuzzWorld.context(.coordinator)
+        let metrics = WireMetrics(step: 1, version: 1, values: [:])
+        // A forged "learner finished" from a peer registered as an actor.
+        var reg = coord
+        reg.senderRegisteredRole = .actor
+        XCTAssertEqual(reg.validate(envelope(.metrics(metrics), role: .learner)).reason, .senderIdentityMismatch)
+        // An eval report from the learner, BoN groups to the coordinator, eval requests from an actor.
+        XCTAssertEqual(coord.validate(envelope(.evalReport(report()), role: .learner)).reason, .senderRoleNotAllowed)
+        XCTAssertEqual(coord.validate(envelope(.bonGroups(batch(group())))).reason, .senderRoleNotAllowed)
+        XCTAssertEqual(FuzzWorld.context(.actor).validate(envelope(.evalRequest(
+            WireEvalRequest(requestID: 1, version: 1, task: "math", nList: [1], temperatures: [1])), role: .actor)).reason,
+            .senderRoleNotAllowed)
+        // Unspecified role, and a hello whose role/id disagree with its envelope.
+        XCTAssertEqual(coord.validate(envelope(.heartbeat(WireHeartbeat(policyVersion: 1, unixTimeMs: 0)), role: .unspecified)).reason,
+                       .senderRoleNotAllowed)
+        XCTAssertEqual(coord.validate(envelope(.hello(WireHello(role: .learner, id: 0, host: "h", pid: 1)))).reason,
+                       .senderIdentityMismatch)
+        XCTAssertEqual(coord.validate(envelope(.hello(WireHello(role: .actor, id: 9, host: "h", pid: 1)))).reason,
+                       .senderIdentityMismatch)
+        // Every receiver/kind pair is decided by the table (no crash, no accidental wildcard).
+        for r in WireRole.allCases { for k in WireMessageKind.allCases { _ = k.allowedSenders(to: r) } }
+        XCTAssertTrue(WireMessageKind.parameters.allowedSenders(to: .actor) == [.learner])
+    }
+
+    func testVersionsOfEveryMessageNeverTrapAtUInt64Extremes() {
+        let coord = FuzzWorld.context(.coordinator), actor = FuzzWorld.context(.actor)
+        for v in [UInt64.max, UInt64(Int64.max) + 1] {
+            XCTAssertEqual(ctx.validate(batch(group(version: v))).reason, .versionOutOfRange)
+            XCTAssertEqual(ctx.validate(episodes { $0.behaviourVersions[0] = v }).reason, .versionOutOfRange)
+            XCTAssertEqual(actor.validate(params { $0.version = v }).reason, .versionOutOfRange)
+            XCTAssertEqual(coord.validate(report { $0.version = v }).reason, .versionOutOfRange)
+            XCTAssertEqual(coord.validate(WireMetrics(step: 1, version: v, values: [:])).reason, .versionOutOfRange)
+            XCTAssertEqual(coord.validate(WireMetrics(step: v, version: 1, values: [:])).reason, .versionOutOfRange)
+            XCTAssertEqual(coord.validate(WireHeartbeat(policyVersion: v, unixTimeMs: 0)).reason, .versionOutOfRange)
+            XCTAssertEqual(actor.validate(WireHelloAck(accepted: true, currentVersion: v, heartbeatIntervalMs: 1, liveness: 1)).reason,
+                           .versionOutOfRange)
+            XCTAssertEqual(actor.validate(WireEvalRequest(requestID: 1, version: v, task: "math", nList: [1], temperatures: [1])).reason,
+                           .versionOutOfRange)
+        }
+        // currentVersion near Int.max with a look-ahead and a lag: no overflow traps.
+        var c = ctx
+        c.currentVersion = .max; c.maxVersionAhead = .max; c.maxLag = .max
+        XCTAssertEqual(c.validate(batch(group(version: 0))), .valid)
+        c.currentVersion = 0; c.maxLag = 0; c.maxVersionAhead = 0
+        XCTAssertEqual(c.validate(batch(group(version: UInt64(Int.max)))).reason, .versionFromFuture)
+    }
+
+    func testSequenceTableDetectsReplaysAndStaysBounded() {
+        var t = SequenceTable(capacity: 3)
+        XCTAssertEqual(t.check(peer: "a", sequence: 1), .valid)
+        XCTAssertEqual(t.check(peer: "a", sequence: 2), .valid)
+        XCTAssertEqual(t.check(peer: "a", sequence: 2).reason, .sequenceReplayed)
+        XCTAssertEqual(t.check(peer: "a", sequence: 0).reason, .sequenceReplayed)
+        XCTAssertEqual(t.check(peer: "a", sequence: 1, restart: true), .valid, "a restarted sender counts from 1")
+        for i in 0..<1000 { _ = t.check(peer: "p\(i)", sequence: 1) }
+        XCTAssertEqual(t.count, 3, "peers cannot grow the table")
+    }
+
+    func testDropCounterMergesAndRoundTripsThroughMetrics() {
+        var a = DropCounter(), b = DropCounter()
+        a.count(.tokenOutOfVocabulary); a.count(.tokenOutOfVocabulary)
+        XCTAssertFalse(a.record(ctx.validate(batch(group(reward: .nan)))))
+        XCTAssertTrue(a.record(.valid))
+        b.merge([.malformed: 3, .oversized: 1])
+        let m = a.merged(b)
+        XCTAssertEqual(m.total, 7)
+        XCTAssertEqual(m[.malformed], 3)
+        XCTAssertEqual(m.metrics["wire/dropped/token_out_of_vocabulary"], 2)
+        XCTAssertEqual(m.metrics[DropReason.totalMetricKey], 7)
+        XCTAssertEqual(DropCounter(metrics: m.metrics), m)
+        XCTAssertEqual(DropCounter(metrics: ["wire/dropped/malformed": .nan, "wire/dropped/oversized": -1]).total, 0)
+        XCTAssertEqual(m.summary, "malformed 3, token_out_of_vocabulary 2, oversized 1, reward_non_finite 1")
+        XCTAssertEqual(Set(DropReason.allCases.map(\.metricKey)).count, DropReason.allCases.count, "metric keys are unique")
+        for r in WireDropReason.allCases { XCTAssertEqual(DropReason(r).rawValue, r.rawValue) }
+    }
+
+    func testDropLogPrintsOneLinePerReasonPerPeriodWithPeerAndRunningCount() {
+        var log = DropLog(period: .seconds(10))
+        let t0 = ContinuousClock.now
+        let first = log.note(.malformed, peer: "actor-3\nFAKE LOG LINE", detail: "bad", now: t0)
+        XCTAssertNotNil(first)
+        XCTAssertTrue(first!.contains("actor-3?FAKE"), first!)
+        XCTAssertFalse(first!.contains("\n"))
+        XCTAssertTrue(first!.contains("malformed, 1 so far"), first!)
+        for i in 1...99 { XCTAssertNil(log.note(.malformed, peer: "actor-3", now: t0 + .milliseconds(i))) }
+        XCTAssertNotNil(log.note(.tokenOutOfVocabulary, peer: "actor-1", now: t0 + .seconds(1)), "other reasons log independently")
+        let later = log.note(.malformed, peer: "actor-3", now: t0 + .seconds(11))
+        XCTAssertTrue(later?.contains("101 so far, 99 not logged") ?? false, later ?? "nil")
+        XCTAssertEqual(log.counter[.malformed], 101)
+        XCTAssertNil(log.note(.valid, peer: "x"))
+    }
+
+    func testWireLimitsFromParameterCountAreSaneAndNeverOverflow() {
+        XCTAssertEqual(WireLimits(parameterCount: 0).maxMessageBytes, 16 << 20)
+        XCTAssertEqual(WireLimits(parameterCount: 10_000_000).maxMessageBytes, 40_000_000 + (1 << 20))
+        XCTAssertEqual(WireLimits(parameterCount: Int.max).maxMessageBytes, Int.max)
+    }
+
+    func testInboxCountsFramingAndMeaningDropsLogsRateLimitedAndRejectsReplays() {
+        var inbox = WireInbox(logPeriod: .seconds(60), checkSequences: true)
+        var lines: [String] = []
+        let t0 = ContinuousClock.now
+        let good = envelope(.bonGroups(batch(group())))
+        XCTAssertNotNil(inbox.admit(.success(good), context: ctx, now: t0, log: { lines.append($0) }))
+        XCTAssertNil(inbox.admit(.success(good), context: ctx, now: t0, log: { lines.append($0) }), "same sequence: replay")
+        var next = good
+        next.sequence = 2
+        XCTAssertNotNil(inbox.admit(.success(next), context: ctx, now: t0, log: { lines.append($0) }))
+        for i in 0..<5 {
+            XCTAssertNil(inbox.admit(.failure(WireError(.malformed, "junk \(i)")), context: ctx, peer: "tcp peer", now: t0,
+                                     log: { lines.append($0) }))
+        }
+        var hostile = envelope(.bonGroups(batch(group(version: .max))))
+        hostile.sequence = 3
+        XCTAssertNil(inbox.admit(.success(hostile), context: ctx, now: t0, log: { lines.append($0) }))
+        XCTAssertEqual(inbox.accepted, 2)
+        XCTAssertEqual(inbox.drops[.malformed], 5)
+        XCTAssertEqual(inbox.drops[.sequenceReplayed], 1)
+        XCTAssertEqual(inbox.drops[.versionOutOfRange], 1)
+        XCTAssertEqual(lines.count, 3, lines.joined(separator: "\n"))
+        XCTAssertTrue(lines.contains { $0.contains("actor-3") && $0.contains("version_out_of_range") }, lines.joined(separator: "\n"))
+        XCTAssertEqual(inbox.drops.metrics["wire/dropped_total"], 7)
+        // A restarted sender (reported by liveness) counts from 1 again; without sequence checks nothing is replayed.
+        inbox.senderRestarted(role: .actor, id: 3)
+        XCTAssertNotNil(inbox.admit(.success(good), context: ctx, now: t0))
+        var plain = WireInbox()
+        XCTAssertNotNil(plain.admit(.success(good), context: ctx))
+        XCTAssertNotNil(plain.admit(.success(good), context: ctx))
+    }
+}
