@@ -16,6 +16,7 @@ struct Bonfire: ParsableCommand {
             TrainEnvCommand.self,
             StatusCommand.self,
             EvalCommand.self, TrainVerifierCommand.self,
+            KeysCommand.self,
         ]
     )
 }
