@@ -96,9 +96,11 @@ chmod 700 "$WORK/munge"
 dd if=/dev/urandom of="$WORK/munge/munge.key" bs=1024 count=1 status=none
 chmod 400 "$WORK/munge/munge.key"
 MUNGE_SOCK="$WORK/munge/munge.sock"
-munged --force --key-file="$WORK/munge/munge.key" --socket="$MUNGE_SOCK" --pid-file="$WORK/munge/munged.pid" \
-  --log-file="$WORK/log/munged.log" --seed-file="$WORK/munge/seed" || fail "munged did not start (see $WORK/log/munged.log)"
-DAEMON_PIDS+=("$(cat "$WORK/munge/munged.pid")")
+munged --foreground --force --key-file="$WORK/munge/munge.key" --socket="$MUNGE_SOCK" --pid-file="$WORK/munge/munged.pid" \
+  --log-file="$WORK/log/munged.log" --seed-file="$WORK/munge/seed" >"$WORK/log/munged.out" 2>&1 &
+DAEMON_PIDS+=($!)
+for _ in $(seq 50); do [ -S "$MUNGE_SOCK" ] && break; sleep 0.1; done
+[ -S "$MUNGE_SOCK" ] || fail "munged did not start (see $WORK/log/munged.log)"
 chmod 777 "$WORK/munge"  # slurm daemons run as root here; the socket only has to be reachable
 
 # --- slurm.conf ----------------------------------------------------------------------------------------------------
@@ -219,6 +221,40 @@ done
 say "node2 (10.98.0.2) TCP connections to node1: ${conns:-none}"
 [ -n "$conns" ] || fail "no TCP connection from node2 to 10.98.0.1"
 
+# --- More actors join as a second job ------------------------------------------------------------------------------
+JOB2="$(in_ctl sbatch --parsable -N 1 -w node2 --chdir="$WORK/shared" --output="$WORK/shared/job-%j.out" \
+  --export=ALL,BONFIRE_BIN="$BONFIRE",SLURM_CONF="$SLURM_CONF" "$REPO/Cluster/slurm/actors.sbatch" "$RUN")"
+say "submitted extra actors as job $JOB2"
+for _ in $(seq 60); do
+  grep -q "actor-1000 registered" "$RUN/logs/coordinator.log" 2>/dev/null && break; sleep 1
+done
+grep -h "actor-1000 registered" "$RUN/logs/coordinator.log" || { tail -n 20 "$RUN"/logs/actors-*.log; fail "the extra actor (id 1000) never registered"; }
+in_ctl scancel "$JOB2"
+
+# --- Requeue: the job restarts on the same run directory, run id and ports; the learner resumes --------------------
+before="$version"
+say "scontrol requeue $JOB (at version $before)"
+in_ctl scontrol requeue "$JOB"
+# Slurm delays a requeued job's start (BeginTime = requeue time + about 2 minutes); do not wait for that here.
+for _ in $(seq 60); do
+  [ "$(in_ctl timeout 5 squeue -h -j "$JOB" -o %T 2>/dev/null)" = PENDING ] && break; sleep 0.5
+done
+in_ctl scontrol update JobId="$JOB" StartTime=now || true
+for _ in $(seq 120); do
+  grep -q "learner: resumed from" "$RUN/logs/learner.log" 2>/dev/null && break; sleep 1
+done
+grep -h "learner: resumed from" "$RUN/logs/learner.log" || { tail -n 30 "$WORK/shared/job-$JOB.out" "$RUN"/logs/learner.log; fail "the requeued job did not resume"; }
+grep -h "restart 1" "$WORK/shared/job-$JOB.out" || fail "no restart 1 in the job output"
+before="$(grep -h "learner: resumed from" "$RUN/logs/learner.log" | grep -oE 'version [0-9]+' | head -1 | awk '{print $2}')"
+t0=$(date +%s)
+while :; do
+  version="$( { grep -oE '"version" *: *[0-9]+' "$RUN/metrics.jsonl" | grep -oE '[0-9]+$' | sort -n | tail -1; } || true)"
+  [ "${version:-0}" -ge $((before + 3)) ] && break
+  [ $(( $(date +%s) - t0 )) -lt 120 ] || fail "the resumed run did not advance past version $((before + 3)) (at $version)"
+  sleep 1
+done
+say "resumed at version $before, advanced to version $version"
+
 # --- scancel: every role stops, the learner writes its final checkpoint ---------------------------------------------
 say "scancel $JOB"
 in_ctl scancel "$JOB"
@@ -234,5 +270,6 @@ ckpt="$(ls "$RUN/checkpoints/" 2>/dev/null | tail -1)"
 say "checkpoints: $(ls "$RUN/checkpoints/" 2>/dev/null | tr '\n' ' ')"
 [ -n "$ckpt" ] || fail "no checkpoint after scancel"
 grep -h "final checkpoint" "$RUN/logs/learner.log" || fail "the learner did not write its final checkpoint"
+[ "$(grep -c "final checkpoint" "$RUN/logs/learner.log")" -ge 2 ] || fail "expected a final checkpoint at the requeue and at scancel"
 say "PASSED in $(( $(date +%s) - START )) s (job $JOB)"
 STATUS=0

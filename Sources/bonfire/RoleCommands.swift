@@ -1,5 +1,5 @@
 // `bonfire coordinator | learner | actor --id K`: one process per role, sharing one option group. The same
-// commands run on one machine (`bonfire local` starts them for you) and across hosts (Scripts/launch-cluster.sh);
+// commands run on one machine (`bonfire local` starts them for you) and across hosts (Cluster/slurm/*.sbatch);
 // only the endpoints in the config differ.
 import ArgumentParser
 import BonfireCluster
