@@ -123,6 +123,8 @@ fi
 # --- Run the roles --------------------------------------------------------------------------------------------------
 RUN="$WORK/run"
 CONFIG="$WORK/netns.json"
+# 10.99.0.1 is not loopback, so the roles refuse to start without CURVE: make keys and turn it on.
+"$BONFIRE" keys --dir "$WORK/keys" >/dev/null
 cat >"$CONFIG" <<EOF
 {
   "run": { "dir": "$RUN" },
@@ -130,9 +132,12 @@ cat >"$CONFIG" <<EOF
   "endpoints": { "host": "10.99.0.1", "bindHost": "10.99.0.1" },
   "algorithm": { "sftWarmupSteps": 5 },
   "learner": { "maxSteps": 1000, "checkpointEvery": 0 },
-  "eval": { "everyVersions": 0 }
+  "eval": { "everyVersions": 0 },
+  "security": { "mode": "curve", "keysDir": "$WORK/keys" }
 }
 EOF
+# Every role must agree on the run id: one random id for this run.
+RUN_ID="netns-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
 
 start() {  # start <name> <namespace> <args...>
   local name="$1" ns="$2"; shift 2
@@ -140,12 +145,12 @@ start() {  # start <name> <namespace> <args...>
   PIDS+=($!)
   say "started $name in $ns: bonfire $*"
 }
-start coordinator "$NS_A" coordinator --config "$CONFIG"
+start coordinator "$NS_A" coordinator --config "$CONFIG" --set "run.id=$RUN_ID"
 sleep 1
-start learner "$NS_A" learner --config "$CONFIG"
+start learner "$NS_A" learner --config "$CONFIG" --set "run.id=$RUN_ID"
 sleep 1
-start actor-0 "$NS_B" actor --id 0 --config "$CONFIG"
-start actor-1 "$NS_C" actor --id 1 --config "$CONFIG"
+start actor-0 "$NS_B" actor --id 0 --config "$CONFIG" --set "run.id=$RUN_ID"
+start actor-1 "$NS_C" actor --id 1 --config "$CONFIG" --set "run.id=$RUN_ID"
 
 MIN="${NETNS_MIN_VERSION:-3}"
 TIMEOUT="${NETNS_TIMEOUT:-300}"

@@ -95,6 +95,8 @@ package struct RunConfig: Codable, Equatable, Sendable {
     package var logging = LoggingSection()
     /// Environment jobs: a non-empty `env.name` makes actors roll out environments instead of sampling BoN groups.
     package var env = EnvSection()
+    /// Transport security: ZeroMQ CURVE keys and the rule against unauthenticated non-loopback sockets.
+    package var security = SecuritySection()
 
     package init() {}
 
@@ -336,6 +338,37 @@ package struct RunConfig: Codable, Equatable, Sendable {
         case .guess: .textEpisodes
         }
     }
+}
+
+extension RunConfig {
+    /// `security.mode`: how the roles' sockets are secured.
+    package enum SecurityMode: String, Codable, Sendable, CaseIterable, ConfigChoice, ConfigChoiceValue {
+        /// Plain ZeroMQ: anyone who reaches a port can talk to it. Loopback only, unless `allowInsecureRemote`.
+        case none
+        /// ZeroMQ CURVE on every socket: encrypted, and only allow-listed client keys get in, each bound to a role.
+        case curve
+    }
+
+    package struct SecuritySection: Codable, Equatable, Sendable {
+        /// "none" (default) or "curve" (ZeroMQ CURVE on every socket; needs `keysDir`).
+        package var mode: SecurityMode = .none
+        /// Key directory written by `bonfire keys --dir D` (server.key, server.pub, <role>.key, allowed-clients).
+        /// Required when mode = curve; an actor host needs only server.pub and actor.key. Default "".
+        package var keysDir: String = ""
+        /// Let `endpoints.bindHost`/`endpoints.host` be a non-loopback address without CURVE (anyone on that network
+        /// can then read parameters and push forged rollouts). Default false.
+        package var allowInsecureRemote: Bool = false
+        package init() {}
+    }
+
+    /// True for addresses only this machine can reach: 127.0.0.0/8, ::1, localhost.
+    package static func isLoopback(_ host: String) -> Bool {
+        let h = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        if h == "localhost" || h == "::1" { return true }
+        let parts = h.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+    }
+
 
     /// The algorithm options of this config (`algorithm.*`, `sampling.temperature`, `learner.importanceClip`).
     package var algorithmOptions: AlgorithmOptions {
@@ -407,27 +440,32 @@ extension RunConfig {
         return s
     }
 
-    /// A fresh run id: UTC time plus 4 random hex digits, e.g. "20250301-142233-9f1c".
-    package static func makeRunID(date: Date = Date(), random: UInt16 = UInt16.random(in: 0...UInt16.max)) -> String {
+    /// A run id: UTC time plus 4 random hex digits, e.g. "20250301-142233-9f1c" (`random`), then, when `extra` is
+    /// given, 12 more hex digits (`RunDirectory.sharedRunID` passes 48 random bits from the system's CSPRNG).
+    package static func makeRunID(date: Date = Date(), random: UInt16 = UInt16.random(in: 0...UInt16.max),
+                                  extra: UInt64? = nil) -> String {
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX")
         f.timeZone = TimeZone(identifier: "UTC")
         f.dateFormat = "yyyyMMdd-HHmmss"
         let hex = String(random, radix: 16)
-        return f.string(from: date) + "-" + String(repeating: "0", count: 4 - hex.count) + hex
+        let tail = extra.map { x -> String in let h = String(x & 0xFFFF_FFFF_FFFF, radix: 16); return String(repeating: "0", count: 12 - h.count) + h } ?? ""
+        return f.string(from: date) + "-" + String(repeating: "0", count: 4 - hex.count) + hex + tail
     }
 
     // MARK: Schema
 
     /// The type of each key, read from the default config by reflection (labels = Codable keys).
     indirect enum Schema: Equatable {
-        case int, uint64, double, string, intArray, doubleArray
+        case int, uint64, double, string, intArray, doubleArray, bool
+        /// An enum of `ConfigChoice`: one of these names.
         case choice([String])
         case section([String: Schema])
 
         static func of(_ value: Any) -> Schema {
             if let c = value as? any ConfigChoiceValue { return .choice(type(of: c).allowedNames) }
             switch value {
+            case is Bool: return .bool
             case is Int: return .int
             case is UInt64: return .uint64
             case is Double: return .double
@@ -454,6 +492,8 @@ extension RunConfig {
             case .choice(let names): return "one of " + names.joined(separator: ", ")
             case .intArray: return "an array of integers (in --set: comma separated, e.g. 1,2,4)"
             case .doubleArray: return "an array of numbers (in --set: comma separated, e.g. 0.5,1.0)"
+            case .bool: return "a boolean (true or false)"
+            case .choice(let names): return "one of " + names.joined(separator: ", ")
             case .section(let f): return "a section with keys " + f.keys.sorted().joined(separator: ", ")
             }
         }
@@ -536,6 +576,9 @@ extension RunConfig {
         case .string:
             guard let s = v as? String else { throw bad() }
             return s
+        case .bool:
+            guard isBool(v), let n = v as? NSNumber else { throw bad() }
+            return n.boolValue
         case .choice(let names):
             guard let s = v as? String, names.contains(s) else { throw bad() }
             return s
@@ -614,6 +657,11 @@ extension RunConfig {
             return raw
         case .intArray: return try items(raw).map(int)
         case .doubleArray: return try items(raw).map(double)
+        case .bool:
+            switch raw { case "true": return true; case "false": return false; default: throw bad() }
+        case .choice(let names):
+            guard names.contains(raw) else { throw bad() }
+            return raw
         case .section: preconditionFailure("parse a section")
         }
     }
@@ -772,6 +820,20 @@ extension RunConfig {
         check(!env.hiddenSizes.isEmpty && env.hiddenSizes.allSatisfy { $0 >= 1 }, "env.hiddenSizes",
               "must be a non-empty list of widths ≥ 1", env.hiddenSizes)
 
+        if security.mode == .curve {
+            check(!security.keysDir.isEmpty, "security.keysDir",
+                  "must name the key directory when security.mode = curve (create one: bonfire keys --dir D)", "\"\"")
+        } else if !security.allowInsecureRemote {
+            for (key, host) in [("endpoints.bindHost", endpoints.bindHost), ("endpoints.host", endpoints.host)]
+            where !host.isEmpty && !Self.isLoopback(host) {
+                problems.append("config key \(key) is \(host), reachable from other machines, but security.mode is none: " +
+                    "anyone there could read parameters and push forged rollouts. Turn CURVE on: bonfire keys --dir D, " +
+                    "then --set security.mode=curve --set security.keysDir=D (copy D/server.pub and D/actor.key to actor " +
+                    "hosts); or, on a network you trust, --set security.allowInsecureRemote=true")
+            }
+        }
+
         if !problems.isEmpty { throw ConfigError(problems.joined(separator: "\n")) }
     }
 }
+

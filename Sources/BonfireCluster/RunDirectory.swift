@@ -188,6 +188,41 @@ package final class RunDirectory: @unchecked Sendable {
         return dir
     }
 
+    /// `<dir>/run-id`: the run id every role of this run directory agrees on (see `sharedRunID`).
+    package static func runIDURL(_ dir: URL) -> URL { dir.appendingPathComponent("run-id") }
+
+    /// The run id for a config whose `run.id` is empty: the one recorded in `<dir>/run-id` (a role started later,
+    /// or a resumed run, keeps it), or a fresh random one (`RunConfig.makeRunID`) recorded there by whichever role
+    /// gets there first (O_EXCL, so roles starting at once on shared storage agree). `fresh` replaces a recorded id
+    /// (a new run reusing the directory, e.g. `bonfire local` without --resume).
+    package static func sharedRunID(dir: URL, fresh: Bool = false) throws -> String {
+        let file = runIDURL(dir)
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+            throw ConfigError("run directory \(dir.path): cannot be created (\(error.localizedDescription)); "
+                              + "choose another run.dir or fix its permissions")
+        }
+        if fresh { unlink(file.path) }
+        for _ in 0..<3 {
+            if let data = FileManager.default.contents(atPath: file.path) {
+                let id = String(decoding: data.prefix(200), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                if !id.isEmpty && !id.contains(where: { $0.isWhitespace || $0 == "/" }) { return id }
+                unlink(file.path)  // empty or damaged: replace it
+            }
+            let id = RunConfig.makeRunID(extra: UInt64.random(in: 0..<(1 << 48)))
+            let fd = Glibc.open(file.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            if fd < 0 {
+                if errno == EEXIST { continue }  // another role won the race: read its id
+                throw ConfigError("cannot write \(file.path) (\(String(cString: strerror(errno)))); fix the run directory's permissions or set run.id")
+            }
+            let line = Array((id + "\n").utf8)
+            let n = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+            guard n == line.count else { throw ConfigError("cannot write \(file.path) (short write)") }
+            return id
+        }
+        throw ConfigError("\(file.path) keeps changing (several runs in one run.dir?); set run.id explicitly")
+    }
+
     /// Opens an existing run directory (it must hold config.json or metrics.jsonl).
     package static func open(at url: URL) throws -> RunDirectory {
         guard isRunDirectory(url) else {

@@ -91,6 +91,8 @@ package final class ZMQContext: @unchecked Sendable {
 
 package enum ZMQSocketType: Sendable {
     case push, pull, pub, sub, router, dealer, pair
+    /// REQ/REP: only the ZAP handler (ZAP.swift) uses REP.
+    case req, rep
 
     var raw: Int32 {
         switch self {
@@ -101,6 +103,8 @@ package enum ZMQSocketType: Sendable {
         case .router: ZMQ_ROUTER
         case .dealer: ZMQ_DEALER
         case .pair: ZMQ_PAIR
+        case .req: ZMQ_REQ
+        case .rep: ZMQ_REP
         }
     }
 }
@@ -144,6 +148,10 @@ package final class ZMQSocket {
     package let type: ZMQSocketType
     private let context: ZMQContext
     private var handle: UnsafeMutableRawPointer?
+    /// Read the ZAP "User-Id" of each received message (set by `configureCurveServer`; see Curve.swift).
+    var readsUserId = false
+    /// The ZAP user id (a CURVE client's bound role) of the last message received, when `readsUserId`.
+    package private(set) var lastReceivedUserId: String?
 
     /// `linger` bounds how long close (and context teardown) waits for unsent messages.
     package init(_ context: ZMQContext, _ type: ZMQSocketType, linger: Duration = .seconds(1)) throws(ZMQError) {
@@ -163,6 +171,10 @@ package final class ZMQSocket {
         guard let handle else { preconditionFailure("ZMQSocket(\(type)) used after close()") }
         return handle
     }
+
+    /// For socket options set from other files of this module (Curve.swift).
+    var rawHandle: UnsafeMutableRawPointer { h }
+    var owningContext: ZMQContext { context }
 
     package func bind(_ endpoint: String) throws(ZMQError) {
         _ = try zmqCall("zmq_bind(\(endpoint))", { zmq_bind(h, endpoint) })
@@ -349,8 +361,13 @@ package final class ZMQSocket {
         } else {
             guard case .ok = try zmqCall("zmq_msg_recv", { zmq_msg_recv(&msg, h, 0) }) else { return false }
         }
+        if readsUserId { lastReceivedUserId = nil }
         var index = 0
         while true {
+            // (a ROUTER's routing-id frame is made locally and has no metadata: take the first frame that has it)
+            if readsUserId && lastReceivedUserId == nil {
+                lastReceivedUserId = zmq_msg_gets(&msg, "User-Id").map { String(cString: $0) }
+            }
             let more = zmq_msg_more(&msg) != 0
             frame(index, UnsafeRawBufferPointer(start: zmq_msg_data(&msg), count: zmq_msg_size(&msg)), !more)
             if !more { return true }
@@ -386,7 +403,9 @@ package final class ZMQSocket {
             if isLast { result = decoder.accept(raw) } else { prefix.append(Array(raw)) }
         }
         guard got, let result else { return nil }
-        return ZMQReceived(prefix: prefix, envelope: result)
+        var received = ZMQReceived(prefix: prefix, envelope: result)
+        if readsUserId { received.authenticatedUserId = lastReceivedUserId }
+        return received
     }
 }
 
@@ -394,4 +413,7 @@ package final class ZMQSocket {
 package struct ZMQReceived: Sendable {
     package var prefix: [[UInt8]]
     package var envelope: Result<WireEnvelope, WireError>
+    /// The role the sender authenticated as (ZAP user id of its CURVE key, e.g. "actor"); nil without CURVE.
+    /// Check it against the envelope's sender role with `isAuthenticated(as:)` (Curve.swift).
+    package var authenticatedUserId: String? = nil
 }

@@ -58,8 +58,12 @@ struct WireThroughput: ParsableCommand {
     @Flag(help: "Keep glibc's default malloc settings (skip WireMemory.configureForLargeMessages()).")
     var defaultMalloc = false
 
+    @Flag(help: "Measure what ZeroMQ CURVE costs: raw and ours, each with and without CURVE (ZAP-authenticated).")
+    var curve = false
+
     mutating func run() throws {
         let tuned = defaultMalloc ? false : WireMemory.configureForLargeMessages()
+        if curve { return try curveTable(tuned: tuned) }
         print("bonfire-bench wire: libzmq \(ZMQContext.libraryVersion), tcp://127.0.0.1, HWM \(hwm), best of \(rounds) rounds, "
               + "malloc tuned for large messages: \(tuned)")
         print("| payload | encoded bytes | encode µs | decode µs | ours msg/s | ours MB/s | raw msg/s | raw MB/s | ours/raw |")
@@ -98,11 +102,46 @@ struct WireThroughput: ParsableCommand {
         try parameterLatency()
     }
 
-    /// Seconds to move `count` messages; `ours == nil` measures the raw byte path.
-    private func measure(count: Int, bytes: Int, ours: WireEnvelope?) throws -> Double {
+    /// raw / ours, each plain and with CURVE, same sizes and counts, rounds interleaved; best round counts.
+    private func curveTable(tuned: Bool) throws {
+        print("bonfire-bench wire --curve: libzmq \(ZMQContext.libraryVersion) (CURVE available: \(Curve.isAvailable)), "
+              + "tcp://127.0.0.1, HWM \(hwm), best of \(rounds) rounds, malloc tuned: \(tuned)")
+        print("| payload | encoded bytes | raw MB/s | raw+CURVE MB/s | ours MB/s | ours+CURVE MB/s | ours+CURVE msg/s | CURVE cost (ours) | ours+CURVE / raw |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for (label, size, count) in [("1 KiB", 1 << 10, 100_000), ("64 KiB", 64 << 10, 8_000),
+                                     ("1 MiB", 1 << 20, 600)] {
+            let env = rollout(bytes: size)
+            let encodedBytes = env.encodedSize
+            let n = max(10, Int(Double(count) * scale))
+            var best = [Double](repeating: .infinity, count: 4)  // raw, raw+curve, ours, ours+curve
+            for _ in 0..<rounds {
+                best[0] = min(best[0], try measure(count: n, bytes: encodedBytes, ours: nil))
+                best[1] = min(best[1], try measure(count: n, bytes: encodedBytes, ours: nil, curve: true))
+                best[2] = min(best[2], try measure(count: n, bytes: encodedBytes, ours: env))
+                best[3] = min(best[3], try measure(count: n, bytes: encodedBytes, ours: env, curve: true))
+            }
+            let mbs = best.map { Double(n) / $0 * Double(encodedBytes) / 1e6 }
+            print(String(format: "| %@ | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f× | %.2f |", label, encodedBytes,
+                         mbs[0], mbs[1], mbs[2], mbs[3], Double(n) / best[3], mbs[2] / mbs[3], mbs[3] / mbs[0]))
+        }
+    }
+
+    /// Seconds to move `count` messages; `ours == nil` measures the raw byte path. `curve`: the PULL is a CURVE
+    /// server behind a ZAP handler, the PUSH a CURVE client with an allow-listed key (as between actor and learner).
+    private func measure(count: Int, bytes: Int, ours: WireEnvelope?, curve: Bool = false) throws -> Double {
         let ctx = try ZMQContext()
         let pull = try ZMQSocket(ctx, .pull)
         try pull.set(.receiveHighWaterMark(hwm))
+        var auth: ZAPAuthenticator?
+        defer { auth?.stop() }
+        let serverKeys = curve ? try CurveKeyPair.generate() : nil
+        let clientKeys = curve ? try CurveKeyPair.generate() : nil
+        if let serverKeys, let clientKeys {
+            var allow = CurveAllowList()
+            try allow.allow(clientKeys.publicKey, as: .actor)
+            auth = try ZAPAuthenticator.start(context: ctx, allow: allow)
+            try pull.configureCurveServer(keys: serverKeys, authenticator: auth!)
+        }
         try pull.bind("tcp://127.0.0.1:*")
         let endpoint = try pull.lastEndpoint()
         let hwm = self.hwm
@@ -113,6 +152,9 @@ struct WireThroughput: ParsableCommand {
             do {
                 let push = try ZMQSocket(ctx, .push)
                 try push.set(.sendHighWaterMark(hwm))
+                if let serverKeys, let clientKeys {
+                    try push.configureCurveClient(serverPublicKey: serverKeys.publicKey, keys: clientKeys)
+                }
                 try push.connect(endpoint)
                 if let ours {
                     var env = ours

@@ -26,7 +26,7 @@ struct LocalCommand: ParsableCommand {
     var strictPorts = false
 
     func run() throws {
-        var config = try options.load()
+        var config = try options.load(freshRunID: !resume)
         if let actors {
             guard actors >= 1 else { throw ValidationError("--actors must be ≥ 1, got \(actors)") }
             config.actors.count = actors

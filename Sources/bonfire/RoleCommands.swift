@@ -1,5 +1,5 @@
 // `bonfire coordinator | learner | actor --id K`: one process per role, sharing one option group. The same
-// commands run on one machine (`bonfire local` starts them for you) and across hosts (Scripts/launch-cluster.sh);
+// commands run on one machine (`bonfire local` starts them for you) and across hosts (Cluster/slurm/*.sbatch);
 // only the endpoints in the config differ.
 import ArgumentParser
 import BonfireCluster
@@ -18,9 +18,10 @@ struct ConfigOptions: ParsableArguments {
         valueName: "key=value"))
     var sets: [String] = []
 
-    /// The resolved config. An empty run id is derived from the resolved config itself, so every role started
-    /// with the same files and sets agrees on it without talking first.
-    func load() throws -> RunConfig {
+    /// The resolved config. An empty run id is the run directory's random one (`RunDirectory.sharedRunID`: created
+    /// by the first role, kept by later roles and on resume); `freshRunID` starts a new one (a new run in the same
+    /// directory). Roles on hosts that do not share the run directory need `--set run.id=…` (the Slurm scripts pass it).
+    func load(freshRunID: Bool = false) throws -> RunConfig {
         var config: RunConfig
         do {
             config = try RunConfig.load(overrides: configFiles.map { URL(fileURLWithPath: $0) }, sets: sets)
@@ -29,9 +30,8 @@ struct ConfigOptions: ParsableArguments {
             throw ValidationError("config: \(e.message)")
         }
         if config.run.id.isEmpty {
-            var h: UInt64 = 0xcbf2_9ce4_8422_2325
-            for b in config.resolvedJSON().utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-            config.run.id = "run-" + String(h, radix: 16).prefix(8)
+            do { config.run.id = try RunDirectory.sharedRunID(dir: URL(fileURLWithPath: config.run.dir), fresh: freshRunID) }
+            catch let e as ConfigError { throw ValidationError("config: \(e.message)") }
         }
         return config
     }
