@@ -18,7 +18,7 @@ package struct AlgorithmOptions: Codable, Sendable, Equatable {
     /// N′: the N the BoN objective assumes (1 = ordinary training). Default 4.
     package var trainN = 4
     /// λ_N rule of BoN-SFT and the variational BoN-RL ablation. Default klMatched.
-    package var lambdaRule: ExactBoN.LambdaRule = .klMatched
+    package var lambdaRule: BoNWeights.LambdaRule = .klMatched
     /// BoN-RL estimator. Default leaveOneOut (unbiased).
     package var bonRLEstimator: BoNRL.Config.Estimator = .leaveOneOut
     /// PPO ratio clip ε for rl-* (0 = off). Default 0.

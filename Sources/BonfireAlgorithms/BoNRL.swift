@@ -38,7 +38,7 @@ package struct BoNRL: GroupLearner {
         /// Default .leaveOneOut (unbiased).
         package var estimator: Estimator = .leaveOneOut
         /// λ_N rule for .variational. Default .klMatched.
-        package var lambdaRule: ExactBoN.LambdaRule = .klMatched
+        package var lambdaRule: BoNWeights.LambdaRule = .klMatched
         /// Update step options.
         package var update = UpdateConfig()
         package init() {}
@@ -66,7 +66,7 @@ package struct BoNRL: GroupLearner {
         case .nSample: return GroupWeights.nSample(scores: s, rewards: R)
         case .selectedOnly: return GroupWeights.selectedOnly(scores: s, rewards: R)
         case .variational:
-            return GroupWeights.variational(scores: s, rewards: R, lambda: ExactBoN.lambda(n: s.count, rule: config.lambdaRule))
+            return GroupWeights.variational(scores: s, rewards: R, lambda: BoNWeights.lambda(n: s.count, rule: config.lambdaRule))
         }
     }
 }

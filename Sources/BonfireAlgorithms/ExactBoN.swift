@@ -352,7 +352,7 @@ package enum ExactBoN {
 
     // MARK: λ_N rules (§1.2c, C8) — production values live in BoNWeights; forwarded for the tests
 
-    /// Kept so callers written against `ExactBoN.LambdaRule` still compile; new code uses `BoNWeights.LambdaRule`.
+    /// Kept so callers written against `BoNWeights.LambdaRule` still compile; new code uses `BoNWeights.LambdaRule`.
     package typealias LambdaRule = BoNWeights.LambdaRule
 
     package static func atomlessBoNKL(n: Int) -> Double { BoNWeights.atomlessBoNKL(n: n) }

@@ -32,6 +32,8 @@ package final class ActorLink {
     package let sub: ZMQSocket
     let paramReq: ZMQSocket
     let pushSocket: ZMQSocket
+    /// CURVE client keys when `security.mode = curve`.
+    let security: RoleSecurity
     let capabilities: [String]
     let expectedHash: UInt64
     let expectedCount: Int
@@ -59,6 +61,7 @@ package final class ActorLink {
         self.expectedCount = parameterCount
         self.modelSection = modelSection
         let e = config.endpoints
+        security = try RoleSecurity.start(config: config, role: .actor, context: context)
         control = try ZMQSocket(context, .dealer, linger: .milliseconds(200))
         sub = try ZMQSocket(context, .sub, linger: .zero)
         paramReq = try ZMQSocket(context, .dealer, linger: .zero)
@@ -71,13 +74,14 @@ package final class ActorLink {
         try sub.set(.subscribe([]))
         try pushSocket.set(.sendHighWaterMark(pushHighWaterMark))
         try pushSocket.set(.immediate(true))
+        for s in [control, sub, paramReq, pushSocket] { try security.client(s) }
         try control.connect(e.connect(e.coordinatorPort))
         try sub.connect(e.connect(e.paramsPort))
         try paramReq.connect(e.connect(e.paramsRequestPort))
         try pushSocket.connect(e.connect(e.rolloutPort))
     }
 
-    package func close() { control.close(); sub.close(); paramReq.close(); pushSocket.close() }
+    package func close() { control.close(); sub.close(); paramReq.close(); pushSocket.close(); security.stop() }
 
     func hello() -> WireHello {
         WireHello(role: .actor, id: identity.id, host: ProcessInfo.processInfo.hostName, pid: UInt32(getpid()),

@@ -29,9 +29,15 @@ package final class Coordinator {
     var requestedVersion: [UInt64: Int] = [:]
     var peerState: [String: String] = [:]        // last heartbeat state ("sampling", "waiting-for-parameters", …)
     var undelivered: [Int] = []                  // scheduled evaluations no actor could take yet
-    var announcedLiveActors = -1                 // the live-actor count last sent to the actors
+    var announcedLiveActors = -1
+    /// The ROUTER routing id of the connection that registered as the learner.
+    var learnerRoute: [UInt8]?                 // the live-actor count last sent to the actors
     /// Messages not acted on, by reason (`coordinator/dropped/<reason>`).
     var drops: [String: Int] = [:]
+    /// TensorBoard files, Prometheus endpoint, reward-hacking alarm (set while running).
+    var monitor: CoordinatorMonitor?
+    /// CURVE: the authenticated role of each message must be the role its envelope claims.
+    var security: RoleSecurity?
     var finished = false
     var learnerEverSeen = false
     var learnerReported = false   // the first learner metrics (its starting version) also drive the eval schedule
@@ -48,8 +54,12 @@ package final class Coordinator {
     /// Runs until the learner reports the run finished (then shuts the actors down) or a stop signal arrives.
     /// Returns the process exit code.
     package func run(context: ZMQContext) throws -> Int32 {
+        let security = try RoleSecurity.start(config: config, role: .coordinator, context: context)
+        defer { security.stop() }
+        self.security = security
         let router = try ZMQSocket(context, .router, linger: .milliseconds(500))
         defer { router.close() }
+        try security.server(router)
         try router.set(.routerMandatory(false))
         try router.set(.receiveHighWaterMark(10_000))
         let endpoint = config.endpoints.bind(config.endpoints.coordinatorPort)
@@ -60,6 +70,9 @@ package final class Coordinator {
         roleLog("coordinator: run \(config.run.id) in \(runDir.url.path), control on \(endpoint); " +
                 "liveness window \(liveness.windowMs) ms (\(config.liveness.heartbeatIntervalMs) ms × \(config.liveness.livenessCount))")
 
+        let monitor = try CoordinatorMonitor(config.monitoring, runDirectory: runDir.url, runID: config.run.id, log: roleLog)
+        self.monitor = monitor
+        defer { monitor.close() }
         let started = monotonicMillis()
         var lastPeriod = started
         var lastPeriodStep = 0
@@ -121,6 +134,11 @@ package final class Coordinator {
 
     private func handle(_ got: ZMQReceived, _ router: ZMQSocket) {
         guard let route = got.prefix.first else { return }
+        if let security, !security.accepts(got) {
+            drops["wrong_key_for_role", default: 0] += 1
+            roleLog("coordinator: dropped a message whose CURVE key is not bound to the role it claims (\(drops["wrong_key_for_role"]!) so far)")
+            return
+        }
         let env: WireEnvelope
         switch got.envelope {
         case .success(let e): env = e
@@ -144,7 +162,10 @@ package final class Coordinator {
                                             liveness: UInt32(config.liveness.livenessCount))), to: route, router)
                 return
             }
-            if role == .learner { learnerEverSeen = true }
+            if role == .learner {
+                learnerEverSeen = true
+                learnerRoute = route   // the latest hello wins (a restarted learner); its metrics are believed
+            }
             log(liveness.register(peer, role: role, now: now), detail: "pid \(h.pid) on \(h.host)")
             let ack = WireHelloAck(accepted: true, currentVersion: UInt64(learnerVersion),
                                    heartbeatIntervalMs: UInt32(config.liveness.heartbeatIntervalMs),
@@ -161,17 +182,33 @@ package final class Coordinator {
                 } else { log(event) }
             }
         case .metrics(let m):
+            // Meaning, not just framing: versions and steps in range, a bounded number of keys, and only the route
+            // that registered as the learner may speak for it.
+            guard let version = Int(exactly: m.version), version <= Int(Int32.max), let step = Int(exactly: m.step),
+                  step <= Int(Int32.max), m.values.count <= 4096 else {
+                drops["metrics_out_of_range", default: 0] += 1
+                roleLog("coordinator: dropped metrics from \(peer): version \(m.version), step \(m.step), \(m.values.count) keys (\(drops["metrics_out_of_range"]!) so far)")
+                return
+            }
+            if role == .learner, let registered = learnerRoute, registered != route {
+                drops["identity_mismatch", default: 0] += 1
+                roleLog("coordinator: dropped learner metrics from a connection that did not register as the learner (\(drops["identity_mismatch"]!) so far)")
+                return
+            }
             _ = liveness.heartbeat(peer, now: now)
-            try? runDir.appendMetrics(role: peer, version: Int(m.version), values: m.values)
+            try? runDir.appendMetrics(role: peer, version: version, values: m.values)
+            if let extra = monitor?.metrics(role: peer, version: version, values: m.values), !extra.isEmpty {
+                try? runDir.appendMetrics(role: "coordinator", version: version, values: extra)
+            }
             if role == .learner {
                 lastLearner = m.values
-                learnerStep = Int(m.step)
+                learnerStep = step
                 if !learnerReported {
                     learnerReported = true
-                    learnerVersion = Int(m.version)
+                    learnerVersion = version
                     for a in schedule.started(atVersion: learnerVersion, now: now) { perform(a, router) }
-                } else if Int(m.version) != learnerVersion || m.values[MetricKey.runFinished] == 1 {
-                    learnerVersion = Int(m.version)
+                } else if version != learnerVersion || m.values[MetricKey.runFinished] == 1 {
+                    learnerVersion = version
                     for a in schedule.versionPublished(learnerVersion, now: now) { perform(a, router) }
                 }
                 if m.values[MetricKey.runFinished] == 1, !finished {
@@ -213,6 +250,7 @@ package final class Coordinator {
                 }
             }
             try? runDir.appendMetrics(role: "coordinator", version: Int(r.version), values: values)
+            monitor?.eval(table)
             do { _ = try runDir.writeEval(table) } catch {
                 roleLog("coordinator: cannot write the eval table for version \(r.version): \(error)")
             }
@@ -290,6 +328,7 @@ package final class Coordinator {
     private func periodLine(stepsPerSecond: Double, samplesPerSecond: Double) {
         let live = liveness.livePeers(role: .actor).count
         let total = liveness.peers.values.filter { $0.role == .actor }.count
+        monitor?.actors(live: live, dead: total - live)
         func f(_ k: String, _ digits: Int = 3) -> String {
             lastLearner[k].map { String(format: "%.\(digits)f", $0) } ?? "-"
         }

@@ -19,6 +19,8 @@ package final class LearnerLink {
     let pub: ZMQSocket
     let paramRouter: ZMQSocket
     let control: ZMQSocket
+    /// CURVE server (behind the ZAP handler) and client keys when `security.mode = curve`.
+    let security: RoleSecurity
     let hello: WireHello
     /// The last parameters built for the wire (rebuilt only when the version changed).
     var current: WireParameters?
@@ -33,6 +35,7 @@ package final class LearnerLink {
         self.identity = RoleIdentity(runID: config.run.id, role: .learner, id: 0)
         self.decoder = WireDecoder(runID: config.run.id)
         let e = config.endpoints
+        security = try RoleSecurity.start(config: config, role: .learner, context: context)
         pull = try ZMQSocket(context, .pull, linger: .zero)
         pub = try ZMQSocket(context, .pub, linger: .milliseconds(500))
         paramRouter = try ZMQSocket(context, .router, linger: .milliseconds(200))
@@ -40,7 +43,7 @@ package final class LearnerLink {
         try pull.set(.receiveHighWaterMark(pullHighWaterMark))
         try pub.set(.sendHighWaterMark(pubHighWaterMark))
         for (s, port) in [(pull, e.rolloutPort), (pub, e.paramsPort), (paramRouter, e.paramsRequestPort)] {
-            do { try s.bind(e.bind(port)) } catch {
+            do { try security.server(s); try s.bind(e.bind(port)) } catch {
                 [pull, pub, paramRouter, control].forEach { $0.close() }
                 throw ClusterError("learner cannot bind \(e.bind(port)): \(error). Is another run using this port? " +
                                    "Stop it or choose other ports (endpoints.*Port)")
@@ -48,13 +51,14 @@ package final class LearnerLink {
         }
         try control.set(.reconnectInterval(ms(config.liveness.reconnectInitialMs)))
         try control.set(.reconnectIntervalMax(ms(config.liveness.reconnectMaxMs)))
+        try security.client(control)
         try control.connect(e.connect(e.coordinatorPort))
         hello = WireHello(role: .learner, id: 0, host: ProcessInfo.processInfo.hostName, pid: UInt32(getpid()),
                           capabilities: capabilities)
         _ = try control.send(identity.envelope(.hello(hello)), timeout: .milliseconds(500))
     }
 
-    package func close() { pull.close(); pub.close(); paramRouter.close(); control.close() }
+    package func close() { pull.close(); pub.close(); paramRouter.close(); control.close(); security.stop() }
 
     func parameters(version: Int, layoutHash: UInt64, values: () -> [Float]) -> WireParameters {
         if let p = current, p.version == UInt64(version) { return p }
@@ -72,7 +76,7 @@ package final class LearnerLink {
     /// Answers every queued parameter request with the parameters of `version`.
     package func serveParameterRequests(version: Int, layoutHash: UInt64, values: () -> [Float]) throws {
         while let got = try paramRouter.receiveEnvelope(&decoder, timeout: .zero) {
-            guard let route = got.prefix.first, case .success = got.envelope else { continue }
+            guard let route = got.prefix.first, case .success = got.envelope, security.accepts(got) else { continue }
             let p = parameters(version: version, layoutHash: layoutHash, values: values)
             _ = try paramRouter.send(identity.envelope(.parameters(p)), prefix: [route], timeout: .milliseconds(200))
         }
@@ -124,6 +128,10 @@ package final class LearnerLink {
     /// One rollout message, waiting up to `timeout`; rejected frames are logged and counted, and return nil.
     package func receiveRollout(timeout: Duration) throws -> WireEnvelope? {
         guard let got = try pull.receiveEnvelope(&decoder, timeout: timeout) else { return nil }
+        guard security.accepts(got) else {
+            roleLog("learner: dropped a rollout whose CURVE key is not bound to the role it claims (\(security.rejectedRole) so far)")
+            return nil
+        }
         switch got.envelope {
         case .success(let env): return env
         case .failure(let err):

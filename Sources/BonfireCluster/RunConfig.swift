@@ -23,7 +23,7 @@ extension ConfigChoice { static var allowedNames: [String] { allCases.map(\.rawV
 extension TaskKind: ConfigChoice, ConfigChoiceValue {}
 extension VerifierKind: ConfigChoice, ConfigChoiceValue {}
 extension AlgorithmKind: ConfigChoice, ConfigChoiceValue {}
-extension ExactBoN.LambdaRule: ConfigChoice, ConfigChoiceValue {}
+extension BoNWeights.LambdaRule: ConfigChoice, ConfigChoiceValue {}
 extension BoNRL.Config.Estimator: ConfigChoice, ConfigChoiceValue {}
 
 /// What actors roll out: BoN groups over the task (`none`) or episodes of an environment.
@@ -93,10 +93,12 @@ package struct RunConfig: Codable, Equatable, Sendable {
     package var eval = EvalSection()
     /// Periodic log lines and metrics.
     package var logging = LoggingSection()
-    /// Environment jobs: a non-empty `env.name` makes actors roll out environments instead of sampling BoN groups.
+    /// Environment jobs: `env.name` other than none makes actors roll out environments instead of sampling BoN groups.
     package var env = EnvSection()
     /// Transport security: ZeroMQ CURVE keys and the rule against unauthenticated non-loopback sockets.
     package var security = SecuritySection()
+    /// TensorBoard event files, the Prometheus endpoint and the reward-hacking alarm (docs/monitoring.md).
+    package var monitoring = MonitoringSection()
 
     package init() {}
 
@@ -153,7 +155,7 @@ package struct RunConfig: Codable, Equatable, Sendable {
         /// Learning rate of the SFT warm-up (a fresh model tolerates a larger one than RL). Default 2e-3.
         package var sftWarmupLearningRate: Double = 2e-3
         /// λ_N rule of bon-sft and of the variational BoN-RL estimator: klMatched (default) or linearised.
-        package var lambdaRule: ExactBoN.LambdaRule = .klMatched
+        package var lambdaRule: BoNWeights.LambdaRule = .klMatched
         /// BoN-RL estimator: leaveOneOut (default, unbiased), nSample, selectedOnly (biased), variational (biased).
         package var bonRLEstimator: BoNRL.Config.Estimator = .leaveOneOut
         /// PPO ratio clip ε of rl-v / rl-s (0 = off). Default 0.
@@ -190,6 +192,8 @@ package struct RunConfig: Codable, Equatable, Sendable {
         package var checkpointEvery: Int = 250
         /// Publish parameters (new policy version) every this many steps. Default 1.
         package var publishEvery: Int = 1
+        /// Checkpoints kept in <run.dir>/checkpoints (older ones are deleted after each new one). Default 5.
+        package var keepCheckpoints: Int = 5
         /// async (default): actors sample ahead with bounded lag; sync: the learner trains on exactly the current
         /// version's rollouts and actors wait for the next version (bit-reproducible with a fixed seed).
         package var schedule: Schedule = .async
@@ -747,6 +751,8 @@ extension RunConfig {
         check(learner.checkpointEvery >= 0, "learner.checkpointEvery", "must be ≥ 0 (0 = only the final one)",
               learner.checkpointEvery)
         check(learner.publishEvery >= 1, "learner.publishEvery", "must be ≥ 1", learner.publishEvery)
+        check(learner.keepCheckpoints >= 1, "learner.keepCheckpoints", "must be ≥ 1", learner.keepCheckpoints)
+        problems += monitoring.problems()
 
         check(actors.count >= 1, "actors.count", "must be ≥ 1", actors.count)
         check(actors.verifier != .learned || !actors.verifierPath.isEmpty, "actors.verifierPath",

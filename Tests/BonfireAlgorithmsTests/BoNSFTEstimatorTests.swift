@@ -213,7 +213,7 @@ final class BoNSFTEstimatorTests: XCTestCase {
         // A group with a duplicated response: the two copies share the weight of one distinct response.
         let g = BoNGroup(promptTokens: [3, 4], responses: [[5, 1], [6, 1], [5, 1], [7]],
                          behaviourLogProbs: [[-0.5, -0.1], [-1, -0.2], [-0.5, -0.1], []], behaviourVersion: 0,
-                         scores: [0.9, 0.1, 0.9, 0.4], rewards: [1, 0, 1, 0], itemID: "0")
+                         scores: [0.9, 0.1, 0.9, 0.4], rewards: [1, 0, 1, 0], itemIndex: 0)
         var c = BoNSFT.Config(); c.n = 8
         let ex = BoNSFTExample(demonstration: Demonstration(promptTokens: [3, 4], response: [5, 1]), expertScore: 0.9, samples: g)
         let bon = BoNSFT(config: c)

@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import BonfireModel
+import BonfireModel
 
 /// Byte-level BPE against Hugging Face `tokenizers` (fixtures from Scripts/make-tokenizer-fixtures.py): identical ids
 /// and decoded strings on 10 000 generated strings for each of four tokenizer.json files.

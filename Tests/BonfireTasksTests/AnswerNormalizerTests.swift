@@ -1,5 +1,5 @@
 import XCTest
-@testable import BonfireTasks
+import BonfireTasks
 
 final class AnswerNormalizerTests: XCTestCase {
     func testExtractionFollowsGSM8KAndMATHConventions() {

@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import BonfireTasks
+import BonfireTasks
 
 final class JSONLTaskTests: XCTestCase {
     /// Data/samples, found from this file's path (the samples ship with the repository, not as test resources).

@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import BonfireTasks
+import BonfireTasks
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -214,6 +214,8 @@ package final class BoNPolicyLearner: PolicyLearner {
         values[MetricKey.rewardMean] = rewards.reduce(0, +) / Double(max(1, rewards.count))
         values[MetricKey.scoreMean] = scores.reduce(0, +) / Double(max(1, scores.count))
         values[MetricKey.groupPassRate] = bestOf.reduce(0, +) / Double(max(1, bestOf.count))
+        // r and R of all samples and of the BoN picks (the reward-hacking alarm, status and report).
+        values.merge(RewardGap.of(groups: batch.map { ($0.scores, $0.rewards) })?.metrics ?? [:]) { a, _ in a }
         return values
     }
 

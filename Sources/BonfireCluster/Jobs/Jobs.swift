@@ -39,6 +39,14 @@ package enum InProcessJob {
                             runLearner: (@Sendable (RunConfig, ZMQContext) throws -> Int32)? = nil) throws -> Int32 {
         var config = input
         config.endpoints.transport = .inproc
+        config.security.mode = .none   // one process: nothing crosses a network (CURVE is for tcp across hosts)
+        if config.run.id.isEmpty { config.run.id = RunConfig.makeRunID() }
+        // Checked before any thread starts: a role failing while others connect to its in-process endpoints is
+        // best avoided (libzmq asserts on some such teardowns).
+        if resume, runDir.checkpoints().isEmpty {
+            throw ClusterError("learner: --resume given but there is no checkpoint in \(runDir.checkpointsURL.path); " +
+                               "start without --resume, or point run.dir at the run to continue")
+        }
         let context = try ZMQContext()
         defer { context.shutdown() }
         let failures = FailureBox()

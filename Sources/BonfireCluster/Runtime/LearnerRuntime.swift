@@ -11,6 +11,7 @@
 // Invalid messages are dropped and counted by reason (`wire/dropped/<reason>`), logged at most once per
 // `logging.warnEveryMs` per reason; never trained on. The buffer of waiting units is bounded.
 import BonfireMath
+import BonfireModel
 import BonfireWire
 import Foundation
 #if canImport(Glibc)
@@ -71,6 +72,11 @@ package final class LearnerRuntime<L: PolicyLearner> {
 
     package func run(context: ZMQContext) throws -> Int32 {
         let e = config.endpoints
+        // Fail before binding anything when there is nothing to resume from.
+        if resume, runDir.checkpoints().isEmpty {
+            throw ClusterError("learner: --resume given but there is no checkpoint in \(runDir.checkpointsURL.path); " +
+                               "start without --resume, or point run.dir at the run to continue")
+        }
         let link = try LearnerLink(context: context, config: config, capabilities: [learner.job.capability, learner.detail],
                                    pullHighWaterMark: learner.pullHighWaterMark, pubHighWaterMark: 4)
         defer { link.close() }
@@ -174,5 +180,11 @@ package final class LearnerRuntime<L: PolicyLearner> {
         }
         lastCheckpointVersion = version
         roleLog("learner: checkpoint \(url.lastPathComponent) (version \(version), step \(learner.step))")
+        do {
+            let removed = try CheckpointStore(directory: runDir.checkpointsURL).prune(keep: config.learner.keepCheckpoints)
+            if !removed.isEmpty { roleLog("learner: pruned \(removed.count) old checkpoint(s), keeping \(config.learner.keepCheckpoints)") }
+        } catch {
+            roleLog("learner: could not prune old checkpoints: \(error)")
+        }
     }
 }
