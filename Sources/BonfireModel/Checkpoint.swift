@@ -34,40 +34,10 @@ package enum Checkpoint {
         var learningRate: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float, step: Int
     }
 
+    /// Writes a GPT checkpoint: the one format of every learner (ModelCheckpoint.swift). Refuses non-finite
+    /// parameters or optimizer moments; atomic, checksummed.
     package static func save(model: GPT, optimizer: AdamW?, step: Int, metadata: [String: String], to url: URL) throws {
-        if let i = SafeTensors.firstNonFinite(model.params) {
-            let name = model.layout.entries.first { $0.range.contains(i) }?.name ?? "?"
-            throw CheckpointError("refusing to write \(url.lastPathComponent): parameter \(i) (\(name)) is \(model.params[i]); the update that produced it must be skipped (UpdateGuard) and the last good parameters kept")
-        }
-        if let opt = optimizer, let i = SafeTensors.firstNonFinite(opt.m) ?? SafeTensors.firstNonFinite(opt.v) {
-            throw CheckpointError("refusing to write \(url.lastPathComponent): AdamW moment \(i) is not finite; the update that produced it must be skipped")
-        }
-        var meta: [String: String] = [:]
-        for (k, v) in metadata {
-            precondition(!k.hasPrefix("bonfire."), "Checkpoint.save: metadata key \(k) uses the reserved prefix bonfire.")
-            meta[k] = v
-        }
-        let enc = JSONEncoder()
-        enc.outputFormatting = .sortedKeys
-        meta["bonfire.format"] = format
-        meta["bonfire.config"] = String(decoding: try enc.encode(model.config), as: UTF8.self)
-        meta["bonfire.tokenizer_version"] = String(Tokenizer.version)
-        meta["bonfire.step"] = String(step)
-        var tensors: [SafeTensors.NamedTensor] = model.layout.entries.map { e in
-            (e.name, e.shape, Array(model.params[e.range]))
-        }
-        if let opt = optimizer {
-            let st = AdamState(learningRate: opt.learningRate, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps,
-                               weightDecay: opt.weightDecay, step: opt.step)
-            meta["bonfire.adam"] = String(decoding: try enc.encode(st), as: UTF8.self)
-            if !opt.m.isEmpty {
-                precondition(opt.m.count == model.params.count, "Checkpoint.save: AdamW state \(opt.m.count) vs params \(model.params.count)")
-                for e in model.layout.entries { tensors.append(("adam.m." + e.name, e.shape, Array(opt.m[e.range]))) }
-                for e in model.layout.entries { tensors.append(("adam.v." + e.name, e.shape, Array(opt.v[e.range]))) }
-            }
-        }
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try SafeTensors.write(to: url, tensors: tensors, metadata: meta, requireFinite: true)
+        try ModelCheckpoint.save(model, optimizer: optimizer, step: step, metadata: metadata, to: url)
     }
 
     /// Loads a checkpoint and builds the model it describes.

@@ -4,7 +4,8 @@
 //   metadata: "bonfire.format" = "checkpoint-v1", "bonfire.model" = "gpt" | "mlp", "bonfire.config" = the model's
 //             config JSON, "bonfire.tokenizer_version" (gpt), "bonfire.step", "bonfire.adam" (hyper-parameters + step);
 //             every other key is the caller's (run id, policy version, resolved run config, …).
-// `Checkpoint` (Checkpoint.swift) reads and writes GPT checkpoints through this code; the runtime's learners write
+// Files are written atomically with a CRC32 in the metadata and refused when not finite (SafeTensors.swift).
+// `Checkpoint` (Checkpoint.swift) writes GPT checkpoints through this code; the runtime's learners write
 // their state through `save(_:optimizer:step:metadata:to:)` and read it back with `load(from:into:)`.
 import BonfireMath
 import Foundation
@@ -32,6 +33,13 @@ package enum ModelCheckpoint {
     /// Writes `model` (and the optimizer's state) to `url`, creating its directory.
     package static func save<M: CheckpointModel>(_ model: M, optimizer: AdamW?, step: Int, metadata: [String: String],
                                                 to url: URL) throws {
+        if let i = SafeTensors.firstNonFinite(model.params) {
+            let name = model.layout.entries.first { $0.range.contains(i) }?.name ?? "?"
+            throw CheckpointError("refusing to write \(url.lastPathComponent): parameter \(i) (\(name)) is \(model.params[i]); the update that produced it must be skipped and the last good parameters kept")
+        }
+        if let opt = optimizer, let i = SafeTensors.firstNonFinite(opt.m) ?? SafeTensors.firstNonFinite(opt.v) {
+            throw CheckpointError("refusing to write \(url.lastPathComponent): AdamW moment \(i) is not finite; the update that produced it must be skipped")
+        }
         var meta: [String: String] = [:]
         for (k, v) in metadata {
             precondition(!k.hasPrefix("bonfire."), "ModelCheckpoint.save: metadata key \(k) uses the reserved prefix bonfire.")
@@ -56,7 +64,7 @@ package enum ModelCheckpoint {
             }
         }
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try SafeTensors.write(to: url, tensors: tensors, metadata: meta)
+        try SafeTensors.write(to: url, tensors: tensors, metadata: meta, requireFinite: true)
     }
 
     /// The model config a checkpoint records (throws naming the file when it is not a checkpoint of kind `M`).
@@ -84,7 +92,7 @@ package enum ModelCheckpoint {
     @discardableResult
     package static func load<M: CheckpointModel>(from url: URL, into model: M)
         throws -> (optimizer: AdamW?, step: Int, metadata: [String: String]) {
-        let file = try SafeTensors.read(from: url)
+        let file = try SafeTensors.read(from: url, requireChecksum: true)
         let meta = file.metadata
         let c = try config(meta, url: url, as: M.self)
         guard c == model.config else {
