@@ -212,10 +212,10 @@ a_node="$(node_of actor-0 "$RUN/logs/actor-0.log")"
 say "coordinator on $c_node, learner on $l_node, actor-0 on $a_node"
 [ "$c_node" = node1 ] && [ "$l_node" = node1 ] && [ "$a_node" = node2 ] || fail "roles on the wrong nodes"
 grep -q '"mode" : "curve"' "$RUN/config.json" || grep -q '"mode": "curve"' "$RUN/config.json" || fail "the run did not record security.mode = curve"
-# Roles that apply security.* through RoleSecurity log "CURVE on"; until every role is wired this is a warning.
+# Every role applies security.* through RoleSecurity and logs "CURVE on"; a role without it is a failure.
 for f in coordinator learner actor-0; do
   if grep -q "CURVE on" "$RUN/logs/$f.log"; then say "$f: $(grep -m1 -o 'CURVE on.*' "$RUN/logs/$f.log")"
-  else say "WARNING: $f did not log 'CURVE on' (its sockets do not apply security.mode yet)"; fi
+  else fail "$f did not log 'CURVE on': its sockets do not apply security.mode"; fi
 done
 # The actors on node2 talk to node1 over the bridge.
 conns=""
