@@ -42,6 +42,8 @@ package final class ActorLink {
     /// The policy version held (−1 before the first parameters).
     package private(set) var version = -1
     var lastHeartbeat: Int64 = 0
+    /// Notices a silent coordinator (training goes on; hello is repeated until it answers).
+    var coordinatorWatch: CoordinatorWatch
     var lastHello: Int64 = 0
     var lastParams: Int64 = 0
     var lastParamAsk: Int64 = 0
@@ -62,6 +64,8 @@ package final class ActorLink {
         self.modelSection = modelSection
         let e = config.endpoints
         security = try RoleSecurity.start(config: config, role: .actor, context: context)
+        coordinatorWatch = CoordinatorWatch(windowMs: config.liveness.heartbeatIntervalMs * config.liveness.livenessCount,
+                                            now: monotonicMillis())
         control = try ZMQSocket(context, .dealer, linger: .milliseconds(200))
         sub = try ZMQSocket(context, .sub, linger: .zero)
         paramReq = try ZMQSocket(context, .dealer, linger: .zero)
@@ -93,6 +97,12 @@ package final class ActorLink {
         let now = monotonicMillis()
         guard now - lastHeartbeat >= Int64(config.liveness.heartbeatIntervalMs) else { return }
         lastHeartbeat = now
+        if case .lost(let silent) = coordinatorWatch.tick(now: now) {
+            roleLog("\(name): coordinator silent for \(silent) ms (window \(coordinatorWatch.windowMs) ms); training goes on, registering again when it answers")
+        }
+        if coordinatorWatch.isLost {
+            _ = try? control.trySend([identity.envelope(.hello(hello())).encoded()])
+        }
         _ = try? control.trySend([identity.envelope(.heartbeat(WireHeartbeat(
             policyVersion: UInt64(max(version, 0)), unixTimeMs: unixTimeMs(), state: state))).encoded()])
     }
@@ -248,6 +258,20 @@ package final class ActorLink {
         return true
     }
 
+    /// An evaluation asks for `target`: when this actor holds an older version, ask the learner directly and wait
+    /// up to `withinMs` for it (a missed broadcast must not mislabel the table). True when `target` is held.
+    package func catchUp(to target: Int, withinMs: Int, _ apply: ([Float], Int) throws -> Void) throws -> Bool {
+        guard version < target else { return true }
+        _ = try paramReq.trySend([identity.envelope(.hello(hello())).encoded()])
+        let until = monotonicMillis() + Int64(withinMs)
+        while version < target, monotonicMillis() < until, !StopFlag.isSet {
+            _ = try ZMQSocket.pollReadable([sub, paramReq], timeout: .milliseconds(5))
+            _ = try pollParameters(apply)
+            heartbeat(state: "sampling")
+        }
+        return version >= target
+    }
+
     /// Control messages since the last call (and evaluation requests held from before the first parameters).
     /// A request to register again is answered here, at most once per heartbeat interval.
     package func pollControl() throws -> [ControlEvent] {
@@ -256,6 +280,9 @@ package final class ActorLink {
         let now = monotonicMillis()
         while let got = try control.receiveEnvelope(&decoder, timeout: .zero) {
             guard case .success(let env) = got.envelope else { continue }
+            if case .back(let down) = coordinatorWatch.contact(now: now) {
+                roleLog("\(name): coordinator is back after \(down) ms")
+            }
             switch env.payload {
             case .shutdown(let s): events.append(.shutdown(reason: s.reason))
             case .evalRequest(let r): events.append(.evalRequest(r))

@@ -31,7 +31,8 @@ package final class Coordinator {
     var undelivered: [Int] = []                  // scheduled evaluations no actor could take yet
     var announcedLiveActors = -1
     /// The ROUTER routing id of the connection that registered as the learner.
-    var learnerRoute: [UInt8]?                 // the live-actor count last sent to the actors
+    var learnerRoute: [UInt8]?
+    var lastPeerHeartbeat: Int64 = 0                 // the live-actor count last sent to the actors
     /// Messages not acted on, by reason (`coordinator/dropped/<reason>`).
     var drops: [String: Int] = [:]
     /// TensorBoard files, Prometheus endpoint, reward-hacking alarm (set while running).
@@ -90,6 +91,11 @@ package final class Coordinator {
             let now = monotonicMillis()
             for event in liveness.tick(now: now) { log(event) }
             announceLiveActors(router)
+            if now - lastPeerHeartbeat >= Int64(config.liveness.heartbeatIntervalMs) {
+                lastPeerHeartbeat = now   // learner and actors notice a lost coordinator by these (CoordinatorWatch)
+                let hb = WirePayload.heartbeat(WireHeartbeat(policyVersion: UInt64(learnerVersion), unixTimeMs: unixTimeMs(), state: "coordinator"))
+                for peer in liveness.peers.keys where liveness.isAlive(peer) { if let r = routes[peer] { send(hb, to: r, router) } }
+            }
             if let v = undelivered.first, !liveness.livePeers(role: .actor).isEmpty {
                 perform(.requestEval(version: v), router)
             }

@@ -25,6 +25,8 @@ package final class LearnerLink {
     /// The last parameters built for the wire (rebuilt only when the version changed).
     var current: WireParameters?
     var lastHeartbeat: Int64 = 0
+    /// Notices a silent coordinator (training goes on; hello is repeated until it answers).
+    var coordinatorWatch: CoordinatorWatch
 
     /// Frames dropped by the decoder (malformed, wrong run, oversized …).
     package var dropped: Int { decoder.dropped }
@@ -36,6 +38,8 @@ package final class LearnerLink {
         self.decoder = WireDecoder(runID: config.run.id)
         let e = config.endpoints
         security = try RoleSecurity.start(config: config, role: .learner, context: context)
+        coordinatorWatch = CoordinatorWatch(windowMs: config.liveness.heartbeatIntervalMs * config.liveness.livenessCount,
+                                            now: monotonicMillis())
         pull = try ZMQSocket(context, .pull, linger: .zero)
         pub = try ZMQSocket(context, .pub, linger: .milliseconds(500))
         paramRouter = try ZMQSocket(context, .router, linger: .milliseconds(200))
@@ -87,6 +91,9 @@ package final class LearnerLink {
     package func pollControl() throws -> String? {
         while let got = try control.receiveEnvelope(&decoder, timeout: .zero) {
             guard case .success(let env) = got.envelope else { continue }
+            if case .back(let down) = coordinatorWatch.contact(now: monotonicMillis()) {
+                roleLog("learner: coordinator is back after \(down) ms")
+            }
             switch env.payload {
             case .shutdown(let s): return s.reason
             case .helloAck(let ack) where !ack.accepted:
@@ -116,6 +123,12 @@ package final class LearnerLink {
         let now = monotonicMillis()
         guard now - lastHeartbeat >= Int64(config.liveness.heartbeatIntervalMs) else { return }
         lastHeartbeat = now
+        if case .lost(let silent) = coordinatorWatch.tick(now: now) {
+            roleLog("learner: coordinator silent for \(silent) ms (window \(coordinatorWatch.windowMs) ms); training goes on, registering again when it answers")
+        }
+        if coordinatorWatch.isLost {
+            _ = try? control.trySend([identity.envelope(.hello(hello)).encoded()])
+        }
         _ = try? control.trySend([identity.envelope(.heartbeat(WireHeartbeat(
             policyVersion: UInt64(version), unixTimeMs: unixTimeMs(), state: state))).encoded()])
     }

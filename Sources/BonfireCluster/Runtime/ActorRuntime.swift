@@ -49,10 +49,12 @@ package final class ActorRuntime {
         var budget = VersionBudget(unitsPerUpdate: config.unitsPerUpdate, publishEvery: config.learner.publishEvery,
                                    liveActors: config.actors.count)
         var rng = RNG(seed: 0)
+        var exhaustedAt: Int64? = nil   // when the share of the version held ran out (the async wait's start)
         let apply: ([Float], Int) throws -> Void = { [self] values, version in
             let first = link.version < 0
             source.install(parameters: values)
             budget.produced = 0
+            exhaustedAt = nil
             rng = Self.rolloutRNG(config: config, actor: id, incarnation: incarnation, version: version)
             if first { roleLog("\(name): got parameters version \(version); rolling out \(source.detail)") }
         }
@@ -78,6 +80,9 @@ package final class ActorRuntime {
                     return 0
                 case .evalRequest(let r):
                     _ = try link.pollParameters(apply)  // evaluate the newest parameters we can get
+                    if let want = Int(exactly: r.version), want <= link.version + 1_000_000 {
+                        _ = try link.catchUp(to: want, withinMs: config.liveness.receiveTimeoutMs, apply)
+                    }
                     var evalRNG = Self.evalRNG(config: config, version: link.version)
                     roleLog("\(name): evaluating version \(link.version) (requested \(r.version)) on \(r.numPrompts) \(r.split) items")
                     let report = try source.evaluate(r, version: link.version, rng: &evalRNG)
@@ -100,10 +105,16 @@ package final class ActorRuntime {
             }
 
             if budget.exhausted {
-                guard try link.waitForNewerVersion(apply, state: "waiting-for-version",
-                                                   deadlineMs: sync ? nil : config.actors.versionWaitMs) else { continue }
-                if budget.exhausted { budget.produced = 0 }   // async: no newer version within the wait; sample anyway
-                continue
+                // One deadline per version (control traffic interrupts the wait, but does not restart it).
+                let since = exhaustedAt ?? now
+                exhaustedAt = since
+                let left = config.actors.versionWaitMs - Int(now - since)
+                if sync || left > 0 {
+                    _ = try link.waitForNewerVersion(apply, state: "waiting-for-version", deadlineMs: sync ? nil : left)
+                    continue
+                }
+                budget.produced = 0   // async: no newer version within actors.versionWaitMs; sample anyway
+                exhaustedAt = nil
             }
             let messages = try source.produce(version: link.version, maxUnits: budget.remaining, rng: &rng)
             var blocked = false
