@@ -30,10 +30,6 @@ package struct LoadedCheckpoint {
 package enum Checkpoint {
     static let format = "checkpoint-v1"
 
-    struct AdamState: Codable {
-        var learningRate: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float, step: Int
-    }
-
     /// Writes a GPT checkpoint: the one format of every learner (ModelCheckpoint.swift). Refuses non-finite
     /// parameters or optimizer moments; atomic, checksummed.
     package static func save(model: GPT, optimizer: AdamW?, step: Int, metadata: [String: String], to url: URL) throws {
@@ -95,47 +91,7 @@ package enum Checkpoint {
         if let s = meta["bonfire.config"], let c = try? JSONDecoder().decode(GPTConfig.self, from: Data(s.utf8)), c != model.config {
             throw CheckpointError("\(source): config \(c) does not match the model's \(model.config)")
         }
-        func take(_ name: String, _ e: ParameterLayout.Entry) throws -> [Float] {
-            guard let t = file.tensors[name] else { throw CheckpointError("\(source): tensor \(name) is missing") }
-            guard t.shape == e.shape else {
-                throw CheckpointError("\(source): tensor \(name) has shape \(t.shape), model expects \(e.shape)")
-            }
-            return t.data
-        }
-        var params = model.params
-        for e in model.layout.entries { params.replaceSubrange(e.range, with: try take(e.name, e)) }
-        let known = Set(model.layout.entries.map(\.name))
-        for name in file.tensors.keys where !name.hasPrefix("adam.") && !known.contains(name) {
-            throw CheckpointError("\(source): tensor \(name) is not part of the model layout")
-        }
-        var opt: AdamW? = nil
-        if let s = meta["bonfire.adam"] {
-            guard let st = try? JSONDecoder().decode(AdamState.self, from: Data(s.utf8)) else {
-                throw CheckpointError("\(source): metadata bonfire.adam is not valid")
-            }
-            var o = AdamW(learningRate: st.learningRate, beta1: st.beta1, beta2: st.beta2, eps: st.eps,
-                          weightDecay: st.weightDecay, layout: model.layout)
-            o.step = st.step
-            guard st.step >= 0, st.learningRate.isFinite, st.beta1.isFinite, st.beta2.isFinite, st.eps.isFinite,
-                  st.weightDecay.isFinite else {
-                throw CheckpointError("\(source): metadata bonfire.adam holds non-finite or negative values")
-            }
-            if file.tensors["adam.m.wte"] != nil {
-                var m = [Float](repeating: 0, count: params.count), v = m
-                for e in model.layout.entries {
-                    m.replaceSubrange(e.range, with: try take("adam.m." + e.name, e))
-                    v.replaceSubrange(e.range, with: try take("adam.v." + e.name, e))
-                }
-                o.m = m; o.v = v
-            }
-            opt = o
-        }
-        let step = Int(meta["bonfire.step"] ?? "0") ?? 0
-        if let i = SafeTensors.firstNonFinite(params) {
-            throw CheckpointError("\(source): parameter \(i) is \(params[i]); refusing to load non-finite parameters — use an older checkpoint")
-        }
-        model.params = params
-        return (opt, step, meta.filter { !$0.key.hasPrefix("bonfire.") })
+        return try ModelCheckpoint.fill(model, file: file, source: source)
     }
 }
 

@@ -102,10 +102,19 @@ package enum ModelCheckpoint {
         if M.checkpointKind == "gpt", tv != String(Tokenizer.version) {
             throw CheckpointError("\(url.path): tokenizer version \(tv), this build uses \(Tokenizer.version); retrain or convert the checkpoint")
         }
+        return try fill(model, file: file, source: url.path)
+    }
+
+    /// Copies a checkpoint's tensors into `model` (every layout name and shape must match; no stray tensors),
+    /// rebuilds the AdamW state, and refuses non-finite parameters or optimizer settings. Returns the optimizer,
+    /// the step and the caller's metadata. Shared by `load(from:into:)` and `Checkpoint` (GPT).
+    static func fill<M: CheckpointModel>(_ model: M, file: (tensors: [String: (shape: [Int], data: [Float])], metadata: [String: String]),
+                                         source: String) throws -> (optimizer: AdamW?, step: Int, metadata: [String: String]) {
+        let meta = file.metadata
         func take(_ name: String, _ e: ParameterLayout.Entry) throws -> [Float] {
-            guard let t = file.tensors[name] else { throw CheckpointError("\(url.path): tensor \(name) is missing") }
+            guard let t = file.tensors[name] else { throw CheckpointError("\(source): tensor \(name) is missing") }
             guard t.shape == e.shape, t.data.count == e.range.count else {
-                throw CheckpointError("\(url.path): tensor \(name) has shape \(t.shape), model expects \(e.shape)")
+                throw CheckpointError("\(source): tensor \(name) has shape \(t.shape), model expects \(e.shape)")
             }
             return t.data
         }
@@ -113,15 +122,16 @@ package enum ModelCheckpoint {
         for e in model.layout.entries { params.replaceSubrange(e.range, with: try take(e.name, e)) }
         let known = Set(model.layout.entries.map(\.name))
         for name in file.tensors.keys where !name.hasPrefix("adam.") && !known.contains(name) {
-            throw CheckpointError("\(url.path): tensor \(name) is not part of the model layout")
-        }
-        guard params.allSatisfy({ $0.isFinite }) else {
-            throw CheckpointError("\(url.path): parameters are not all finite; use an earlier checkpoint")
+            throw CheckpointError("\(source): tensor \(name) is not part of the model layout")
         }
         var opt: AdamW? = nil
         if let s = meta["bonfire.adam"] {
             guard let st = try? JSONDecoder().decode(AdamState.self, from: Data(s.utf8)) else {
-                throw CheckpointError("\(url.path): metadata bonfire.adam is not valid")
+                throw CheckpointError("\(source): metadata bonfire.adam is not valid")
+            }
+            guard st.step >= 0, st.learningRate.isFinite, st.beta1.isFinite, st.beta2.isFinite, st.eps.isFinite,
+                  st.weightDecay.isFinite else {
+                throw CheckpointError("\(source): metadata bonfire.adam holds non-finite or negative values")
             }
             var o = AdamW(learningRate: st.learningRate, beta1: st.beta1, beta2: st.beta2, eps: st.eps,
                           weightDecay: st.weightDecay, layout: model.layout)
@@ -135,6 +145,9 @@ package enum ModelCheckpoint {
                 o.m = m; o.v = v
             }
             opt = o
+        }
+        if let i = SafeTensors.firstNonFinite(params) {
+            throw CheckpointError("\(source): parameter \(i) is \(params[i]); refusing to load non-finite parameters — use an older checkpoint")
         }
         model.params = params
         let step = Int(meta["bonfire.step"] ?? "0") ?? 0
