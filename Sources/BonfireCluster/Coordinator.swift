@@ -320,6 +320,7 @@ package final class Coordinator {
         guard !actors.isEmpty else {
             if !undelivered.contains(version) {
                 undelivered.append(version)
+                if undelivered.count > 16 { undelivered.removeFirst(undelivered.count - 16) }   // bounded: newest kept
                 roleLog("coordinator: eval of version \(version) due but no live actor yet; it is sent when one registers")
             }
             return
