@@ -43,7 +43,12 @@ struct SingleProcessOptions: ParsableArguments {
         fflush(nil)
         StopFlag.install()
         WireMemory.configureForLargeMessages()
-        let code = try InProcessJob.run(config: c, runDir: dir)
+        // Learner steps against learner.maxSteps with rate and ETA, read from the run's metrics.jsonl (stderr).
+        let progress = RunProgress(metricsURL: dir.metricsURL, maxSteps: c.learner.maxSteps)
+        progress.start()
+        let code: Int32
+        do { code = try InProcessJob.run(config: c, runDir: dir) } catch { progress.stop(); throw error }
+        progress.stop()
         if code != 0 { throw ExitCode(code) }
     }
 }

@@ -154,6 +154,7 @@ package final class LearnerRuntime<L: PolicyLearner> {
             stats[MetricKey.dropped] = Double(gate.dropped)
             stats[MetricKey.acceptedStale] = Double(gate.acceptedStale)
             stats[MetricKey.meanLag] = gate.meanAcceptedLag
+            stats.merge(gate.lagCountMetrics) { _, lag in lag }   // staleness histogram (staleness/lag_count/<k>)
             stats[MetricKey.wireDropped] = Double(link.dropped + drops.values.reduce(0, +))
             for (reason, n) in drops { stats[MetricKey.wireDropped + "/" + reason] = Double(n) }
             let finished = learner.step >= config.learner.maxSteps
