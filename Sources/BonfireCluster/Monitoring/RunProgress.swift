@@ -34,7 +34,7 @@ package final class RunProgress: @unchecked Sendable {
         for r in records where r.role == "learner" {
             guard let s = r.values[MetricKey.learnerStep], s.isFinite, s >= 0, s < 1e15 else { continue }
             let step = Int(s)
-            if progress == nil { progress = makeProgress(max(0, step - 1)) }
+            if progress == nil { progress = makeProgress(step) }   // the rate counts steps from here on
             var detail = "v\(r.version)"
             if let l = r.values[MetricKey.policyLoss], l.isFinite { detail += String(format: "  loss %.4g", l) }
             if let v = r.values[MonitoringKey.verifierScoreMean], v.isFinite { detail += String(format: "  r %.3f", v) }
