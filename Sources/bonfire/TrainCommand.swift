@@ -37,6 +37,7 @@ struct SingleProcessOptions: ParsableArguments {
         var o = config
         o.sets = sets() + flagSets + o.sets
         let c = try o.load()
+        try PrometheusServer.checkAvailable(c.monitoring)   // before any role starts (a warm-up can take minutes)
         let dir = try RunDirectory.create(at: URL(fileURLWithPath: c.run.dir), config: c)
         print("bonfire: run \(c.run.id) in one process (\(c.actors.count) actor thread(s), schedule \(c.learner.schedule.rawValue)); run directory \(dir.url.path)")
         print("config " + c.resolvedJSON().replacingOccurrences(of: "\n", with: " "))
