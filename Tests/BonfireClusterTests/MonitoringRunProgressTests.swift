@@ -1,7 +1,8 @@
 // Progress lines of the long commands: RunProgress follows a run's metrics.jsonl (learner steps against maxSteps,
 // hostile values ignored, earlier lines of a reused directory skipped), and through the real executable: under tmux
 // `bonfire train` keeps ONE warm-up line and ONE train line on screen while the log scrolls above them; with stderr
-// in a file `bonfire train-verifier` writes plain lines with rate and ETA, no carriage returns or escapes.
+// in a file `bonfire train-verifier` and `bonfire eval` write plain lines with rate and ETA, no carriage returns or
+// escapes.
 import BonfireCluster
 import BonfireTasks
 import Foundation
@@ -95,6 +96,17 @@ final class MonitoringRunProgressTests: XCTestCase {
         XCTAssertTrue(train[0].hasPrefix("train  60/60") && train[0].contains("steps/s") && train[0].contains("done in"), String(train[0]))
         XCTAssertTrue(lines.contains { $0.contains("coordinator: run finished at version 60") }, "log lines still shown:\n\(s)")
         XCTAssertFalse(lines.contains { $0.contains("train  ") && !$0.hasPrefix("train  ") }, "no log line glued to the progress line:\n\(s)")
+
+        // `bonfire eval` of that run's final checkpoint, stderr in a file: plain progress lines.
+        let ckpt = dir.appendingPathComponent("checkpoints/v000060.safetensors").path
+        let e = try T.run(exe, ["eval", "--checkpoint", ckpt, "--prompts", "16", "--samples", "4", "--n", "1,2,4",
+                                "--temperatures", "0.5,1.0", "--out", dir.appendingPathComponent("eval-out").path],
+                          timeout: 120, env: ["OPENBLAS_NUM_THREADS": "1"])
+        XCTAssertEqual(e.status, 0, e.err)
+        let evalLines = e.err.split(separator: "\n").filter { $0.hasPrefix("eval math  ") }
+        XCTAssertTrue(evalLines.first.map { $0.contains("/32") && $0.contains("prompts/s") && $0.contains("ETA") } ?? false, e.err)
+        XCTAssertTrue(evalLines.last.map { $0.contains("32/32") && $0.contains("done in") } ?? false, e.err)
+        XCTAssertFalse(e.err.contains("\r") || e.err.contains("\u{1B}"), "no terminal control in a log")
     }
 
     func testTrainVerifierWithStderrInAFileWritesPlainLinesWithRateAndETA() throws {
