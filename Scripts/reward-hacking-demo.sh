@@ -7,9 +7,11 @@
 # 1. `bonfire train-verifier`: a learned verifier (scalar-head transformer) on math references + corrupted copies.
 # 2. `bonfire train --algo rl-v` with N′ = 1 (algorithm.trainN=1), rewarded by that verifier's score r, from a fresh
 #    model with the default SFT warm-up; every other setting at its default. The synchronous schedule makes the run
-#    bit-reproducible for a seed, so WINDOW changes only what the alarm sees, not the training. The actor's wait for
-#    the learner's first parameters is raised to 10 minutes (liveness.peerGiveUpMs): on a busy machine the 1500-step
-#    warm-up can take longer than the default 60 s.
+#    bit-reproducible for a seed, so WINDOW changes only what the alarm sees, not the training. Two liveness settings
+#    are raised for busy machines (they change no result): the actor waits up to 5 minutes for the learner's first
+#    parameters (liveness.peerGiveUpMs; the 1500-step warm-up took 2 minutes on a loaded 2-core machine), and the
+#    liveness window is 10 s (liveness.livenessCount=20), so a slow final evaluation does not get the actor declared
+#    dead and left waiting after the run finished.
 # 3. Prints the alarm lines of the coordinator log, the mean verifier score r and true reward R per block of
 #    versions (from metrics.jsonl), and `bonfire status` of the finished run.
 # Environment: SEED (2), STEPS (300), WINDOW (monitoring.hackingWindow, 64), BONFIRE (.build/release/bonfire).
@@ -34,7 +36,7 @@ echo "== 2. RL-V, N′ = 1, rewarded by the learned verifier (seed $seed, $steps
 "$bonfire" train --algo rl-v --task math --verifier learned --verifier-path "$out/verifier.safetensors" \
   --steps "$steps" --seed "$seed" --out "$out/run" \
   --set algorithm.trainN=1 --set monitoring.hackingWindow="$window" \
-  --set liveness.peerGiveUpMs=600000 > "$out/train.log"
+  --set liveness.peerGiveUpMs=300000 --set liveness.livenessCount=20 > "$out/train.log"
 
 echo "== 3. the coordinator's alarm"
 grep -E "reward hacking suspected|reward-hacking alarm cleared" "$out/train.log" \
