@@ -13,7 +13,7 @@ import BonfireModel
 
 /// One text episode: transcripts x_t (token ids), the token chosen at each turn, its behaviour log-prob and policy
 /// version, and the rewards.
-package struct TextEpisode: Sendable, Equatable {
+package struct TextEpisode: Codable, Sendable, Equatable {
     package var observations: [[Int]] = []
     package var actions: [Int] = []
     package var behaviourLogProbs: [Float] = []

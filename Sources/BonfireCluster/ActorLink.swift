@@ -27,6 +27,9 @@ package final class ActorLink {
     let config: RunConfig
     package private(set) var identity: RoleIdentity
     var decoder: WireDecoder
+    /// Admission of every received message (framing, sender role, meaning: parameter count, layout, finite values,
+    /// versions; eval requests of this run's task); drops counted by reason and logged rate-limited.
+    package private(set) var inbox: WireInbox
     var backoff: Backoff
     package let control: ZMQSocket
     package let sub: ZMQSocket
@@ -41,9 +44,13 @@ package final class ActorLink {
     let modelSection: String
     /// The policy version held (−1 before the first parameters).
     package private(set) var version = -1
+    /// Parameters installed so far (a restarted learner may re-send the version held: waits compare installs).
+    package private(set) var installs = 0
+    /// The sender id of the learner whose parameters are held (its pid; a new one means the learner restarted).
+    var learnerID: UInt32?
     var lastHeartbeat: Int64 = 0
     /// Notices a silent coordinator (training goes on; hello is repeated until it answers).
-    var coordinatorWatch: CoordinatorWatch
+    package private(set) var coordinatorWatch: CoordinatorWatch
     var lastHello: Int64 = 0
     var lastParams: Int64 = 0
     var lastParamAsk: Int64 = 0
@@ -56,7 +63,9 @@ package final class ActorLink {
                  layoutHash: UInt64, parameterCount: Int, modelSection: String = "model and env sections") throws {
         self.config = config
         self.identity = RoleIdentity(runID: config.run.id, role: .actor, id: UInt32(id))
-        self.decoder = WireDecoder(runID: config.run.id)
+        let limits = WireLimits(parameterCount: parameterCount)   // also ZMQ_MAXMSGSIZE on every receiving socket
+        self.decoder = WireDecoder(runID: config.run.id, limits: limits)
+        self.inbox = WireInbox(logPeriod: .milliseconds(config.logging.warnEveryMs))
         self.backoff = Backoff(config.liveness, rng: RNG(seed: config.run.seed, stream: 4, UInt64(id)))
         self.capabilities = capabilities
         self.expectedHash = layoutHash
@@ -74,6 +83,7 @@ package final class ActorLink {
             try s.set(.reconnectInterval(ms(config.liveness.reconnectInitialMs)))
             try s.set(.reconnectIntervalMax(ms(config.liveness.reconnectMaxMs)))
         }
+        for s in [control, sub, paramReq] { try s.limitIncoming(to: limits) }
         try sub.set(.conflate(true))
         try sub.set(.subscribe([]))
         try pushSocket.set(.sendHighWaterMark(pushHighWaterMark))
@@ -98,7 +108,9 @@ package final class ActorLink {
         guard now - lastHeartbeat >= Int64(config.liveness.heartbeatIntervalMs) else { return }
         lastHeartbeat = now
         if case .lost(let silent) = coordinatorWatch.tick(now: now) {
-            roleLog("\(name): coordinator silent for \(silent) ms (window \(coordinatorWatch.windowMs) ms); training goes on, registering again when it answers")
+            roleLog("\(name): coordinator silent for \(silent) ms (window \(coordinatorWatch.windowMs) ms); " +
+                    (config.liveness.onCoordinatorLoss == .pause ? "rollouts paused (liveness.onCoordinatorLoss = pause)" : "training goes on") +
+                    ", registering again when it answers")
         }
         if coordinatorWatch.isLost {
             _ = try? control.trySend([identity.envelope(.hello(hello())).encoded()])
@@ -116,6 +128,36 @@ package final class ActorLink {
         }
     }
 
+    /// What this actor accepts: parameters of its model's count and layout, finite and not older than held; control
+    /// messages from the coordinator about this run's task.
+    var admission: ValidationContext {
+        var c = ValidationContext(receiver: .actor, runID: config.run.id)
+        c.task = config.task.name.rawValue
+        c.parameterCount = expectedCount
+        c.layoutHash = expectedHash
+        c.currentVersion = version >= 0 ? version : nil   // parameters older than held are replays
+        // The coordinator's heartbeats, live-actor counts and eval requests carry the learner's version, which is
+        // ahead of the one an actor holds.
+        c.maxVersionAhead = 1 << 24
+        return c
+    }
+
+    /// The received message if it passes admission; nil (counted, logged) otherwise.
+    func admit(_ got: ZMQReceived) -> WireEnvelope? {
+        if case .success(let e) = got.envelope, e.senderRole == .learner, case .parameters(let p) = e.payload,
+           let held = learnerID, e.senderID != held, Int(exactly: p.version) != nil {
+            // A restarted learner (resumed from its last checkpoint, possibly older than what we hold): forget the
+            // version held so its parameters are taken and the version's rollouts are produced again (the same
+            // ones: the rollout RNG is a function of the version).
+            roleLog("\(name): learner restarted (id \(held) → \(e.senderID)); taking its version \(p.version) (held \(version))")
+            version = -1
+            learnerID = nil
+        }
+        guard let env = inbox.admit(got.envelope, context: admission, log: { [name] in roleLog("\(name): " + $0) }) else { return nil }
+        if env.senderRole == .learner, case .parameters = env.payload, learnerID == nil { learnerID = env.senderID }
+        return env
+    }
+
     /// Hello → HelloAck, retried with capped exponential backoff until `peerGiveUpMs`.
     package func register(detail: String = "") throws {
         backoff.reset()
@@ -123,7 +165,7 @@ package final class ActorLink {
         while !StopFlag.isSet {
             _ = try control.send(identity.envelope(.hello(hello())), timeout: .milliseconds(500))
             if let got = try control.receiveEnvelope(&decoder, timeout: ms(config.liveness.receiveTimeoutMs)),
-               case .success(let env) = got.envelope, case .helloAck(let ack) = env.payload, ack.accepted {
+               let env = admit(got), case .helloAck(let ack) = env.payload, ack.accepted {
                 roleLog("\(name): registered with coordinator (run \(config.run.id), current version \(ack.currentVersion))\(detail)")
                 backoff.reset()
                 return
@@ -137,16 +179,13 @@ package final class ActorLink {
         }
     }
 
-    /// Checks a parameter message against this actor's model and hands newer ones to `apply`. True if applied.
+    /// Hands admitted parameters (count, layout, finite values checked by `admit`) that are newer than the held
+    /// version to `apply`. True if applied.
     func install(_ p: WireParameters, _ apply: ([Float], Int) throws -> Void) throws -> Bool {
-        guard p.layoutHash == expectedHash, p.values.count == expectedCount else {
-            throw ClusterError("\(name): parameter layout from the learner (hash \(p.layoutHash), \(p.values.count) floats) " +
-                               "does not match this actor's model (hash \(expectedHash), \(expectedCount) floats); " +
-                               "run every role with the same config (\(modelSection))")
-        }
         guard Int(p.version) > version else { return false }
         try apply(p.values, Int(p.version))
         version = Int(p.version)
+        installs += 1
         return true
     }
 
@@ -164,14 +203,14 @@ package final class ActorLink {
                 nextRequest = now + Int64(backoff.nextDelayMs())
             }
             if let got = try paramReq.receiveEnvelope(&decoder, timeout: .milliseconds(50)),
-               case .success(let env) = got.envelope, case .parameters(let p) = env.payload, try install(p, apply) {
+               let env = admit(got), case .parameters(let p) = env.payload, try install(p, apply) {
                 lastParams = monotonicMillis()
                 return true
             }
             if try receiveBroadcast(apply) { lastParams = monotonicMillis(); return true }
             heartbeat(state: "waiting-for-parameters")
             while let got = try control.receiveEnvelope(&decoder, timeout: .zero) {
-                guard case .success(let env) = got.envelope else { continue }
+                guard let env = admit(got) else { continue }
                 switch env.payload {
                 case .shutdown(let s):
                     roleLog("\(name): shutdown from coordinator while waiting for parameters (\(s.reason))")
@@ -184,7 +223,7 @@ package final class ActorLink {
             if now - started > Int64(config.liveness.peerGiveUpMs) {
                 throw ClusterError("\(name): learner at \(config.endpoints.connect(config.endpoints.paramsRequestPort)) " +
                                    "sent no parameters for \(now - started) ms; is it running? If its SFT warm-up takes " +
-                                   "longer, raise liveness.peerGiveUpMs")
+                                   "longer, raise liveness.peerGiveUpMs" + layoutHint)
             }
             if now - lastLog >= Int64(config.logging.warnEveryMs) {
                 roleLog("\(name): waiting for initial parameters from the learner (\(now - started) ms so far; it may still be warming up)")
@@ -198,7 +237,7 @@ package final class ActorLink {
     func receiveBroadcast(_ apply: ([Float], Int) throws -> Void, timeout: Duration = .zero) throws -> Bool {
         var installed = false
         while let got = try sub.receiveEnvelope(&decoder, timeout: installed ? .zero : timeout) {
-            if case .success(let env) = got.envelope, case .parameters(let p) = env.payload, try install(p, apply) { installed = true }
+            if let env = admit(got), case .parameters(let p) = env.payload, try install(p, apply) { installed = true }
             if !installed { break }
         }
         return installed
@@ -213,7 +252,7 @@ package final class ActorLink {
         if try receiveBroadcast(apply, timeout: timeout) { installed = true; lastParams = now }
         while let got = try paramReq.receiveEnvelope(&decoder, timeout: .zero) {
             // Any answer shows the learner is alive, even when it holds no newer version.
-            if case .success(let env) = got.envelope, case .parameters(let p) = env.payload {
+            if let env = admit(got), case .parameters(let p) = env.payload {
                 if try install(p, apply) { installed = true }
                 lastParams = now
             }
@@ -226,7 +265,7 @@ package final class ActorLink {
         if now - lastParams > Int64(config.liveness.peerGiveUpMs) {
             let e = config.endpoints
             throw ClusterError("\(name): no parameters from the learner for \(now - lastParams) ms " +
-                               "(> liveness.peerGiveUpMs); is the learner running at \(e.connect(e.paramsPort))?")
+                               "(> liveness.peerGiveUpMs); is the learner running at \(e.connect(e.paramsPort))?" + layoutHint)
         }
         return installed
     }
@@ -236,10 +275,10 @@ package final class ActorLink {
     /// sample anyway: e.g. an actor died and the learner waits for more rollouts). False when a control message
     /// (shutdown, evaluation) or a stop signal came first: handle that before sampling again.
     package func waitForNewerVersion(_ apply: ([Float], Int) throws -> Void, state: String, deadlineMs: Int?) throws -> Bool {
-        let held = version
+        let held = installs
         let until = deadlineMs.map { monotonicMillis() + Int64($0) } ?? Int64.max
         var lastAsk = monotonicMillis()
-        while version == held, monotonicMillis() < until, !StopFlag.isSet {
+        while installs == held, monotonicMillis() < until, !StopFlag.isSet {
             let ready = try ZMQSocket.pollReadable([sub, control, paramReq], timeout: .milliseconds(5))
             _ = try pollParameters(apply)   // also asks the learner directly after a quiet spell (a missed broadcast)
             // Without a deadline (synchronous schedule) nothing else moves until the next version arrives: ask the
@@ -249,9 +288,9 @@ package final class ActorLink {
                 lastAsk = monotonicMillis()
             }
             heartbeat(state: state)
-            if ready.contains(1) { return version != held }   // shutdown / eval first
+            if ready.contains(1) { return installs != held }   // shutdown / eval first
         }
-        if version == held {
+        if installs == held {
             if StopFlag.isSet { return false }
             _ = try pollParameters(apply)   // also asks the learner directly after a quiet spell
         }
@@ -279,7 +318,7 @@ package final class ActorLink {
         pendingEvals.removeAll()
         let now = monotonicMillis()
         while let got = try control.receiveEnvelope(&decoder, timeout: .zero) {
-            guard case .success(let env) = got.envelope else { continue }
+            guard let env = admit(got) else { continue }
             if case .back(let down) = coordinatorWatch.contact(now: now) {
                 roleLog("\(name): coordinator is back after \(down) ms")
             }
@@ -300,6 +339,13 @@ package final class ActorLink {
             }
         }
         return events
+    }
+
+    /// When parameters were dropped for their shape, the likely cause (a different model config) for a give-up error.
+    var layoutHint: String {
+        let n = inbox.drops[.layoutMismatch] + inbox.drops[.parameterCountMismatch]
+        return n == 0 ? "" : ". \(n) parameter messages had another layout or size than this actor's model " +
+            "(hash \(expectedHash), \(expectedCount) floats): run every role with the same config (\(modelSection))"
     }
 
     /// Pushes without waiting; false when the queue is full (statistics not worth waiting for).

@@ -33,8 +33,11 @@ package final class Coordinator {
     /// The ROUTER routing id of the connection that registered as the learner.
     var learnerRoute: [UInt8]?
     var lastPeerHeartbeat: Int64 = 0                 // the live-actor count last sent to the actors
-    /// Messages not acted on, by reason (`coordinator/dropped/<reason>`).
-    var drops: [String: Int] = [:]
+    /// Admission of every message on the ROUTER (framing, sender role, replays, meaning); drops counted by reason
+    /// (`wire/dropped/<reason>` in the coordinator's metrics) and logged rate-limited.
+    var inbox: WireInbox
+    /// Peers the coordinator keeps state for; a new peer beyond it replaces the longest-dead one or is refused.
+    let maxPeers: Int
     /// TensorBoard files, Prometheus endpoint, reward-hacking alarm (set while running).
     var monitor: CoordinatorMonitor?
     /// CURVE: the authenticated role of each message must be the role its envelope claims.
@@ -50,6 +53,25 @@ package final class Coordinator {
         self.liveness = LivenessTracker(config.liveness)
         self.schedule = EvalSchedule(config.eval)
         self.decoder = WireDecoder(runID: config.run.id)
+        self.inbox = WireInbox(logPeriod: .milliseconds(config.logging.warnEveryMs), checkSequences: true)
+        self.maxPeers = max(64, 4 * config.actors.count + 8)
+    }
+
+    /// What the coordinator knows, against which each message is checked.
+    var admission: ValidationContext {
+        var c = ValidationContext(receiver: .coordinator, runID: config.run.id)
+        c.task = config.task.name.rawValue
+        c.currentVersion = learnerVersion
+        // A restarted coordinator starts at 0 and hears the learner's real version from its metrics.
+        c.maxVersionAhead = 1 << 24
+        c.expectedEvalRequests = Set(requestedVersion.keys)
+        c.requireRegistrationFor = [.evalReport]
+        c.rewardRange = -1e6...1e6
+        return c
+    }
+
+    func drop(_ reason: DropReason, peer: String, _ detail: String) {
+        inbox.reject(reason, peer: peer, detail: detail, log: { roleLog("coordinator: " + $0) })
     }
 
     /// Runs until the learner reports the run finished (then shuts the actors down) or a stop signal arrives.
@@ -63,6 +85,7 @@ package final class Coordinator {
         try security.server(router)
         try router.set(.routerMandatory(false))
         try router.set(.receiveHighWaterMark(10_000))
+        try router.limitIncoming(to: decoder.limits)   // ZMQ_MAXMSGSIZE: control messages are small (16 MiB cap)
         let endpoint = config.endpoints.bind(config.endpoints.coordinatorPort)
         do { try router.bind(endpoint) } catch {
             throw ClusterError("coordinator cannot bind \(endpoint): \(error). Is another run using this port? " +
@@ -140,27 +163,39 @@ package final class Coordinator {
 
     private func handle(_ got: ZMQReceived, _ router: ZMQSocket) {
         guard let route = got.prefix.first else { return }
-        if let security, !security.accepts(got) {
-            drops["wrong_key_for_role", default: 0] += 1
-            roleLog("coordinator: dropped a message whose CURVE key is not bound to the role it claims (\(drops["wrong_key_for_role"]!) so far)")
-            return
+        var ctx = admission
+        if case .success(let e) = got.envelope, liveness.peer(peerName(role: e.senderRole, id: e.senderID)) != nil {
+            ctx.senderRegisteredRole = e.senderRole
         }
-        let env: WireEnvelope
-        switch got.envelope {
-        case .success(let e): env = e
-        case .failure(let e):
-            roleLog("coordinator: dropped a frame (\(decoder.dropped) so far): \(e)")
-            return
-        }
+        guard let env = inbox.admit(got.envelope, context: ctx, log: { roleLog("coordinator: " + $0) }) else { return }
         let peer = peerName(role: env.senderRole, id: env.senderID)
+        if let security, !security.accepts(got) {
+            drop(.keyRoleMismatch, peer: peer, "its CURVE key is not bound to the role it claims")
+            return
+        }
         let role: PeerRole = env.senderRole == .learner ? .learner : .actor
         let now = monotonicMillis()
-        routes[peer] = route
+        if case .hello = env.payload {
+            // Only a hello (re-)binds a peer name to a connection.
+            if routes[peer] == nil, routes.count >= maxPeers {
+                // Bounded: forget the longest-dead peer; refuse when every known peer is alive.
+                let dead = liveness.peers.filter { $0.value.state != .alive }.min { ($0.value.downSince ?? 0) < ($1.value.downSince ?? 0) }
+                guard let victim = dead?.key else {
+                    drop(.tooManyItems, peer: peer, "\(routes.count) peers known and alive (limit \(maxPeers)); not registered")
+                    return
+                }
+                forget(victim)
+            }
+            routes[peer] = route
+        } else if let known = routes[peer], known != route {
+            drop(.senderIdentityMismatch, peer: peer, "\(env.payload.kind) from another connection than the one \(peer) registered from")
+            return
+        }
         switch env.payload {
         case .hello(let h):
             let job = config.jobKind.capability
             if let announced = h.capabilities.first(where: { $0.hasPrefix("job=") }), announced != job {
-                drops["wrong_job", default: 0] += 1
+                drop(.jobKindMismatch, peer: peer, "it runs \(announced), this run is \(job)")
                 roleLog("coordinator: refused \(peer) (pid \(h.pid) on \(h.host)): it runs \(announced), this run is \(job); start it with this run's config")
                 send(.helloAck(WireHelloAck(accepted: false, reason: "this run is \(job), you announced \(announced)",
                                             currentVersion: UInt64(learnerVersion),
@@ -188,17 +223,20 @@ package final class Coordinator {
                 } else { log(event) }
             }
         case .metrics(let m):
-            // Meaning, not just framing: versions and steps in range, a bounded number of keys, and only the route
-            // that registered as the learner may speak for it.
-            guard let version = Int(exactly: m.version), version <= Int(Int32.max), let step = Int(exactly: m.step),
-                  step <= Int(Int32.max), m.values.count <= 4096 else {
-                drops["metrics_out_of_range", default: 0] += 1
-                roleLog("coordinator: dropped metrics from \(peer): version \(m.version), step \(m.step), \(m.values.count) keys (\(drops["metrics_out_of_range"]!) so far)")
+            // The inbox checked versions (fit Int, not absurdly ahead), keys and values; steps must fit as well, and
+            // only the route that registered as the learner may speak for it.
+            guard let version = Int(exactly: m.version), let step = Int(exactly: m.step), step <= Int(Int32.max) else {
+                drop(.versionOutOfRange, peer: peer, "metrics step \(m.step)")
                 return
             }
             if role == .learner, let registered = learnerRoute, registered != route {
-                drops["identity_mismatch", default: 0] += 1
-                roleLog("coordinator: dropped learner metrics from a connection that did not register as the learner (\(drops["identity_mismatch"]!) so far)")
+                drop(.senderIdentityMismatch, peer: peer, "learner metrics from a connection that did not register as the learner")
+                return
+            }
+            if role == .learner, learnerRoute == nil, m.values[MetricKey.runFinished] != nil {
+                // After a coordinator restart the learner's metrics are logged before it registers again, but only
+                // the registered learner can end the run.
+                drop(.senderNotRegistered, peer: peer, "a 'run finished' claim from a learner that has not registered")
                 return
             }
             _ = liveness.heartbeat(peer, now: now)
@@ -229,10 +267,9 @@ package final class Coordinator {
             // The actor evaluates the newest parameters it holds (which may differ from the scheduled version);
             // the request id says which scheduled evaluation this answers.
             // Only an answer to a request this coordinator sent to an actor is believed.
-            guard role == .actor, let scheduled = requestedVersion.removeValue(forKey: r.requestID),
+            guard let scheduled = requestedVersion.removeValue(forKey: r.requestID),
                   let reported = Int(exactly: r.version), reported <= learnerVersion + 1 else {
-                drops["unrequested_eval", default: 0] += 1
-                roleLog("coordinator: ignored an eval report from \(peer) that answers no outstanding request (\(drops["unrequested_eval"]!) so far)")
+                drop(.unexpectedEvalReport, peer: peer, "request \(r.requestID), version \(r.version): answers no outstanding request")
                 return
             }
             let outcome = schedule.reportReceived(version: scheduled, now: now)
@@ -264,8 +301,14 @@ package final class Coordinator {
         case .shutdown(let s):
             if let e = liveness.leave(peer, now: now) { log(e, detail: s.reason) }
         default:
-            roleLog("coordinator: unexpected \(env.payload.kind) from \(peer); ignored")
+            drop(.senderRoleNotAllowed, peer: peer, "\(env.payload.kind) is not a message the coordinator takes")
         }
+    }
+
+    /// Drops every trace of a peer (bounded tables).
+    private func forget(_ peer: String) {
+        routes[peer] = nil; peerState[peer] = nil; actorSamples[peer] = nil; actorDropped[peer] = nil
+        liveness.forget(peer)
     }
 
     private func perform(_ action: EvalSchedule.Action, _ router: ZMQSocket) {
@@ -341,7 +384,7 @@ package final class Coordinator {
         var line = "v=\(learnerVersion) step=\(learnerStep) " +
             String(format: "steps/s=%.2f samples/s=%.1f", stepsPerSecond, samplesPerSecond) +
             " actors=\(live)/\(total) stale_dropped=\(f(MetricKey.dropped, 0)) stale_accepted=\(f(MetricKey.acceptedStale, 0))" +
-            " wire_dropped=\(Int(actorDropped.values.reduce(0, +)) + decoder.dropped + Int(lastLearner[MetricKey.wireDropped] ?? 0))" +
+            " wire_dropped=\(Int(actorDropped.values.reduce(0, +)) + inbox.drops.total + Int(lastLearner[MetricKey.wireDropped] ?? 0))" +
             " loss=\(f(MetricKey.policyLoss, 4))"
         switch config.jobKind {
         case .bon: line += " reward=\(f(MetricKey.rewardMean)) score=\(f(MetricKey.scoreMean))"
@@ -361,8 +404,8 @@ package final class Coordinator {
         roleLog(line)
         try? runDir.appendMetrics(role: "coordinator", version: learnerVersion, values: [
             MetricKey.stepsPerSecond: stepsPerSecond, MetricKey.samplesPerSecond: samplesPerSecond,
-            MetricKey.liveActors: Double(live), MetricKey.wireDropped: Double(decoder.dropped),
-        ])
+            MetricKey.liveActors: Double(live),
+        ].merging(inbox.drops.metrics) { a, _ in a })
     }
 }
 

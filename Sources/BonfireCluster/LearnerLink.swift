@@ -26,16 +26,36 @@ package final class LearnerLink {
     var current: WireParameters?
     var lastHeartbeat: Int64 = 0
     /// Notices a silent coordinator (training goes on; hello is repeated until it answers).
-    var coordinatorWatch: CoordinatorWatch
+    package private(set) var coordinatorWatch: CoordinatorWatch
 
-    /// Frames dropped by the decoder (malformed, wrong run, oversized …).
-    package var dropped: Int { decoder.dropped }
+    /// Admission of every received message (framing + meaning), one per socket; drops counted by reason.
+    package var rolloutInbox: WireInbox
+    var controlInbox: WireInbox
+    var requestInbox: WireInbox
+    /// What the learner accepts (the job fills in its part, `PolicyLearner.admission`); `currentVersion` is set by
+    /// the caller of `receiveRollout`.
+    package var rolloutContext: ValidationContext
+
+    /// Every drop on every socket of the learner, by reason.
+    package var drops: DropCounter {
+        rolloutInbox.drops.merged(controlInbox.drops).merged(requestInbox.drops)
+    }
 
     package init(context: ZMQContext, config: RunConfig, capabilities: [String], pullHighWaterMark: Int32,
-                 pubHighWaterMark: Int32) throws {
+                 pubHighWaterMark: Int32, parameterCount: Int) throws {
         self.config = config
-        self.identity = RoleIdentity(runID: config.run.id, role: .learner, id: 0)
-        self.decoder = WireDecoder(runID: config.run.id)
+        // The learner's sender id is its pid: actors see a restarted learner (a new id) and roll out again with the
+        // version it resumed at, even when they already held it (ActorLink.admit).
+        self.identity = RoleIdentity(runID: config.run.id, role: .learner, id: UInt32(truncatingIfNeeded: getpid()))
+        // One size limit for the decoder and libzmq (ZMQ_MAXMSGSIZE: an oversized frame disconnects its sender
+        // before it is buffered).
+        let limits = WireLimits(parameterCount: parameterCount)
+        self.decoder = WireDecoder(runID: config.run.id, limits: limits)
+        let period = Duration.milliseconds(config.logging.warnEveryMs)
+        rolloutInbox = WireInbox(logPeriod: period)
+        controlInbox = WireInbox(logPeriod: period)
+        requestInbox = WireInbox(logPeriod: period)
+        rolloutContext = ValidationContext(receiver: .learner, runID: config.run.id)
         let e = config.endpoints
         security = try RoleSecurity.start(config: config, role: .learner, context: context)
         coordinatorWatch = CoordinatorWatch(windowMs: config.liveness.heartbeatIntervalMs * config.liveness.livenessCount,
@@ -45,6 +65,7 @@ package final class LearnerLink {
         paramRouter = try ZMQSocket(context, .router, linger: .milliseconds(200))
         control = try ZMQSocket(context, .dealer, linger: .milliseconds(500))
         try pull.set(.receiveHighWaterMark(pullHighWaterMark))
+        for s in [pull, paramRouter, control] { try s.limitIncoming(to: limits) }
         try pub.set(.sendHighWaterMark(pubHighWaterMark))
         for (s, port) in [(pull, e.rolloutPort), (pub, e.paramsPort), (paramRouter, e.paramsRequestPort)] {
             do { try security.server(s); try s.bind(e.bind(port)) } catch {
@@ -57,7 +78,7 @@ package final class LearnerLink {
         try control.set(.reconnectIntervalMax(ms(config.liveness.reconnectMaxMs)))
         try security.client(control)
         try control.connect(e.connect(e.coordinatorPort))
-        hello = WireHello(role: .learner, id: 0, host: ProcessInfo.processInfo.hostName, pid: UInt32(getpid()),
+        hello = WireHello(role: .learner, id: identity.id, host: ProcessInfo.processInfo.hostName, pid: UInt32(getpid()),
                           capabilities: capabilities)
         _ = try control.send(identity.envelope(.hello(hello)), timeout: .milliseconds(500))
     }
@@ -79,8 +100,15 @@ package final class LearnerLink {
 
     /// Answers every queued parameter request with the parameters of `version`.
     package func serveParameterRequests(version: Int, layoutHash: UInt64, values: () -> [Float]) throws {
+        let ctx = ValidationContext(receiver: .learner, runID: config.run.id)
         while let got = try paramRouter.receiveEnvelope(&decoder, timeout: .zero) {
-            guard let route = got.prefix.first, case .success = got.envelope, security.accepts(got) else { continue }
+            guard let route = got.prefix.first,
+                  requestInbox.admit(got.envelope, context: ctx, log: { roleLog("learner: " + $0) }) != nil else { continue }
+            guard security.accepts(got) else {
+                requestInbox.reject(.keyRoleMismatch, peer: "parameter request", detail: "CURVE key not bound to the role it claims",
+                                    log: { roleLog("learner: " + $0) })
+                continue
+            }
             let p = parameters(version: version, layoutHash: layoutHash, values: values)
             _ = try paramRouter.send(identity.envelope(.parameters(p)), prefix: [route], timeout: .milliseconds(200))
         }
@@ -89,8 +117,11 @@ package final class LearnerLink {
     /// Control messages: returns the coordinator's shutdown reason, if it sent one. A request to register again is
     /// answered here.
     package func pollControl() throws -> String? {
+        var ctx = ValidationContext(receiver: .learner, runID: config.run.id)
+        ctx.currentVersion = nil
         while let got = try control.receiveEnvelope(&decoder, timeout: .zero) {
-            guard case .success(let env) = got.envelope else { continue }
+            guard let env = controlInbox.admit(got.envelope, context: ctx, peer: "coordinator",
+                                               log: { roleLog("learner: " + $0) }) else { continue }
             if case .back(let down) = coordinatorWatch.contact(now: monotonicMillis()) {
                 roleLog("learner: coordinator is back after \(down) ms")
             }
@@ -124,7 +155,9 @@ package final class LearnerLink {
         guard now - lastHeartbeat >= Int64(config.liveness.heartbeatIntervalMs) else { return }
         lastHeartbeat = now
         if case .lost(let silent) = coordinatorWatch.tick(now: now) {
-            roleLog("learner: coordinator silent for \(silent) ms (window \(coordinatorWatch.windowMs) ms); training goes on, registering again when it answers")
+            roleLog("learner: coordinator silent for \(silent) ms (window \(coordinatorWatch.windowMs) ms); " +
+                    (config.liveness.onCoordinatorLoss == .pause ? "training paused (liveness.onCoordinatorLoss = pause)" : "training goes on") +
+                    ", registering again when it answers")
         }
         if coordinatorWatch.isLost {
             _ = try? control.trySend([identity.envelope(.hello(hello)).encoded()])
@@ -138,19 +171,21 @@ package final class LearnerLink {
         _ = try? control.trySend([identity.envelope(.metrics(m)).encoded()])
     }
 
-    /// One rollout message, waiting up to `timeout`; rejected frames are logged and counted, and return nil.
-    package func receiveRollout(timeout: Duration) throws -> WireEnvelope? {
+    /// One rollout message, waiting up to `timeout`, admitted against `rolloutContext` at the learner's `version`
+    /// (framing, sender role, run, meaning; CURVE key bound to the claimed role). `.some(nil)`: a message arrived
+    /// and was dropped (counted by reason, logged rate-limited); `nil`: nothing arrived.
+    package func receiveRollout(timeout: Duration, version: Int) throws -> WireEnvelope?? {
         guard let got = try pull.receiveEnvelope(&decoder, timeout: timeout) else { return nil }
+        rolloutContext.currentVersion = version
+        guard let env = rolloutInbox.admit(got.envelope, context: rolloutContext, log: { roleLog("learner: " + $0) }) else {
+            return .some(nil)
+        }
         guard security.accepts(got) else {
-            roleLog("learner: dropped a rollout whose CURVE key is not bound to the role it claims (\(security.rejectedRole) so far)")
-            return nil
+            rolloutInbox.reject(.keyRoleMismatch, peer: "\(env.senderRole)-\(env.senderID)",
+                                detail: "its CURVE key is not bound to the role it claims", log: { roleLog("learner: " + $0) })
+            return .some(nil)
         }
-        switch got.envelope {
-        case .success(let env): return env
-        case .failure(let err):
-            roleLog("learner: dropped a rollout frame (\(decoder.dropped) so far): \(err)")
-            return nil
-        }
+        return .some(env)
     }
 
     /// Says goodbye to the coordinator (finished or stopped).

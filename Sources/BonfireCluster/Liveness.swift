@@ -141,6 +141,9 @@ package struct LivenessTracker: Sendable {
         peers.values.filter { $0.state == .alive && (role == nil || $0.role == role) }.map(\.id).sorted()
     }
 
+    /// Removes a peer entirely (the coordinator's bounded peer table evicts long-dead peers).
+    package mutating func forget(_ id: String) { peers[id] = nil }
+
     package func isAlive(_ id: String) -> Bool { peers[id]?.state == .alive }
 
     package func peer(_ id: String) -> Peer? { peers[id] }

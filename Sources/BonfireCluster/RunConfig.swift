@@ -55,6 +55,17 @@ package enum Schedule: String, Sendable, ConfigChoice, ConfigChoiceValue {
     case sync
 }
 
+/// What the learner and the actors do while the coordinator is lost (silent for a liveness window).
+package enum CoordinatorLossPolicy: String, Sendable, ConfigChoice, ConfigChoiceValue {
+    /// Keep training (nothing the learner and actors do needs the coordinator; metrics are not logged meanwhile).
+    case `continue`
+    /// Stop updating (learner) and rolling out (actors) until the coordinator answers again; keep heartbeating.
+    case pause
+
+    /// Whether a role may train / roll out now.
+    package func mayWork(coordinatorLost: Bool) -> Bool { self == .continue || !coordinatorLost }
+}
+
 /// How roles reach each other: TCP (one or many hosts), IPC sockets (one host), or in-process (threads of one
 /// process sharing one ZeroMQ context: `bonfire train`, tests).
 package enum Transport: String, Sendable, ConfigChoice, ConfigChoiceValue {
@@ -273,6 +284,8 @@ package struct RunConfig: Codable, Equatable, Sendable {
         package var parameterRefreshMs: Int = 5000
         /// After its last update the learner stays reachable this long for the final evaluation. Default 2000 ms.
         package var finishLingerMs: Int = 2000
+        /// While the coordinator is lost: `continue` training (default) or `pause` until it answers.
+        package var onCoordinatorLoss: CoordinatorLossPolicy = .continue
         package init() {}
     }
 

@@ -13,6 +13,7 @@
 // strings "NaN", "Infinity", "-Infinity" (JSON has no such numbers; a NaN loss must not vanish).
 
 import BonfireMath
+import BonfireWire
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -30,8 +31,14 @@ package enum MetricKey {
     package static let dropped = "staleness/dropped"
     package static let acceptedStale = "staleness/accepted_stale"
     package static let meanLag = "staleness/mean_lag"
-    package static let wireDropped = "wire/dropped"
+    package static let wireDropped = DropReason.totalMetricKey
     package static let unitsPerSecond = "throughput/units_per_s"
+    /// The learner's unit ledger (UnitLedger.swift): admitted = trained + stale + evicted + pending, across resumes.
+    package static let unitsAdmitted = "units/admitted"
+    package static let unitsTrained = "units/trained"
+    package static let unitsStale = "units/stale"
+    package static let unitsEvicted = "units/evicted"
+    package static let unitsPending = "units/pending"
     package static let skippedUpdates = "learner/skipped_updates"
     package static let actorSamplesTotal = "actor/samples_total"
     package static let actorDroppedTotal = "actor/dropped_total"
@@ -209,15 +216,17 @@ package final class RunDirectory: @unchecked Sendable {
                 unlink(file.path)  // empty or damaged: replace it
             }
             let id = RunConfig.makeRunID(extra: UInt64.random(in: 0..<(1 << 48)))
-            let fd = Glibc.open(file.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-            if fd < 0 {
+            // Written whole to a private name, then link(2)ed into place: the file appears with its content (a role
+            // reading it concurrently never sees it empty) and exactly one role's link wins (EEXIST for the others).
+            let tmp = dir.appendingPathComponent(".run-id.\(getpid()).\(UInt32.random(in: 0...UInt32.max))")
+            do { try Data((id + "\n").utf8).write(to: tmp) } catch {
+                throw ConfigError("cannot write \(tmp.path) (\(error.localizedDescription)); fix the run directory's permissions or set run.id")
+            }
+            defer { unlink(tmp.path) }
+            if link(tmp.path, file.path) != 0 {
                 if errno == EEXIST { continue }  // another role won the race: read its id
                 throw ConfigError("cannot write \(file.path) (\(String(cString: strerror(errno)))); fix the run directory's permissions or set run.id")
             }
-            let line = Array((id + "\n").utf8)
-            let n = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            close(fd)
-            guard n == line.count else { throw ConfigError("cannot write \(file.path) (short write)") }
             return id
         }
         throw ConfigError("\(file.path) keeps changing (several runs in one run.dir?); set run.id explicitly")

@@ -41,7 +41,10 @@ package struct StatusReport: Sendable {
     package var accepted: Double?
     package var dropped: Double?
     package var acceptedStale: Double?
+    /// Every message any role dropped (sum over roles of each role's latest `wire/dropped`).
     package var wireDropped: Double?
+    /// The same by reason and role: reason → role → latest count (`wire/dropped/<reason>` of each role).
+    package var wireDropsByReason: [String: [String: Double]] = [:]
     package var lastLoss: Double?
     /// Seconds since the last metrics line was written (by its own `time` field).
     package var lastLineAgeSeconds: Double?
@@ -172,7 +175,8 @@ package struct StatusReport: Sendable {
             stepsPerSecond: stepsPerSecond, samplesPerSecond: latest(MetricKey.samplesPerSecond),
             liveActors: live, configuredActors: config.actors.count,
             accepted: latest(MetricKey.accepted), dropped: latest(MetricKey.dropped),
-            acceptedStale: latest(MetricKey.acceptedStale), wireDropped: latest(MetricKey.wireDropped),
+            acceptedStale: latest(MetricKey.acceptedStale), wireDropped: Self.wireDropTotal(records),
+            wireDropsByReason: Self.wireDrops(records),
             lastLoss: latest(MetricKey.policyLoss) ?? latest(MetricKey.totalLoss),
             lastLineAgeSeconds: age, state: state,
             latestEval: latestEval, latestCheckpoint: checkpoint,
@@ -208,6 +212,26 @@ package struct StatusReport: Sendable {
         return nil
     }
 
+    /// reason → role → that role's latest cumulative count of drops for the reason. Each role counts its own
+    /// drops; summing the latest value per role (not the latest line of any role) is the run's total.
+    package static func wireDrops(_ records: [MetricsRecord]) -> [String: [String: Double]] {
+        let prefix = MetricKey.wireDropped + "/"
+        var out: [String: [String: Double]] = [:]
+        for r in records {
+            for (k, v) in r.values where k.hasPrefix(prefix) && v.isFinite && v >= 0 {
+                out[String(k.dropFirst(prefix.count)), default: [:]][r.role] = v
+            }
+        }
+        return out
+    }
+
+    /// Sum over roles of each role's latest `wire/dropped` total.
+    package static func wireDropTotal(_ records: [MetricsRecord]) -> Double? {
+        var perRole: [String: Double] = [:]
+        for r in records { if let v = r.values[MetricKey.wireDropped], v.isFinite, v >= 0 { perRole[r.role] = v } }
+        return perRole.isEmpty ? nil : perRole.values.reduce(0, +)
+    }
+
     /// Human-readable summary, one fact per line.
     package func render() -> String {
         func f(_ x: Double?, _ fmt: String = "%.2f") -> String { x.map { String(format: fmt, $0) } ?? "–" }
@@ -235,6 +259,12 @@ package struct StatusReport: Sendable {
         }
         lines.append("rollouts   accepted \(i(accepted)), dropped stale \(i(dropped)), accepted with lag > 0 "
                      + "\(i(acceptedStale)), wire drops \(i(wireDropped))")
+        let reasons = wireDropsByReason.map { (reason: $0.key, total: $0.value.values.reduce(0, +), roles: $0.value) }
+            .filter { $0.total > 0 }.sorted { ($0.total, $1.reason) > ($1.total, $0.reason) }
+        for (k, r) in reasons.enumerated() {
+            let who = r.roles.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key) \(i($0.value))" }
+            lines.append((k == 0 ? "drops      " : "           ") + "\(r.reason) \(i(r.total)) (" + who.joined(separator: ", ") + ")")
+        }
         if staleness.count > 0 { lines.append("staleness  " + Self.histogramText(staleness)) }
         lines.append("loss       \(f(lastLoss, "%.4f"))")
         if let g = rewardGap {

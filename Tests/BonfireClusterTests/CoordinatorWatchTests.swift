@@ -15,4 +15,15 @@ final class CoordinatorWatchTests: XCTestCase {
         XCTAssertNil(w.contact(now: 12_100))
         XCTAssertEqual(w.tick(now: 15_101), .lost(silentMs: 3001), "a second loss is reported again")
     }
+
+    func testThePausePolicyStopsWorkOnlyWhileTheCoordinatorIsLostAndParsesFromTheConfig() throws {
+        XCTAssertTrue(CoordinatorLossPolicy.continue.mayWork(coordinatorLost: true))
+        XCTAssertTrue(CoordinatorLossPolicy.pause.mayWork(coordinatorLost: false))
+        XCTAssertFalse(CoordinatorLossPolicy.pause.mayWork(coordinatorLost: true))
+        XCTAssertEqual(try RunConfig.load(sets: []).liveness.onCoordinatorLoss, .continue)
+        XCTAssertEqual(try RunConfig.load(sets: ["liveness.onCoordinatorLoss=pause"]).liveness.onCoordinatorLoss, .pause)
+        XCTAssertThrowsError(try RunConfig.load(sets: ["liveness.onCoordinatorLoss=wait"])) { e in
+            XCTAssertTrue("\(e)".contains("pause"), "the error lists the allowed values: \(e)")
+        }
+    }
 }

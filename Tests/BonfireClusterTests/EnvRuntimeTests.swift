@@ -109,29 +109,17 @@ final class EnvRuntimeTests: XCTestCase {
     }
 
     func testGridWorldThroughBonfireLocalWithTwoActorsLearnsWellBeyondRandom() throws {
-        let exe = try bonfireExecutable()
         let dir = FileManager.default.temporaryDirectory
             .appendingPathComponent("bonfire-envlocal-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         defer { try? FileManager.default.removeItem(at: dir) }
         let maxSteps = 1500
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = ["local", "--actors", "2"] + [
+        let (status, out) = try runBonfire(["local", "--actors", "2"] + [
             "env.name=gridworld", "run.dir=\(dir.path)", "learner.maxSteps=\(maxSteps)", "learner.checkpointEvery=500",
             "eval.everyVersions=0", "eval.prompts=400", "logging.periodSeconds=1",
             "liveness.heartbeatIntervalMs=200", "liveness.livenessCount=10", "liveness.peerGiveUpMs=30000",
-        ].flatMap { ["--set", $0] }
-        var env = ProcessInfo.processInfo.environment
-        env["OPENBLAS_NUM_THREADS"] = "1"
-        p.environment = env
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        ].flatMap { ["--set", $0] })
         let tail = String(out.suffix(5000))
-        XCTAssertEqual(p.terminationStatus, 0, "bonfire local failed:\n\(tail)")
+        XCTAssertEqual(status, 0, "bonfire local failed:\n\(tail)")
 
         let records = metrics(dir)
         let learner = records.filter { $0.role == "learner" }

@@ -2,18 +2,14 @@
 // restarted mid-run, and a learner killed and resumed. They need the `bonfire` product built next to the test
 // bundle (Scripts/test.sh builds it first); without it they fail with a message saying so.
 import BonfireCluster
+import BonfireMath
 import Foundation
 import XCTest
 
 final class LocalRunTests: XCTestCase {
     func bonfireExecutable() throws -> String { try bonfireExecutablePath() }
 
-    func tempRunDir(_ name: String) -> URL {
-        let url = FileManager.default.temporaryDirectory
-            .appendingPathComponent("bonfire-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try? FileManager.default.removeItem(at: url)
-        return url
-    }
+    func tempRunDir(_ name: String) -> URL { temporaryRunDir(name) }
 
     /// Small, fast settings shared by every test run (tiny model, short warm-up, short liveness window).
     func fastSets(runDir: URL, maxSteps: Int) -> [String] {
@@ -27,29 +23,16 @@ final class LocalRunTests: XCTestCase {
         ].flatMap { ["--set", $0] }
     }
 
-    func metrics(_ runDir: URL) -> [MetricsRecord] {
-        let text = (try? String(contentsOf: runDir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap { MetricsRecord(jsonLine: $0) }
-    }
+    func metrics(_ runDir: URL) -> [MetricsRecord] { metricsRecords(runDir) }
 
     func maxLearnerVersion(_ runDir: URL) -> Int {
         metrics(runDir).filter { $0.role == "learner" }.map(\.version).max() ?? -1
     }
 
-    /// Runs a supervisor on a background thread, collecting its prefixed lines.
-    final class Collected: @unchecked Sendable {
-        let lock = NSLock()
-        var lines: [String] = []
-        func add(_ s: String) { lock.lock(); lines.append(s); lock.unlock() }
-        func contains(_ s: String) -> Bool { lock.lock(); defer { lock.unlock() }; return lines.contains { $0.contains(s) } }
-        var text: String { lock.lock(); defer { lock.unlock() }; return lines.joined(separator: "\n") }
-        func count(_ s: String) -> Int { lock.lock(); defer { lock.unlock() }; return lines.filter { $0.contains(s) }.count }
-    }
+    typealias Collected = CollectedLines
 
     func waitUntil(_ seconds: Double, _ what: String, _ collected: Collected, _ cond: () -> Bool) {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline { if cond() { return }; usleep(100_000) }
-        XCTFail("timed out after \(seconds) s waiting for: \(what)\n--- log ---\n\(collected.text.suffix(6000))")
+        waitFor(seconds, what, collected, cond)
     }
 
     func testLocalRunWithTwoActorsAdvancesVersionsEvaluatesAndExitsCleanly() throws {
@@ -75,6 +58,12 @@ final class LocalRunTests: XCTestCase {
         XCTAssertTrue(out.contains("eval of version"), "the coordinator logs an evaluation table")
         XCTAssertTrue(metrics(dir).contains { $0.values.keys.contains { $0.hasPrefix("eval/pass@") } }, "eval metrics in metrics.jsonl")
         XCTAssertTrue(metrics(dir).contains { $0.values[MetricKey.runFinished] == 1 })
+        // A clean run drops nothing and loses no peer: every role's admission accepts every message of every other
+        // role (e.g. the coordinator's heartbeats carry the learner's version, ahead of what an actor holds).
+        let dropLines = out.split(separator: "\n").filter { $0.contains("wire: dropped") }
+        XCTAssertEqual(dropLines.count, 0, "a clean run dropped messages:\n\(dropLines.prefix(10).joined(separator: "\n"))")
+        XCTAssertFalse(out.contains("coordinator silent"), "a role lost the coordinator in a clean run")
+        for r in metrics(dir) { XCTAssertEqual(r.values[MetricKey.wireDropped] ?? 0, 0, "\(r.role) reported drops") }
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("config.json").path))
         let ckpts = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("checkpoints").path)
         XCTAssertTrue(ckpts.contains("v000300.safetensors"), "final checkpoint, got \(ckpts)")
@@ -207,5 +196,52 @@ final class LocalRunTests: XCTestCase {
         let versions = metrics(dir).filter { $0.role == "learner" }.map(\.version)
         XCTAssertGreaterThanOrEqual(versions.max() ?? 0, killedAt + 1, "versions continue past \(killedAt)")
         XCTAssertFalse(out.contains("serving version 0 ("), "a resumed learner must not restart at version 0")
+    }
+
+    /// Issue 11's deterministic resume, through the real entry point: synchronous schedule, 1 actor. "2K updates
+    /// straight" and "K updates, SIGKILL the learner, `bonfire local`'s supervisor restarts it with
+    /// --resume-if-any, K more" end with bit-identical parameters (the restarted learner resumes its newest
+    /// checkpoint; the actor sees a new learner id, takes the resumed version again and, its rollout stream being a
+    /// function of (seed, actor, incarnation, version), re-produces exactly the rollouts the lost learner saw).
+    func testSIGKILLedLearnerUnderBonfireLocalResumesBitIdentically() throws {
+        let K = 25
+        func run(_ name: String, killAt: Int?) throws -> (params: [String: [Float]], log: String) {
+            let dir = tempRunDir(name)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let collected = Collected()
+            let p = try startBonfire(["local", "--actors", "1"] + fastSets(runDir: dir, maxSteps: 2 * K) + [
+                "learner.schedule=sync", "eval.everyVersions=100", "actors.restartInitialMs=200",
+            ].flatMap { ["--set", $0] }, into: collected)
+            if let killAt {
+                let until = Date().addingTimeInterval(120)
+                while Date() < until, ((try? RunDirectory.open(at: dir))?.latestCheckpoint()?.version ?? 0) < killAt { usleep(10_000) }
+                let pg = Process()
+                pg.executableURL = URL(fileURLWithPath: "/usr/bin/pkill")
+                pg.arguments = ["-KILL", "-f", "bonfire learner --config \(dir.path)/config.json"]
+                try pg.run(); pg.waitUntilExit()
+                XCTAssertEqual(pg.terminationStatus, 0, "no learner process found to kill")
+            }
+            let deadline = Date().addingTimeInterval(240)
+            while p.isRunning, Date() < deadline { usleep(100_000) }
+            if p.isRunning { p.terminate(); XCTFail("bonfire local did not finish:\n\(collected.text.suffix(6000))") }
+            p.waitUntilExit()
+            usleep(300_000)   // the last output lines
+            XCTAssertEqual(p.terminationStatus, 0, collected.text.suffix(6000).description)
+            let final = try RunDirectory.open(at: dir).checkpointURL(version: 2 * K)
+            let t = try SafeTensors.read(from: final).tensors
+            return (t.mapValues(\.data), collected.text)
+        }
+        let straight = try run("straight", killAt: nil)
+        let killed = try run("killed", killAt: K)
+        XCTAssertTrue(killed.log.contains("restarting learner"), "the supervisor must restart the killed learner:\n\(killed.log.suffix(4000))")
+        XCTAssertTrue(killed.log.contains("resumed from v"), killed.log.suffix(4000).description)
+        XCTAssertTrue(killed.log.contains("learner restarted"), "the actor must notice the new learner:\n\(killed.log.suffix(4000))")
+        XCTAssertEqual(Set(straight.params.keys), Set(killed.params.keys))
+        XCTAssertFalse(straight.params.isEmpty)
+        for (name, a) in straight.params {
+            let b = killed.params[name] ?? []
+            XCTAssertTrue(a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern },
+                          "\(name) differs after the SIGKILL + resume (first diff at \(a.indices.first { $0 < b.count && a[$0].bitPattern != b[$0].bitPattern } ?? -1))")
+        }
     }
 }

@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import BonfireCluster
+import BonfireWire
 
 final class RunDirectoryTests: XCTestCase {
     private var tmp: URL!
@@ -160,6 +161,27 @@ final class StatusReportTests: XCTestCase {
         let text = s.render()
         for part in ["r42", "running", "version    5", "321.5 samples/s", "2 live of 3", "dropped stale 7", "1.5000",
                      "pass@N", "0.750", "v4"] {
+            XCTAssertTrue(text.contains(part), "missing '\(part)' in:\n\(text)")
+        }
+    }
+
+    /// Issue 11: `wire drops 0` while the learner had dropped 60 000 (the latest line of any role was read). Each
+    /// role counts its own drops; the report sums each role's latest counters, by reason, naming the roles.
+    func testWireDropsAreSummedOverRolesByReasonNotReadFromTheLastLine() throws {
+        let dir = try makeRun()
+        let r = DropReason.tokenOutOfVocabulary.metricKey, m = DropReason.malformed.metricKey
+        try dir.append(MetricsRecord(time: 10_003.1, role: "learner", version: 6, values: [MetricKey.wireDropped: 30_000, r: 30_000]))
+        try dir.append(MetricsRecord(time: 10_003.2, role: "learner", version: 7, values: [MetricKey.wireDropped: 60_000, r: 60_000]))
+        try dir.append(MetricsRecord(time: 10_003.3, role: "actor-1", version: 7, values: [MetricKey.wireDropped: 2, m: 2]))
+        try dir.append(MetricsRecord(time: 10_003.4, role: "coordinator", version: 7, values: [MetricKey.wireDropped: 5, m: 5]))
+        try dir.append(MetricsRecord(time: 10_003.5, role: "coordinator", version: 7, values: [MetricKey.liveActors: 2]))
+        let s = try StatusReport.load(runDirectory: tmp, now: Date(timeIntervalSince1970: 10_005))
+        XCTAssertEqual(s.wireDropped, 60_007, "learner 60 000 + actor-1 2 + coordinator 5")
+        XCTAssertEqual(s.wireDropsByReason[DropReason.tokenOutOfVocabulary.rawValue], ["learner": 60_000])
+        XCTAssertEqual(s.wireDropsByReason[DropReason.malformed.rawValue], ["actor-1": 2, "coordinator": 5])
+        let text = s.render()
+        for part in ["wire drops 60007", "drops      token_out_of_vocabulary 60000 (learner 60000)",
+                     "malformed 7 (actor-1 2, coordinator 5)"] {
             XCTAssertTrue(text.contains(part), "missing '\(part)' in:\n\(text)")
         }
     }

@@ -82,6 +82,37 @@ final class SecurityConfigTests: XCTestCase {
         }
     }
 
+    /// Roles started together (bonfire local, a Slurm step) race to create the run id: all must agree. Each round
+    /// starts 8 threads on a fresh directory at once.
+    func testRolesStartedAtOnceAllGetTheSameRunID() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("bonfire-runid-race-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        for round in 0..<100 {
+            let dir = root.appendingPathComponent("r\(round)")
+            let ids = LockedIDs()
+            let start = DispatchSemaphore(value: 0), done = DispatchGroup()
+            for _ in 0..<8 {
+                done.enter()
+                Thread.detachNewThread {
+                    start.wait()
+                    ids.add((try? RunDirectory.sharedRunID(dir: dir)) ?? "error")
+                    done.leave()
+                }
+            }
+            for _ in 0..<8 { start.signal() }
+            done.wait()
+            XCTAssertEqual(Set(ids.all).count, 1, "round \(round): roles got different run ids \(Set(ids.all))")
+            XCTAssertFalse(ids.all.contains("error"))
+        }
+        let leftovers = try FileManager.default.subpathsOfDirectory(atPath: root.path).filter { $0.contains(".run-id.") }
+        XCTAssertEqual(leftovers, [], "temporary run-id files are removed")
+    }
+
+    final class LockedIDs: @unchecked Sendable {
+        let lock = NSLock(); var all: [String] = []
+        func add(_ s: String) { lock.lock(); all.append(s); lock.unlock() }
+    }
+
     func testRoleSecurityWiresCurveServersClientsAndTheRoleCheck() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bonfire-rolesec-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -55,7 +55,9 @@ final class ValidationTests: XCTestCase {
         var needsReg = coord
         needsReg.requireRegistrationFor = [.metrics]
         var episodeRun = ctx
-        episodeRun.jobKind = .episodes
+        episodeRun.rolloutKind = .episodes
+        var smallSplit = ctx
+        smallSplit.itemCount = 1
         let actorCtx = FuzzWorld.context(.actor)
         let metrics = WireMetrics(step: 1, version: 20, values: ["loss/policy": 1])
         return [
@@ -73,6 +75,7 @@ final class ValidationTests: XCTestCase {
             (.envMismatch, ctx.validate(episodes { $0.env = "grid" })),
             (.jobKindMismatch, episodeRun.validate(batch(group()))),
             (.unexpectedEvalReport, coord.validate(report { $0.requestID = 6 })),
+            (.itemOutOfRange, smallSplit.validate(batch(group()))),
             (.emptyBatch, ctx.validate(WireBoNGroupBatch(task: "math", groups: []))),
             (.emptyGroup, ctx.validate(batch(group(n: 0)))),
             (.emptyPrompt, ctx.validate(batch(group(prompt: [])))),
@@ -114,7 +117,8 @@ final class ValidationTests: XCTestCase {
             covered.insert(reason)
         }
         // Framing reasons that only WireDecoder produces (no decoded message can carry them).
-        let framingOnly: Set<DropReason> = [.oversized, .malformed, .missingPayload]
+        // Receiver-side reasons are decided by the role (its queue, its CURVE handler), not by a message's content.
+        let framingOnly: Set<DropReason> = [.oversized, .malformed, .missingPayload, .bufferFull, .keyRoleMismatch]
         XCTAssertEqual(Set(DropReason.allCases).subtracting(covered).subtracting(framingOnly), [],
                        "add a hostile case for every new DropReason")
     }
@@ -261,7 +265,7 @@ final class ValidationTests: XCTestCase {
         XCTAssertEqual(inbox.drops[.versionOutOfRange], 1)
         XCTAssertEqual(lines.count, 3, lines.joined(separator: "\n"))
         XCTAssertTrue(lines.contains { $0.contains("actor-3") && $0.contains("version_out_of_range") }, lines.joined(separator: "\n"))
-        XCTAssertEqual(inbox.drops.metrics["wire/dropped_total"], 7)
+        XCTAssertEqual(inbox.drops.metrics["wire/dropped"], 7)
         // A restarted sender (reported by liveness) counts from 1 again; without sequence checks nothing is replayed.
         inbox.senderRestarted(role: .actor, id: 3)
         XCTAssertNotNil(inbox.admit(.success(good), context: ctx, now: t0))

@@ -18,7 +18,7 @@ import Foundation
 extension BoNGroup: RolloutUnit {}
 
 /// Train-split indices actors cycle through.
-let trainSplitSize = 100_000
+package let trainSplitSize = 100_000
 
 package final class BoNGroupSource: RolloutSource {
     let config: RunConfig
@@ -47,7 +47,10 @@ package final class BoNGroupSource: RolloutSource {
     package var parameterCount: Int { model.params.count }
     package var layoutHash: UInt64 { BonfireCluster.layoutHash(model.layout) }
     package var pushHighWaterMark: Int32 { 4 }
-    package func install(parameters: [Float]) { model.params = parameters }
+    package func install(parameters: [Float]) {
+        model.params = parameters
+        promptVersion = -1   // a version installed again (restarted learner) samples the same prompts again
+    }
 
     package func produce(version: Int, maxUnits: Int, rng: inout RNG) throws -> [RolloutMessage] {
         let count = max(1, min(promptsPerMessage, maxUnits))
@@ -156,21 +159,15 @@ package final class BoNPolicyLearner: PolicyLearner {
         log(String(format: "SFT warm-up done: %d steps, final loss %.4f", steps, loss))
     }
 
+    package func admission(_ c: inout ValidationContext) {
+        BoNGroup.admission(&c, config: config)
+    }
+
     package func accept(_ payload: WirePayload) -> Accepted<BoNGroup> {
         guard case .bonGroups(let b) = payload else {
-            return .invalid(reason: "wrong_message", detail: "\(payload.kind) on the rollout socket of a BoN job")
+            return .invalid(.jobKindMismatch, detail: "\(payload.kind) on the rollout socket of a BoN job")
         }
-        guard b.task == config.task.name.rawValue else {
-            return .invalid(reason: "wrong_task", detail: "groups of task \"\(b.task)\", this run is \(config.task.name.rawValue)")
-        }
-        var out: [BoNGroup] = []
-        for g in b.groups {
-            switch BoNGroup.validated(g, config: config) {
-            case .success(let group): out.append(group)
-            case .failure(let why): return .invalid(reason: why.reason, detail: why.detail)
-            }
-        }
-        return out.isEmpty ? .invalid(reason: "empty", detail: "a message with no groups") : .units(out)
+        return .units(b.groups.map(BoNGroup.init(admitted:)))
     }
 
     package func update(_ batch: [BoNGroup], version: Int) throws -> [String: Double] {
@@ -233,50 +230,29 @@ package final class BoNPolicyLearner: PolicyLearner {
     }
 }
 
-/// Why a group from the wire is not used.
-package struct RolloutRejection: Error, Equatable {
-    package var reason: String
-    package var detail: String
-    package init(_ reason: String, _ detail: String) { self.reason = reason; self.detail = detail }
-}
-
 extension BoNGroup {
-    /// The algorithms' view of a wire group, checked against the run: integer ranges, token ids within the
-    /// vocabulary, prompt + response within the context, group size, finite log-probs ≤ 0, finite scores and rewards
-    /// in [-1e6, 1e6]. Never traps.
-    package static func validated(_ g: WireBoNGroup, config: RunConfig) -> Result<BoNGroup, RolloutRejection> {
-        let vocab = config.model.vocabSize, context = config.model.contextLength
-        guard let version = Int(exactly: g.behaviourVersion), version <= Int(Int32.max) else {
-            return .failure(RolloutRejection("version_out_of_range", "behaviour version \(g.behaviourVersion)"))
-        }
-        guard let item = Int(exactly: g.itemID), item < trainSplitSize else {
-            return .failure(RolloutRejection("item_out_of_range", "item \(g.itemID) (train split has \(trainSplitSize))"))
-        }
-        guard g.responses.count == config.sampling.groupSize else {
-            return .failure(RolloutRejection("group_size", "\(g.responses.count) responses, this run samples \(config.sampling.groupSize)"))
-        }
-        func inVocab(_ t: [Int]) -> Bool { t.allSatisfy { $0 >= 0 && $0 < vocab } }
-        guard !g.promptTokens.isEmpty, inVocab(g.promptTokens) else {
-            return .failure(RolloutRejection("token_out_of_vocabulary", "prompt tokens outside 0..<\(vocab) (or empty)"))
-        }
-        for r in g.responses {
-            guard !r.tokens.isEmpty, r.tokens.count <= config.sampling.maxNewTokens, inVocab(r.tokens) else {
-                return .failure(RolloutRejection("bad_response", "a response of \(r.tokens.count) tokens (1…\(config.sampling.maxNewTokens) in 0..<\(vocab) allowed)"))
-            }
-            guard 1 + g.promptTokens.count + r.tokens.count <= context else {
-                return .failure(RolloutRejection("over_context", "prompt \(g.promptTokens.count) + response \(r.tokens.count) + BOS > context \(context)"))
-            }
-            guard r.tokenLogProbs.count == r.tokens.count, r.tokenLogProbs.allSatisfy({ $0.isFinite && $0 <= 1e-3 && $0 > -1e4 }) else {
-                return .failure(RolloutRejection("bad_log_prob", "log-probs must be finite, ≤ 0, one per token"))
-            }
-            guard r.verifierScore.isFinite, abs(r.verifierScore) <= 1e6, r.reward.isFinite, abs(r.reward) <= 1e6 else {
-                return .failure(RolloutRejection("bad_reward", "score \(r.verifierScore), reward \(r.reward): must be finite, |x| ≤ 1e6"))
-            }
-        }
-        return .success(BoNGroup(promptTokens: g.promptTokens, responses: g.responses.map(\.tokens),
-                                 behaviourLogProbs: g.responses.map(\.tokenLogProbs), behaviourVersion: version,
-                                 scores: g.responses.map(\.verifierScore), rewards: g.responses.map(\.reward),
-                                 itemIndex: item))
+    /// What a valid BoN group of this run is (checked by `ValidationContext.validate` before conversion): the run's
+    /// task, item ids of its train split, `sampling.groupSize` responses of 1…maxNewTokens tokens, ids within the
+    /// vocabulary, BOS + prompt + response within the context, finite log-probs in [−100, 1e-4], finite scores and
+    /// rewards within ±1e6, versions that fit `Int` and are not ahead of the learner's.
+    package static func admission(_ c: inout ValidationContext, config: RunConfig) {
+        c.rolloutKind = .bonGroups
+        c.task = config.task.name.rawValue
+        c.itemCount = trainSplitSize
+        c.vocabSize = config.model.vocabSize
+        c.contextLength = config.model.contextLength - 1        // the model prepends BOS
+        c.maxNewTokens = config.sampling.maxNewTokens
+        c.groupSizes = config.sampling.groupSize...config.sampling.groupSize
+        c.rewardRange = -1e6...1e6
+        c.scoreRange = -1e6...1e6
+    }
+
+    /// The algorithms' view of a group the inbox admitted (every integer already known to fit).
+    init(admitted g: WireBoNGroup) {
+        self.init(promptTokens: g.promptTokens, responses: g.responses.map(\.tokens),
+                  behaviourLogProbs: g.responses.map(\.tokenLogProbs), behaviourVersion: Int(g.behaviourVersion),
+                  scores: g.responses.map(\.verifierScore), rewards: g.responses.map(\.reward),
+                  itemIndex: Int(g.itemID))
     }
 
     /// Disjoint sub-groups of `size` responses (a group smaller than or equal to `size` stays whole).

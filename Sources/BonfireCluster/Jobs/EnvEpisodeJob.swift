@@ -262,27 +262,29 @@ package final class ActorCriticPolicyLearner: PolicyLearner {
 
     package func prepare(tick: () -> Void, log: (String) -> Void) throws {}
 
+    package func admission(_ c: inout ValidationContext) {
+        c.rolloutKind = .episodes
+        c.env = envName
+        c.observationDim = net.config.inputSize
+        c.actionCount = net.config.actionCount
+        c.observationBound = 1e6
+        c.rewardRange = -1e6...1e6
+    }
+
     package func accept(_ payload: WirePayload) -> Accepted<EpisodeChunk> {
         switch payload {
         case .episodes(let w):
-            guard w.env == envName, w.observationDim == net.config.inputSize else {
-                return .invalid(reason: "wrong_env", detail: "env \(w.env) with D = \(w.observationDim), this run is \(envName) with D = \(net.config.inputSize)")
-            }
             do {
                 let chunk = try EpisodeChunk(wire: w, actionCount: net.config.actionCount)
-                guard chunk.rewards.allSatisfy({ abs($0) <= 1e6 }), chunk.behaviourLogProbs.allSatisfy({ $0 <= 1e-3 && $0 > -1e4 }),
-                      chunk.observations.allSatisfy({ abs($0) <= 1e6 }), chunk.behaviourVersions.allSatisfy({ $0 <= UInt64(Int32.max) }) else {
-                    return .invalid(reason: "out_of_range", detail: "rewards/observations beyond ±1e6, log-probs outside (−1e4, 0] or versions ≥ 2³¹")
-                }
                 stepsReceived += chunk.count
                 return .units([chunk])
             } catch {
-                return .invalid(reason: "bad_chunk", detail: "\(error)")
+                return .invalid(.episodeStructure, detail: "\(error)")
             }
         case .metrics(let m):
-            return episodes.add(report: m) ? .statistics : .invalid(reason: "wrong_message", detail: "metrics without an episode report")
+            return episodes.add(report: m) ? .statistics : .invalid(.invalidField, detail: "metrics without an episode report")
         default:
-            return .invalid(reason: "wrong_message", detail: "\(payload.kind) on the rollout socket of an environment job")
+            return .invalid(.jobKindMismatch, detail: "\(payload.kind) on the rollout socket of an environment job")
         }
     }
 

@@ -51,18 +51,17 @@ extension TextEpisode {
                                 bootstrapObservation: [])
     }
 
-    /// An episode from the wire, checked: shapes, every token in 0..<vocab, −1 padding only at the end of a row,
-    /// transcripts that fit the context with the action, finite log-probs ≤ 0 and rewards within ±1e6, one version.
-    static func validated(_ w: WireEpisodeBatch, width: Int, vocab: Int, context: Int) -> Result<TextEpisode, RolloutRejection> {
+    /// What a valid text episode is, beyond what `ValidationContext` checks (shapes, finite values, log-prob and reward
+    /// ranges, actions < vocab, versions): one behaviour version, an episode that ended, each row a transcript of
+    /// token ids in 0..<vocab followed only by −1 padding, and transcript + action within the context.
+    static func converted(_ w: WireEpisodeBatch, width: Int, vocab: Int, context: Int) -> Result<TextEpisode, TextEpisodeRejection> {
         let T = w.actions.count
-        guard T > 0, T <= 1024, w.observationDim == width, w.observations.count == T * width, w.rewards.count == T,
-              w.behaviourLogProbs.count == T, w.behaviourVersions.count == T, w.bootstrapObservation.isEmpty,
-              w.dones.count == T, w.dones.last == true else {
-            return .failure(RolloutRejection("bad_episode", "shapes disagree with T = \(T), D = \(width), or the episode did not end"))
+        guard T > 0, T <= 1024, w.observationDim == width, w.observations.count == T * width, w.bootstrapObservation.isEmpty,
+              w.dones.last == true else {
+            return .failure(TextEpisodeRejection(.episodeStructure, "\(T) steps of width \(w.observationDim) (this run: ≤ 1024 of \(width)); a text episode ends with done and has no bootstrap"))
         }
-        guard let v = w.behaviourVersions.first, w.behaviourVersions.allSatisfy({ $0 == v }), let version = Int(exactly: v),
-              version <= Int(Int32.max) else {
-            return .failure(RolloutRejection("version_out_of_range", "behaviour versions \(w.behaviourVersions.prefix(3))…"))
+        guard let v = w.behaviourVersions.first, w.behaviourVersions.allSatisfy({ $0 == v }), let version = Int(exactly: v) else {
+            return .failure(TextEpisodeRejection(.episodeStructure, "a text episode has one behaviour version, got \(w.behaviourVersions.prefix(3))…"))
         }
         var e = TextEpisode()
         e.behaviourVersion = version
@@ -72,23 +71,29 @@ extension TextEpisode {
             var padding = false
             for x in row {
                 if x == -1 { padding = true; continue }
-                guard !padding, x.isFinite, x == x.rounded(), x >= 0, x < Float(vocab) else {
-                    return .failure(RolloutRejection("token_out_of_vocabulary", "observation token \(x) at step \(t)"))
+                guard !padding, x == x.rounded(), x >= 0, x < Float(vocab) else {
+                    return .failure(TextEpisodeRejection(.tokenOutOfVocabulary, "observation token \(x) at step \(t)"))
                 }
                 tokens.append(Int(x))
             }
             let a = Int(w.actions[t])
-            guard !tokens.isEmpty, tokens.count + 1 <= context, a >= 0, a < vocab else {
-                return .failure(RolloutRejection("over_context", "step \(t): \(tokens.count) tokens + action \(a) (context \(context), vocab \(vocab))"))
+            guard !tokens.isEmpty else { return .failure(TextEpisodeRejection(.emptyPrompt, "step \(t) has an empty transcript")) }
+            guard a >= 0, a < vocab else { return .failure(TextEpisodeRejection(.actionOutOfRange, "step \(t): action \(a) (vocab \(vocab))")) }
+            guard tokens.count + 1 <= context else {
+                return .failure(TextEpisodeRejection(.sequenceTooLong, "step \(t): \(tokens.count) tokens + action \(a) (context \(context), vocab \(vocab))"))
             }
-            let lp = w.behaviourLogProbs[t], r = w.rewards[t]
-            guard lp.isFinite, lp <= 1e-3, lp > -1e4, r.isFinite, abs(r) <= 1e6 else {
-                return .failure(RolloutRejection("bad_reward", "step \(t): log-prob \(lp), reward \(r)"))
-            }
-            e.observations.append(tokens); e.actions.append(a); e.behaviourLogProbs.append(lp); e.rewards.append(Double(r))
+            e.observations.append(tokens); e.actions.append(a)
+            e.behaviourLogProbs.append(w.behaviourLogProbs[t]); e.rewards.append(Double(w.rewards[t]))
         }
         return .success(e)
     }
+}
+
+/// Why an admitted text episode is not used.
+struct TextEpisodeRejection: Error, Equatable {
+    var reason: DropReason
+    var detail: String
+    init(_ reason: DropReason, _ detail: String) { self.reason = reason; self.detail = detail }
 }
 
 package final class TextEpisodeSource: RolloutSource {
@@ -208,15 +213,22 @@ package final class TextActorCriticPolicyLearner: PolicyLearner {
 
     package func prepare(tick: () -> Void, log: (String) -> Void) throws {}
 
+    package func admission(_ c: inout ValidationContext) {
+        c.rolloutKind = .episodes
+        c.env = probe.name
+        c.observationDim = probe.observationSize
+        c.actionCount = model.config.vocabSize
+        c.rewardRange = -1e6...1e6
+    }
+
     package func accept(_ payload: WirePayload) -> Accepted<TextEpisode> {
         guard case .episodes(let w) = payload else {
             if case .metrics = payload { return .statistics }
-            return .invalid(reason: "wrong_message", detail: "\(payload.kind) on the rollout socket of a text-environment job")
+            return .invalid(.jobKindMismatch, detail: "\(payload.kind) on the rollout socket of a text-environment job")
         }
-        guard w.env == probe.name else { return .invalid(reason: "wrong_env", detail: "env \(w.env), this run is \(probe.name)") }
-        switch TextEpisode.validated(w, width: probe.observationSize, vocab: model.config.vocabSize, context: model.config.contextLength) {
+        switch TextEpisode.converted(w, width: probe.observationSize, vocab: model.config.vocabSize, context: model.config.contextLength) {
         case .success(let e): return .units([e])
-        case .failure(let why): return .invalid(reason: why.reason, detail: why.detail)
+        case .failure(let why): return .invalid(why.reason, detail: why.detail)
         }
     }
 

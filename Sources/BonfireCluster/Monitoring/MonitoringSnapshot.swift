@@ -84,6 +84,8 @@ package struct MonitoringSnapshot: Equatable, Sendable {
 package struct MonitoringState: Sendable {
     package private(set) var snapshot = MonitoringSnapshot()
     private var lagCounts: [Int: Double] = [:]
+    /// reason → role → latest count (bounded).
+    private var wireDrops: [String: [String: Double]] = [:]
 
     package init(runID: String = "") { snapshot.runID = runID }
 
@@ -126,6 +128,13 @@ package struct MonitoringState: Sendable {
             if snapshot.policyVersion < version { snapshot.policyVersion = version }
         case .other:
             break
+        }
+        // Wire drops by reason, summed over the roles that reported them (each role counts its own).
+        let wirePrefix = MetricKey.wireDropped + "/"
+        for (k, v) in values where k.hasPrefix(wirePrefix) && v.isFinite && v >= 0 && wireDrops.count < 4096 {
+            let reason = String(k.dropFirst(wirePrefix.count))
+            wireDrops[reason, default: [:]][role] = v
+            snapshot.dropped["wire_" + MonitoringState.labelSafe(reason)] = wireDrops[reason]!.values.reduce(0, +)
         }
         for (k, v) in values where k.hasPrefix(MonitoringKey.droppedPrefix) && v.isFinite && v >= 0 {
             snapshot.dropped[String(k.dropFirst(MonitoringKey.droppedPrefix.count))] = v

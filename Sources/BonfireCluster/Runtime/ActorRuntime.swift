@@ -100,7 +100,7 @@ package final class ActorRuntime {
                 try link.sendControl(.metrics(WireMetrics(step: UInt64(messagesSent), version: UInt64(max(link.version, 0)), values: [
                     MetricKey.actorSamplesTotal: Double(samplesTotal), MetricKey.actorDroppedTotal: Double(droppedTotal),
                     MetricKey.samplesPerSecond: rate,
-                ])))
+                ].merging(link.inbox.drops.metrics) { a, _ in a })))   // wire/dropped(/<reason>) of this actor
                 lastMetrics = now; periodSamples = 0
             }
 
@@ -115,6 +115,11 @@ package final class ActorRuntime {
                 }
                 budget.produced = 0   // async: no newer version within actors.versionWaitMs; sample anyway
                 exhaustedAt = nil
+            }
+            guard config.liveness.onCoordinatorLoss.mayWork(coordinatorLost: link.coordinatorWatch.isLost) else {
+                link.heartbeat(state: "paused")   // liveness.onCoordinatorLoss = pause: wait for the coordinator
+                usleep(20_000)
+                continue
             }
             let messages = try source.produce(version: link.version, maxUnits: budget.remaining, rng: &rng)
             var blocked = false

@@ -26,9 +26,12 @@ package final class LearnerRuntime<L: PolicyLearner> {
     package private(set) var version = 0
     var gate: StalenessGate
     var lastCheckpointVersion = -1
-    /// Dropped messages by reason (counted, never trained on).
-    package private(set) var drops: [String: Int] = [:]
-    var lastDropLog: [String: Int64] = [:]
+    /// What became of every admitted unit (saved with checkpoints, restored by --resume).
+    package private(set) var ledger = UnitLedger()
+    /// Arrived, not yet judged (bounded).
+    var buffer: [L.Unit] = []
+    /// Accepted for the next update (judged once each, at the current version).
+    var ready: [L.Unit] = []
 
     package init(config: RunConfig, runDir: RunDirectory, learner: L, resume: Bool) {
         self.config = config; self.runDir = runDir; self.learner = learner; self.resume = resume
@@ -49,7 +52,18 @@ package final class LearnerRuntime<L: PolicyLearner> {
                     let meta = try learner.restore(from: ref.url)
                     version = Int(meta["policy_version"] ?? "") ?? ref.version
                     lastCheckpointVersion = version
-                    roleLog("learner: resumed from \(ref.url.lastPathComponent): version \(version), step \(learner.step)")
+                    var restored = 0
+                    do {
+                        if let p = try PendingRollouts<L.Unit>.read(forCheckpoint: ref.url), p.version == version {
+                            ledger = p.ledger
+                            buffer = p.units
+                            restored = p.units.count
+                        }
+                    } catch {
+                        roleLog("learner: \(error)")
+                    }
+                    roleLog("learner: resumed from \(ref.url.lastPathComponent): version \(version), step \(learner.step), " +
+                            "\(restored) pending rollout units restored (ledger: \(ledger.admitted) admitted, \(ledger.trained) trained)")
                     return
                 } catch {
                     roleLog("learner: checkpoint \(ref.url.lastPathComponent) is unusable (\(error)); trying the previous one")
@@ -61,15 +75,6 @@ package final class LearnerRuntime<L: PolicyLearner> {
         try learner.prepare(tick: tick) { roleLog("learner: " + $0) }
     }
 
-    func drop(_ reason: String, _ detail: String, from sender: String) {
-        drops[reason, default: 0] += 1
-        let now = monotonicMillis()
-        if now - (lastDropLog[reason] ?? Int64.min / 2) >= Int64(config.logging.warnEveryMs) {
-            lastDropLog[reason] = now
-            roleLog("learner: dropped a rollout from \(sender): \(reason) (\(drops[reason]!) so far): \(detail)")
-        }
-    }
-
     package func run(context: ZMQContext) throws -> Int32 {
         let e = config.endpoints
         // Fail before binding anything when there is nothing to resume from.
@@ -78,8 +83,13 @@ package final class LearnerRuntime<L: PolicyLearner> {
                                "start without --resume, or point run.dir at the run to continue")
         }
         let link = try LearnerLink(context: context, config: config, capabilities: [learner.job.capability, learner.detail],
-                                   pullHighWaterMark: learner.pullHighWaterMark, pubHighWaterMark: 4)
+                                   pullHighWaterMark: learner.pullHighWaterMark, pubHighWaterMark: 4,
+                                   parameterCount: learner.parameters.count)
         defer { link.close() }
+        learner.admission(&link.rolloutContext)
+        func drop(_ reason: DropReason, count n: Int = 1, _ detail: String, from sender: String) {
+            link.rolloutInbox.reject(reason, count: n, peer: sender, detail: detail, log: { roleLog("learner: " + $0) })
+        }
         let hash = learner.layoutHash
         let values = { [learner] in learner.parameters }
 
@@ -90,8 +100,6 @@ package final class LearnerRuntime<L: PolicyLearner> {
         roleLog("learner: serving version \(version) (\(learner.parameters.count) parameters); \(learner.detail); " +
                 "\(learner.unitsPerUpdate) units per update, schedule \(config.learner.schedule.rawValue), max lag \(gate.maxPolicyLag)")
 
-        var buffer: [L.Unit] = []   // arrived, not yet judged (bounded)
-        var ready: [L.Unit] = []    // accepted for the next update (judged once each, at the current version)
         let bufferCap = max(4 * learner.unitsPerUpdate, 64)
         var lastRollout = monotonicMillis()
         var lastWaitLog = monotonicMillis()
@@ -106,18 +114,21 @@ package final class LearnerRuntime<L: PolicyLearner> {
             }
             let now = monotonicMillis()
             var received = 0
-            while received < 64, let env = try link.receiveRollout(timeout: received == 0 ? .milliseconds(20) : .zero) {
+            while received < 64, let got = try link.receiveRollout(timeout: received == 0 ? .milliseconds(20) : .zero,
+                                                                  version: version) {
                 received += 1
                 lastRollout = now
+                guard let env = got else { continue }     // dropped by the inbox (counted, logged)
                 let sender = peerName(role: env.senderRole, id: env.senderID)
-                guard env.senderRole == .actor else { drop("wrong_role", "\(env.payload.kind) from a \(env.senderRole)", from: sender); continue }
                 switch learner.accept(env.payload) {
                 case .units(let units):
                     buffer.append(contentsOf: units)
+                    ledger.admitted += units.count
                     if buffer.count > bufferCap {
                         let excess = buffer.count - bufferCap
                         buffer.removeFirst(excess)
-                        drops["buffer_full", default: 0] += excess
+                        ledger.evicted += excess
+                        drop(.bufferFull, count: excess, "\(excess) oldest waiting units evicted (queue holds \(bufferCap))", from: sender)
                     }
                 case .statistics: break
                 case .invalid(let reason, let detail): drop(reason, detail, from: sender)
@@ -134,14 +145,22 @@ package final class LearnerRuntime<L: PolicyLearner> {
                 if gate.decide(behaviourVersion: u.behaviourVersion, currentVersion: version).isAccepted {
                     ready.append(u)
                     unitsSeen += 1
+                } else {
+                    ledger.stale += 1
                 }
             }
-            guard ready.count == learner.unitsPerUpdate else { continue }
+            guard ready.count == learner.unitsPerUpdate,
+                  config.liveness.onCoordinatorLoss.mayWork(coordinatorLost: link.coordinatorWatch.isLost) else { continue }
             let batch = ready
             ready.removeAll(keepingCapacity: true)
 
             var stats = try learner.update(batch, version: version)
+            ledger.trained += batch.count
             version += 1
+            let finished = learner.step >= config.learner.maxSteps
+            // Checkpoint before publishing: no actor ever holds a version newer than the newest checkpoint (with
+            // checkpointEvery = 1), so a resumed learner never lags what the actors already saw.
+            if (config.learner.checkpointEvery > 0 && version % config.learner.checkpointEvery == 0) || finished { try checkpoint() }
             if version % config.learner.publishEvery == 0 {
                 try link.publish(version: version, layoutHash: hash, values: learner.parameters)
             }
@@ -155,11 +174,9 @@ package final class LearnerRuntime<L: PolicyLearner> {
             stats[MetricKey.acceptedStale] = Double(gate.acceptedStale)
             stats[MetricKey.meanLag] = gate.meanAcceptedLag
             stats.merge(gate.lagCountMetrics) { _, lag in lag }   // staleness histogram (staleness/lag_count/<k>)
-            stats[MetricKey.wireDropped] = Double(link.dropped + drops.values.reduce(0, +))
-            for (reason, n) in drops { stats[MetricKey.wireDropped + "/" + reason] = Double(n) }
-            let finished = learner.step >= config.learner.maxSteps
+            stats.merge(link.drops.metrics) { a, _ in a }     // wire/dropped and wire/dropped/<reason>
+            stats.merge(ledger.metrics(pending: buffer.count + ready.count)) { a, _ in a }
             if finished { stats[MetricKey.runFinished] = 1 }
-            if (config.learner.checkpointEvery > 0 && version % config.learner.checkpointEvery == 0) || finished { try checkpoint() }
             link.sendMetrics(step: learner.step, version: version, values: stats)
             if finished {
                 roleLog("learner: reached learner.maxSteps=\(config.learner.maxSteps) at version \(version); done")
@@ -173,6 +190,14 @@ package final class LearnerRuntime<L: PolicyLearner> {
     func checkpoint() throws {
         guard version != lastCheckpointVersion else { return }
         let url = runDir.checkpointURL(version: version)
+        // The pending units first: a checkpoint file never exists without its pending file (a crash between the two
+        // leaves an orphan pending file, which resume ignores and pruning removes).
+        do {
+            try PendingRollouts(version: version, ledger: ledger, units: ready + buffer).write(forCheckpoint: url)
+        } catch {
+            throw ClusterError("learner: cannot write \(PendingRollouts<L.Unit>.url(forCheckpoint: url).path): \(error). " +
+                               "Check free disk space and permissions")
+        }
         do {
             try learner.save(to: url, metadata: ["policy_version": String(version), "run_id": config.run.id,
                                                  "job": learner.job.rawValue, "config": config.resolvedJSON()])
@@ -180,9 +205,15 @@ package final class LearnerRuntime<L: PolicyLearner> {
             throw ClusterError("learner: cannot write checkpoint \(url.path): \(error). Check free disk space and permissions")
         }
         lastCheckpointVersion = version
-        roleLog("learner: checkpoint \(url.lastPathComponent) (version \(version), step \(learner.step))")
+        roleLog("learner: checkpoint \(url.lastPathComponent) (version \(version), step \(learner.step), \(ready.count + buffer.count) pending units)")
         do {
             let removed = try CheckpointStore(directory: runDir.checkpointsURL).prune(keep: config.learner.keepCheckpoints)
+            // Pending files of removed checkpoints, and orphans of a crash between pending file and checkpoint.
+            let fm = FileManager.default
+            for name in (try? fm.contentsOfDirectory(atPath: runDir.checkpointsURL.path)) ?? [] where name.hasSuffix(".pending.json") {
+                let ckpt = runDir.checkpointsURL.appendingPathComponent(String(name.dropLast(".pending.json".count)) + ".safetensors")
+                if !fm.fileExists(atPath: ckpt.path) { try? fm.removeItem(at: runDir.checkpointsURL.appendingPathComponent(name)) }
+            }
             if !removed.isEmpty { roleLog("learner: pruned \(removed.count) old checkpoint(s), keeping \(config.learner.keepCheckpoints)") }
         } catch {
             roleLog("learner: could not prune old checkpoints: \(error)")

@@ -53,11 +53,12 @@ package enum Accepted<Unit> {
     /// Statistics folded into the learner's metrics (e.g. completed episodes); nothing to train on.
     case statistics
     /// Not used: why (counted by reason and logged, rate-limited).
-    case invalid(reason: String, detail: String)
+    case invalid(DropReason, detail: String)
 }
 
 package protocol PolicyLearner: AnyObject {
-    associatedtype Unit: RolloutUnit
+    /// Codable: units accepted but not yet trained on are saved with each checkpoint (UnitLedger.swift).
+    associatedtype Unit: RolloutUnit & Codable
     var job: JobKind { get }
     var detail: String { get }
     var parameters: [Float] { get }
@@ -70,7 +71,11 @@ package protocol PolicyLearner: AnyObject {
     var step: Int { get }
     /// A fresh start (no checkpoint to resume): init checkpoint or warm-up. `tick` keeps the role alive.
     func prepare(tick: () -> Void, log: (String) -> Void) throws
-    /// Validates and converts one message from an actor.
+    /// What this learner knows about valid rollouts (task or environment, model sizes, group size, value ranges):
+    /// the runtime's `WireInbox` checks every message against it (`ValidationContext.validate`) before `accept`.
+    func admission(_ context: inout ValidationContext)
+    /// Converts one message the inbox admitted; job-specific checks the context cannot express (e.g. text-episode
+    /// padding) return `.invalid`.
     func accept(_ payload: WirePayload) -> Accepted<Unit>
     /// One update on `batch` (all accepted for `version`); returns namespaced metrics. Throws only on a
     /// programmer error; a non-finite update is reported in the metrics (`MetricKey.skippedUpdates`) and not applied.

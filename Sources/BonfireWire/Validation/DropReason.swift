@@ -49,6 +49,8 @@ package enum DropReason: String, CaseIterable, Sendable, Hashable, Codable, Cust
     case jobKindMismatch = "job_kind_mismatch"
     /// An eval report whose request id the receiver did not ask for (or already received).
     case unexpectedEvalReport = "unexpected_eval_report"
+    /// A BoN group's item id is not an item of the run's train split.
+    case itemOutOfRange = "item_out_of_range"
 
     // MARK: Sizes and counts
     /// A batch with no groups / no steps / no rows, where at least one is required.
@@ -109,9 +111,15 @@ package enum DropReason: String, CaseIterable, Sendable, Hashable, Codable, Cust
     /// A control value out of range (HelloAck heartbeat interval or liveness 0 or absurd, Hello role unspecified).
     case controlValueOutOfRange = "control_value_out_of_range"
 
+    // MARK: Receiver-side (decided by the role, not by the message alone)
+    /// The learner's bounded queue of waiting rollouts was full; the oldest were dropped.
+    case bufferFull = "buffer_full"
+    /// A CURVE client key that is not bound to the role the envelope claims (ZAP `User-Id` check).
+    case keyRoleMismatch = "key_role_mismatch"
+
     /// `wire/dropped/<reason>`.
     package var metricKey: String { "wire/dropped/" + rawValue }
-    package static let totalMetricKey = "wire/dropped_total"
+    package static let totalMetricKey = "wire/dropped"
 
     package var description: String { rawValue }
 
@@ -231,6 +239,9 @@ package struct DropLog: Sendable {
     }
 
     /// Notes an invalid outcome (returns nil for `.valid`).
+    /// Counts drops without a log line (e.g. a batch of buffer evictions already reported by one line).
+    package mutating func countSilently(_ reason: DropReason, by n: Int) { counter.count(reason, by: n) }
+
     package mutating func note(_ v: Validation, peer: String, now: ContinuousClock.Instant = .now) -> String? {
         guard case .invalid(let r, let d) = v else { return nil }
         return note(r, peer: peer, detail: d, now: now)

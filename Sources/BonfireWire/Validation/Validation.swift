@@ -5,7 +5,7 @@
 // value: every wire integer is converted with `Int(exactly:)`, every float is checked with `isFinite` before use.
 //
 // What each message must satisfy (beyond the envelope's run id, sender role and registration):
-//   BoNGroupBatch   task = run's task; 1...maxGroupsPerBatch groups; per group: non-empty prompt, N in groupSizes,
+//   BoNGroupBatch   task = run's task; 1...maxGroupsPerBatch groups; per group: non-empty prompt, item id < itemCount, N in groupSizes,
 //                   behaviour version fits Int, ≤ current + maxVersionAhead, ≥ current − maxLag; temperature finite
 //                   in range; per response: 1...maxNewTokens tokens, prompt + response ≤ contextLength, ids < vocab,
 //                   log-probs finite in [logProbFloor, logProbCeiling], verifier score and reward finite and in range.
@@ -21,8 +21,8 @@
 //   HelloAck        version fits; heartbeat interval and liveness in range.   Heartbeat: version fits; state bounded.
 //   Shutdown        reason bounded.
 
-/// What a run's rollouts are.
-package enum JobKind: String, Sendable, CaseIterable, Codable {
+/// What a run's rollout messages are (the wire's view of the job; `BonfireCluster.JobKind` maps onto it).
+package enum RolloutKind: String, Sendable, CaseIterable, Codable {
     /// BoN groups over a text task (`.bonGroups`).
     case bonGroups = "bon_groups"
     /// Environment episodes (`.episodes`), MLP or multi-turn text environments.
@@ -59,7 +59,9 @@ package struct ValidationContext: Sendable {
     /// The run id; nil accepts any (tools).
     package var runID: String?
     /// The rollout kind this run trains on; nil accepts both.
-    package var jobKind: JobKind?
+    package var rolloutKind: RolloutKind?
+    /// BoN groups' item ids must be in 0..<itemCount (the task's train split); nil skips the check.
+    package var itemCount: Int?
     /// The run's task (BoN batches, eval requests/reports); nil accepts any.
     package var task: String?
     /// The run's environment (episode batches); nil accepts any.
@@ -147,9 +149,9 @@ package enum WireMessageKind: String, Sendable, CaseIterable, Hashable {
 
     /// Which sender roles may send this kind to `receiver` (the runtime's message flows, docs/cluster.md).
     ///   coordinator ← hello/heartbeat/shutdown (learner, actor, tool), metrics (learner, actor), eval reports (actor)
-    ///   learner     ← BoN groups and episodes (actor), hello = parameter request (actor, tool),
-    ///                 hello_ack/shutdown (coordinator)
-    ///   actor       ← parameters (learner), hello_ack/eval requests/shutdown (coordinator)
+    ///   learner     ← BoN groups, episodes and episode statistics (actor), hello = parameter request (actor, tool),
+    ///                 hello_ack/shutdown/heartbeat (coordinator)
+    ///   actor       ← parameters (learner), hello_ack/eval requests/shutdown/heartbeat/live-actor metrics (coordinator)
     ///   tool        ← anything from a real role
     package func allowedSenders(to receiver: WireRole) -> Set<WireRole> {
         switch receiver {
@@ -162,15 +164,18 @@ package enum WireMessageKind: String, Sendable, CaseIterable, Hashable {
             }
         case .learner:
             switch self {
-            case .bonGroups, .episodes: [.actor]
+            // metrics: an environment actor's episode statistics travel with its episodes.
+            case .bonGroups, .episodes, .metrics: [.actor]
             case .hello: [.actor, .tool]
-            case .helloAck, .shutdown: [.coordinator]
+            // heartbeat: the coordinator's own, by which a role notices it is gone (CoordinatorWatch).
+            case .helloAck, .shutdown, .heartbeat: [.coordinator]
             default: []
             }
         case .actor:
             switch self {
             case .parameters: [.learner]
-            case .helloAck, .evalRequest, .shutdown: [.coordinator]
+            // metrics: the live-actor count the version budget re-plans over.
+            case .helloAck, .evalRequest, .shutdown, .heartbeat, .metrics: [.coordinator]
             default: []
             }
         case .tool: [.coordinator, .learner, .actor]
@@ -282,8 +287,8 @@ extension ValidationContext {
     // MARK: Rollouts
 
     package func validate(_ b: WireBoNGroupBatch) -> Validation {
-        if let jobKind, jobKind != .bonGroups {
-            return .invalid(.jobKindMismatch, detail: "BoN groups sent to a \(jobKind.rawValue) run")
+        if let rolloutKind, rolloutKind != .bonGroups {
+            return .invalid(.jobKindMismatch, detail: "BoN groups sent to a \(rolloutKind.rawValue) run")
         }
         if case let r = string(b.task, "task"), !r.isValid { return r }
         if let task, b.task != task { return .invalid(.taskMismatch, detail: "task \"\(b.task.prefix(64))\", run's is \"\(task)\"") }
@@ -302,6 +307,9 @@ extension ValidationContext {
             return .invalid(.groupSizeMismatch, detail: "\(f) has \(g.responses.count) responses, expected \(n)")
         }
         if g.promptTokens.isEmpty { return .invalid(.emptyPrompt, detail: "\(f) has an empty prompt") }
+        if let itemCount, Int(exactly: g.itemID).map({ $0 >= itemCount }) ?? true {
+            return .invalid(.itemOutOfRange, detail: "\(f).item_id \(g.itemID) outside 0..<\(itemCount)")
+        }
         if case let r = behaviourVersion(g.behaviourVersion, "\(f).behaviour_version"), !r.isValid { return r }
         if case let r = temperature(Double(g.temperature), "\(f).temperature"), !r.isValid { return r }
         if let ctx = contextLength, g.promptTokens.count > ctx {
@@ -343,8 +351,8 @@ extension ValidationContext {
     }
 
     package func validate(_ b: WireEpisodeBatch) -> Validation {
-        if let jobKind, jobKind != .episodes {
-            return .invalid(.jobKindMismatch, detail: "episodes sent to a \(jobKind.rawValue) run")
+        if let rolloutKind, rolloutKind != .episodes {
+            return .invalid(.jobKindMismatch, detail: "episodes sent to a \(rolloutKind.rawValue) run")
         }
         if case let r = string(b.env, "env"), !r.isValid { return r }
         if let env, b.env != env { return .invalid(.envMismatch, detail: "env \"\(b.env.prefix(64))\", run's is \"\(env)\"") }

@@ -33,6 +33,15 @@ package struct WireInbox: Sendable {
     /// Every drop this inbox saw (framing and meaning), per reason.
     package var drops: DropCounter { log.counter }
 
+    /// A drop decided after admission (the receiver's own queue, its CURVE handler, or a job-specific check of an
+    /// admitted message): counted under `reason`, logged rate-limited like every other drop.
+    package mutating func reject(_ reason: DropReason, count n: Int = 1, peer: String, detail: String = "",
+                                 now: ContinuousClock.Instant = .now, log emit: (String) -> Void = { _ in }) {
+        guard n > 0 else { return }
+        if let line = log.note(reason, peer: peer, detail: detail, now: now) { emit(line) }
+        if n > 1 { log.countSilently(reason, by: n - 1) }
+    }
+
     /// Returns the envelope if it is well-formed and valid in `context`; otherwise counts the drop and passes a log
     /// line (at most one per reason per period) to `log`. `peer` names the sender for framing failures (e.g. the
     /// ROUTER identity); decoded envelopes are named "<role>-<id>".
