@@ -2,6 +2,7 @@
 // SIGINT/SIGTERM, the model built from the run config, and the parameter-layout hash checked on every broadcast.
 import BonfireMath
 import BonfireModel
+import BonfireTasks
 import BonfireWire
 import Foundation
 #if canImport(Glibc)
@@ -80,14 +81,9 @@ package func roleLog(_ message: String) {
     var tmv = tm()
     localtime_r(&t, &tmv)
     let stamp = String(format: "%02d:%02d:%02d.%03d", tmv.tm_hour, tmv.tm_min, tmv.tm_sec, Int(tv.tv_usec / 1000))
-    // write(2), not FileHandle: a closed stdout (a parent killed with SIGKILL) must not trap the role.
-    let bytes = Array("\(stamp) \(message)\n".utf8)
-    var off = 0
-    while off < bytes.count {
-        let n = bytes[off...].withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
-        if n < 0 { if errno == EINTR { continue }; return }
-        off += n
-    }
+    // write(2), not FileHandle: a closed stdout (a parent killed with SIGKILL) must not trap the role. Through
+    // TerminalLine so a progress line on the same terminal stays one line below the log.
+    TerminalLine.log("\(stamp) \(message)\n")
 }
 
 package func unixTimeMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }

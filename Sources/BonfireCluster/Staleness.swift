@@ -35,6 +35,9 @@ package struct StalenessGate: Sendable {
     package private(set) var lagSum = 0
     /// Accepted rollouts with lag > 0 (they carry importance weights ≠ 1 in general).
     package private(set) var acceptedStale = 0
+    /// Accepted rollouts per lag k (0 ≤ k ≤ maxPolicyLag; only lags seen have an entry): the staleness histogram
+    /// the learner reports as `staleness/lag_count/<k>` (cumulative counts). At most maxPolicyLag + 1 entries.
+    package private(set) var acceptedByLag: [Int: Int] = [:]
 
     package init(maxPolicyLag: Int) {
         precondition(maxPolicyLag >= 0, "StalenessGate: maxPolicyLag must be ≥ 0, got \(maxPolicyLag)")
@@ -57,8 +60,14 @@ package struct StalenessGate: Sendable {
         }
         accepted += 1
         lagSum += lag
+        acceptedByLag[lag, default: 0] += 1
         if lag > 0 { acceptedStale += 1 }
         return .accept(lag: lag)
+    }
+
+    /// The per-lag counts as metrics: `staleness/lag_count/<k>` → accepted rollouts with lag k (MonitoringKey.lagCount).
+    package var lagCountMetrics: [String: Double] {
+        Dictionary(uniqueKeysWithValues: acceptedByLag.map { (MonitoringKey.lagCount($0.key), Double($0.value)) })
     }
 
     /// Mean lag of accepted rollouts (0 when none).

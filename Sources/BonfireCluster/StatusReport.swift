@@ -148,13 +148,22 @@ package struct StatusReport: Sendable {
         }
         let evalDir = url.appendingPathComponent("eval")
         var latestEval: EvalTable?
-        if let (_, evalURL) = RunDirectory.versionedFiles(in: evalDir, suffix: ".json").last {
-            do { latestEval = try JSONDecoder().decode(EvalTable.self, from: Data(contentsOf: evalURL)) } catch {
-                problems.append("\(evalURL.lastPathComponent) in eval/ is unreadable (half-written?); eval table not shown")
+        // The newest readable eval table; unreadable newer ones are named.
+        for (_, evalURL) in RunDirectory.versionedFiles(in: evalDir, suffix: ".json").reversed().prefix(4) {
+            do { latestEval = try JSONDecoder().decode(EvalTable.self, from: Data(contentsOf: evalURL)); break } catch {
+                problems.append("\(evalURL.lastPathComponent) in eval/ is unreadable (half-written?); skipped")
             }
         }
-        let checkpoint = RunDirectory.versionedFiles(in: url.appendingPathComponent("checkpoints"), suffix: ".safetensors").last
-            .map { CheckpointRef(version: $0.0, url: $0.1) }
+        // The newest checkpoint whose header and size agree (a truncated or foreign file is named, not shown as latest).
+        var checkpoint: CheckpointRef?
+        for (version, ckpt) in RunDirectory.versionedFiles(in: url.appendingPathComponent("checkpoints"), suffix: ".safetensors").reversed().prefix(4) {
+            if let why = checkpointProblem(ckpt) {
+                problems.append("checkpoints/\(ckpt.lastPathComponent) \(why); not counted as the latest checkpoint")
+                continue
+            }
+            checkpoint = CheckpointRef(version: version, url: ckpt)
+            break
+        }
         let live = latest(MetricKey.liveActors).flatMap { $0.isFinite && $0 >= 0 && $0 < 1e6 ? Int($0) : nil }
 
         return StatusReport(
@@ -173,6 +182,34 @@ package struct StatusReport: Sendable {
             latestEval: latestEval, latestCheckpoint: checkpoint,
             problems: problems, roles: roles, staleness: snap.staleness, rewardGap: snap.rewardGap,
             hackingAlarm: snap.hackingAlarm)
+    }
+
+    /// Why a checkpoint file cannot be a whole safetensors file (nil when its header and size agree): reads only the
+    /// 8-byte header length and the JSON header, and compares the data size they describe with the file's size.
+    package static func checkpointProblem(_ url: URL) -> String? {
+        guard let h = try? FileHandle(forReadingFrom: url) else { return "cannot be opened" }
+        defer { try? h.close() }
+        let size = (try? h.seekToEnd()) ?? 0
+        try? h.seek(toOffset: 0)
+        guard size >= 8, let lenBytes = try? h.read(upToCount: 8), lenBytes.count == 8 else {
+            return "is truncated (\(size) bytes, not even a header; half-written?)"
+        }
+        let headerLength = lenBytes.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        guard headerLength > 1, headerLength <= 100 << 20 else { return "is not a safetensors file (header length \(headerLength))" }
+        guard 8 + headerLength <= size else { return "is truncated (\(size) bytes, its header alone needs \(8 + headerLength); half-written?)" }
+        guard let header = try? h.read(upToCount: Int(headerLength)), header.count == Int(headerLength),
+              let json = try? JSONSerialization.jsonObject(with: header) as? [String: Any] else {
+            return "is not a safetensors file (unreadable header)"
+        }
+        var dataEnd: UInt64 = 0
+        for (key, value) in json where key != "__metadata__" {
+            guard let entry = value as? [String: Any], let offsets = entry["data_offsets"] as? [NSNumber], offsets.count == 2,
+                  offsets[1].int64Value >= 0 else { return "is not a safetensors file (tensor \"\(key.prefix(40))\" has no data_offsets)" }
+            dataEnd = max(dataEnd, UInt64(offsets[1].int64Value))
+        }
+        let expected = 8 + headerLength + dataEnd
+        if size < expected { return "is truncated (\(size) of \(expected) bytes; half-written?)" }
+        return nil
     }
 
     /// reason → role → that role's latest cumulative count of drops for the reason. Each role counts its own
@@ -209,7 +246,8 @@ package struct StatusReport: Sendable {
         }
         lines.append("run        \(runDirectory)  id \(runID)")
         lines.append("state      \(stateText)")
-        lines.append("job        \(algorithm) on \(task), maxSteps \(maxSteps)")
+        lines.append("job        \(algorithm) on \(task), maxSteps \(maxSteps)"
+                     + (problems.contains { $0.hasPrefix("config.json") } ? " (defaults: config.json missing or unreadable)" : ""))
         lines.append("version    \(latestVersion.map(String.init) ?? "–")")
         lines.append("throughput \(f(stepsPerSecond)) steps/s, \(f(samplesPerSecond, "%.1f")) samples/s")
         lines.append("actors     \(liveActors.map(String.init) ?? "–") live of \(configuredActors) configured")

@@ -6,7 +6,7 @@
 //   maj@N    expected reward of the majority answer of N (task answer keys; ties expected value)
 //   mean R   pass@1 (the same for every N; reported for convenience)
 // The sampler is a closure, so this file does not depend on how a policy samples; `Evaluator.sampler(model:…)` adapts
-// a GPT. Progress lines go to stderr: prompts done / total, samples/s, ETA.
+// a GPT. Progress (Progress.swift) goes to stderr: prompts done / total, rate, ETA, samples/s.
 
 import BonfireMath
 import BonfireModel
@@ -133,8 +133,8 @@ package struct Evaluator {
         var rows: [EvalRow] = []
         var totalSamples = 0
         let totalWork = items.count * settings.temperatures.count
-        var done = 0
-        var lastPrint = Date.distantPast
+        // Prompts × temperatures done, with rate and ETA (stderr: in place on a terminal, plain lines in a log).
+        let progress = settings.progress ? Progress("eval \(task.name)", total: totalWork, unit: "prompts") : nil
         for T in settings.temperatures {
             var perN = [[(pass: Double, bon: Double, maj: Double)]](repeating: [], count: settings.nList.count)
             var meanRewards: [Double] = []
@@ -152,18 +152,9 @@ package struct Evaluator {
                     meanRewards.append(R.reduce(0, +) / Double(R.count))
                 }
                 totalSamples += batch.count * settings.samples
-                done += batch.count
                 b += batch.count
-                let now = Date()
-                if settings.progress && (now.timeIntervalSince(lastPrint) >= 2 || done == totalWork) {
-                    lastPrint = now
-                    let elapsed = now.timeIntervalSince(start)
-                    let rate = Double(totalSamples) / max(elapsed, 1e-9)
-                    let eta = elapsed / Double(done) * Double(totalWork - done)
-                    FileHandle.standardError.write(Data(String(
-                        format: "eval %@ T=%.2f: prompts %d/%d (all temperatures %d/%d), %.1f samples/s, ETA %.0fs\n",
-                        task.name, T, b, items.count, done, totalWork, rate, eta).utf8))
-                }
+                let rate = Double(totalSamples) / max(Date().timeIntervalSince(start), 1e-9)
+                progress?.advance(by: batch.count, detail: String(format: "T=%.2f  prompts %d/%d  %.1f samples/s", T, b, items.count, rate))
             }
             let meanR = meanRewards.reduce(0, +) / Double(meanRewards.count)
             for (j, N) in settings.nList.enumerated() {
@@ -177,6 +168,7 @@ package struct Evaluator {
                                     meanReward: meanR, numPrompts: items.count))
             }
         }
+        progress?.finish()
         let seconds = Date().timeIntervalSince(start)
         return EvalReport(task: task.name, split: items[0].split.rawValue, verifier: verifier.name,
                           checkpoint: checkpoint, samples: settings.samples, nList: settings.nList,

@@ -140,8 +140,10 @@ package enum VerifierData {
     }
 
     /// Policy samples (n per item at temperature T), labelled by R.
+    /// `progress`, when given, advances by the prompts of each sampled batch.
     package static func policySamples(task: any VerifiableTask, items: [TaskItem], model: GPT, samplesPerPrompt: Int,
-                                      temperature: Double, maxNewTokens: Int = 32, seed: UInt64) -> [VerifierExample] {
+                                      temperature: Double, maxNewTokens: Int = 32, seed: UInt64,
+                                      progress: Progress? = nil) -> [VerifierExample] {
         let sampler = Evaluator.sampler(model: model, maxNewTokens: maxNewTokens, seed: seed)
         var out: [VerifierExample] = []
         var i = 0
@@ -151,7 +153,9 @@ package enum VerifierData {
                 for y in group { out.append(VerifierExample(item: item, response: y, label: task.reward(item: item, response: y).reward)) }
             }
             i += 16
+            progress?.advance(by: batch.count)
         }
+        progress?.finish()
         return out
     }
 }

@@ -42,6 +42,8 @@ struct LocalCommand: ParsableCommand {
              config.endpoints.paramsPort, config.endpoints.paramsRequestPort) = (fresh[0], fresh[1], fresh[2], fresh[3])
             say("bonfire local: port \(busy) is busy; using ports \(fresh.map(String.init).joined(separator: ", ")) instead")
         }
+        // A busy Prometheus port can never succeed: say so now instead of restarting the coordinator forever.
+        try PrometheusServer.checkAvailable(config.monitoring)
         let dir = try RunDirectory.create(at: URL(fileURLWithPath: config.run.dir), config: config)
         let configPath = dir.configURL.path
         let exe = currentExecutable()

@@ -37,13 +37,19 @@ struct SingleProcessOptions: ParsableArguments {
         var o = config
         o.sets = sets() + flagSets + o.sets
         let c = try o.load()
+        try PrometheusServer.checkAvailable(c.monitoring)   // before any role starts (a warm-up can take minutes)
         let dir = try RunDirectory.create(at: URL(fileURLWithPath: c.run.dir), config: c)
         print("bonfire: run \(c.run.id) in one process (\(c.actors.count) actor thread(s), schedule \(c.learner.schedule.rawValue)); run directory \(dir.url.path)")
         print("config " + c.resolvedJSON().replacingOccurrences(of: "\n", with: " "))
         fflush(nil)
         StopFlag.install()
         WireMemory.configureForLargeMessages()
-        let code = try InProcessJob.run(config: c, runDir: dir)
+        // Learner steps against learner.maxSteps with rate and ETA, read from the run's metrics.jsonl (stderr).
+        let progress = RunProgress(metricsURL: dir.metricsURL, maxSteps: c.learner.maxSteps)
+        progress.start()
+        let code: Int32
+        do { code = try InProcessJob.run(config: c, runDir: dir) } catch { progress.stop(); throw error }
+        progress.stop()
         if code != 0 { throw ExitCode(code) }
     }
 }

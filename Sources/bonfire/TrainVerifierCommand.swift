@@ -67,9 +67,11 @@ struct TrainVerifierCommand: ParsableCommand {
             let loaded = try Checkpoint.load(from: URL(fileURLWithPath: policy))
             source = "\(samples) samples per prompt from \(policy) at T=\(temperature), labelled by R"
             train = VerifierData.policySamples(task: t, items: trainItems, model: loaded.model, samplesPerPrompt: samples,
-                                               temperature: temperature, seed: seed)
+                                               temperature: temperature, seed: seed,
+                                               progress: BonfireTasks.Progress("train-verifier: sampling training prompts", total: trainItems.count, unit: "prompts"))
             held = VerifierData.policySamples(task: t, items: heldItems, model: loaded.model, samplesPerPrompt: samples,
-                                              temperature: temperature, seed: seed &+ 1)
+                                              temperature: temperature, seed: seed &+ 1,
+                                              progress: BonfireTasks.Progress("train-verifier: sampling held-out prompts", total: heldItems.count, unit: "prompts"))
             heldGroupSize = samples
         }
         let pos = train.filter { $0.label >= 0.5 }.count
@@ -82,14 +84,17 @@ struct TrainVerifierCommand: ParsableCommand {
         let config = GPTConfig(vocabSize: Tokenizer.vocabSize, contextLength: 64, layers: layers, heads: heads, dim: dim,
                                scalarHead: true)
         let verifier = LearnedVerifier(model: LearnedVerifier.makeModel(config: config, seed: seed), source: out)
-        let start = Date()
         let tc = VerifierTrainingConfig(steps: steps, batchSize: batchSize, learningRate: lr)
+        fflush(nil)
+        // Rate and ETA on stderr: one line in place on a terminal, a plain line every 10 s in a log.
+        let progress = BonfireTasks.Progress("train-verifier", total: steps, unit: "steps")
+        var lastLoss: Float = .nan
         VerifierTrainer.train(verifier, examples: train, config: tc, seed: seed) { step, loss in
-            if step % 50 == 0 || step == steps - 1 {
-                let el = Date().timeIntervalSince(start)
-                print(String(format: "step %d/%d loss/bce %.4f (%.1f steps/s)", step + 1, steps, loss, Double(step + 1) / max(el, 1e-9)))
-            }
+            lastLoss = loss
+            progress.update(completed: step + 1, detail: String(format: "loss/bce %.4f", loss))
         }
+        progress.finish(detail: String(format: "loss/bce %.4f", lastLoss))
+        print(String(format: "trained %d steps, final loss/bce %.4f", steps, lastLoss))
         // Held-out AUC and Bo-N over held-out BoN groups (consecutive examples share an item).
         let heldScores = held.map { verifier.scores(item: $0.item, responses: [$0.response])[0] }
         let auc = Estimators.auc(scores: heldScores, labels: held.map { $0.label })

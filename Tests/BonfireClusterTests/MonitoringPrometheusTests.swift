@@ -120,6 +120,26 @@ final class MonitoringPrometheusTests: XCTestCase {
         XCTAssertEqual(bad.problems().count, 3, "\(bad.problems())")
     }
 
+    /// Through the real executable: `bonfire local` used to restart the failing coordinator forever on a busy port;
+    /// both `local` and `train` now stop before any role starts, naming the port and the key.
+    func testBusyPortStopsLocalAndTrainAtOnceNamingThePortAndTheKey() throws {
+        let exe = try T.bonfireExecutable()
+        let busy = try PrometheusServer(port: 0)
+        defer { busy.stop() }
+        for command in ["local", "train"] {
+            let dir = T.tempDir("busyport-\(command)")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let r = try T.run(exe, [command, "--set", "run.dir=\(dir.path)", "--set", "monitoring.prometheusPort=\(busy.port)",
+                                    "--set", "learner.maxSteps=2", "--set", "algorithm.sftWarmupSteps=1"], timeout: 60)
+            XCTAssertFalse(r.timedOut, "\(command) kept going on a busy port:\n\(r.out.suffix(3000))")
+            XCTAssertEqual(r.status, 1, "\(command): \(r.err)")
+            XCTAssertTrue(r.err.contains("port \(busy.port)") && r.err.contains("monitoring.prometheusPort") && r.err.contains("in use"),
+                          "\(command): \(r.err)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("checkpoints").path),
+                           "\(command): no role ran")
+        }
+    }
+
     func testHostileRequestsNeverBreakTheServer() throws {
         let server = try PrometheusServer(port: 0)
         server.requestTimeout = 0.5

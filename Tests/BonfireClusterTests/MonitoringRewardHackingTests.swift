@@ -50,6 +50,29 @@ final class MonitoringRewardHackingTests: XCTestCase {
         XCTAssertTrue(e.message.contains("reward hacking") && e.message.contains("monitoring.hackingWindow"), e.message)
     }
 
+    /// The learned-verifier pattern (Scripts/reward-hacking-demo.sh): R collapses from 0.15 to 0 over the first 30
+    /// versions while r climbs slowly, under per-version noise of a 64-sample batch. A long window judges as soon as
+    /// it is full (not after two windows, by when R has nothing left to lose); the default window cannot see it.
+    func testALongWindowSeesAnEarlyCollapseAsSoonAsItIsFull() {
+        func sequence(_ seed: UInt64) -> (Int) -> RewardGap {
+            var noise = Noise(state: seed)
+            return { v in
+                let R = max(0, 0.15 * (1 - Double(v) / 30)), r = 0.65 + 0.15 * (1 - exp(-Double(v) / 60))
+                return self.gap(r + noise.gaussian(0.035), max(0, R + noise.gaussian(0.03)))
+            }
+        }
+        for seed: UInt64 in [1, 2, 3] {
+            var long = RewardHackingAlarm(window: 64, minRise: 0.02, minFall: 0.02)
+            let events = run(&long, count: 200, sequence(seed))
+            guard let (v, e) = events.first, case .raised(let f) = e else { XCTFail("seed \(seed): no alarm"); continue }
+            XCTAssertEqual(v, 63, "seed \(seed): raised when the first window is full")
+            XCTAssertGreaterThan(f.verifierScoreChange, 0.02)
+            XCTAssertLessThan(f.rewardChange, -0.02)
+            var short = RewardHackingAlarm(MonitoringSection())
+            XCTAssertTrue(run(&short, count: 200, sequence(seed)).isEmpty, "seed \(seed): window 8 is too short for this noise")
+        }
+    }
+
     func testFiresOnTheBoNPicksAlone() {
         var alarm = RewardHackingAlarm(window: 8, minRise: 0.02, minFall: 0.02)
         // Population means flat; the verifier's picks drift: picked r up, picked R down.

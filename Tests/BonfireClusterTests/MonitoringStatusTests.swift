@@ -3,6 +3,7 @@
 // appends to metrics.jsonl, fits a 44-column terminal, exits on Ctrl-C with the cursor restored, and exits by itself
 // when the run finishes.
 import BonfireCluster
+import BonfireMath
 import Foundation
 import XCTest
 
@@ -70,6 +71,31 @@ final class MonitoringStatusTests: XCTestCase {
         // Metrics without config.json.
         try FileManager.default.removeItem(at: half.appendingPathComponent("config.json"))
         XCTAssertTrue(try StatusReport.load(runDirectory: half).problems.contains { $0.contains("config.json is missing") })
+
+        // A truncated newest checkpoint and a half-written newest eval table: named, and the newest whole ones shown.
+        try RunConfig().resolvedJSON().write(to: half.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
+        let ckpts = half.appendingPathComponent("checkpoints")
+        try FileManager.default.createDirectory(at: ckpts, withIntermediateDirectories: true)
+        let whole = try SafeTensors.encode(tensors: [(name: "w", shape: [4], data: [1, 2, 3, 4])], metadata: ["policy_version": "2"])
+        try whole.write(to: ckpts.appendingPathComponent("v000002.safetensors"))
+        try whole.prefix(whole.count - 5).write(to: ckpts.appendingPathComponent("v000003.safetensors"))
+        try Data([1, 2, 3]).write(to: ckpts.appendingPathComponent("v000004.safetensors"))
+        try Data("not a checkpoint at all".utf8).write(to: ckpts.appendingPathComponent("v000005.safetensors"))
+        try JSONEncoder().encode(EvalTable(version: 2, time: 1, prompts: 4, rows: [.init(temperature: 1, n: 1, passAtN: 0.5, boN: 0.5)]))
+            .write(to: half.appendingPathComponent("eval/v000002.json"))
+        s = try StatusReport.load(runDirectory: half)
+        XCTAssertEqual(s.latestCheckpoint?.version, 2, "the newest whole checkpoint: \(s.problems)")
+        XCTAssertEqual(s.latestEval?.version, 2, "the newest readable eval table")
+        let t = s.render()
+        for part in ["checkpoints/v000003.safetensors is truncated (\(whole.count - 5) of \(whole.count) bytes",
+                     "checkpoints/v000004.safetensors is truncated (3 bytes", "checkpoints/v000005.safetensors is not a safetensors file",
+                     "v000003.json in eval/ is unreadable", "checkpoint v2 v000002.safetensors"] {
+            XCTAssertTrue(t.contains(part), "missing '\(part)' in:\n\(t)")
+        }
+        XCTAssertNil(StatusReport.checkpointProblem(ckpts.appendingPathComponent("v000002.safetensors")))
+        try FileManager.default.removeItem(at: half.appendingPathComponent("config.json"))
+        XCTAssertTrue(try StatusReport.load(runDirectory: half).render().contains("(defaults: config.json missing or unreadable)"),
+                      "figures from defaults are labelled as such")
 
         // The executable says the same on stderr with exit code 1 (report too, once it exists).
         let exe = try T.bonfireExecutable()

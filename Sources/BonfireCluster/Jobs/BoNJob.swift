@@ -145,17 +145,18 @@ package final class BoNPolicyLearner: PolicyLearner {
         log("no init checkpoint: \(steps) SFT warm-up steps on reference solutions")
         var warm = AdamW(learningRate: Float(config.algorithm.sftWarmupLearningRate), layout: model.layout)
         let sft = options.sft, batchSize = 16
-        let started = Date()
+        // Rate and ETA: one line redrawn in place on a terminal, a plain line every 10 s in a log (stderr).
+        let progress = BonfireTasks.Progress("learner: sft warm-up", total: steps, unit: "steps")
+        var loss: Float = .nan
         for s in 0..<steps {
             let demos = try (0..<batchSize).map { try demonstration(task.item(split: .train, index: 1_000_000 + s * batchSize + $0)) }
             let st = sft.step(demonstrations: demos, model: model, optimizer: &warm)
+            loss = st.loss
             tick()
-            if (s + 1) % max(1, steps / 5) == 0 || s + 1 == steps {
-                let dt = Date().timeIntervalSince(started)
-                log(String(format: "warm-up step %d/%d loss %.4f (%.1f steps/s, ETA %.0f s)", s + 1, steps, st.loss,
-                           Double(s + 1) / max(dt, 1e-3), dt / Double(s + 1) * Double(steps - s - 1)))
-            }
+            progress.advance(detail: String(format: "loss %.4f", loss))
         }
+        progress.finish(detail: String(format: "loss %.4f", loss))
+        log(String(format: "SFT warm-up done: %d steps, final loss %.4f", steps, loss))
     }
 
     package func admission(_ c: inout ValidationContext) {

@@ -11,8 +11,18 @@ package final class MetricsTail {
     private var partial: [UInt8] = []
     /// Bytes read per poll at most (a huge file is caught up over several polls).
     package var maxBytesPerPoll = 64 << 20
+    /// Keep every record in `records` (false: `poll()` only returns the new ones; memory stays flat on long runs).
+    package var keepsRecords = true
 
     package init(url: URL) { self.url = url }
+
+    /// Starts after what the file holds now (a reused run directory's earlier lines are not read).
+    package func skipToEnd() {
+        guard let h = try? FileHandle(forReadingFrom: url) else { return }
+        defer { try? h.close() }
+        offset = (try? h.seekToEnd()) ?? 0
+        partial = []
+    }
 
     /// Reads what was appended; returns the new records.
     @discardableResult
@@ -38,7 +48,7 @@ package final class MetricsTail {
         bytes.removeFirst(start)
         partial = bytes
         if partial.count > 1 << 20 { malformed += 1; partial = [] }   // a "line" of > 1 MiB is not ours
-        records += fresh
+        if keepsRecords { records += fresh }
         return fresh
     }
 

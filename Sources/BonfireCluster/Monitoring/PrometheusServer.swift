@@ -82,6 +82,14 @@ package final class PrometheusServer: @unchecked Sendable {
 
     deinit { stop() }
 
+    /// Fails now, with the same message the coordinator would give, when the run's Prometheus endpoint cannot be
+    /// served (port in use, bad port or host). Commands that start a coordinator call it first, so a busy port stops
+    /// them before any role starts (a supervisor would otherwise restart the coordinator forever). Port 0 = off.
+    package static func checkAvailable(_ config: MonitoringSection) throws {
+        guard config.prometheusPort != 0 else { return }
+        try PrometheusServer(host: config.prometheusHost, port: config.prometheusPort).stop()
+    }
+
     package func update(_ snapshot: MonitoringSnapshot) { box.set(snapshot) }
 
     /// Requests answered, by outcome ("200", "404", "400", "405", "431", "timeout", "refused").

@@ -11,8 +11,9 @@
 //
 // checked for all samples and for the BoN picks (either raises). SE = σ̂·√(1/|A| + 1/|B|), where σ̂ is the
 // per-version noise estimated from successive differences over a longer history (the last max(4·window, 32)
-// versions: σ̂² = mean((x_v − x_{v−1})²) / 2, insensitive to slow trends); judging starts once 2·window versions are
-// known. So noise of any size stays silent unless the trend stands out of it. Joint improvement (both rise) and plain degradation (R falls, r flat) are not hacking. The alarm clears after
+// versions: σ̂² = mean((x_v − x_{v−1})²) / 2, insensitive to slow trends); judging starts once max(window, 16) versions
+// are known (a full window, and at least 15 differences for σ̂; a long window judges as soon as it is full, because
+// with a learned verifier the true reward can collapse within the first few dozen versions). So noise of any size stays silent unless the trend stands out of it. Joint improvement (both rise) and plain degradation (R falls, r flat) are not hacking. The alarm clears after
 // `window / 2` consecutive checks without the condition (no flapping).
 import Foundation
 
@@ -97,7 +98,7 @@ package struct RewardHackingAlarm: Sendable {
         let at = points.firstIndex { $0.version > version } ?? points.count
         points.insert(p, at: at)
         if points.count > historyLength { points.removeFirst(points.count - historyLength) }
-        guard points.count >= 2 * window, at >= points.count - window else { return nil }
+        guard points.count >= max(window, 16), at >= points.count - window else { return nil }
 
         let finding = check(\.r, \.R, .allSamples) ?? check(\.pr, \.pR, .bonPicks)
         if let finding {

@@ -173,6 +173,7 @@ package final class LearnerRuntime<L: PolicyLearner> {
             stats[MetricKey.dropped] = Double(gate.dropped)
             stats[MetricKey.acceptedStale] = Double(gate.acceptedStale)
             stats[MetricKey.meanLag] = gate.meanAcceptedLag
+            stats.merge(gate.lagCountMetrics) { _, lag in lag }   // staleness histogram (staleness/lag_count/<k>)
             stats.merge(link.drops.metrics) { a, _ in a }     // wire/dropped and wire/dropped/<reason>
             stats.merge(ledger.metrics(pending: buffer.count + ready.count)) { a, _ in a }
             if finished { stats[MetricKey.runFinished] = 1 }
