@@ -59,7 +59,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Algorithm (algorithm.name): \(AlgorithmKind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var algo: String?
     @Option(help: "Task (task.name): math or code.") var task: String?
-    @Option(help: "N′ (algorithm.trainN); also the responses sampled per prompt (sampling.groupSize).") var n: Int?
+    @Option(help: "N′ (algorithm.trainN); also the responses sampled per prompt (sampling.groupSize; bon-sft samples algorithm.bonSFTSamples, default 4N′ in [8, 32]).") var n: Int?
     @Option(help: "Prompts per update (learner.groupsPerStep).") var promptsPerStep: Int?
     @Option(help: "Learning rate (algorithm.learningRate).") var lr: Double?
     @Option(help: "Sampling temperature (sampling.temperature).") var temperature: Double?
