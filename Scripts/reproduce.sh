@@ -172,17 +172,22 @@ for task in $TASKS; do
             --prompts-per-step "$SFT_PROMPTS" --lr "$SFT_LR" --seed 100 --out "$d" --checkpoint-every "$SFT_EVERY" \
             --eval-prompts 8 --set sampling.groupSize=1 --set algorithm.trainN=1 --set learner.keepCheckpoints=1000 \
             --set eval.everyVersions=0 --set eval.samples=8 --set task.seed="$TASK_SEED"
-        # Validation curve of the SFT start (pass@1, pass@4 at T = 1 on the validation split).
-        if [ "$DRY" = 0 ]; then
-            for ck in "$d"/checkpoints/v*.safetensors; do
-                e="$d/validation/$(basename "$ck" .safetensors)"
-                [ -f "$e/eval.json" ] && continue
-                "$BONFIRE" eval --checkpoint "$ck" --task "$task" --task-seed "$TASK_SEED" --split validation \
-                    --samples 8 --n 1,4 --temperatures 1.0 --prompts "$CURVE_PROMPTS" --seed 0 --out "$e" --no-majority \
-                    > "$e.log" 2>&1 || die "validation eval of $ck failed (log: $e.log); rerun after fixing it"
-            done
-        fi
         finish "$d"
+    fi
+    # Validation curve of the SFT start (pass@1, pass@4 at T = 1 on the validation split), a step of its own.
+    vd="$OUT/sft-start/$task-validation"
+    if [ "$DRY" = 0 ] && [ ! -f "$vd/DONE" ]; then
+        mkdir -p "$vd" || die "cannot create $vd; check permissions and free space on $OUT"
+        for ck in "$d"/checkpoints/v*.safetensors; do
+            e="$vd/$(basename "$ck" .safetensors)"
+            [ -f "$e/eval.json" ] && continue
+            check_space
+            echo "$(date -u +%FT%TZ) [${e#$OUT/}] $BONFIRE eval --checkpoint $ck --split validation …" >> "$LOG"
+            "$BONFIRE" eval --checkpoint "$ck" --task "$task" --task-seed "$TASK_SEED" --split validation \
+                --samples 8 --n 1,4 --temperatures 1.0 --prompts "$CURVE_PROMPTS" --seed 0 --out "$e" --no-majority \
+                > "$e.log" 2>&1 || die "validation eval of $ck failed (log: $e.log); fix it and rerun: finished steps are kept"
+        done
+        finish "$vd"
     fi
     START[$task]="$(last_checkpoint "$d")"
     [ "$DRY" = 1 ] && START[$task]="$d/checkpoints/vLAST.safetensors"

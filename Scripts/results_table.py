@@ -5,7 +5,7 @@
 
 Reads OUT/runs/<task>/<method>/s<seed>/eval-final/eval.json (only finished runs: a DONE file), OUT/runs/<task>/start/
 s<seed>/eval-final/eval.json (the SFT start evaluated with the same prompts and sampling seed), the runs' metrics.jsonl,
-OUT/sft-start/<task>/ (validation curve) and OUT/verifier/math/train-verifier.log (AUC). Writes OUT/table.md and, with
+OUT/sft-start/<task>-validation/ (validation curve) and OUT/verifier/math/train-verifier.log (AUC). Writes OUT/table.md and, with
 --plots, PNG files: bon_vs_n_<task>.png, temperature_<task>.png, diversity_<task>.png, hacking_math.png,
 sft_curve.png. Means are over seeds with the standard error sd/sqrt(k); differences are seed-paired (same seed = same
 train prompts, evaluation prompts and sampling seed) with the standard error of the per-seed differences.
@@ -168,7 +168,7 @@ def extras(out):
     for task in ["math", "code"]:
         d = os.path.join(out, "sft-start", task)
         pts = []
-        for p in sorted(glob.glob(os.path.join(d, "validation", "v*", "eval.json"))):
+        for p in sorted(glob.glob(os.path.join(out, "sft-start", task + "-validation", "v*", "eval.json"))):
             v = int(re.sub(r"\D", "", os.path.basename(os.path.dirname(p))))
             rows = {r["n"]: r for r in json.load(open(p))["rows"]}
             pts.append((v, rows[1]["passAtN"], rows[1]["passAtNStdErr"], rows.get(4, {}).get("passAtN", float("nan"))))
@@ -271,7 +271,7 @@ def plots(out, evals, pdir):
     fig, ax = plt.subplots(figsize=(6, 4)); any_curve = False
     for task in ["math", "code"]:
         pts = []
-        for p in sorted(glob.glob(os.path.join(out, "sft-start", task, "validation", "v*", "eval.json"))):
+        for p in sorted(glob.glob(os.path.join(out, "sft-start", task + "-validation", "v*", "eval.json"))):
             v = int(re.sub(r"\D", "", os.path.basename(os.path.dirname(p))))
             rows = {r["n"]: r for r in json.load(open(p))["rows"]}
             pts.append((v, rows[1]["passAtN"], rows[1]["passAtNStdErr"]))

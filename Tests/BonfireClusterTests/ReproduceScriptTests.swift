@@ -78,6 +78,7 @@ final class ReproduceScriptTests: XCTestCase {
             try "commit test\n".write(to: d.appendingPathComponent("DONE"), atomically: true, encoding: .utf8)
         }
         try done("sft-start/math")
+        try done("sft-start/math-validation")
         try fm.createDirectory(at: out.appendingPathComponent("sft-start/math/checkpoints"), withIntermediateDirectories: true)
         fm.createFile(atPath: out.appendingPathComponent("sft-start/math/checkpoints/v000600.safetensors").path, contents: Data())
         try done("verifier/math")
