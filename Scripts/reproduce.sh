@@ -231,7 +231,7 @@ for task in $TASKS; do
             if [ "$task" = math ]; then extra+=(--verifier learned --verifier-path "${VERIFIER_SPEC[math]#learned:}"); fi
             if [ "$KL" != 0 ] && { [ "$method" = rl-v ] || [ "$method" = rl-s ]; }; then extra+=(--kl "$KL"); fi
             run "$d" "$d.train.log" -- "$BONFIRE" train "${RUNTIME[@]}" --algo "$method" --task "$task" --n "$TRAIN_N" --steps "$RUN_STEPS" \
-                --prompts-per-step "$RUN_PROMPTS" --lr "$RUN_LR" --init "${START[$task]}" --seed "$seed" --out "$d" \
+                --prompts-per-step "$RUN_PROMPTS" --lr "$RUN_LR" --init-checkpoint "${START[$task]}" --seed "$seed" --out "$d" \
                 --checkpoint-every 0 --eval-prompts 8 --set eval.everyVersions=0 --set task.seed="$TASK_SEED" \
                 "${extra[@]}"
             if [ "$DRY" = 0 ]; then

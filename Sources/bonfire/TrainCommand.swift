@@ -3,7 +3,7 @@
 // are shorthands for config keys; `--config` / `--set` set anything else. Default schedule: synchronous, so a seed
 // gives a bit-reproducible run.
 //   bonfire train --algo sft --task math --steps 300 --out runs/sft-math
-//   bonfire train --algo bon-rl-v --n 8 --init runs/sft-math/checkpoints/v000300.safetensors --out runs/bonrlv
+//   bonfire train --algo bon-rl-v --n 8 --init-checkpoint runs/sft-math/checkpoints/v000300.safetensors --out runs/bonrlv
 //   bonfire train-env --env keydoor --steps 2000 --out runs/keydoor
 import ArgumentParser
 import BonfireAlgorithms
