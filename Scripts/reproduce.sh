@@ -17,6 +17,8 @@
 #                every finished step (a step is finished when its DONE file exists) and never overwrites a result.
 #   --start-*    use an existing SFT start checkpoint instead of training one (its path is recorded).
 #   --kl COEF    k3 KL-to-start coefficient for the verifier-trained N′ = 1 methods rl-v / rl-s (default 0 = off).
+#   --run-steps S / --run-lr LR   override the budget's updates / learning rate per run (e.g. a medium run:
+#                --quick --run-steps 150 --run-lr 2e-4 --start-code <quick start>).
 # Environment: BONFIRE (the bonfire executable; default .build/release/bonfire), REPRODUCE_MIN_FREE_MB (free space
 # required before each step; default 200 quick / 2000 full).
 set -uo pipefail
@@ -28,7 +30,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 die() { printf 'reproduce.sh: error: %s\n' "$*" >&2; exit 2; }
 say() { printf 'reproduce.sh: %s\n' "$*"; }
 
-QUICK=0; OUT=""; SEEDS="1 2 3"; METHODS="$ALL_METHODS"; TASKS="$ALL_TASKS"; KL=0; DRY=0
+QUICK=0; OUT=""; SEEDS="1 2 3"; METHODS="$ALL_METHODS"; TASKS="$ALL_TASKS"; KL=0; DRY=0; STEPS_OVERRIDE=""; LR_OVERRIDE=""
 START_math=""; START_code=""; VERIFIER_math=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -41,8 +43,10 @@ while [ $# -gt 0 ]; do
         --start-code) START_code="${2:?--start-code needs a checkpoint}"; shift ;;
         --verifier-math) VERIFIER_math="${2:?--verifier-math needs a checkpoint}"; shift ;;
         --kl) KL="${2:?--kl needs a number}"; shift ;;
+        --run-steps) STEPS_OVERRIDE="${2:?--run-steps needs a count}"; shift ;;
+        --run-lr) LR_OVERRIDE="${2:?--run-lr needs a number}"; shift ;;
         --dry-run) DRY=1 ;;
-        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1' (see Scripts/reproduce.sh --help)" ;;
     esac
     shift
@@ -62,6 +66,8 @@ else
     RUN_STEPS=300; RUN_PROMPTS=8; RUN_LR=2e-4
     EVAL_PROMPTS=256; EVAL_SAMPLES=64; EVAL_TEMPS="0.25,0.5,0.75,1.0,1.25,1.5"; CURVE_PROMPTS=128
 fi
+case "$STEPS_OVERRIDE" in '') ;; *[!0-9]*|0) die "--run-steps '$STEPS_OVERRIDE' is not a positive integer" ;; *) RUN_STEPS=$STEPS_OVERRIDE ;; esac
+case "$LR_OVERRIDE" in '') ;; *[!0-9.e-]*) die "--run-lr '$LR_OVERRIDE' is not a number (e.g. 2e-4)" ;; *) RUN_LR=$LR_OVERRIDE ;; esac
 TRAIN_N=8; TASK_SEED=1234; EVAL_N="1,4,16,32"
 # The synchronous schedule (bit-reproducible per seed) waits one heartbeat interval per version in `bonfire train`
 # today (measured: ~1 s per update at the default 500 ms); a 20 ms heartbeat with a 5 s liveness window removes the wait.
@@ -112,7 +118,7 @@ if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" 
 LOG="$OUT/commands.log"
 say "results in $OUT (commit $COMMIT, $( [ "$QUICK" = 1 ] && echo quick || echo full ) budget); commands are logged to $LOG"
 {
-    echo "# $(date -u +%FT%TZ) reproduce.sh $( [ "$QUICK" = 1 ] && echo --quick) commit $COMMIT seeds [$SEEDS] methods [$METHODS] tasks [$TASKS] kl $KL"
+    echo "# $(date -u +%FT%TZ) reproduce.sh $( [ "$QUICK" = 1 ] && echo --quick) commit $COMMIT seeds [$SEEDS] methods [$METHODS] tasks [$TASKS] kl $KL run-steps $RUN_STEPS run-lr $RUN_LR"
 } >> "$LOG"
 
 # run STEP_DIR LOGFILE -- command…: runs a command once; a finished step (DONE exists) is skipped, a failed one says why.
