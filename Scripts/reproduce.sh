@@ -46,7 +46,7 @@ while [ $# -gt 0 ]; do
         --run-steps) STEPS_OVERRIDE="${2:?--run-steps needs a count}"; shift ;;
         --run-lr) LR_OVERRIDE="${2:?--run-lr needs a number}"; shift ;;
         --dry-run) DRY=1 ;;
-        -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) die "unknown argument '$1' (see Scripts/reproduce.sh --help)" ;;
     esac
     shift

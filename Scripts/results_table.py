@@ -249,8 +249,8 @@ def plots(out, evals, pdir):
             if m in ("rl-v", "bon-rl-v", "bon-sft") and task == "math":
                 r = [(rec["version"], rec.get("reward/r_mean"), rec.get("reward/R_mean")) for s in series for rec in s]
                 hack[m] = sorted(x for x in r if x[1] is not None and x[2] is not None)
-        ax.set_xlabel("learner step"); ax.set_ylabel("mean token entropy of trained samples (nats)")
-        ax.set_title(f"{task}: response diversity during training"); ax.grid(alpha=0.3); ax.legend(fontsize=7)
+        ax.set_xlabel("learner step"); ax.set_ylabel("train/entropy: token entropy of the trained sequences")
+        ax.set_title(f"{task}: entropy of the update's sequences (not a diversity measure)"); ax.grid(alpha=0.3); ax.legend(fontsize=7)
         fig.tight_layout(); f = os.path.join(pdir, f"diversity_{task}.png"); fig.savefig(f, dpi=110); plt.close(fig)
         written.append(f)
         if hack:
