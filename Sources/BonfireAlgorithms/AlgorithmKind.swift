@@ -33,7 +33,14 @@ package struct AlgorithmOptions: Codable, Sendable, Equatable {
     package var temperature: Double = 1
     /// ρ̄ of the truncated importance weight on stale samples. Default 1.
     package var importanceClip: Double = 1
+    /// M, policy samples per prompt of BoN-SFT's correction; 0 (default) → BoNSFT.recommendedSamples(trainN).
+    package var bonSFTSamples = 0
     package init() {}
+
+    /// The M BoN-SFT samples per prompt: `bonSFTSamples`, or 4N′ in [8, 32] when it is 0.
+    package var resolvedBonSFTSamples: Int {
+        bonSFTSamples > 0 ? bonSFTSamples : BoNSFT.recommendedSamples(n: trainN)
+    }
 
     /// The update-step options all group learners share.
     package var update: UpdateConfig {
@@ -68,10 +75,11 @@ package struct AlgorithmOptions: Codable, Sendable, Equatable {
         }
     }
 
-    /// BoN-SFT with these options and M = `samplesPerPrompt` policy samples per prompt.
-    package func bonSFT(samplesPerPrompt: Int) -> BoNSFT {
+    /// BoN-SFT with these options and M = `resolvedBonSFTSamples` policy samples per prompt (the learner's groups
+    /// have exactly M responses: the actors of a bon-sft run sample M per prompt).
+    package func bonSFT() -> BoNSFT {
         var c = BoNSFT.Config()
-        c.n = trainN; c.samplesPerPrompt = samplesPerPrompt; c.lambdaRule = lambdaRule; c.update = update
+        c.n = trainN; c.samplesPerPrompt = resolvedBonSFTSamples; c.lambdaRule = lambdaRule; c.update = update
         return BoNSFT(config: c)
     }
 

@@ -45,6 +45,8 @@
 //   one klMatched cos −0.93 case has ‖c‖ < 0.02λ); N′ = 8/M = 32: 30/30, 30/30 (min cos 1.000, norm 0.955–1.018);
 //   N′ = 16/M = 32: 30/30, 30/30 (norm 0.974–1.209 — the 1.209 case is a near-zero correction); an independent draw
 //   (seed 77, N′ = 8, M = 32, klMatched): 27/30, min cos 0.995, norm 0.87–1.11.
+// The learner therefore draws M = `algorithm.bonSFTSamples` samples per prompt, default recommendedSamples(N′) (the
+// actors of a bon-sft run sample M responses per prompt; BoNSFTEstimatorTests checks the M and λ the learner uses).
 // REMAINING BIAS (stated honestly): at M = N′ the acceptance "cos ≥ 0.95 and norm within 10% on every case" is NOT
 // met. The failures are (i) cases with r* on top (c = −∇log Z) where a score level carries mass the M samples miss
 // with probability ≳ 10% (the unseen mass is then put on the seen levels and â is off, typically |E| 15–30% short);
@@ -87,9 +89,10 @@ package struct BoNSFT: Sendable {
         }
         /// N′: the N the objective assumes. Default 8.
         package var n = 8
-        /// M: policy samples per prompt for the BoN correction. Default 8; `recommendedSamples(n:)` (4N′ in [8, 32]) is
-        /// what the correction needs to be accurate (file header) — at M = N′ it is biased by up to ~30% on some prompts.
-        package var samplesPerPrompt = 8
+        /// M: policy samples per prompt for the BoN correction (the learner sets it from `algorithm.bonSFTSamples`,
+        /// default `recommendedSamples(n:)` = 4N′ in [8, 32], what the correction needs to be accurate — file header;
+        /// at M = N′ it is biased by up to ~30% on some prompts). Default 32 (= recommendedSamples(8)).
+        package var samplesPerPrompt = 32
         /// λ_N rule. Default .klMatched.
         package var lambdaRule: BoNWeights.LambdaRule = .klMatched
         /// Overrides λ when set (ablations). Default nil.

@@ -173,6 +173,10 @@ package struct RunConfig: Codable, Equatable, Sendable {
         package var ppoClip: Double = 0
         /// k3 KL(π‖π_start) coefficient of rl-v / rl-s, π_start = the policy at the first update (0 = off). Default 0.
         package var klCoefficient: Double = 0
+        /// M, the policy samples per prompt of bon-sft's BoN correction (for bon-sft the actors sample M responses per
+        /// prompt instead of `sampling.groupSize`); 0 (default) → `BoNSFT.recommendedSamples(N′)` = 4N′ in [8, 32],
+        /// the count at which the estimator is tested accurate (BoNSFT.swift header).
+        package var bonSFTSamples: Int = 0
         package init() {}
     }
 
@@ -399,7 +403,14 @@ extension RunConfig {
         o.clipGradNorm = algorithm.clipGradNorm
         o.temperature = sampling.temperature
         o.importanceClip = learner.importanceClip
+        o.bonSFTSamples = algorithm.bonSFTSamples
         return o
+    }
+
+    /// Responses an actor samples per prompt (one BoN group): `sampling.groupSize`, except bon-sft, whose BoN
+    /// correction needs M = `algorithm.bonSFTSamples` (0 → BoNSFT.recommendedSamples(N′)) samples.
+    package var responsesPerGroup: Int {
+        algorithm.name == .bonSFT ? algorithmOptions.resolvedBonSFTSamples : sampling.groupSize
     }
 
     /// The verifier options of this config (`actors.verifier*`).
@@ -744,6 +755,8 @@ extension RunConfig {
               "must be in [0, 1) (0 = off)", algorithm.ppoClip)
         check(finite(algorithm.klCoefficient) && algorithm.klCoefficient >= 0, "algorithm.klCoefficient",
               "must be ≥ 0 (0 = off)", algorithm.klCoefficient)
+        check(algorithm.bonSFTSamples == 0 || (algorithm.bonSFTSamples >= 2 && algorithm.bonSFTSamples <= 256),
+              "algorithm.bonSFTSamples", "must be 0 (= 4N′ in [8, 32]) or in 2…256", algorithm.bonSFTSamples)
         check(algorithm.sftWarmupLearningRate > 0, "algorithm.sftWarmupLearningRate", "must be > 0", algorithm.sftWarmupLearningRate)
 
         check(sampling.groupSize >= 1, "sampling.groupSize", "must be ≥ 1", sampling.groupSize)

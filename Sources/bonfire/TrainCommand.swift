@@ -3,7 +3,7 @@
 // are shorthands for config keys; `--config` / `--set` set anything else. Default schedule: synchronous, so a seed
 // gives a bit-reproducible run.
 //   bonfire train --algo sft --task math --steps 300 --out runs/sft-math
-//   bonfire train --algo bon-rl-v --n 8 --init runs/sft-math/checkpoints/v000300.safetensors --out runs/bonrlv
+//   bonfire train --algo bon-rl-v --n 8 --init-checkpoint runs/sft-math/checkpoints/v000300.safetensors --out runs/bonrlv
 //   bonfire train-env --env keydoor --steps 2000 --out runs/keydoor
 import ArgumentParser
 import BonfireAlgorithms
@@ -65,7 +65,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Algorithm (algorithm.name): \(AlgorithmKind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var algo: String?
     @Option(help: "Task (task.name): math or code.") var task: String?
-    @Option(help: "N′ (algorithm.trainN); also the responses sampled per prompt (sampling.groupSize).") var n: Int?
+    @Option(help: "N′ (algorithm.trainN); also the responses sampled per prompt (sampling.groupSize; bon-sft samples algorithm.bonSFTSamples, default 4N′ in [8, 32]).") var n: Int?
     @Option(help: "Prompts per update (learner.groupsPerStep).") var promptsPerStep: Int?
     @Option(help: "Learning rate (algorithm.learningRate).") var lr: Double?
     @Option(help: "Sampling temperature (sampling.temperature).") var temperature: Double?

@@ -1,6 +1,6 @@
 // BoN-SFT's estimator of the BoN correction c = ∇log π_λ(y*) − ∇log π(y*) (SPEC-bon.md §2.1, C5), checked at the
-// defaults the learner runs (N′ ∈ {4, 8, 16}, both λ rules, M = N′ as `bonfire train` passes and M = 8 as the
-// cluster's sampling.groupSize passes) by exact enumeration over all M-sample multisets of small tabular softmax
+// defaults the learner runs (N′ ∈ {4, 8, 16}, both λ rules, M = the learner's default algorithm.bonSFTSamples =
+// 4N′ in [8, 32]; and, as ablations, M = N′ and M = 8) by exact enumeration over all M-sample multisets of small tabular softmax
 // policies with tied score levels. The table (old vs new estimator) is printed by
 //   swift test -c release --filter BonfireAlgorithmsTests.BoNSFTEstimatorTests
 
@@ -127,8 +127,8 @@ final class BoNSFTEstimatorTests: XCTestCase {
         XCTAssertLessThanOrEqual(row.pass, 5)
     }
 
-    func testEstimatorsAtTheSampleCountsTheLearnerPassesToday() {
-        // M = N′ (`bonfire train`) and M = 8 (cluster sampling.groupSize with N′ = 4).
+    func testEstimatorsAtFewerSamplesThanTheLearnerDraws() {
+        // M = N′ and M = 8: what the learner passed before algorithm.bonSFTSamples (kept: the bias at small M).
         let cases = sftCases(count: 30, seed: 2026)
         print("BoN-SFT correction: expected step vs exact, \(cases.count) random tabular cases (criterion cos ≥ 0.95, norm ±10%)")
         print("N′  M  rule         λ      | old: min cos  min|E|/|c|  max|E|/|c|  pass | new: min cos  min|E|/|c|  max|E|/|c|  pass")
@@ -146,15 +146,24 @@ final class BoNSFTEstimatorTests: XCTestCase {
         }
     }
 
-    func testCoverageEstimatorAtTheRecommendedSampleCount() {
-        // M = BoNSFT.recommendedSamples(N′) = 16, 32, 32 for N′ = 4, 8, 16. Measured on seed 2026 (30 cases): 29/30,
-        // 30/30, 30/30, 30/30, 30/30, 30/30; on seed 77 at N′ = 8 klMatched 27/30 (min cos 0.995, norm 0.87–1.11).
-        // M = 32 enumerations are slow, so those settings use the first 8 cases; require ≥ 90% within the criterion.
+    func testCoverageEstimatorAtTheSampleCountAndLambdaTheLearnerUses() {
+        // The learner's BoN-SFT comes from AlgorithmOptions.bonSFT() (RunConfig.algorithmOptions); its M is
+        // algorithm.bonSFTSamples, default 0 → recommendedSamples(N′) = 16, 32, 32 for N′ = 4, 8, 16, and the actors of
+        // a bon-sft run sample exactly that many responses per prompt (RunConfigTests). Measured on seed 2026 (30
+        // cases): 29/30, 30/30, 30/30, 30/30, 30/30, 30/30; on seed 77 at N′ = 8 klMatched 27/30 (min cos 0.995, norm
+        // 0.87–1.11). M = 32 enumerations are slow, so those settings use the first 8 cases; require ≥ 90% within the
+        // criterion.
         let cases = sftCases(count: 30, seed: 2026)
-        print("BoN-SFT .coverage at M = recommendedSamples(N′) (near-zero corrections ‖c‖ < 0.02λ: ‖E − c‖ ≤ 0.02λ)")
+        print("BoN-SFT .coverage at the learner's M and λ (near-zero corrections ‖c‖ < 0.02λ: ‖E − c‖ ≤ 0.02λ)")
         for n in [4, 8, 16] {
-            let m = BoNSFT.recommendedSamples(n: n)
             for rule in BoNWeights.LambdaRule.allCases {
+                var options = AlgorithmOptions()
+                options.trainN = n; options.lambdaRule = rule
+                let learner = options.bonSFT()
+                let m = learner.config.samplesPerPrompt
+                XCTAssertEqual(m, [4: 16, 8: 32, 16: 32][n], "default M for N′=\(n)")
+                XCTAssertEqual(learner.config.estimator, .coverage)
+                XCTAssertEqual(learner.lambda, BoNWeights.lambda(n: n, rule: rule), "λ the learner uses")
                 let row = measure(m > 16 ? Array(cases.prefix(8)) : cases, n: n, m: m, rule: rule, tiny: 0.02,
                                   expected: expectedCoverage)
                 print(String(format: "%2d %2d  %-11@ | ", n, m, rule.rawValue as NSString) + line(row))
@@ -162,6 +171,9 @@ final class BoNSFTEstimatorTests: XCTestCase {
                 XCTAssertGreaterThan(row.minCos, 0.9, "N′=\(n) M=\(m) \(rule)")
             }
         }
+        // An explicit algorithm.bonSFTSamples wins over the default.
+        var o = AlgorithmOptions(); o.trainN = 8; o.bonSFTSamples = 12
+        XCTAssertEqual(o.bonSFT().config.samplesPerPrompt, 12)
     }
 
     func testManyResponseLimitIsThePlugInOfTheEmpiricalScoreDistribution() {

@@ -170,7 +170,7 @@ final class RunConfigTests: XCTestCase {
         XCTAssertEqual(rl?.config.update.ppoClip, 0.2)
         XCTAssertEqual(rl?.config.update.klCoefficient, 0.05)
         XCTAssertEqual(rl?.config.reward, .verifier)
-        XCTAssertEqual(o.bonSFT(samplesPerPrompt: 8).config.lambdaRule, .linearised)
+        XCTAssertEqual(o.bonSFT().config.lambdaRule, .linearised)
     }
 
     func testResolvedJSONRoundTripsAndIsStable() throws {

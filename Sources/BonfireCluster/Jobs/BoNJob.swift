@@ -1,7 +1,8 @@
 // The BoN job: actors sample BoN groups over a task (math, code) and score them; the learner trains the GPT policy
 // with `algorithm.name` (one file each in Sources/BonfireAlgorithms).
 //
-//   BoNGroupSource   per message `promptsPerMessage` train-split prompts × `sampling.groupSize` responses, one policy
+//   BoNGroupSource   per message `promptsPerMessage` train-split prompts × `responsesPerGroup` responses (sampling.groupSize;
+//                    bon-sft: M = algorithm.bonSFTSamples, default 4N′ in [8, 32]), one policy
 //                    version per message; verifier score r and reward R per response; evaluation = the task's
 //                    Evaluator (pass@N, Bo-N per N and temperature) on the test split.
 //   BoNPolicyLearner one update on `learner.groupsPerStep` groups: BoN-aware algorithms train for N′ =
@@ -29,7 +30,7 @@ package final class BoNGroupSource: RolloutSource {
     /// a function of (actor, incarnation, version, count), so a resumed run samples what an uninterrupted one would.
     let promptBase: Int
     var promptVersion = -1, promptsThisVersion = 0
-    /// Prompts per pushed message (each with `sampling.groupSize` responses).
+    /// Prompts per pushed message (each with `config.responsesPerGroup` responses).
     let promptsPerMessage = 2
 
     package init(config: RunConfig, actorID: Int, incarnation: Int = 0) throws {
@@ -43,7 +44,7 @@ package final class BoNGroupSource: RolloutSource {
     }
 
     package var job: JobKind { .bon }
-    package var detail: String { "\(config.task.name.rawValue) BoN groups of \(config.sampling.groupSize), verifier \(config.actors.verifier.rawValue)" }
+    package var detail: String { "\(config.task.name.rawValue) BoN groups of \(config.responsesPerGroup), verifier \(config.actors.verifier.rawValue)" }
     package var parameterCount: Int { model.params.count }
     package var layoutHash: UInt64 { BonfireCluster.layoutHash(model.layout) }
     package var pushHighWaterMark: Int32 { 4 }
@@ -62,7 +63,7 @@ package final class BoNGroupSource: RolloutSource {
         // Prompt token ids without BOS on the wire (the learner's sequences are BOS + prompt + response).
         let promptIDs = items.map { (try? Tokenizer.encode($0.prompt)) ?? [] }
         let sc = config.samplingConfig
-        let out = model.sample(prompts: promptIDs.map { [Tokenizer.bos] + $0 }, samplesPerPrompt: config.sampling.groupSize,
+        let out = model.sample(prompts: promptIDs.map { [Tokenizer.bos] + $0 }, samplesPerPrompt: config.responsesPerGroup,
                                config: sc, rng: &rng)
         var groups: [WireBoNGroup] = []
         for (k, item) in items.enumerated() {
@@ -76,7 +77,7 @@ package final class BoNGroupSource: RolloutSource {
                                        behaviourVersion: UInt64(max(0, version)), temperature: sc.temperature, responses: responses))
         }
         let batch = WireBoNGroupBatch(task: config.task.name.rawValue, groups: groups)
-        return [RolloutMessage(payload: .bonGroups(batch), units: groups.count, samples: groups.count * config.sampling.groupSize)]
+        return [RolloutMessage(payload: .bonGroups(batch), units: groups.count, samples: groups.count * config.responsesPerGroup)]
     }
 
     package func evaluate(_ r: WireEvalRequest, version: Int, rng: inout RNG) throws -> WireEvalReport {
@@ -187,7 +188,7 @@ package final class BoNPolicyLearner: PolicyLearner {
                 let score = verifier.scores(item: item, responses: [item.reference])[0]
                 return BoNSFTExample(demonstration: try demonstration(item), expertScore: score, samples: g)
             }
-            stats = options.bonSFT(samplesPerPrompt: config.sampling.groupSize)
+            stats = options.bonSFT()   // M = config.responsesPerGroup, the size of every accepted group
                 .step(examples: examples, model: model, optimizer: &optimizer, currentVersion: version)
         default:
             let groups = algorithm.isBoNAware ? batch.flatMap { $0.split(size: options.trainN) } : batch
@@ -232,7 +233,7 @@ package final class BoNPolicyLearner: PolicyLearner {
 
 extension BoNGroup {
     /// What a valid BoN group of this run is (checked by `ValidationContext.validate` before conversion): the run's
-    /// task, item ids of its train split, `sampling.groupSize` responses of 1…maxNewTokens tokens, ids within the
+    /// task, item ids of its train split, `config.responsesPerGroup` responses (M for bon-sft, else `sampling.groupSize`) of 1…maxNewTokens tokens, ids within the
     /// vocabulary, BOS + prompt + response within the context, finite log-probs in [−100, 1e-4], finite scores and
     /// rewards within ±1e6, versions that fit `Int` and are not ahead of the learner's.
     package static func admission(_ c: inout ValidationContext, config: RunConfig) {
@@ -242,7 +243,7 @@ extension BoNGroup {
         c.vocabSize = config.model.vocabSize
         c.contextLength = config.model.contextLength - 1        // the model prepends BOS
         c.maxNewTokens = config.sampling.maxNewTokens
-        c.groupSizes = config.sampling.groupSize...config.sampling.groupSize
+        c.groupSizes = config.responsesPerGroup...config.responsesPerGroup
         c.rewardRange = -1e6...1e6
         c.scoreRange = -1e6...1e6
     }
