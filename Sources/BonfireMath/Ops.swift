@@ -24,6 +24,7 @@ import Glibc
 #else
 import Foundation
 #endif
+import CBonfireKernels
 
 package enum Ops {
     package static let layerNormEps: Float = 1e-5
@@ -54,7 +55,15 @@ package enum Ops {
     // MARK: layernorm
 
     /// out (N, C), mean (N), rstd (N) ← inp (N, C), weight (C), bias (C).
+    /// Fast path: the C kernel (16-lane sums, AVX-512/AVX2 at run time); `layerNormForwardPlain` is the reference.
     package static func layerNormForward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
+                                         rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                                         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, n: Int, c: Int) {
+        bfk_layernorm_forward(out, mean, rstd, inp, weight, bias, n, c)
+    }
+
+    /// Plain twin of `layerNormForward`.
+    package static func layerNormForwardPlain(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
                                          rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                          weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, n: Int, c: Int) {
         let invC = 1 / Float(c)
@@ -73,7 +82,16 @@ package enum Ops {
     }
 
     /// dinp (N, C) += …, dweight (C) += …, dbias (C) += … ← dout (N, C), inp (N, C), weight (C), mean/rstd (N).
+    /// Fast path: the C kernel; `layerNormBackwardPlain` is the reference.
     package static func layerNormBackward(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,
+                                          dbias: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                          inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                          mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, n: Int, c: Int) {
+        bfk_layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, n, c)
+    }
+
+    /// Plain twin of `layerNormBackward`.
+    package static func layerNormBackwardPlain(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,
                                           dbias: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                           inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                           mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, n: Int, c: Int) {
@@ -126,8 +144,13 @@ package enum Ops {
 
     // MARK: GELU
 
-    /// out (n) = GELU_tanh(inp (n)).
+    /// out (n) = GELU_tanh(inp (n)). Fast path: the C kernel (the same fastTanh, vectorised); plain twin below.
     package static func geluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
+        bfk_gelu_forward(out, inp, count)
+    }
+
+    /// Plain twin of `geluForward`.
+    package static func geluForwardPlain(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
         for i in 0..<count {
             let x = inp[i]
             let u = geluScale * (x + 0.044715 * x * x * x)
@@ -135,8 +158,14 @@ package enum Ops {
         }
     }
 
-    /// dinp (n) += GELU'(inp) · dout.
+    /// dinp (n) += GELU'(inp) · dout. Fast path: the C kernel; plain twin below.
     package static func geluBackward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                                     dout: UnsafePointer<Float>, count: Int) {
+        bfk_gelu_backward(dinp, inp, dout, count)
+    }
+
+    /// Plain twin of `geluBackward`.
+    package static func geluBackwardPlain(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                      dout: UnsafePointer<Float>, count: Int) {
         for i in 0..<count {
             let x = inp[i]
@@ -208,8 +237,11 @@ package enum Ops {
                     let row = a + t * seqLen
                     var mx = -Float.infinity
                     for j in 0...t { mx = max(mx, row[j]) }
+                    // Fast path: exp of the whole causal row through the vectorised kernel (was expf per element).
+                    for j in 0...t { row[j] -= mx }
+                    Kernels.exp(row, row, count: t + 1)
                     var sum: Float = 0
-                    for j in 0...t { let e = expf(row[j] - mx); row[j] = e; sum += e }
+                    for j in 0...t { sum += row[j] }
                     let inv = 1 / sum
                     for j in 0...t { row[j] *= inv }
                     for j in (t + 1)..<max(t + 1, len) { row[j] = 0 }

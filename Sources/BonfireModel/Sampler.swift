@@ -50,6 +50,13 @@ final class DecodeState {
     let logits = FloatBuffer(), slotLogits = FloatBuffer(), scores = FloatBuffer(), tmp = FloatBuffer()
     let kCache = FloatBuffer(), vCache = FloatBuffer()   // (L, S, H, ctx, hd) each
     let tok = IntBuffer(), probs = FloatBuffer(), order = IntBuffer()
+    /// Fast path (`GPT.transposeWeights`): each linear weight W (OC, IC) stored as Wᵀ (IC, OC), keyed by W's offset in
+    /// `params`, refreshed at the start of every sample() call. Decode steps then multiply their few rows with
+    /// `Kernels.linearRows`, where OpenBLAS would re-pack all of W for every step. Empty = use the plain path.
+    let wt = FloatBuffer()
+    var wtOffset: [Int: Int] = [:]
+    /// Models above this many parameters keep the plain path (the copy would double the actor's weight memory).
+    static let transposeLimit = 32 << 20
 
     func ensure(slots s: Int, config c: GPTConfig) {
         slots = s
@@ -80,6 +87,7 @@ extension GPT {
 
         params.withUnsafeBufferPointer { pb in
             let p = pb.baseAddress!
+            transposeWeights(p, state: d)
             // Prefill: one full forward over the prompts, then copy K/V into every slot of the group.
             let (B, T) = pack(prompts)
             forwardTrunk(p, B: B, T: T)
@@ -142,37 +150,53 @@ extension GPT {
                 let s = active[r], pos = positions[r]
                 let q = d.qkv.ptr + r * 3 * C
                 storeKV(d, layer: l, slot: s, slots: S, pos: pos, qkvRow: q)
-                let sc = d.scores.ptr
                 for h in 0..<H {
-                    let qh = q + h * hd
                     let kb = d.kCache.ptr + ((l * S + s) * H + h) * ctx * hd, vb = d.vCache.ptr + ((l * S + s) * H + h) * ctx * hd
-                    var mx = -Float.infinity
-                    for j in 0...pos {
-                        let k = kb + j * hd
-                        sc[j] = dot8(qh, k, hd) * scale
-                        mx = max(mx, sc[j])
-                    }
-                    var sum: Float = 0
-                    for j in 0...pos { let e = expf(sc[j] - mx); sc[j] = e; sum += e }
-                    let inv = 1 / sum
-                    let y = d.atty.ptr + r * C + h * hd
-                    for i in 0..<hd { y[i] = 0 }
-                    for j in 0...pos {
-                        let w = sc[j] * inv, v = vb + j * hd
-                        for i in 0..<hd { y[i] += w * v[i] }
-                    }
+                    // Fast path: the vectorised kernel (Kernels.attendOnePlain is the loop it replaces).
+                    Kernels.attendOne(y: d.atty.ptr + r * C + h * hd, scores: d.scores.ptr, q: q + h * hd, k: kb, v: vb,
+                                      len: pos + 1, hd: hd, scale: scale)
                 }
             }
-            linear(d, out: d.x.ptr, inp: d.atty.ptr, weight: p + o.projW, bias: p + o.projB, n: A, ic: C, oc: C, accumulate: true)
+            project(d, p, out: d.x.ptr, inp: d.atty.ptr, weight: o.projW, bias: o.projB, n: A, ic: C, oc: C, accumulate: true)
             Ops.layerNormForward(out: d.ln.ptr, mean: d.mean.ptr, rstd: d.rstd.ptr, inp: d.x.ptr,
                                  weight: p + o.ln2w, bias: p + o.ln2b, n: A, c: C)
-            linear(d, out: d.fch.ptr, inp: d.ln.ptr, weight: p + o.fcW, bias: p + o.fcB, n: A, ic: C, oc: 4 * C)
+            project(d, p, out: d.fch.ptr, inp: d.ln.ptr, weight: o.fcW, bias: o.fcB, n: A, ic: C, oc: 4 * C)
             Ops.geluForward(out: d.fchG.ptr, inp: d.fch.ptr, count: A * 4 * C)
-            linear(d, out: d.x.ptr, inp: d.fchG.ptr, weight: p + o.fcProjW, bias: p + o.fcProjB, n: A, ic: 4 * C, oc: C, accumulate: true)
+            project(d, p, out: d.x.ptr, inp: d.fchG.ptr, weight: o.fcProjW, bias: o.fcProjB, n: A, ic: 4 * C, oc: C, accumulate: true)
         }
         Ops.layerNormForward(out: d.ln.ptr, mean: d.mean.ptr, rstd: d.rstd.ptr, inp: d.x.ptr,
                              weight: p + lnfw, bias: p + lnfb, n: A, c: C)
-        linear(d, out: d.logits.ptr, inp: d.ln.ptr, weight: p + wte, bias: nil, n: A, ic: C, oc: V)
+        project(d, p, out: d.logits.ptr, inp: d.ln.ptr, weight: wte, bias: nil, n: A, ic: C, oc: V)
+    }
+
+    /// Fills d.wt with Wᵀ of every weight the decode step multiplies (c_attn, c_proj, c_fc, mlp c_proj, the tied
+    /// head wte), or leaves it empty for models above DecodeState.transposeLimit. Once per sample() call.
+    func transposeWeights(_ p: UnsafePointer<Float>, state d: DecodeState) {
+        d.wtOffset.removeAll(keepingCapacity: true)
+        guard params.count <= DecodeState.transposeLimit else { return }
+        let C = config.dim
+        var mats: [(offset: Int, oc: Int, ic: Int)] = [(wte, config.vocabSize, C)]
+        for o in blocks { mats += [(o.attnW, 3 * C, C), (o.projW, C, C), (o.fcW, 4 * C, C), (o.fcProjW, C, 4 * C)] }
+        d.wt.ensure(mats.reduce(0) { $0 + $1.oc * $1.ic })
+        var at = 0
+        for m in mats {
+            Kernels.transpose(d.wt.ptr + at, p + m.offset, rows: m.oc, cols: m.ic)
+            d.wtOffset[m.offset] = at
+            at += m.oc * m.ic
+        }
+    }
+
+    /// A decode-step linear layer for the weight at `params[weight…]`: the fast path (`Kernels.linearRows` on Wᵀ)
+    /// when `transposeWeights` prepared it, else the plain `linear` below.
+    @inline(__always)
+    func project(_ d: DecodeState, _ p: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                 weight: Int, bias: Int?, n: Int, ic: Int, oc: Int, accumulate: Bool = false) {
+        let b = bias.map { p + $0 }
+        if let at = d.wtOffset[weight] {
+            Kernels.linearRows(out: out, inp: inp, wt: d.wt.ptr + at, bias: b, n: n, ic: ic, oc: oc, accumulate: accumulate)
+        } else {
+            linear(d, out: out, inp: inp, weight: p + weight, bias: b, n: n, ic: ic, oc: oc, accumulate: accumulate)
+        }
     }
 
     /// Writes the K and V parts of one qkv row (3C) into the cache at `pos`. Cache layout (L, S, H, ctx, hd):
@@ -265,6 +289,7 @@ extension GPT {
         var rows: [[Float]] = []
         params.withUnsafeBufferPointer { pb in
             let p = pb.baseAddress!
+            transposeWeights(p, state: d)
             let (B, T) = pack([prompt])
             forwardTrunk(p, B: B, T: T)
             forwardLogits(p, N: B * T)
@@ -282,19 +307,4 @@ extension GPT {
         }
         return rows
     }
-}
-
-/// Σ a[i]·b[i], 8 lanes at a time; a local copy of Ops.dot so it is inlined into the decode loop.
-@inline(__always)
-private func dot8(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc = SIMD8<Float>()
-    var i = 0
-    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-    while i + 8 <= n {
-        acc += ra.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
-        i += 8
-    }
-    var s = acc.sum()
-    while i < n { s += a[i] * b[i]; i += 1 }
-    return s
 }
