@@ -145,7 +145,7 @@ extension GPT {
         for (l, o) in blocks.enumerated() {
             Ops.layerNormForward(out: d.ln.ptr, mean: d.mean.ptr, rstd: d.rstd.ptr, inp: d.x.ptr,
                                  weight: p + o.ln1w, bias: p + o.ln1b, n: A, c: C)
-            linear(d, out: d.qkv.ptr, inp: d.ln.ptr, weight: p + o.attnW, bias: p + o.attnB, n: A, ic: C, oc: 3 * C)
+            project(d, p, out: d.qkv.ptr, inp: d.ln.ptr, weight: o.attnW, bias: o.attnB, n: A, ic: C, oc: 3 * C)
             for r in 0..<A {
                 let s = active[r], pos = positions[r]
                 let q = d.qkv.ptr + r * 3 * C

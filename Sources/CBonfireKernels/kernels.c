@@ -105,7 +105,12 @@ const char *bfk_openblas_select_core(void) {
 
 // Unaligned 16-float load and a fixed-order horizontal sum (macros: v16 values never cross a call boundary).
 #define ld16(p) ({ v16 ld16_x; memcpy(&ld16_x, (p), sizeof ld16_x); ld16_x; })
-#define hsum16(a) ({ v16 hs_a = (a); float hs_s = 0; for (int hs_i = 0; hs_i < 16; hs_i++) hs_s += hs_a[hs_i]; hs_s; })
+// The sum is a fixed tree (16 → 8 → 4 → 2 → 1 lanes): a few shuffles instead of a 15-add dependency chain.
+#define hsum16(a) ({ v16 hs_a = (a);                                                                            \
+    v8 hs_8 = __builtin_shufflevector(hs_a, hs_a, 0, 1, 2, 3, 4, 5, 6, 7)                                        \
+            + __builtin_shufflevector(hs_a, hs_a, 8, 9, 10, 11, 12, 13, 14, 15);                                 \
+    v4 hs_4 = __builtin_shufflevector(hs_8, hs_8, 0, 1, 2, 3) + __builtin_shufflevector(hs_8, hs_8, 4, 5, 6, 7);  \
+    (hs_4[0] + hs_4[2]) + (hs_4[1] + hs_4[3]); })
 /// Σ x[j] in 16 lanes then a fixed-order tail.
 BFK_INLINE float sum_body(const float *x, long n) {
     v16 acc = {0}; long j = 0;
@@ -354,4 +359,69 @@ void bfk_transpose(float *dst, const float *src, long rows, long cols) {
         for (long j0 = 0; j0 < cols; j0 += B)
             for (long i = i0; i < i0 + B && i < rows; i++)
                 for (long j = j0; j < j0 + B && j < cols; j++) dst[j * rows + i] = src[i * cols + j];
+}
+
+// MARK: causal softmax (training attention)
+
+BFK_INLINE void causal_softmax_body(float *a, long len, long ld) {
+    for (long t = 0; t < len; t++) {
+        float *row = a + t * ld;
+        float mx = -INFINITY;
+        for (long j = 0; j <= t; j++) mx = row[j] > mx ? row[j] : mx;
+        for (long j = 0; j <= t; j++) row[j] = exp1(row[j] - mx);
+        float inv = 1.0f / sum_body(row, t + 1);
+        for (long j = 0; j <= t; j++) row[j] *= inv;
+        for (long j = t + 1; j < len; j++) row[j] = 0;
+    }
+}
+VARIANTS(causal_softmax, (float *a, long len, long ld), (a, len, ld))
+void bfk_causal_softmax(float *a, long len, long ld) { DISPATCH(causal_softmax, a, len, ld); }
+
+BFK_INLINE void causal_softmax_backward_body(float *restrict da, const float *restrict a, long len, long ld, float scale) {
+    for (long t = 0; t < len; t++) {
+        const float *ar = a + t * ld;
+        float *dr = da + t * ld;
+        float s = dot_body(ar, dr, t + 1);
+        for (long j = 0; j <= t; j++) dr[j] = ar[j] * (dr[j] - s) * scale;
+        for (long j = t + 1; j < len; j++) dr[j] = 0;
+    }
+}
+VARIANTS(causal_softmax_backward, (float *da, const float *a, long len, long ld, float scale), (da, a, len, ld, scale))
+void bfk_causal_softmax_backward(float *da, const float *a, long len, long ld, float scale) {
+    DISPATCH(causal_softmax_backward, da, a, len, ld, scale);
+}
+
+// MARK: AdamW
+
+// sqrt without errno (libm's sqrtf may set it, which keeps loops scalar); the same IEEE-exact square root.
+#if __has_builtin(__builtin_elementwise_sqrt)
+#define SQRT(x) __builtin_elementwise_sqrt(x)
+#else
+#define SQRT(x) sqrtf(x)
+#endif
+BFK_INLINE void adamw_loop(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
+                           const float *restrict mask, const int hasMask, long n, float lr, float b1, float b2, float eps, float wd,
+                           float bc1, float bc2) {
+#pragma clang fp contract(off)
+    for (long i = 0; i < n; i++) {
+        float decay = hasMask ? mask[i] * wd : wd;
+        float x = p[i] * (1 - lr * decay);
+        float gi = g[i];
+        float mi = b1 * m[i] + (1 - b1) * gi;
+        float vi = b2 * v[i] + (1 - b2) * gi * gi;
+        m[i] = mi; v[i] = vi;
+        x -= lr * (mi / bc1) / (SQRT(vi / bc2) + eps);
+        p[i] = x;
+    }
+}
+BFK_INLINE void adamw_body(float *p, const float *g, float *m, float *v, const float *mask, long n, float lr, float b1,
+                           float b2, float eps, float wd, float bc1, float bc2) {
+    if (mask) adamw_loop(p, g, m, v, mask, 1, n, lr, b1, b2, eps, wd, bc1, bc2);
+    else adamw_loop(p, g, m, v, mask, 0, n, lr, b1, b2, eps, wd, bc1, bc2);
+}
+VARIANTS(adamw, (float *p, const float *g, float *m, float *v, const float *mask, long n, float lr, float b1, float b2,
+                 float eps, float wd, float bc1, float bc2), (p, g, m, v, mask, n, lr, b1, b2, eps, wd, bc1, bc2))
+void bfk_adamw(float *p, const float *g, float *m, float *v, const float *mask, long n, float lr, float b1, float b2,
+               float eps, float wd, float bc1, float bc2) {
+    DISPATCH(adamw, p, g, m, v, mask, n, lr, b1, b2, eps, wd, bc1, bc2);
 }

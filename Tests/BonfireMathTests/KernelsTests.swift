@@ -130,6 +130,54 @@ final class KernelsTests: XCTestCase {
         }
     }
 
+    func testCausalSoftmaxKernelsMatchPlainAndZeroTheUpperTriangle() {
+        var rng = RNG(seed: 5)
+        for (len, ld) in [(1, 1), (5, 8), (17, 17), (64, 64)] {
+            var a = randoms(ld * ld, &rng, scale: 4)
+            a[0] = 80; if len > 1 { a[ld] = -80 }      // extreme logits
+            let da = randoms(ld * ld, &rng)
+            forEachISA { level in
+                var x = a, xr = a
+                Ops.causalSoftmax(&x, len: len, ld: ld)
+                Ops.causalSoftmaxPlain(&xr, len: len, ld: ld)
+                expectClose(x, xr, rtol: 1e-5, atol: 1e-7, "softmax len=\(len) \(level)")
+                for t in 0..<len {
+                    for j in (t + 1)..<max(t + 1, len) { XCTAssertEqual(x[t * ld + j], 0) }
+                    let rowSum = (0...t).reduce(Float(0)) { $0 + x[t * ld + $1] }
+                    XCTAssertEqual(rowSum, 1, accuracy: 1e-5)
+                }
+                var d = da, dr = da
+                Ops.causalSoftmaxBackward(&d, xr, len: len, ld: ld, scale: 0.3)
+                Ops.causalSoftmaxBackwardPlain(&dr, xr, len: len, ld: ld, scale: 0.3)
+                expectClose(d, dr, rtol: 1e-4, atol: 1e-6, "softmax backward len=\(len) \(level)")
+            }
+        }
+    }
+
+    func testAdamWKernelIsBitIdenticalToThePlainLoop() {
+        var rng = RNG(seed: 6)
+        let n = 1037
+        let p0 = randoms(n, &rng), mask = (0..<n).map { Float($0 % 3 == 0 ? 0 : 1) }
+        forEachISA { level in
+            for useMask in [false, true] {
+                var a = AdamW(learningRate: 1e-2, weightDecay: 0.1), b = a
+                if useMask { a.decayMask = mask; b.decayMask = mask }
+                var pa = p0, pb = p0
+                for step in 0..<3 {
+                    var g = randoms(n, &rng, scale: step == 1 ? 1e3 : 1)
+                    g[0] = 0; g[1] = 1e-30
+                    a.update(params: &pa, grads: g)
+                    b.updatePlain(params: &pb, grads: g)
+                }
+                XCTAssertEqual(pa, pb, "params \(level) mask=\(useMask)")
+                XCTAssertEqual(a.m, b.m); XCTAssertEqual(a.v, b.v); XCTAssertEqual(a.step, b.step)
+            }
+        }
+        var empty: [Float] = [], opt = AdamW()
+        opt.update(params: &empty, grads: [])   // no parameters: nothing to do, no crash
+        XCTAssertEqual(opt.step, 1)
+    }
+
     /// OpenBLAS 0.3.21 picks its SSE3 Prescott kernel on CPUs it does not know; BLAS.prepare() must have replaced
     /// any such pre-AVX2 core when the CPU has AVX2 + FMA and the user did not choose one with OPENBLAS_CORETYPE.
     func testOpenBLASDoesNotRunAGenericCoreOnAnAVX2Machine() {

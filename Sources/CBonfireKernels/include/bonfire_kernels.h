@@ -45,3 +45,15 @@ void bfk_transpose(float *dst, const float *src, long rows, long cols);
 
 /// exp(x) for a vector (relative error ≲ 2e-7 on [-87, 88]; exp(-inf) = 0), vectorisable: out (n) = exp(inp (n)).
 void bfk_exp(float *out, const float *inp, long n);
+
+/// Causal softmax of the first `len` rows of a (len, len) block with leading dimension `ld`, in place: row t becomes
+/// softmax(a[t][0…t]) and a[t][t+1 ..< len] = 0 (Ops.attentionForward's loop).
+void bfk_causal_softmax(float *a, long len, long ld);
+/// Causal softmax backward in place on da (len, len; leading dimension ld), given probabilities a:
+/// da[t][j] = a[t][j]·(da[t][j] − Σ_{i≤t} a[t][i]·da[t][i])·scale for j ≤ t, 0 above (Ops.attentionBackward's loop).
+void bfk_causal_softmax_backward(float *da, const float *a, long len, long ld, float scale);
+
+/// One AdamW step over n parameters (Optim.swift's update order, no FMA contraction: bit-identical to the Swift loop).
+/// `mask` (n) or NULL (decay everything); bc1 = 1 − β₁ᵗ, bc2 = 1 − β₂ᵗ.
+void bfk_adamw(float *p, const float *g, float *m, float *v, const float *mask, long n, float lr, float b1, float b2,
+               float eps, float wd, float bc1, float bc2);
