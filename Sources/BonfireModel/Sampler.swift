@@ -48,7 +48,10 @@ final class DecodeState {
     let x = FloatBuffer(), ln = FloatBuffer(), mean = FloatBuffer(), rstd = FloatBuffer()
     let qkv = FloatBuffer(), atty = FloatBuffer(), fch = FloatBuffer(), fchG = FloatBuffer()
     let logits = FloatBuffer(), slotLogits = FloatBuffer(), scores = FloatBuffer(), tmp = FloatBuffer()
-    let kCache = FloatBuffer(), vCache = FloatBuffer()   // (L, S, H, ctx, hd) each
+    let kCache = FloatBuffer(), vCache = FloatBuffer()   // (L, S, H, span, hd) each
+    /// Positions reserved per slot in the cache: prompt + maxNewTokens of the current call, at most contextLength
+    /// (reserving the whole context made a 124M-parameter actor with 64 slots hold 4.8 GB of cache for 72 tokens).
+    var span = 0
     let tok = IntBuffer(), probs = FloatBuffer(), order = IntBuffer()
     /// Fast path (`GPT.transposeWeights`): each linear weight W (OC, IC) stored as Wᵀ (IC, OC), keyed by W's offset in
     /// `params`, refreshed at the start of every sample() call. Decode steps then multiply their few rows with
@@ -58,15 +61,18 @@ final class DecodeState {
     /// Models above this many parameters keep the plain path (the copy would double the actor's weight memory).
     static let transposeLimit = 32 << 20
 
-    func ensure(slots s: Int, config c: GPTConfig) {
+    func ensure(slots s: Int, config c: GPTConfig) { ensure(slots: s, config: c, span: c.contextLength) }
+
+    func ensure(slots s: Int, config c: GPTConfig, span n: Int) {
         slots = s
+        span = n
         let C = c.dim
         for b in [x, ln, atty] { b.ensure(s * C) }
         mean.ensure(s); rstd.ensure(s)
         qkv.ensure(s * 3 * C); fch.ensure(s * 4 * C); fchG.ensure(s * 4 * C); tmp.ensure(s * max(4 * C, c.vocabSize))
         logits.ensure(s * c.vocabSize); slotLogits.ensure(s * c.vocabSize)
         scores.ensure(c.contextLength)
-        kCache.ensure(c.layers * s * c.contextLength * C); vCache.ensure(c.layers * s * c.contextLength * C)
+        kCache.ensure(c.layers * s * n * C); vCache.ensure(c.layers * s * n * C)
         tok.ensure(s); probs.ensure(c.vocabSize); order.ensure(c.vocabSize)
     }
 }
@@ -92,7 +98,8 @@ extension GPT {
             let (B, T) = pack(prompts)
             forwardTrunk(p, B: B, T: T)
             forwardLogits(p, N: B * T)
-            d.ensure(slots: S, config: config)
+            let longest = prompts.map(\.count).max() ?? 0
+            d.ensure(slots: S, config: config, span: min(ctx, longest + max(sc.maxNewTokens, 0)))
             let N = B * T
             for pi in 0..<P {
                 let len = prompts[pi].count
@@ -135,7 +142,7 @@ extension GPT {
 
     /// Feeds token d.tok[r] at position positions[r] for slot active[r]; writes logits (A, V) to d.logits.
     func decodeStep(_ p: UnsafePointer<Float>, active: [Int], positions: [Int], slots S: Int, state d: DecodeState) {
-        let C = config.dim, V = config.vocabSize, ctx = config.contextLength, H = config.heads, hd = C / H
+        let C = config.dim, V = config.vocabSize, ctx = d.span, H = config.heads, hd = C / H
         let A = active.count
         let scale = 1 / Float(hd).squareRoot()
         for r in 0..<A {
@@ -199,11 +206,12 @@ extension GPT {
         }
     }
 
-    /// Writes the K and V parts of one qkv row (3C) into the cache at `pos`. Cache layout (L, S, H, ctx, hd):
+    /// Writes the K and V parts of one qkv row (3C) into the cache at `pos` (< d.span). Layout (L, S, H, span, hd):
     /// each head's keys are contiguous, so attention streams them.
     @inline(__always)
     func storeKV(_ d: DecodeState, layer l: Int, slot s: Int, slots S: Int, pos: Int, qkvRow: UnsafePointer<Float>) {
-        let C = config.dim, H = config.heads, hd = C / H, ctx = config.contextLength
+        let C = config.dim, H = config.heads, hd = C / H, ctx = d.span
+        precondition(pos < ctx, "storeKV: position \(pos) beyond the cache span \(ctx)")
         for h in 0..<H {
             let off = (((l * S + s) * H + h) * ctx + pos) * hd
             (d.kCache.ptr + off).update(from: qkvRow + C + h * hd, count: hd)
