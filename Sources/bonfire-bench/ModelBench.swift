@@ -25,11 +25,19 @@ struct ModelBench: ParsableCommand {
     var sampleRounds = 5
     @Option(help: "Comma-separated configs to run: tiny, small.")
     var configs = "tiny,small"
+    @Option(help: "Run the C kernels at this level instead of the CPU's best: baseline, avx2, avx512 (A/B of the dispatch).")
+    var kernels: String?
 
     static let batch = 32, samples = 32, promptLength = 8, newTokens = 48
 
     func run() throws {
         if let threads { BLAS.setNumThreads(threads) }
+        if let kernels {
+            guard let level = Kernels.ISA.allCases.first(where: { $0.description.hasPrefix(kernels) }) else {
+                throw ValidationError("unknown --kernels \(kernels): use baseline, avx2 or avx512")
+            }
+            Kernels.setISA(level)
+        }
         let replaced = BLAS.replacedCore.map { " (replacing OpenBLAS's own choice \($0))" } ?? ""
         print("bonfire-bench model: OpenBLAS core \(BLAS.coreName)\(replaced), threads \(BLAS.numThreads), kernels \(Kernels.isa)")
         for name in configs.split(separator: ",").map(String.init) {
