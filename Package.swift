@@ -22,9 +22,11 @@ let package = Package(
                        providers: [.apt(["libzmq3-dev"])]),
         .target(name: "CBonfireProto",
                 linkerSettings: [.linkedLibrary("protobuf-c")]),
+        // Hot loops in C, compiled per instruction set and dispatched at run time (no -march; see docs/performance.md).
+        .target(name: "CBonfireKernels"),
 
         // Swift layers
-        .target(name: "BonfireMath", dependencies: ["COpenBLAS"]),
+        .target(name: "BonfireMath", dependencies: ["COpenBLAS", "CBonfireKernels"]),
         .target(name: "BonfireModel", dependencies: ["BonfireMath"]),
         .target(name: "BonfireTasks", dependencies: ["BonfireMath", "BonfireModel"]),
         .target(name: "BonfireAlgorithms", dependencies: ["BonfireMath", "BonfireModel", "BonfireTasks"]),

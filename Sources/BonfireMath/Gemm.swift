@@ -1,4 +1,5 @@
 import COpenBLAS
+import CBonfireKernels
 
 // The one place heavy loops live: single-precision GEMM through OpenBLAS (row-major).
 //   C (m×n) = alpha · op(A) · op(B) + beta · C,   op(A) is m×k, op(B) is k×n.
@@ -15,6 +16,7 @@ package enum BLAS {
     ) {
         precondition(m >= 0 && n >= 0 && k >= 0, "sgemm: negative dims m=\(m) n=\(n) k=\(k)")
         if m == 0 || n == 0 { return }
+        prepare()
         let la = lda ?? (transA ? m : k)
         let lb = ldb ?? (transB ? k : n)
         let lc = ldc ?? n
@@ -58,11 +60,23 @@ package enum BLAS {
 
     /// y += alpha·x
     package static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        prepare()
         cblas_saxpy(Int32(count), alpha, x, 1, y, 1)
     }
 
+    /// Fast path around OpenBLAS's own CPU detection, run once before the first BLAS call: OpenBLAS 0.3.21 does not
+    /// know newer CPUs by model number (Sapphire/Emerald Rapids report family 6 model 143/207) and falls back to its
+    /// SSE3 "Prescott" kernel, 2–4× slower. When OPENBLAS_CORETYPE is unset and the CPU has AVX-512 (AVX2 + FMA),
+    /// this re-selects SkylakeX (Haswell) exactly as setting the variable would. The plain path is the library's
+    /// choice: set OPENBLAS_CORETYPE (to any core) to keep it. See bfk_openblas_select_core.
+    @inline(__always)
+    package static func prepare() { _ = bfk_openblas_select_core() }
+
+    /// The core name OpenBLAS had picked before `prepare()` replaced it (nil if it kept the library's choice).
+    package static var replacedCore: String? { bfk_openblas_select_core().map { String(cString: $0) } }
+
     /// The OpenBLAS kernel in use (benchmarks print it; see NOTES-build.md on OPENBLAS_CORETYPE).
-    package static var coreName: String { String(cString: openblas_get_corename()) }
-    package static var numThreads: Int { Int(openblas_get_num_threads()) }
-    package static func setNumThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
+    package static var coreName: String { prepare(); return String(cString: openblas_get_corename()) }
+    package static var numThreads: Int { prepare(); return Int(openblas_get_num_threads()) }
+    package static func setNumThreads(_ n: Int) { prepare(); openblas_set_num_threads(Int32(n)) }
 }

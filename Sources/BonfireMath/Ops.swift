@@ -24,6 +24,7 @@ import Glibc
 #else
 import Foundation
 #endif
+import CBonfireKernels
 
 package enum Ops {
     package static let layerNormEps: Float = 1e-5
@@ -54,7 +55,15 @@ package enum Ops {
     // MARK: layernorm
 
     /// out (N, C), mean (N), rstd (N) ← inp (N, C), weight (C), bias (C).
+    /// Fast path: the C kernel (16-lane sums, AVX-512/AVX2 at run time); `layerNormForwardPlain` is the reference.
     package static func layerNormForward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
+                                         rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                                         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, n: Int, c: Int) {
+        bfk_layernorm_forward(out, mean, rstd, inp, weight, bias, n, c)
+    }
+
+    /// Plain twin of `layerNormForward`.
+    package static func layerNormForwardPlain(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
                                          rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                          weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, n: Int, c: Int) {
         let invC = 1 / Float(c)
@@ -73,7 +82,16 @@ package enum Ops {
     }
 
     /// dinp (N, C) += …, dweight (C) += …, dbias (C) += … ← dout (N, C), inp (N, C), weight (C), mean/rstd (N).
+    /// Fast path: the C kernel; `layerNormBackwardPlain` is the reference.
     package static func layerNormBackward(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,
+                                          dbias: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                          inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                          mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, n: Int, c: Int) {
+        bfk_layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, n, c)
+    }
+
+    /// Plain twin of `layerNormBackward`.
+    package static func layerNormBackwardPlain(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,
                                           dbias: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                           inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                           mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, n: Int, c: Int) {
@@ -126,8 +144,13 @@ package enum Ops {
 
     // MARK: GELU
 
-    /// out (n) = GELU_tanh(inp (n)).
+    /// out (n) = GELU_tanh(inp (n)). Fast path: the C kernel (the same fastTanh, vectorised); plain twin below.
     package static func geluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
+        bfk_gelu_forward(out, inp, count)
+    }
+
+    /// Plain twin of `geluForward`.
+    package static func geluForwardPlain(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
         for i in 0..<count {
             let x = inp[i]
             let u = geluScale * (x + 0.044715 * x * x * x)
@@ -135,8 +158,14 @@ package enum Ops {
         }
     }
 
-    /// dinp (n) += GELU'(inp) · dout.
+    /// dinp (n) += GELU'(inp) · dout. Fast path: the C kernel; plain twin below.
     package static func geluBackward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                                     dout: UnsafePointer<Float>, count: Int) {
+        bfk_gelu_backward(dinp, inp, dout, count)
+    }
+
+    /// Plain twin of `geluBackward`.
+    package static func geluBackwardPlain(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                      dout: UnsafePointer<Float>, count: Int) {
         for i in 0..<count {
             let x = inp[i]
@@ -204,16 +233,7 @@ package enum Ops {
                 let a = att + (b * heads + h) * seqLen * seqLen
                 BLAS.sgemm(transA: false, transB: true, m: len, n: len, k: hd, alpha: scale,
                            a: q, lda: c3, b: k, ldb: c3, beta: 0, c: a, ldc: seqLen)
-                for t in 0..<len {
-                    let row = a + t * seqLen
-                    var mx = -Float.infinity
-                    for j in 0...t { mx = max(mx, row[j]) }
-                    var sum: Float = 0
-                    for j in 0...t { let e = expf(row[j] - mx); row[j] = e; sum += e }
-                    let inv = 1 / sum
-                    for j in 0...t { row[j] *= inv }
-                    for j in (t + 1)..<max(t + 1, len) { row[j] = 0 }
-                }
+                causalSoftmax(a, len: len, ld: seqLen)
                 BLAS.sgemm(transA: false, transB: false, m: len, n: hd, k: len,
                            a: a, lda: seqLen, b: v, ldb: c3, beta: 0, c: out + b * seqLen * c + h * hd, ldc: c)
             }
@@ -241,18 +261,53 @@ package enum Ops {
                            a: dy, lda: c, b: v, ldb: c3, beta: 0, c: da, ldc: seqLen)
                 BLAS.sgemm(transA: true, transB: false, m: len, n: hd, k: len,
                            a: a, lda: seqLen, b: dy, ldb: c, beta: 1, c: dv, ldc: c3)
-                for t in 0..<len {
-                    let ar = a + t * seqLen, dr = da + t * seqLen
-                    var s: Float = 0
-                    for j in 0...t { s += ar[j] * dr[j] }
-                    for j in 0...t { dr[j] = ar[j] * (dr[j] - s) * scale }
-                    for j in (t + 1)..<max(t + 1, len) { dr[j] = 0 }
-                }
+                causalSoftmaxBackward(da, a, len: len, ld: seqLen, scale: scale)
                 BLAS.sgemm(transA: false, transB: false, m: len, n: hd, k: len,
                            a: da, lda: seqLen, b: k, ldb: c3, beta: 1, c: dq, ldc: c3)
                 BLAS.sgemm(transA: true, transB: false, m: len, n: hd, k: len,
                            a: da, lda: seqLen, b: q, ldb: c3, beta: 1, c: dk, ldc: c3)
             }
+        }
+    }
+
+    /// Causal softmax in place over the first `len` rows of a (len, len) block with leading dimension `ld`:
+    /// row t ← softmax(row[0…t]), row[t+1..<len] ← 0. Fast path: the C kernel (vectorised exp, 16-lane sums).
+    @inline(__always)
+    package static func causalSoftmax(_ a: UnsafeMutablePointer<Float>, len: Int, ld: Int) {
+        bfk_causal_softmax(a, len, ld)
+    }
+
+    /// Plain twin of `causalSoftmax` (the loop attentionForward had).
+    package static func causalSoftmaxPlain(_ a: UnsafeMutablePointer<Float>, len: Int, ld: Int) {
+        for t in 0..<len {
+            let row = a + t * ld
+            var mx = -Float.infinity
+            for j in 0...t { mx = max(mx, row[j]) }
+            var sum: Float = 0
+            for j in 0...t { let e = expf(row[j] - mx); row[j] = e; sum += e }
+            let inv = 1 / sum
+            for j in 0...t { row[j] *= inv }
+            for j in (t + 1)..<max(t + 1, len) { row[j] = 0 }
+        }
+    }
+
+    /// Causal softmax backward in place: da[t][j] ← a[t][j]·(da[t][j] − Σ_{i≤t} a[t][i]·da[t][i])·scale for j ≤ t,
+    /// 0 above the diagonal. Fast path: the C kernel.
+    @inline(__always)
+    package static func causalSoftmaxBackward(_ da: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, len: Int,
+                                              ld: Int, scale: Float) {
+        bfk_causal_softmax_backward(da, a, len, ld, scale)
+    }
+
+    /// Plain twin of `causalSoftmaxBackward` (the loop attentionBackward had).
+    package static func causalSoftmaxBackwardPlain(_ da: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, len: Int,
+                                                   ld: Int, scale: Float) {
+        for t in 0..<len {
+            let ar = a + t * ld, dr = da + t * ld
+            var s: Float = 0
+            for j in 0...t { s += ar[j] * dr[j] }
+            for j in 0...t { dr[j] = ar[j] * (dr[j] - s) * scale }
+            for j in (t + 1)..<max(t + 1, len) { dr[j] = 0 }
         }
     }
 

@@ -11,6 +11,7 @@ import Glibc
 #else
 import Foundation
 #endif
+import CBonfireKernels
 
 package struct AdamW: Sendable, Equatable {
     package var learningRate: Float
@@ -35,7 +36,37 @@ package struct AdamW: Sendable, Equatable {
     }
 
     /// One AdamW step. `learningRate` overrides the stored rate for this step (schedules).
+    /// Fast path: the vectorised C kernel (bfk_adamw), the same operations in the same order, unfused: bit-identical
+    /// to `updatePlain` below.
     package mutating func update(params: inout [Float], grads: [Float], learningRate lrOverride: Float? = nil) {
+        precondition(params.count == grads.count, "AdamW: params \(params.count) vs grads \(grads.count)")
+        precondition(decayMask.isEmpty || decayMask.count == params.count,
+                     "AdamW: decayMask \(decayMask.count) vs params \(params.count)")
+        if m.isEmpty { m = [Float](repeating: 0, count: params.count); v = m }
+        precondition(m.count == params.count && v.count == params.count,
+                     "AdamW: state sized \(m.count) but params have \(params.count)")
+        step += 1
+        let lr = lrOverride ?? learningRate
+        let bc1 = 1 - powf(beta1, Float(step)), bc2 = 1 - powf(beta2, Float(step))
+        let (b1, b2, eps, wd) = (beta1, beta2, self.eps, weightDecay)
+        let hasMask = !decayMask.isEmpty
+        let n = params.count
+        params.withUnsafeMutableBufferPointer { p in
+            grads.withUnsafeBufferPointer { g in
+                m.withUnsafeMutableBufferPointer { mm in
+                    v.withUnsafeMutableBufferPointer { vv in
+                        decayMask.withUnsafeBufferPointer { mask in
+                            bfk_adamw(p.baseAddress, g.baseAddress, mm.baseAddress, vv.baseAddress,
+                                      hasMask ? mask.baseAddress : nil, n, lr, b1, b2, eps, wd, bc1, bc2)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Plain twin of `update` (the Swift loop).
+    package mutating func updatePlain(params: inout [Float], grads: [Float], learningRate lrOverride: Float? = nil) {
         precondition(params.count == grads.count, "AdamW: params \(params.count) vs grads \(grads.count)")
         precondition(decayMask.isEmpty || decayMask.count == params.count,
                      "AdamW: decayMask \(decayMask.count) vs params \(params.count)")

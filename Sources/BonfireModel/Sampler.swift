@@ -48,18 +48,31 @@ final class DecodeState {
     let x = FloatBuffer(), ln = FloatBuffer(), mean = FloatBuffer(), rstd = FloatBuffer()
     let qkv = FloatBuffer(), atty = FloatBuffer(), fch = FloatBuffer(), fchG = FloatBuffer()
     let logits = FloatBuffer(), slotLogits = FloatBuffer(), scores = FloatBuffer(), tmp = FloatBuffer()
-    let kCache = FloatBuffer(), vCache = FloatBuffer()   // (L, S, H, ctx, hd) each
+    let kCache = FloatBuffer(), vCache = FloatBuffer()   // (L, S, H, span, hd) each
+    /// Positions reserved per slot in the cache: prompt + maxNewTokens of the current call, at most contextLength
+    /// (reserving the whole context made a 124M-parameter actor with 64 slots hold 4.8 GB of cache for 72 tokens).
+    var span = 0
     let tok = IntBuffer(), probs = FloatBuffer(), order = IntBuffer()
+    /// Fast path (`GPT.transposeWeights`): each linear weight W (OC, IC) stored as Wᵀ (IC, OC), keyed by W's offset in
+    /// `params`, refreshed at the start of every sample() call. Decode steps then multiply their few rows with
+    /// `Kernels.linearRows`, where OpenBLAS would re-pack all of W for every step. Empty = use the plain path.
+    let wt = FloatBuffer()
+    var wtOffset: [Int: Int] = [:]
+    /// Models above this many parameters keep the plain path (the copy would double the actor's weight memory).
+    static let transposeLimit = 32 << 20
 
-    func ensure(slots s: Int, config c: GPTConfig) {
+    func ensure(slots s: Int, config c: GPTConfig) { ensure(slots: s, config: c, span: c.contextLength) }
+
+    func ensure(slots s: Int, config c: GPTConfig, span n: Int) {
         slots = s
+        span = n
         let C = c.dim
         for b in [x, ln, atty] { b.ensure(s * C) }
         mean.ensure(s); rstd.ensure(s)
         qkv.ensure(s * 3 * C); fch.ensure(s * 4 * C); fchG.ensure(s * 4 * C); tmp.ensure(s * max(4 * C, c.vocabSize))
         logits.ensure(s * c.vocabSize); slotLogits.ensure(s * c.vocabSize)
         scores.ensure(c.contextLength)
-        kCache.ensure(c.layers * s * c.contextLength * C); vCache.ensure(c.layers * s * c.contextLength * C)
+        kCache.ensure(c.layers * s * n * C); vCache.ensure(c.layers * s * n * C)
         tok.ensure(s); probs.ensure(c.vocabSize); order.ensure(c.vocabSize)
     }
 }
@@ -80,11 +93,13 @@ extension GPT {
 
         params.withUnsafeBufferPointer { pb in
             let p = pb.baseAddress!
+            transposeWeights(p, state: d)
             // Prefill: one full forward over the prompts, then copy K/V into every slot of the group.
             let (B, T) = pack(prompts)
             forwardTrunk(p, B: B, T: T)
             forwardLogits(p, N: B * T)
-            d.ensure(slots: S, config: config)
+            let longest = prompts.map(\.count).max() ?? 0
+            d.ensure(slots: S, config: config, span: min(ctx, longest + max(sc.maxNewTokens, 0)))
             let N = B * T
             for pi in 0..<P {
                 let len = prompts[pi].count
@@ -127,7 +142,7 @@ extension GPT {
 
     /// Feeds token d.tok[r] at position positions[r] for slot active[r]; writes logits (A, V) to d.logits.
     func decodeStep(_ p: UnsafePointer<Float>, active: [Int], positions: [Int], slots S: Int, state d: DecodeState) {
-        let C = config.dim, V = config.vocabSize, ctx = config.contextLength, H = config.heads, hd = C / H
+        let C = config.dim, V = config.vocabSize, ctx = d.span, H = config.heads, hd = C / H
         let A = active.count
         let scale = 1 / Float(hd).squareRoot()
         for r in 0..<A {
@@ -137,49 +152,66 @@ extension GPT {
         for (l, o) in blocks.enumerated() {
             Ops.layerNormForward(out: d.ln.ptr, mean: d.mean.ptr, rstd: d.rstd.ptr, inp: d.x.ptr,
                                  weight: p + o.ln1w, bias: p + o.ln1b, n: A, c: C)
-            linear(d, out: d.qkv.ptr, inp: d.ln.ptr, weight: p + o.attnW, bias: p + o.attnB, n: A, ic: C, oc: 3 * C)
+            project(d, p, out: d.qkv.ptr, inp: d.ln.ptr, weight: o.attnW, bias: o.attnB, n: A, ic: C, oc: 3 * C)
             for r in 0..<A {
                 let s = active[r], pos = positions[r]
                 let q = d.qkv.ptr + r * 3 * C
                 storeKV(d, layer: l, slot: s, slots: S, pos: pos, qkvRow: q)
-                let sc = d.scores.ptr
                 for h in 0..<H {
-                    let qh = q + h * hd
                     let kb = d.kCache.ptr + ((l * S + s) * H + h) * ctx * hd, vb = d.vCache.ptr + ((l * S + s) * H + h) * ctx * hd
-                    var mx = -Float.infinity
-                    for j in 0...pos {
-                        let k = kb + j * hd
-                        sc[j] = dot8(qh, k, hd) * scale
-                        mx = max(mx, sc[j])
-                    }
-                    var sum: Float = 0
-                    for j in 0...pos { let e = expf(sc[j] - mx); sc[j] = e; sum += e }
-                    let inv = 1 / sum
-                    let y = d.atty.ptr + r * C + h * hd
-                    for i in 0..<hd { y[i] = 0 }
-                    for j in 0...pos {
-                        let w = sc[j] * inv, v = vb + j * hd
-                        for i in 0..<hd { y[i] += w * v[i] }
-                    }
+                    // Fast path: the vectorised kernel (Kernels.attendOnePlain is the loop it replaces).
+                    Kernels.attendOne(y: d.atty.ptr + r * C + h * hd, scores: d.scores.ptr, q: q + h * hd, k: kb, v: vb,
+                                      len: pos + 1, hd: hd, scale: scale)
                 }
             }
-            linear(d, out: d.x.ptr, inp: d.atty.ptr, weight: p + o.projW, bias: p + o.projB, n: A, ic: C, oc: C, accumulate: true)
+            project(d, p, out: d.x.ptr, inp: d.atty.ptr, weight: o.projW, bias: o.projB, n: A, ic: C, oc: C, accumulate: true)
             Ops.layerNormForward(out: d.ln.ptr, mean: d.mean.ptr, rstd: d.rstd.ptr, inp: d.x.ptr,
                                  weight: p + o.ln2w, bias: p + o.ln2b, n: A, c: C)
-            linear(d, out: d.fch.ptr, inp: d.ln.ptr, weight: p + o.fcW, bias: p + o.fcB, n: A, ic: C, oc: 4 * C)
+            project(d, p, out: d.fch.ptr, inp: d.ln.ptr, weight: o.fcW, bias: o.fcB, n: A, ic: C, oc: 4 * C)
             Ops.geluForward(out: d.fchG.ptr, inp: d.fch.ptr, count: A * 4 * C)
-            linear(d, out: d.x.ptr, inp: d.fchG.ptr, weight: p + o.fcProjW, bias: p + o.fcProjB, n: A, ic: 4 * C, oc: C, accumulate: true)
+            project(d, p, out: d.x.ptr, inp: d.fchG.ptr, weight: o.fcProjW, bias: o.fcProjB, n: A, ic: 4 * C, oc: C, accumulate: true)
         }
         Ops.layerNormForward(out: d.ln.ptr, mean: d.mean.ptr, rstd: d.rstd.ptr, inp: d.x.ptr,
                              weight: p + lnfw, bias: p + lnfb, n: A, c: C)
-        linear(d, out: d.logits.ptr, inp: d.ln.ptr, weight: p + wte, bias: nil, n: A, ic: C, oc: V)
+        project(d, p, out: d.logits.ptr, inp: d.ln.ptr, weight: wte, bias: nil, n: A, ic: C, oc: V)
     }
 
-    /// Writes the K and V parts of one qkv row (3C) into the cache at `pos`. Cache layout (L, S, H, ctx, hd):
+    /// Fills d.wt with Wᵀ of every weight the decode step multiplies (c_attn, c_proj, c_fc, mlp c_proj, the tied
+    /// head wte), or leaves it empty for models above DecodeState.transposeLimit. Once per sample() call.
+    func transposeWeights(_ p: UnsafePointer<Float>, state d: DecodeState) {
+        d.wtOffset.removeAll(keepingCapacity: true)
+        guard params.count <= DecodeState.transposeLimit else { return }
+        let C = config.dim
+        var mats: [(offset: Int, oc: Int, ic: Int)] = [(wte, config.vocabSize, C)]
+        for o in blocks { mats += [(o.attnW, 3 * C, C), (o.projW, C, C), (o.fcW, 4 * C, C), (o.fcProjW, C, 4 * C)] }
+        d.wt.ensure(mats.reduce(0) { $0 + $1.oc * $1.ic })
+        var at = 0
+        for m in mats {
+            Kernels.transpose(d.wt.ptr + at, p + m.offset, rows: m.oc, cols: m.ic)
+            d.wtOffset[m.offset] = at
+            at += m.oc * m.ic
+        }
+    }
+
+    /// A decode-step linear layer for the weight at `params[weight…]`: the fast path (`Kernels.linearRows` on Wᵀ)
+    /// when `transposeWeights` prepared it, else the plain `linear` below.
+    @inline(__always)
+    func project(_ d: DecodeState, _ p: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                 weight: Int, bias: Int?, n: Int, ic: Int, oc: Int, accumulate: Bool = false) {
+        let b = bias.map { p + $0 }
+        if let at = d.wtOffset[weight] {
+            Kernels.linearRows(out: out, inp: inp, wt: d.wt.ptr + at, bias: b, n: n, ic: ic, oc: oc, accumulate: accumulate)
+        } else {
+            linear(d, out: out, inp: inp, weight: p + weight, bias: b, n: n, ic: ic, oc: oc, accumulate: accumulate)
+        }
+    }
+
+    /// Writes the K and V parts of one qkv row (3C) into the cache at `pos` (< d.span). Layout (L, S, H, span, hd):
     /// each head's keys are contiguous, so attention streams them.
     @inline(__always)
     func storeKV(_ d: DecodeState, layer l: Int, slot s: Int, slots S: Int, pos: Int, qkvRow: UnsafePointer<Float>) {
-        let C = config.dim, H = config.heads, hd = C / H, ctx = config.contextLength
+        let C = config.dim, H = config.heads, hd = C / H, ctx = d.span
+        precondition(pos < ctx, "storeKV: position \(pos) beyond the cache span \(ctx)")
         for h in 0..<H {
             let off = (((l * S + s) * H + h) * ctx + pos) * hd
             (d.kCache.ptr + off).update(from: qkvRow + C + h * hd, count: hd)
@@ -265,6 +297,7 @@ extension GPT {
         var rows: [[Float]] = []
         params.withUnsafeBufferPointer { pb in
             let p = pb.baseAddress!
+            transposeWeights(p, state: d)
             let (B, T) = pack([prompt])
             forwardTrunk(p, B: B, T: T)
             forwardLogits(p, N: B * T)
@@ -282,19 +315,4 @@ extension GPT {
         }
         return rows
     }
-}
-
-/// Σ a[i]·b[i], 8 lanes at a time; a local copy of Ops.dot so it is inlined into the decode loop.
-@inline(__always)
-private func dot8(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc = SIMD8<Float>()
-    var i = 0
-    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-    while i + 8 <= n {
-        acc += ra.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
-        i += 8
-    }
-    var s = acc.sum()
-    while i < n { s += a[i] * b[i]; i += 1 }
-    return s
 }

@@ -11,6 +11,7 @@ struct BonfireBench: ParsableCommand {
             WireBench.self,
             ModelBench.self,
             RLStepBench.self,
+            MemoryBench.self,
             HFBench.self, HFRoundTrip.self,
         ]
     )

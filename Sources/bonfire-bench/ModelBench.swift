@@ -2,6 +2,9 @@
 //   train step  = forwardBackward (mean token cross-entropy over B full-length sequences) + grad clip + AdamW
 //   sampling    = KV-cache decoding of one prompt (8 tokens) × 32 samples × 48 new tokens (temperature 1)
 // Configs: tiny (L4 d128 h4 ctx64 vocab32, batch 32) and small (L6 d256 h8 ctx128 vocab64, batch 32).
+//   matmul bound = the same SGEMM calls a train step makes (every linear layer forward + both backward products,
+//                  the tied head, the per-(sequence, head) attention products), timed alone on scratch buffers: the
+//                  step cannot be faster than this with this BLAS; the step's ratio to it is its overhead.
 // Prints one `RESULT …` line per config for Scripts/bench-model.sh, which compares with Scripts/bench_pytorch.py.
 
 import ArgumentParser
@@ -22,12 +25,21 @@ struct ModelBench: ParsableCommand {
     var sampleRounds = 5
     @Option(help: "Comma-separated configs to run: tiny, small.")
     var configs = "tiny,small"
+    @Option(help: "Run the C kernels at this level instead of the CPU's best: baseline, avx2, avx512 (A/B of the dispatch).")
+    var kernels: String?
 
     static let batch = 32, samples = 32, promptLength = 8, newTokens = 48
 
     func run() throws {
         if let threads { BLAS.setNumThreads(threads) }
-        print("bonfire-bench model: OpenBLAS core \(BLAS.coreName), threads \(BLAS.numThreads)")
+        if let kernels {
+            guard let level = Kernels.ISA.allCases.first(where: { $0.description.hasPrefix(kernels) }) else {
+                throw ValidationError("unknown --kernels \(kernels): use baseline, avx2 or avx512")
+            }
+            Kernels.setISA(level)
+        }
+        let replaced = BLAS.replacedCore.map { " (replacing OpenBLAS's own choice \($0))" } ?? ""
+        print("bonfire-bench model: OpenBLAS core \(BLAS.coreName)\(replaced), threads \(BLAS.numThreads), kernels \(Kernels.isa)")
         for name in configs.split(separator: ",").map(String.init) {
             let cfg: GPTConfig
             switch name {
@@ -75,11 +87,52 @@ struct ModelBench: ParsableCommand {
             produced = out[0].reduce(0) { $0 + $1.tokens.count }
             if i >= 1 { stimes.append(dt) }
         }
-        let sampleTokS = Double(produced) / median(stimes)
+        let sampleTokS = stimes.isEmpty ? 0 : Double(produced) / median(stimes)
+        let boundMs = trainSteps > 0 ? matmulBoundMs(cfg, B: B, T: T) : 0
         print(String(format: "%-5@ L%d d%d h%d ctx%d V%d  train step %.1f ms (%.0f tok/s, loss %.3f)  sampling %.0f tok/s (%d×%d tokens in %.1f ms)",
                      name, cfg.layers, cfg.dim, cfg.heads, cfg.contextLength, cfg.vocabSize, trainMs, trainTokS, loss,
-                     sampleTokS, Self.samples, Self.newTokens, median(stimes) * 1e3))
-        print(String(format: "RESULT impl=bonfire config=%@ threads=%d train_ms=%.2f train_tok_s=%.0f sample_tok_s=%.0f",
-                     name, BLAS.numThreads, trainMs, trainTokS, sampleTokS))
+                     sampleTokS, Self.samples, Self.newTokens, stimes.isEmpty ? 0 : median(stimes) * 1e3))
+        print(String(format: "      matmul-only lower bound of the train step %.1f ms; step / bound = %.2f",
+                     boundMs, boundMs > 0 ? trainMs / boundMs : 0))
+        print(String(format: "RESULT impl=bonfire config=%@ threads=%d train_ms=%.2f train_tok_s=%.0f sample_tok_s=%.0f matmul_ms=%.2f",
+                     name, BLAS.numThreads, trainMs, trainTokS, sampleTokS, boundMs))
+    }
+
+    /// Median time of exactly the SGEMM calls one `forwardBackward` over (B, T) full-length sequences makes.
+    func matmulBoundMs(_ cfg: GPTConfig, B: Int, T: Int) -> Double {
+        let C = cfg.dim, N = B * T, H = cfg.heads, hd = C / H, V = cfg.vocabSize
+        let big = N * 4 * C
+        let x = [Float](repeating: 0.01, count: big), y = [Float](repeating: 0.02, count: big)
+        var out = [Float](repeating: 0, count: big)
+        var w = [Float](repeating: 0.03, count: 4 * C * max(C, V))
+        var times: [Double] = []
+        for i in 0..<(trainSteps > 0 ? min(trainSteps, 5) + 1 : 0) {
+            let t0 = now()
+            x.withUnsafeBufferPointer { xb in y.withUnsafeBufferPointer { yb in
+                out.withUnsafeMutableBufferPointer { ob in w.withUnsafeMutableBufferPointer { wb in
+                    let a = xb.baseAddress!, b = yb.baseAddress!, o = ob.baseAddress!, wp = wb.baseAddress!
+                    // A linear layer (ic → oc): forward, dinp, dweight.
+                    func linear(_ ic: Int, _ oc: Int) {
+                        BLAS.sgemm(transA: false, transB: true, m: N, n: oc, k: ic, a: a, b: b, c: o)
+                        BLAS.sgemm(transA: false, transB: false, m: N, n: ic, k: oc, a: a, b: b, c: o)
+                        BLAS.sgemm(transA: true, transB: false, m: oc, n: ic, k: N, a: a, b: b, beta: 1, c: wp)
+                    }
+                    for _ in 0..<cfg.layers {
+                        linear(C, 3 * C); linear(C, C); linear(C, 4 * C); linear(4 * C, C)
+                        for _ in 0..<(B * H) {   // attention: 2 forward + 4 backward products of (T, T, hd)
+                            BLAS.sgemm(transA: false, transB: true, m: T, n: T, k: hd, a: a, lda: 3 * C, b: b, ldb: 3 * C, c: o, ldc: T)
+                            BLAS.sgemm(transA: false, transB: false, m: T, n: hd, k: T, a: a, lda: T, b: b, ldb: 3 * C, c: o, ldc: C)
+                            BLAS.sgemm(transA: false, transB: true, m: T, n: T, k: hd, a: a, lda: C, b: b, ldb: 3 * C, c: o, ldc: T)
+                            BLAS.sgemm(transA: true, transB: false, m: T, n: hd, k: T, a: a, lda: T, b: b, ldb: C, beta: 1, c: o, ldc: 3 * C)
+                            BLAS.sgemm(transA: false, transB: false, m: T, n: hd, k: T, a: a, lda: T, b: b, ldb: 3 * C, beta: 1, c: o, ldc: 3 * C)
+                            BLAS.sgemm(transA: true, transB: false, m: T, n: hd, k: T, a: a, lda: T, b: b, ldb: 3 * C, beta: 1, c: o, ldc: 3 * C)
+                        }
+                    }
+                    linear(C, V)   // tied head
+                } }
+            } }
+            if i >= 1 { times.append(now() - t0) }
+        }
+        return times.isEmpty ? 0 : median(times) * 1e3
     }
 }

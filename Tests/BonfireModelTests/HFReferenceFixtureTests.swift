@@ -78,7 +78,10 @@ final class HFReferenceFixtureTests: XCTestCase {
                 g = (0..<(R * Cc)).map { i in g[(i % Cc) * R + i / Cc] }
             }
             XCTAssertEqual(m.shape, ref.tensors[key]!.shape, key)
-            compare(g, ref.tensors[key]!.data, "\(name) \(key)")
+            // Gradients get 2e-4: with OpenBLAS's AVX-512 kernels (SkylakeX, Cooperlake — what it runs on AVX-512
+            // machines) the llama_gqa_llama3 embedding gradient lands at 1.05e-4 from float32 summation order alone
+            // (Prescott and Haswell kernels: below 1e-4); no Bonfire kernel is on that path.
+            compare(g, ref.tensors[key]!.data, "\(name) \(key)", rtol: 2e-4)
             checked += 1
         }
         XCTAssertGreaterThanOrEqual(checked, 4, "\(name): fixture has too few gradients")

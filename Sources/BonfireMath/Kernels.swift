@@ -1,0 +1,76 @@
+import CBonfireKernels
+
+// Swift face of the C kernels in Sources/CBonfireKernels: each is compiled for AVX-512, AVX2 + FMA and baseline
+// x86-64 (only baseline elsewhere) and picked once at run time from the CPU's features. Every kernel has a plain
+// Swift twin (`Ops.…Plain`, `Kernels.linearRowsPlain`) that the tests compare it with at every level the CPU has.
+
+package enum Kernels {
+    /// Instruction-set level of the kernels.
+    package enum ISA: Int, CaseIterable, Sendable, CustomStringConvertible {
+        case baseline = 0, avx2 = 1, avx512 = 2
+        package var description: String { ["baseline", "avx2+fma", "avx512"][rawValue] }
+    }
+
+    /// The level in use (the highest the CPU has, unless a test lowered it).
+    package static var isa: ISA { ISA(rawValue: Int(bfk_isa())) ?? .baseline }
+    /// The highest level this CPU supports.
+    package static var detectedISA: ISA { ISA(rawValue: Int(bfk_isa_detected())) ?? .baseline }
+    /// Tests only: run the kernels at `level` (clamped to the detected one). Not thread-safe.
+    package static func setISA(_ level: ISA) { bfk_set_isa(Int32(level.rawValue)) }
+
+    /// out (n) = exp(inp (n)) (Cephes polynomial, ≲ 2e-7 relative error; exp(x < −87.3) = 0). May alias.
+    @inline(__always)
+    package static func exp(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, count: Int) {
+        bfk_exp(out, inp, count)
+    }
+
+    /// One decode-time attention query for one head: y (hd) = softmax(scale · K q) · V over `len` cached rows of
+    /// K and V (len, hd). `scores` is scratch (≥ len floats).
+    @inline(__always)
+    package static func attendOne(y: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>,
+                                  q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                  len: Int, hd: Int, scale: Float) {
+        bfk_attend_one(y, scores, q, k, v, len, hd, scale)
+    }
+
+    /// Plain twin of `attendOne` (the loop the sampler used before the kernel).
+    package static func attendOnePlain(y: UnsafeMutablePointer<Float>, scores sc: UnsafeMutablePointer<Float>,
+                                       q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                       len: Int, hd: Int, scale: Float) {
+        var mx = -Float.infinity
+        for j in 0..<len { sc[j] = Ops.dot(q, k + j * hd, hd) * scale; mx = max(mx, sc[j]) }
+        var sum: Float = 0
+        for j in 0..<len { let e = expf(sc[j] - mx); sc[j] = e; sum += e }
+        let inv = 1 / sum
+        for i in 0..<hd { y[i] = 0 }
+        for j in 0..<len { let w = sc[j] * inv, vr = v + j * hd; for i in 0..<hd { y[i] += w * vr[i] } }
+    }
+
+    /// Few-row linear layer without weight packing: out (N, OC) (+)= inp (N, IC) · wt (IC, OC) + bias (OC), where
+    /// wt = Wᵀ of a torch-style weight W (OC, IC). For decode steps (N ≈ number of active samples), where OpenBLAS
+    /// would re-pack all of W on every call.
+    @inline(__always)
+    package static func linearRows(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, wt: UnsafePointer<Float>,
+                                   bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int, accumulate: Bool) {
+        bfk_linear_rows(out, inp, wt, bias, n, ic, oc, accumulate ? 1 : 0)
+    }
+
+    /// Plain twin of `linearRows`: out = inp · W'ᵀ + bias through BLAS, with W (OC, IC) the untransposed weight.
+    package static func linearRowsPlain(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                                        weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, n: Int, ic: Int,
+                                        oc: Int, accumulate: Bool) {
+        Ops.linearForward(out: out, inp: inp, weight: weight, bias: bias, n: n, ic: ic, oc: oc, accumulate: accumulate)
+    }
+
+    /// dst (cols, rows) = srcᵀ for src (rows, cols).
+    @inline(__always)
+    package static func transpose(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, rows: Int, cols: Int) {
+        bfk_transpose(dst, src, rows, cols)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#else
+import Foundation
+#endif

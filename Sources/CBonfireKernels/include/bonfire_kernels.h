@@ -1,0 +1,59 @@
+#pragma once
+// Hot loops of BonfireMath in C, each compiled three times (AVX-512, AVX2+FMA, baseline) and chosen once at run
+// time from the CPU's features (__builtin_cpu_supports). No -march flag: the binary runs on any x86-64 and builds on
+// aarch64 (where only the baseline variant exists). Every kernel has a plain Swift twin in BonfireMath (Ops, Kernels)
+// that tests compare it with. Shapes are written beside each pointer, as in Ops.swift.
+
+/// Instruction-set level in use: 0 = baseline, 1 = AVX2 + FMA, 2 = AVX-512 (F, DQ, VL, BW).
+int bfk_isa(void);
+/// Highest level this CPU supports.
+int bfk_isa_detected(void);
+/// Tests: run the kernels at `isa` (clamped to the detected level). Not thread-safe; call before using the kernels.
+void bfk_set_isa(int isa);
+
+/// OpenBLAS 0.3.21 falls back to its SSE3 "Prescott" kernel on CPUs it does not know by model number (for example
+/// Sapphire/Emerald Rapids), which is 2–4× slower than its AVX2/AVX-512 kernels. If OPENBLAS_CORETYPE is unset and the
+/// library picked such a generic core while the CPU supports AVX-512 (or AVX2 + FMA), re-run OpenBLAS's own core
+/// selection with OPENBLAS_CORETYPE = SkylakeX (or Haswell): exactly what setting the variable by hand does. Only for
+/// DYNAMIC_ARCH builds (weak symbols: elsewhere this does nothing). Runs once; returns the core name it replaced, or
+/// NULL if it changed nothing.
+const char *bfk_openblas_select_core(void);
+
+/// out (n) = GELU_tanh(inp (n)) (tanh as in Ops.fastTanh).
+void bfk_gelu_forward(float *out, const float *inp, long n);
+/// dinp (n) += GELU'(inp) · dout.
+void bfk_gelu_backward(float *dinp, const float *inp, const float *dout, long n);
+
+/// out (N, C), mean (N), rstd (N) ← LayerNorm(inp (N, C); weight (C), bias (C)), eps 1e-5.
+void bfk_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                           const float *bias, long n, long c);
+/// dinp (N, C) += …, dweight (C) += …, dbias (C) += … (as Ops.layerNormBackward).
+void bfk_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                            const float *weight, const float *mean, const float *rstd, long n, long c);
+
+/// One query against `len` cached keys/values of one head: y (hd) = softmax(scale · K q) · V, K and V (len, hd)
+/// contiguous rows. `scores` is scratch of ≥ len floats.
+void bfk_attend_one(float *y, float *scores, const float *q, const float *k, const float *v, long len, long hd,
+                    float scale);
+
+/// Few-row linear layer against a transposed weight: out (N, OC) (+)= inp (N, IC) · wt (IC, OC) + bias (OC).
+/// `wt` is Wᵀ of a torch-style weight W (OC, IC) (see bfk_transpose). No packing: meant for N ≲ 64 decode rows.
+void bfk_linear_rows(float *out, const float *inp, const float *wt, const float *bias, long n, long ic, long oc,
+                     int accumulate);
+/// dst (cols, rows) = srcᵀ, src (rows, cols).
+void bfk_transpose(float *dst, const float *src, long rows, long cols);
+
+/// exp(x) for a vector (relative error ≲ 2e-7 on [-87, 88]; exp(-inf) = 0), vectorisable: out (n) = exp(inp (n)).
+void bfk_exp(float *out, const float *inp, long n);
+
+/// Causal softmax of the first `len` rows of a (len, len) block with leading dimension `ld`, in place: row t becomes
+/// softmax(a[t][0…t]) and a[t][t+1 ..< len] = 0 (Ops.attentionForward's loop).
+void bfk_causal_softmax(float *a, long len, long ld);
+/// Causal softmax backward in place on da (len, len; leading dimension ld), given probabilities a:
+/// da[t][j] = a[t][j]·(da[t][j] − Σ_{i≤t} a[t][i]·da[t][i])·scale for j ≤ t, 0 above (Ops.attentionBackward's loop).
+void bfk_causal_softmax_backward(float *da, const float *a, long len, long ld, float scale);
+
+/// One AdamW step over n parameters (Optim.swift's update order, no FMA contraction: bit-identical to the Swift loop).
+/// `mask` (n) or NULL (decay everything); bc1 = 1 − β₁ᵗ, bc2 = 1 − β₂ᵗ.
+void bfk_adamw(float *p, const float *g, float *m, float *v, const float *mask, long n, float lr, float b1, float b2,
+               float eps, float wd, float bc1, float bc2);

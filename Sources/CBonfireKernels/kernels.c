@@ -1,0 +1,427 @@
+// See include/bonfire_kernels.h. Each kernel body is written once as plain C (vectorisable loops, or GCC/Clang
+// vector types for register blocking) and instantiated per instruction set with __attribute__((target(…))) — never
+// with a global -march — then picked at run time from __builtin_cpu_supports.
+// Reductions use 16 fixed lanes whatever the instruction set, so every variant sums in the same order.
+
+#include "bonfire_kernels.h"
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define BFK_X86 1
+#define BFK_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")))
+#define BFK_AVX2 __attribute__((target("avx2,fma")))
+#endif
+#define BFK_INLINE static inline __attribute__((always_inline))
+
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
+typedef float v8 __attribute__((vector_size(32), aligned(4)));
+typedef float v4 __attribute__((vector_size(16), aligned(4)));
+
+// MARK: dispatch
+
+static int g_isa = -1, g_detected = -1;
+
+static int detect(void) {
+#ifdef BFK_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")) return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+    return 0;
+}
+
+int bfk_isa_detected(void) {
+    int d = __atomic_load_n(&g_detected, __ATOMIC_RELAXED);
+    if (d < 0) { d = detect(); __atomic_store_n(&g_detected, d, __ATOMIC_RELAXED); }
+    return d;
+}
+
+int bfk_isa(void) {
+    int i = __atomic_load_n(&g_isa, __ATOMIC_RELAXED);
+    if (i < 0) { i = bfk_isa_detected(); __atomic_store_n(&g_isa, i, __ATOMIC_RELAXED); }
+    return i;
+}
+
+void bfk_set_isa(int isa) {
+    int d = bfk_isa_detected();
+    __atomic_store_n(&g_isa, isa < 0 ? 0 : (isa > d ? d : isa), __ATOMIC_RELAXED);
+}
+
+#ifdef BFK_X86
+#define DISPATCH(name, ...) do { switch (bfk_isa()) { \
+    case 2: name##_avx512(__VA_ARGS__); return; \
+    case 1: name##_avx2(__VA_ARGS__); return; \
+    default: name##_base(__VA_ARGS__); return; } } while (0)
+#define VARIANTS(name, params, args) \
+    BFK_AVX512 static void name##_avx512 params { name##_body args; } \
+    BFK_AVX2 static void name##_avx2 params { name##_body args; } \
+    static void name##_base params { name##_body args; }
+#else
+#define DISPATCH(name, ...) name##_base(__VA_ARGS__)
+#define VARIANTS(name, params, args) static void name##_base params { name##_body args; }
+#endif
+
+// MARK: OpenBLAS core selection
+
+extern void gotoblas_dynamic_init(void) __attribute__((weak));
+extern void gotoblas_dynamic_quit(void) __attribute__((weak));
+extern char *openblas_get_corename(void) __attribute__((weak));
+
+static pthread_once_t g_core_once = PTHREAD_ONCE_INIT;
+static char g_core_replaced[32];
+static int g_core_changed = 0;
+
+static void select_core(void) {
+    if (!gotoblas_dynamic_init || !gotoblas_dynamic_quit || !openblas_get_corename) return;  // not DYNAMIC_ARCH
+    if (getenv("OPENBLAS_CORETYPE")) return;   // the user chose: keep it
+    int d = bfk_isa_detected();
+    if (d == 0) return;
+    // Cores OpenBLAS falls back to for CPUs it does not recognise (or older ones): all pre-AVX2.
+    static const char *generic[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Sandybridge", "Atom",
+                                    "Nano", "Banias", "Katmai", "Coppermine", "Northwood", "Athlon", "Opteron",
+                                    "Opteron_SSE3", "Barcelona", "Unknown", NULL};
+    const char *cur = openblas_get_corename();
+    int isGeneric = 0;
+    for (int i = 0; generic[i]; i++) if (cur && strcmp(cur, generic[i]) == 0) isGeneric = 1;
+    if (!isGeneric) return;
+    strncpy(g_core_replaced, cur, sizeof g_core_replaced - 1);
+    setenv("OPENBLAS_CORETYPE", d == 2 ? "SkylakeX" : "Haswell", 1);
+    gotoblas_dynamic_quit();
+    gotoblas_dynamic_init();
+    unsetenv("OPENBLAS_CORETYPE");
+    g_core_changed = 1;
+}
+
+const char *bfk_openblas_select_core(void) {
+    pthread_once(&g_core_once, select_core);
+    return g_core_changed ? g_core_replaced : NULL;
+}
+
+// MARK: helpers
+
+// Unaligned 16-float load and a fixed-order horizontal sum (macros: v16 values never cross a call boundary).
+#define ld16(p) ({ v16 ld16_x; memcpy(&ld16_x, (p), sizeof ld16_x); ld16_x; })
+// The sum is a fixed tree (16 → 8 → 4 → 2 → 1 lanes): a few shuffles instead of a 15-add dependency chain.
+#define hsum16(a) ({ v16 hs_a = (a);                                                                            \
+    v8 hs_8 = __builtin_shufflevector(hs_a, hs_a, 0, 1, 2, 3, 4, 5, 6, 7)                                        \
+            + __builtin_shufflevector(hs_a, hs_a, 8, 9, 10, 11, 12, 13, 14, 15);                                 \
+    v4 hs_4 = __builtin_shufflevector(hs_8, hs_8, 0, 1, 2, 3) + __builtin_shufflevector(hs_8, hs_8, 4, 5, 6, 7);  \
+    (hs_4[0] + hs_4[2]) + (hs_4[1] + hs_4[3]); })
+/// Σ x[j] in 16 lanes then a fixed-order tail.
+BFK_INLINE float sum_body(const float *x, long n) {
+    v16 acc = {0}; long j = 0;
+    for (; j + 16 <= n; j += 16) acc += ld16(x + j);
+    float s = hsum16(acc);
+    for (; j < n; j++) s += x[j];
+    return s;
+}
+BFK_INLINE float dot_body(const float *a, const float *b, long n) {
+    v16 acc = {0}; long j = 0;
+    for (; j + 16 <= n; j += 16) acc += ld16(a + j) * ld16(b + j);
+    float s = hsum16(acc);
+    for (; j < n; j++) s += a[j] * b[j];
+    return s;
+}
+
+/// Cephes expf: exp(x) = 2ⁿ·e^r, |r| ≤ ln2/2, degree-6 polynomial; exp(x < −87.3) = 0, x clamped above at 88.3.
+BFK_INLINE float exp1(float x) {
+    float xc = x > 88.3f ? 88.3f : (x < -87.3f ? -87.3f : x);
+    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;   // round to nearest
+    float r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { int i; float f; } e;
+    e.i = ((int)n + 127) << 23;
+    float y = p * e.f;
+    return x < -87.3f ? 0.0f : y;
+}
+
+BFK_INLINE void exp_body(float *out, const float *inp, long n) {
+    for (long i = 0; i < n; i++) out[i] = exp1(inp[i]);
+}
+VARIANTS(exp, (float *out, const float *inp, long n), (out, inp, n))
+void bfk_exp(float *out, const float *inp, long n) { DISPATCH(exp, out, inp, n); }
+
+// MARK: GELU
+
+// No FMA contraction in GELU: near saturation 1 ± tanh cancels, and a fused p·x²+c moves tanh off ±1 by an ulp,
+// which the x³ factor of GELU' then magnifies (GELU'(1e4) would be 1.5e4, not 1). Unfused, it matches Ops' Swift.
+BFK_INLINE float fast_tanh(float x0) {
+#pragma clang fp contract(off)
+    const float lim = 7.90531110763549805f;
+    float x = x0 < -lim ? -lim : (x0 > lim ? lim : x0);
+    float x2 = x * x;
+    float p = -2.76076847742355e-16f;
+    p = p * x2 + 2.00018790482477e-13f;
+    p = p * x2 - 8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    p = p * x;
+    float q = 1.19825839466702e-06f;
+    q = q * x2 + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    return fabsf(x0) < 0.0004f ? x0 : p / q;
+}
+static const float kGeluScale = 0.7978845608028654f;
+
+BFK_INLINE void gelu_forward_body(float *restrict out, const float *restrict inp, long n) {
+#pragma clang fp contract(off)
+    for (long i = 0; i < n; i++) {
+        float x = inp[i];
+        float u = kGeluScale * (x + 0.044715f * x * x * x);
+        out[i] = 0.5f * x * (1 + fast_tanh(u));
+    }
+}
+VARIANTS(gelu_forward, (float *out, const float *inp, long n), (out, inp, n))
+void bfk_gelu_forward(float *out, const float *inp, long n) { DISPATCH(gelu_forward, out, inp, n); }
+
+BFK_INLINE void gelu_backward_body(float *restrict dinp, const float *restrict inp, const float *restrict dout, long n) {
+#pragma clang fp contract(off)
+    for (long i = 0; i < n; i++) {
+        float x = inp[i];
+        float u = kGeluScale * (x + 0.044715f * x * x * x);
+        float th = fast_tanh(u);
+        float sech2 = 1 - th * th;
+        float local = 0.5f * (1 + th) + 0.5f * x * sech2 * kGeluScale * (1 + 3 * 0.044715f * x * x);
+        dinp[i] += local * dout[i];
+    }
+}
+VARIANTS(gelu_backward, (float *dinp, const float *inp, const float *dout, long n), (dinp, inp, dout, n))
+void bfk_gelu_backward(float *dinp, const float *inp, const float *dout, long n) {
+    DISPATCH(gelu_backward, dinp, inp, dout, n);
+}
+
+// MARK: LayerNorm
+
+BFK_INLINE void layernorm_forward_body(float *restrict out, float *restrict mean, float *restrict rstd,
+                                       const float *restrict inp, const float *restrict w, const float *restrict b,
+                                       long n, long c) {
+    const float invC = 1.0f / (float)c;
+    for (long i = 0; i < n; i++) {
+        const float *x = inp + i * c;
+        float *o = out + i * c;
+        float m = sum_body(x, c) * invC;
+        v16 acc = {0}; long j = 0;
+        for (; j + 16 <= c; j += 16) { v16 d = ld16(x + j) - m; acc += d * d; }
+        float v = hsum16(acc);
+        for (; j < c; j++) { float d = x[j] - m; v += d * d; }
+        v *= invC;
+        float r = 1.0f / sqrtf(v + 1e-5f);
+        for (j = 0; j < c; j++) o[j] = (x[j] - m) * r * w[j] + b[j];
+        mean[i] = m; rstd[i] = r;
+    }
+}
+VARIANTS(layernorm_forward, (float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                             long n, long c), (out, mean, rstd, inp, w, b, n, c))
+void bfk_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                           const float *bias, long n, long c) {
+    DISPATCH(layernorm_forward, out, mean, rstd, inp, weight, bias, n, c);
+}
+
+BFK_INLINE void layernorm_backward_body(float *restrict dinp, float *restrict dw, float *restrict db,
+                                        const float *restrict dout, const float *restrict inp, const float *restrict w,
+                                        const float *restrict mean, const float *restrict rstd, long n, long c) {
+    const float invC = 1.0f / (float)c;
+    for (long i = 0; i < n; i++) {
+        const float *x = inp + i * c, *g = dout + i * c;
+        float *dx = dinp + i * c;
+        const float m = mean[i], r = rstd[i];
+        v16 a1 = {0}, a2 = {0}; long j = 0;
+        for (; j + 16 <= c; j += 16) {
+            v16 norm = (ld16(x + j) - m) * r, dn = ld16(w + j) * ld16(g + j);
+            a1 += dn; a2 += dn * norm;
+        }
+        float dnMean = hsum16(a1), dnNormMean = hsum16(a2);
+        for (; j < c; j++) { float norm = (x[j] - m) * r, dn = w[j] * g[j]; dnMean += dn; dnNormMean += dn * norm; }
+        dnMean *= invC; dnNormMean *= invC;
+        for (j = 0; j < c; j++) {
+            float norm = (x[j] - m) * r, dn = w[j] * g[j];
+            db[j] += g[j];
+            dw[j] += norm * g[j];
+            dx[j] += (dn - dnMean - norm * dnNormMean) * r;
+        }
+    }
+}
+VARIANTS(layernorm_backward, (float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                              const float *mean, const float *rstd, long n, long c),
+         (dinp, dw, db, dout, inp, w, mean, rstd, n, c))
+void bfk_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                            const float *weight, const float *mean, const float *rstd, long n, long c) {
+    DISPATCH(layernorm_backward, dinp, dweight, dbias, dout, inp, weight, mean, rstd, n, c);
+}
+
+// MARK: decode attention
+
+BFK_INLINE void attend_one_body(float *restrict y, float *restrict sc, const float *restrict q, const float *restrict k,
+                                const float *restrict v, long len, long hd, float scale) {
+    float mx = -INFINITY;
+    for (long j = 0; j < len; j++) {
+        float s = dot_body(q, k + j * hd, hd) * scale;
+        sc[j] = s;
+        mx = s > mx ? s : mx;
+    }
+    for (long j = 0; j < len; j++) sc[j] = exp1(sc[j] - mx);
+    float sum = sum_body(sc, len);
+    float inv = 1.0f / sum;
+    for (long i = 0; i < hd; i++) y[i] = 0;
+    for (long j = 0; j < len; j++) {
+        float w = sc[j] * inv;
+        const float *vr = v + j * hd;
+        for (long i = 0; i < hd; i++) y[i] += w * vr[i];
+    }
+}
+VARIANTS(attend_one, (float *y, float *sc, const float *q, const float *k, const float *v, long len, long hd,
+                      float scale), (y, sc, q, k, v, len, hd, scale))
+void bfk_attend_one(float *y, float *scores, const float *q, const float *k, const float *v, long len, long hd,
+                    float scale) {
+    DISPATCH(attend_one, y, scores, q, k, v, len, hd, scale);
+}
+
+// MARK: few-row linear layer (decode)
+
+// A register block of R rows × NV vectors of VW columns: acc[r][u] = Σ_k inp[r][k] · wt[k][j + u·VW … ].
+// Every output is a sum over k in order 0, 1, …, so blocking does not change results.
+#define LINEAR_BLOCK(VT, VW, R, NV)                                                                              \
+    do {                                                                                                         \
+        VT acc[R][NV];                                                                                           \
+        for (int r = 0; r < R; r++) for (int u = 0; u < NV; u++) acc[r][u] = (VT){0};                           \
+        for (long kk = 0; kk < ic; kk++) {                                                                       \
+            const float *wr = wt + kk * oc + j;                                                                  \
+            VT wv[NV];                                                                                           \
+            for (int u = 0; u < NV; u++) memcpy(&wv[u], wr + u * VW, sizeof(VT));                               \
+            for (int r = 0; r < R; r++) {                                                                        \
+                float a = inp[(i + r) * ic + kk];                                                                \
+                for (int u = 0; u < NV; u++) acc[r][u] += a * wv[u];                                             \
+            }                                                                                                    \
+        }                                                                                                        \
+        for (int r = 0; r < R; r++) for (int u = 0; u < NV; u++) {                                               \
+            float *o = out + (i + r) * oc + j + u * VW;                                                          \
+            VT cur;                                                                                              \
+            if (accumulate) memcpy(&cur, o, sizeof(VT)); else cur = (VT){0};                                     \
+            if (bias) { VT bv; memcpy(&bv, bias + j + u * VW, sizeof(VT)); cur += acc[r][u] + bv; }              \
+            else cur += acc[r][u];                                                                               \
+            memcpy(o, &cur, sizeof(VT));                                                                         \
+        }                                                                                                        \
+    } while (0)
+
+// Rows in blocks of R (then 1), columns in blocks of NV·VW (then VW, then one at a time).
+#define LINEAR_ROWS(NAME, ATTR, VT, VW, R, NV)                                                                   \
+    ATTR static void NAME(float *out, const float *inp, const float *wt, const float *bias, long n, long ic,     \
+                          long oc, int accumulate) {                                                             \
+        long i = 0;                                                                                              \
+        for (; i < n; ) {                                                                                        \
+            long rows = n - i >= R ? R : 1;                                                                      \
+            long j = 0;                                                                                          \
+            if (rows == R) {                                                                                     \
+                for (; j + NV * VW <= oc; j += NV * VW) LINEAR_BLOCK(VT, VW, R, NV);                             \
+                for (; j + VW <= oc; j += VW) LINEAR_BLOCK(VT, VW, R, 1);                                        \
+            } else {                                                                                             \
+                for (; j + NV * VW <= oc; j += NV * VW) LINEAR_BLOCK(VT, VW, 1, NV);                             \
+                for (; j + VW <= oc; j += VW) LINEAR_BLOCK(VT, VW, 1, 1);                                        \
+            }                                                                                                    \
+            for (; j < oc; j++) for (long r = 0; r < rows; r++) {                                                \
+                float s = 0;                                                                                     \
+                for (long kk = 0; kk < ic; kk++) s += inp[(i + r) * ic + kk] * wt[kk * oc + j];                 \
+                float *o = out + (i + r) * oc + j;                                                               \
+                *o = (accumulate ? *o : 0) + (bias ? s + bias[j] : s);                                           \
+            }                                                                                                    \
+            i += rows;                                                                                           \
+        }                                                                                                        \
+    }
+
+#ifdef BFK_X86
+LINEAR_ROWS(linear_rows_avx512, BFK_AVX512, v16, 16, 4, 4)
+LINEAR_ROWS(linear_rows_avx2, BFK_AVX2, v8, 8, 4, 2)
+#endif
+LINEAR_ROWS(linear_rows_base, , v4, 4, 2, 2)
+
+void bfk_linear_rows(float *out, const float *inp, const float *wt, const float *bias, long n, long ic, long oc,
+                     int accumulate) {
+    DISPATCH(linear_rows, out, inp, wt, bias, n, ic, oc, accumulate);
+}
+
+void bfk_transpose(float *dst, const float *src, long rows, long cols) {
+    const long B = 16;
+    for (long i0 = 0; i0 < rows; i0 += B)
+        for (long j0 = 0; j0 < cols; j0 += B)
+            for (long i = i0; i < i0 + B && i < rows; i++)
+                for (long j = j0; j < j0 + B && j < cols; j++) dst[j * rows + i] = src[i * cols + j];
+}
+
+// MARK: causal softmax (training attention)
+
+BFK_INLINE void causal_softmax_body(float *a, long len, long ld) {
+    for (long t = 0; t < len; t++) {
+        float *row = a + t * ld;
+        float mx = -INFINITY;
+        for (long j = 0; j <= t; j++) mx = row[j] > mx ? row[j] : mx;
+        for (long j = 0; j <= t; j++) row[j] = exp1(row[j] - mx);
+        float inv = 1.0f / sum_body(row, t + 1);
+        for (long j = 0; j <= t; j++) row[j] *= inv;
+        for (long j = t + 1; j < len; j++) row[j] = 0;
+    }
+}
+VARIANTS(causal_softmax, (float *a, long len, long ld), (a, len, ld))
+void bfk_causal_softmax(float *a, long len, long ld) { DISPATCH(causal_softmax, a, len, ld); }
+
+BFK_INLINE void causal_softmax_backward_body(float *restrict da, const float *restrict a, long len, long ld, float scale) {
+    for (long t = 0; t < len; t++) {
+        const float *ar = a + t * ld;
+        float *dr = da + t * ld;
+        float s = dot_body(ar, dr, t + 1);
+        for (long j = 0; j <= t; j++) dr[j] = ar[j] * (dr[j] - s) * scale;
+        for (long j = t + 1; j < len; j++) dr[j] = 0;
+    }
+}
+VARIANTS(causal_softmax_backward, (float *da, const float *a, long len, long ld, float scale), (da, a, len, ld, scale))
+void bfk_causal_softmax_backward(float *da, const float *a, long len, long ld, float scale) {
+    DISPATCH(causal_softmax_backward, da, a, len, ld, scale);
+}
+
+// MARK: AdamW
+
+// sqrt without errno (libm's sqrtf may set it, which keeps loops scalar); the same IEEE-exact square root.
+#if __has_builtin(__builtin_elementwise_sqrt)
+#define SQRT(x) __builtin_elementwise_sqrt(x)
+#else
+#define SQRT(x) sqrtf(x)
+#endif
+BFK_INLINE void adamw_loop(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
+                           const float *restrict mask, const int hasMask, long n, float lr, float b1, float b2, float eps, float wd,
+                           float bc1, float bc2) {
+#pragma clang fp contract(off)
+    for (long i = 0; i < n; i++) {
+        float decay = hasMask ? mask[i] * wd : wd;
+        float x = p[i] * (1 - lr * decay);
+        float gi = g[i];
+        float mi = b1 * m[i] + (1 - b1) * gi;
+        float vi = b2 * v[i] + (1 - b2) * gi * gi;
+        m[i] = mi; v[i] = vi;
+        x -= lr * (mi / bc1) / (SQRT(vi / bc2) + eps);
+        p[i] = x;
+    }
+}
+BFK_INLINE void adamw_body(float *p, const float *g, float *m, float *v, const float *mask, long n, float lr, float b1,
+                           float b2, float eps, float wd, float bc1, float bc2) {
+    if (mask) adamw_loop(p, g, m, v, mask, 1, n, lr, b1, b2, eps, wd, bc1, bc2);
+    else adamw_loop(p, g, m, v, mask, 0, n, lr, b1, b2, eps, wd, bc1, bc2);
+}
+VARIANTS(adamw, (float *p, const float *g, float *m, float *v, const float *mask, long n, float lr, float b1, float b2,
+                 float eps, float wd, float bc1, float bc2), (p, g, m, v, mask, n, lr, b1, b2, eps, wd, bc1, bc2))
+void bfk_adamw(float *p, const float *g, float *m, float *v, const float *mask, long n, float lr, float b1, float b2,
+               float eps, float wd, float bc1, float bc2) {
+    DISPATCH(adamw, p, g, m, v, mask, n, lr, b1, b2, eps, wd, bc1, bc2);
+}

@@ -1,0 +1,192 @@
+// The C kernels (Sources/CBonfireKernels) against their plain Swift twins, at every instruction-set level this CPU
+// has (AVX-512, AVX2 + FMA, baseline), on awkward sizes (tails that are not multiples of the vector width, one row,
+// one key) and hostile values (large magnitudes, tiny magnitudes, constant rows, −∞ in exp).
+import XCTest
+import BonfireMath
+import BonfireTestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class KernelsTests: XCTestCase {
+    override func tearDown() { Kernels.setISA(Kernels.detectedISA) }
+
+    /// Runs `body` once per level the CPU supports, with the kernels switched to that level.
+    func forEachISA(_ body: (Kernels.ISA) -> Void) {
+        for level in Kernels.ISA.allCases where level.rawValue <= Kernels.detectedISA.rawValue {
+            Kernels.setISA(level)
+            XCTAssertEqual(Kernels.isa, level)
+            body(level)
+        }
+        Kernels.setISA(Kernels.detectedISA)
+    }
+
+    func randoms(_ n: Int, _ rng: inout RNG, scale: Double = 1) -> [Float] {
+        (0..<n).map { _ in Float(rng.normal() * scale) }
+    }
+
+    func testSetISAClampsToTheDetectedLevel() {
+        Kernels.setISA(.avx512)
+        XCTAssertLessThanOrEqual(Kernels.isa.rawValue, Kernels.detectedISA.rawValue)
+        Kernels.setISA(.baseline)
+        XCTAssertEqual(Kernels.isa, .baseline)
+    }
+
+    func testGeluKernelMatchesPlainIncludingExtremes() {
+        var rng = RNG(seed: 1)
+        let x = randoms(1000, &rng, scale: 3) + [0, -0, 1e-6, -1e-6, 3e-4, -3e-4, 8, -8, 50, -50, 1e4, -1e4, 0.1]
+        let g = randoms(x.count, &rng)
+        forEachISA { level in
+            var out = [Float](repeating: 7, count: x.count), ref = out
+            Ops.geluForward(out: &out, inp: x, count: x.count)
+            Ops.geluForwardPlain(out: &ref, inp: x, count: x.count)
+            expectClose(out, ref, rtol: 1e-5, atol: 1e-6, "gelu forward \(level)")
+            var d = [Float](repeating: 0.5, count: x.count), dref = d   // backward accumulates
+            Ops.geluBackward(dinp: &d, inp: x, dout: g, count: x.count)
+            Ops.geluBackwardPlain(dinp: &dref, inp: x, dout: g, count: x.count)
+            expectClose(d, dref, rtol: 1e-5, atol: 1e-6, "gelu backward \(level)")
+        }
+    }
+
+    func testLayerNormKernelMatchesPlainOnOddWidthsAndConstantRows() {
+        var rng = RNG(seed: 2)
+        for c in [1, 7, 16, 37, 128] {
+            let n = 5
+            var x = randoms(n * c, &rng, scale: 4)
+            for j in 0..<c { x[j] = 3.25 }            // a constant row: variance 0, rstd = 1/√eps
+            for j in 0..<c { x[c + j] += 1e4 }         // a row far from zero
+            let w = randoms(c, &rng), b = randoms(c, &rng), dy = randoms(n * c, &rng)
+            forEachISA { level in
+                var o = [Float](repeating: 0, count: n * c), m = [Float](repeating: 0, count: n), r = m
+                var o2 = o, m2 = m, r2 = r
+                Ops.layerNormForward(out: &o, mean: &m, rstd: &r, inp: x, weight: w, bias: b, n: n, c: c)
+                Ops.layerNormForwardPlain(out: &o2, mean: &m2, rstd: &r2, inp: x, weight: w, bias: b, n: n, c: c)
+                expectClose(m, m2, rtol: 1e-5, atol: 1e-5, "mean c=\(c) \(level)")
+                expectClose(r, r2, rtol: 1e-3, atol: 1e-5, "rstd c=\(c) \(level)")
+                expectClose(o, o2, rtol: 1e-3, atol: 1e-3, "out c=\(c) \(level)")
+                var dx = [Float](repeating: 0.25, count: n * c), dw = [Float](repeating: 1, count: c), db = dw
+                var dx2 = dx, dw2 = dw, db2 = db
+                Ops.layerNormBackward(dinp: &dx, dweight: &dw, dbias: &db, dout: dy, inp: x, weight: w,
+                                      mean: m2, rstd: r2, n: n, c: c)
+                Ops.layerNormBackwardPlain(dinp: &dx2, dweight: &dw2, dbias: &db2, dout: dy, inp: x, weight: w,
+                                           mean: m2, rstd: r2, n: n, c: c)
+                expectClose(db, db2, rtol: 1e-5, atol: 1e-5, "dbias c=\(c) \(level)")
+                expectClose(dw, dw2, rtol: 1e-4, atol: 1e-3, "dweight c=\(c) \(level)")
+                expectClose(dx, dx2, rtol: 1e-3, atol: 1e-2, "dinp c=\(c) \(level)")
+            }
+        }
+    }
+
+    func testExpKernelMatchesLibmAndUnderflowsToZero() {
+        var x: [Float] = stride(from: -90, through: 88, by: 0.37).map { Float($0) }
+        x += [0, -0, 1e-8, -1e-8, -.infinity, -1e30, -87.5, 88.25]
+        forEachISA { level in
+            var out = [Float](repeating: 9, count: x.count)
+            Kernels.exp(&out, x, count: x.count)
+            for (i, v) in x.enumerated() {
+                let ref = v < -87.3 ? 0 : expf(v)
+                XCTAssertTrue(abs(out[i] - ref) <= 4e-7 * ref + 1e-37, "exp(\(v)) = \(out[i]), libm \(ref) at \(level)")
+            }
+        }
+    }
+
+    func testAttendOneKernelMatchesPlainForOneAndManyKeys() {
+        var rng = RNG(seed: 3)
+        for (len, hd) in [(1, 8), (7, 32), (64, 32), (33, 20)] {
+            let q = randoms(hd, &rng, scale: 3), k = randoms(len * hd, &rng), v = randoms(len * hd, &rng)
+            let scale = 1 / Float(hd).squareRoot()
+            forEachISA { level in
+                var y = [Float](repeating: 5, count: hd), y2 = y, s = [Float](repeating: 0, count: len), s2 = s
+                Kernels.attendOne(y: &y, scores: &s, q: q, k: k, v: v, len: len, hd: hd, scale: scale)
+                Kernels.attendOnePlain(y: &y2, scores: &s2, q: q, k: k, v: v, len: len, hd: hd, scale: scale)
+                expectClose(y, y2, rtol: 1e-4, atol: 1e-5, "attend len=\(len) hd=\(hd) \(level)")
+            }
+        }
+    }
+
+    func testLinearRowsKernelMatchesBLASOnEveryBlockingTail() {
+        var rng = RNG(seed: 4)
+        for (n, ic, oc) in [(1, 16, 32), (3, 20, 70), (4, 128, 384), (5, 7, 8), (33, 64, 96), (9, 5, 3)] {
+            let x = randoms(n * ic, &rng), w = randoms(oc * ic, &rng), bias = randoms(oc, &rng)
+            var wt = [Float](repeating: 0, count: ic * oc)
+            Kernels.transpose(&wt, w, rows: oc, cols: ic)
+            for j in 0..<oc { for i in 0..<ic { XCTAssertEqual(wt[i * oc + j], w[j * ic + i]) } }
+            let start = randoms(n * oc, &rng)
+            forEachISA { level in
+                for accumulate in [false, true] {
+                    for useBias in [false, true] {
+                        var out = start, ref = start
+                        bias.withUnsafeBufferPointer { bp in
+                            let b = useBias ? bp.baseAddress : nil
+                            Kernels.linearRows(out: &out, inp: x, wt: wt, bias: b, n: n, ic: ic, oc: oc, accumulate: accumulate)
+                            Kernels.linearRowsPlain(out: &ref, inp: x, weight: w, bias: b, n: n, ic: ic, oc: oc,
+                                                    accumulate: accumulate)
+                        }
+                        expectClose(out, ref, rtol: 1e-4, atol: 1e-4,
+                                    "linearRows n=\(n) ic=\(ic) oc=\(oc) acc=\(accumulate) bias=\(useBias) \(level)")
+                    }
+                }
+            }
+        }
+    }
+
+    func testCausalSoftmaxKernelsMatchPlainAndZeroTheUpperTriangle() {
+        var rng = RNG(seed: 5)
+        for (len, ld) in [(1, 1), (5, 8), (17, 17), (64, 64)] {
+            var a = randoms(ld * ld, &rng, scale: 4)
+            a[0] = 80; if len > 1 { a[ld] = -80 }      // extreme logits
+            let da = randoms(ld * ld, &rng)
+            forEachISA { level in
+                var x = a, xr = a
+                Ops.causalSoftmax(&x, len: len, ld: ld)
+                Ops.causalSoftmaxPlain(&xr, len: len, ld: ld)
+                expectClose(x, xr, rtol: 1e-5, atol: 1e-7, "softmax len=\(len) \(level)")
+                for t in 0..<len {
+                    for j in (t + 1)..<max(t + 1, len) { XCTAssertEqual(x[t * ld + j], 0) }
+                    let rowSum = (0...t).reduce(Float(0)) { $0 + x[t * ld + $1] }
+                    XCTAssertEqual(rowSum, 1, accuracy: 1e-5)
+                }
+                var d = da, dr = da
+                Ops.causalSoftmaxBackward(&d, xr, len: len, ld: ld, scale: 0.3)
+                Ops.causalSoftmaxBackwardPlain(&dr, xr, len: len, ld: ld, scale: 0.3)
+                expectClose(d, dr, rtol: 1e-4, atol: 1e-6, "softmax backward len=\(len) \(level)")
+            }
+        }
+    }
+
+    func testAdamWKernelIsBitIdenticalToThePlainLoop() {
+        var rng = RNG(seed: 6)
+        let n = 1037
+        let p0 = randoms(n, &rng), mask = (0..<n).map { Float($0 % 3 == 0 ? 0 : 1) }
+        forEachISA { level in
+            for useMask in [false, true] {
+                var a = AdamW(learningRate: 1e-2, weightDecay: 0.1), b = a
+                if useMask { a.decayMask = mask; b.decayMask = mask }
+                var pa = p0, pb = p0
+                for step in 0..<3 {
+                    var g = randoms(n, &rng, scale: step == 1 ? 1e3 : 1)
+                    g[0] = 0; g[1] = 1e-30
+                    a.update(params: &pa, grads: g)
+                    b.updatePlain(params: &pb, grads: g)
+                }
+                XCTAssertEqual(pa, pb, "params \(level) mask=\(useMask)")
+                XCTAssertEqual(a.m, b.m); XCTAssertEqual(a.v, b.v); XCTAssertEqual(a.step, b.step)
+            }
+        }
+        var empty: [Float] = [], opt = AdamW()
+        opt.update(params: &empty, grads: [])   // no parameters: nothing to do, no crash
+        XCTAssertEqual(opt.step, 1)
+    }
+
+    /// OpenBLAS 0.3.21 picks its SSE3 Prescott kernel on CPUs it does not know; BLAS.prepare() must have replaced
+    /// any such pre-AVX2 core when the CPU has AVX2 + FMA and the user did not choose one with OPENBLAS_CORETYPE.
+    func testOpenBLASDoesNotRunAGenericCoreOnAnAVX2Machine() {
+        let core = BLAS.coreName
+        guard getenv("OPENBLAS_CORETYPE") == nil, Kernels.detectedISA != .baseline else { return }
+        let generic = ["Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Sandybridge", "Atom", "Nano", "Unknown"]
+        XCTAssertFalse(generic.contains(core), "OpenBLAS core \(core) on a CPU with \(Kernels.detectedISA)")
+        var c: [Float] = [0, 0, 0, 0]
+        BLAS.sgemm(m: 2, n: 2, k: 2, [1, 2, 3, 4], [5, 6, 7, 8], &c)   // and it still computes
+        XCTAssertEqual(c, [19, 22, 43, 50])
+    }
+}
