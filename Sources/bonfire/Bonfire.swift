@@ -1,4 +1,5 @@
 import ArgumentParser
+import BonfireMath
 
 // The one executable. Each subcommand lives in its own file; add new ones to `subcommands` (one line each).
 @main
@@ -19,4 +20,11 @@ struct Bonfire: ParsableCommand {
             KeysCommand.self,
         ]
     )
+
+    static func main() {
+        // OpenBLAS's core re-selection (BLAS.prepare: setenv + re-init on CPUs it does not know) runs here, on the
+        // main thread before any other thread exists, instead of at the first matrix multiply of some role thread.
+        BLAS.prepare()
+        Self.main(nil)
+    }
 }
