@@ -158,7 +158,7 @@ package struct RunConfig: Codable, Equatable, Sendable {
         package var clipGradNorm: Double = 1.0
         /// Checkpoint to start from; "" (default) → random init + `sftWarmupSteps` steps of SFT on references.
         package var initCheckpoint: String = ""
-        /// SFT warm-up steps (16 references each) when `initCheckpoint` is empty (0 = none). Default 1500
+        /// SFT warm-up steps (16 references each) when `initCheckpoint` and `model.path` are empty (0 = none). Default 1500
         /// (≈ 15 s for the default model; it takes the policy from 0 to a few % pass@1 so RL has signal).
         package var sftWarmupSteps: Int = 1500
         /// Learning rate of the SFT warm-up (a fresh model tolerates a larger one than RL). Default 2e-3.
