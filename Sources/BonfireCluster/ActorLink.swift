@@ -56,7 +56,10 @@ package final class ActorLink {
                  layoutHash: UInt64, parameterCount: Int, modelSection: String = "model and env sections") throws {
         self.config = config
         self.identity = RoleIdentity(runID: config.run.id, role: .actor, id: UInt32(id))
-        self.decoder = WireDecoder(runID: config.run.id)
+        // The parameter broadcast is the biggest message: 4 bytes per parameter (a 124 M model is 498 MB, over the
+        // default 256 MiB limit, which would drop every broadcast as oversized).
+        self.decoder = WireDecoder(runID: config.run.id,
+                                   limits: WireLimits(parameterCount: parameterCount, minimumBytes: WireLimits().maxMessageBytes))
         self.backoff = Backoff(config.liveness, rng: RNG(seed: config.run.seed, stream: 4, UInt64(id)))
         self.capabilities = capabilities
         self.expectedHash = layoutHash

@@ -11,7 +11,7 @@ struct BonfireBench: ParsableCommand {
             WireBench.self,
             ModelBench.self,
             RLStepBench.self,
-            HFBench.self, HFRoundTrip.self,
+            HFBench.self, HFRoundTrip.self, HFRunBench.self,
         ]
     )
 }
