@@ -77,10 +77,14 @@ package final class LearnerLink {
         _ = try pub.trySend([identity.envelope(.parameters(p)).encoded()])
     }
 
-    /// Answers every queued parameter request with the parameters of `version`.
+    /// Answers every queued parameter request with the parameters of `version`, once per asking peer: an actor
+    /// that repeated its request while the learner was busy (loading a large model) gets one copy, not one per
+    /// request (at 124 M parameters each copy is 498 MB; ten queued answers took the actor to 14 GB).
     package func serveParameterRequests(version: Int, layoutHash: UInt64, values: () -> [Float]) throws {
+        var answered = Set<[UInt8]>()
         while let got = try paramRouter.receiveEnvelope(&decoder, timeout: .zero) {
-            guard let route = got.prefix.first, case .success = got.envelope, security.accepts(got) else { continue }
+            guard let route = got.prefix.first, case .success = got.envelope, security.accepts(got),
+                  answered.insert(route).inserted else { continue }
             let p = parameters(version: version, layoutHash: layoutHash, values: values)
             _ = try paramRouter.send(identity.envelope(.parameters(p)), prefix: [route], timeout: .milliseconds(200))
         }
