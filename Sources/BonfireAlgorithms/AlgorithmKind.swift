@@ -3,6 +3,8 @@
 // BoNRL.swift, BoNRLB.swift); environment jobs use the actor-critic of ActorCritic.swift / TextActorCritic.swift.
 // Adding an algorithm: its file, one case here, one branch in `groupLearner` (or a demonstration step like SFT).
 
+import BonfireModel
+
 package enum AlgorithmKind: String, Codable, Sendable, CaseIterable {
     case sft, bonSFT = "bon-sft", rlV = "rl-v", rlS = "rl-s", bonRLV = "bon-rl-v", bonRLS = "bon-rl-s"
     case bonRLB = "bon-rlb", bonRLBP = "bon-rlb-p"
@@ -35,6 +37,8 @@ package struct AlgorithmOptions: Codable, Sendable, Equatable {
     package var importanceClip: Double = 1
     /// M, policy samples per prompt of BoN-SFT's correction; 0 (default) → BoNSFT.recommendedSamples(trainN).
     package var bonSFTSamples = 0
+    /// The policy's BOS, first token of every trained sequence (UpdateConfig.bos). Default the character tokenizer's.
+    package var bos: Int = Tokenizer.bos
     package init() {}
 
     /// The M BoN-SFT samples per prompt: `bonSFTSamples`, or 4N′ in [8, 32] when it is 0.
@@ -49,6 +53,7 @@ package struct AlgorithmOptions: Codable, Sendable, Equatable {
         u.entropyCoefficient = Float(entropyCoefficient)
         u.maxGradNorm = Float(clipGradNorm)
         u.importance = ImportanceConfig(mode: .perSequence, rhoBar: importanceClip)
+        u.bos = bos
         return u
     }
 
@@ -87,6 +92,7 @@ package struct AlgorithmOptions: Codable, Sendable, Equatable {
     package var sft: SFT {
         var c = SFT.Config()
         c.update.maxGradNorm = Float(clipGradNorm)
+        c.update.bos = bos
         return SFT(config: c)
     }
 }

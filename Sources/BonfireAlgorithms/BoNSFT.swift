@@ -246,7 +246,7 @@ package struct BoNSFT: Sendable {
     }
 
     @discardableResult
-    package func step(examples: [BoNSFTExample], model: GPT, optimizer: inout AdamW, currentVersion: Int,
+    package func step(examples: [BoNSFTExample], model: any LanguageModel, optimizer: inout AdamW, currentVersion: Int,
                       learningRate: Float? = nil) -> UpdateStats {
         PolicyGradient.update(model: model, optimizer: &optimizer, sequences: sequences(examples, currentVersion: currentVersion),
                               config: config.update, learningRate: learningRate)

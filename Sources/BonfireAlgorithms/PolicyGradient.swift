@@ -1,6 +1,7 @@
 // What the learners share: the BoN group/batch (what actors send), tie-aware BoN selection, per-sample group
 // weights of the BoN policy-gradient identities (SPEC-bon.md §2.2), importance weights for stale samples, and the one
-// update step that turns per-sequence weights into per-token weights and calls GPT.forwardBackward + AdamW.
+// update step that turns per-sequence weights into per-token weights and calls the policy's forwardBackward + AdamW.
+// The policy is `any LanguageModel`: Bonfire's GPT or a Hugging Face model (LlamaModel, GPT-2 as GPT).
 //
 // A group estimator maps one BoN group (scores r_i, rewards R_i, i = 1..N) to weights w_i so that the gradient
 // estimate is Σ_i w_i ∇log π(y_i|x) (each estimator lives in its algorithm file). ExactBoN.expectedGradient enumerates all N-tuples of a tabular policy to get the
@@ -13,7 +14,7 @@
 // Stale samples: ρ_i = exp(Σ_t log π_cur(y_i,t) − log π_beh(y_i,t)), truncated at ρ̄ (IMPALA-style): per sequence
 // (w_i ← min(ρ̄, ρ_i)·w_i; biased for group estimators, low variance), or per group (w_i ← min(ρ̄, Π_j ρ_j)·w_i, the
 // exact group likelihood ratio before truncation). Samples of the current version have ρ = 1 exactly.
-// The update: sequence = [BOS] + prompt + response; token t of the response sits at log-prob index |prompt| + t.
+// The update: sequence = [BOS] + prompt + response (BOS = UpdateConfig.bos, the policy's); token t of the response sits at log-prob index |prompt| + t.
 // loss = −Σ_seq Σ_t w_tok·log π(y_t) with w_tok = ρ·w_seq (or the PPO-clipped A·ratio_t, when enabled) plus the
 // k3 KL gradient β(π_ref/π − 1)/#seq per token when a reference policy is given.
 
@@ -141,7 +142,10 @@ package struct WeightedSequence: Sendable {
         self.behaviourLogProbs = behaviourLogProbs; self.referenceLogProbs = referenceLogProbs; self.group = group
     }
 
-    package var tokens: [Int] { [Tokenizer.bos] + promptTokens + response }
+    /// The sequence the policy scores: [bos] + prompt + response.
+    package func tokens(bos: Int) -> [Int] { [bos] + promptTokens + response }
+    /// The sequence with the character tokenizer's BOS.
+    package var tokens: [Int] { tokens(bos: Tokenizer.bos) }
 }
 
 package struct UpdateConfig: Codable, Sendable, Equatable {
@@ -157,6 +161,9 @@ package struct UpdateConfig: Codable, Sendable, Equatable {
     package var ppoClip: Double = 0
     /// KL(π‖π_ref) coefficient β (k3 estimator); needs referenceLogProbs. Default 0.
     package var klCoefficient: Double = 0
+    /// Token every sequence starts with: the policy's BOS. Default the character tokenizer's (1); a Hugging Face
+    /// policy uses its config.json bos_token_id (TextFormat).
+    package var bos: Int = Tokenizer.bos
     package init() {}
 }
 
@@ -208,7 +215,7 @@ package enum PolicyGradient {
     /// Sequences with zero weight and no KL term are skipped (no forward), except in `.group` importance mode, where
     /// every sequence of a group enters the group's likelihood ratio.
     @discardableResult
-    package static func update(model: GPT, optimizer: inout AdamW, sequences all: [WeightedSequence],
+    package static func update(model: any LanguageModel, optimizer: inout AdamW, sequences all: [WeightedSequence],
                                config: UpdateConfig, learningRate: Float? = nil) -> UpdateStats {
         let groupMode = config.ppoClip == 0 && config.importance.mode == .group
         let seqs = all.filter {
@@ -222,7 +229,7 @@ package enum PolicyGradient {
         if seqs.isEmpty { return stats }
         let klScale = 1 / Double(max(1, all.count))
         var ratioSum = 0.0, clipped = 0, tokens = 0
-        let fs = model.forwardBackward(seqs.map(\.tokens), temperature: config.temperature,
+        let fs = model.forwardBackward(seqs.map { $0.tokens(bos: config.bos) }, temperature: config.temperature,
                                        entropyCoefficient: config.entropyCoefficient) { lps in
             // Group ratios (product over all the group's stale sequences), when requested.
             var groupRatio: [Int: Double] = [:]
@@ -290,13 +297,13 @@ extension GroupLearner {
     /// One update on a batch: weights of every group (mean over groups), importance/PPO/KL per UpdateConfig.
     /// `reference` supplies log π_ref for the KL term (used only when update.klCoefficient > 0).
     @discardableResult
-    package func step(batch: BoNBatch, model: GPT, optimizer: inout AdamW, currentVersion: Int,
-                      reference: GPT? = nil, learningRate: Float? = nil) -> UpdateStats {
+    package func step(batch: BoNBatch, model: any LanguageModel, optimizer: inout AdamW, currentVersion: Int,
+                      reference: (any LanguageModel)? = nil, learningRate: Float? = nil) -> UpdateStats {
         let w = batch.groups.map(groupWeights)
         var refLPs: [[[Float]]]? = nil
         if update.klCoefficient > 0, let ref = reference {
             refLPs = batch.groups.map { g in
-                let lps = ref.tokenLogProbs(g.responses.map { [Tokenizer.bos] + g.promptTokens + $0 },
+                let lps = ref.tokenLogProbs(g.responses.map { [update.bos] + g.promptTokens + $0 },
                                             temperature: update.temperature)
                 return lps.map { Array($0[g.promptTokens.count...]) }
             }

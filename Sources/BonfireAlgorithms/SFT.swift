@@ -31,7 +31,7 @@ package struct SFT: Sendable {
     }
 
     @discardableResult
-    package func step(demonstrations: [Demonstration], model: GPT, optimizer: inout AdamW,
+    package func step(demonstrations: [Demonstration], model: any LanguageModel, optimizer: inout AdamW,
                       learningRate: Float? = nil) -> UpdateStats {
         PolicyGradient.update(model: model, optimizer: &optimizer, sequences: sequences(demonstrations),
                               config: config.update, learningRate: learningRate)

@@ -98,9 +98,14 @@ package final class LearnerLink {
         _ = try pub.trySend([identity.envelope(.parameters(p)).encoded()])
     }
 
-    /// Answers every queued parameter request with the parameters of `version`.
+    /// Answers every queued parameter request with the parameters of `version`, once per asking peer: an actor
+    /// that repeated its request while the learner was busy (loading a large model) gets one copy, not one per
+    /// request (at 124 M parameters each copy is 498 MB; ten queued answers took the actor to 14 GB).
     package func serveParameterRequests(version: Int, layoutHash: UInt64, values: () -> [Float]) throws {
         let ctx = ValidationContext(receiver: .learner, runID: config.run.id)
+        // One answer per asking peer per pass: an actor that re-asked while a large learner was busy would otherwise
+        // get one multi-hundred-MB copy per request.
+        var answered = Set<[UInt8]>()
         while let got = try paramRouter.receiveEnvelope(&decoder, timeout: .zero) {
             guard let route = got.prefix.first,
                   requestInbox.admit(got.envelope, context: ctx, log: { roleLog("learner: " + $0) }) != nil else { continue }
@@ -109,6 +114,7 @@ package final class LearnerLink {
                                     log: { roleLog("learner: " + $0) })
                 continue
             }
+            guard answered.insert(route).inserted else { continue }
             let p = parameters(version: version, layoutHash: layoutHash, values: values)
             _ = try paramRouter.send(identity.envelope(.parameters(p)), prefix: [route], timeout: .milliseconds(200))
         }

@@ -11,6 +11,7 @@
 //   print(config.resolvedJSON())
 
 import BonfireAlgorithms
+import BonfireModel
 import BonfireTasks
 import Foundation
 
@@ -86,7 +87,7 @@ package struct RunConfig: Codable, Equatable, Sendable {
     package var run = RunSection()
     /// Which task (prompts, references, verifiers) the run trains on.
     package var task = TaskSection()
-    /// Policy network shape (mirrors `GPTConfig`).
+    /// Policy network: a Hugging Face directory (`model.path`) or the shape of a fresh GPT (mirrors `GPTConfig`).
     package var model = ModelSection()
     /// Training objective and optimiser.
     package var algorithm = AlgorithmSection()
@@ -126,14 +127,22 @@ package struct RunConfig: Codable, Equatable, Sendable {
     }
 
     package struct TaskSection: Codable, Equatable, Sendable {
-        /// Task: math (default) or code.
+        /// Task: math (default), code, or jsonl (problems read from `path`).
         package var name: TaskKind = .math
         /// Seed of the task's prompt generator / train–test split. Default 1234.
         package var seed: UInt64 = 1234
+        /// The JSON Lines problem file of `name = jsonl` (docs/data.md); made absolute when the config loads.
+        /// Default "".
+        package var path: String = ""
         package init() {}
     }
 
     package struct ModelSection: Codable, Equatable, Sendable {
+        /// A Hugging Face model directory (config.json, model.safetensors or shards, tokenizer.json; docs/models.md)
+        /// the policy is loaded from; its tokenizer turns text into tokens. When set, the keys below are read from its
+        /// config.json as the config loads (values given for them are replaced), and the path is made absolute.
+        /// Default "" = a fresh character-level GPT of the shape below.
+        package var path: String = ""
         /// Transformer blocks. Default 2.
         package var layers: Int = 2
         /// Embedding width C; must be divisible by `heads`. Default 64.
@@ -160,7 +169,7 @@ package struct RunConfig: Codable, Equatable, Sendable {
         package var clipGradNorm: Double = 1.0
         /// Checkpoint to start from; "" (default) → random init + `sftWarmupSteps` steps of SFT on references.
         package var initCheckpoint: String = ""
-        /// SFT warm-up steps (16 references each) when `initCheckpoint` is empty (0 = none). Default 1500
+        /// SFT warm-up steps (16 references each) when `initCheckpoint` and `model.path` are empty (0 = none). Default 1500
         /// (≈ 15 s for the default model; it takes the policy from 0 to a few % pass@1 so RL has signal).
         package var sftWarmupSteps: Int = 1500
         /// Learning rate of the SFT warm-up (a fresh model tolerates a larger one than RL). Default 2e-3.
@@ -448,9 +457,58 @@ extension RunConfig {
             }
         }
         for set in sets { try apply(set: set, to: &root, schema: schema) }
-        let config = try decode(root)
+        var config = try decode(root)
+        try config.resolvePaths()
         try config.validate()
         return config
+    }
+
+    /// Reads what `model.path` and `task.path` point at, so a bad file fails when the config loads (naming the key,
+    /// the file and what to do) and every role sees the same resolved config: both paths become absolute, the
+    /// model.* shape keys are taken from the model's config.json, and a jsonl task file is parsed once.
+    /// Idempotent; `load` calls it.
+    package mutating func resolvePaths() throws {
+        let fm = FileManager.default
+        if !model.path.isEmpty {
+            let url = URL(fileURLWithPath: model.path).standardizedFileURL
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
+                throw ConfigError("config key model.path: \(url.path) is not a directory; point it at a Hugging Face "
+                                  + "model directory (config.json, model.safetensors, tokenizer.json), e.g. one written "
+                                  + "by save_pretrained")
+            }
+            model.path = url.path
+            let cfgURL = url.appendingPathComponent("config.json")
+            do {
+                let data: Data
+                do { data = try Data(contentsOf: cfgURL) } catch {
+                    throw HFError("cannot read \(cfgURL.path) (\(error.localizedDescription)); a Hugging Face model "
+                                  + "directory has config.json beside its weights")
+                }
+                switch try HFConfigReader(data: data, source: cfgURL.path).modelConfig() {
+                case .gpt2(let c):
+                    (model.layers, model.dim, model.heads, model.vocabSize, model.contextLength) =
+                        (c.layers, c.dim, c.heads, c.vocabSize, c.contextLength)
+                case .llama(let c, _):
+                    (model.layers, model.dim, model.heads, model.vocabSize, model.contextLength) =
+                        (c.layers, c.dim, c.heads, c.vocabSize, c.contextLength)
+                }
+            } catch let e as HFError {
+                throw ConfigError("config key model.path: \(e.message)")
+            }
+        }
+        if !task.path.isEmpty {
+            task.path = URL(fileURLWithPath: task.path).standardizedFileURL.path
+        }
+        if task.name == .jsonl {
+            guard !task.path.isEmpty else {
+                throw ConfigError("config key task.path must name a JSON Lines file when task.name is jsonl (one "
+                                  + "problem per line; see docs/data.md), e.g. --set task.path=problems.jsonl")
+            }
+            do { _ = try JSONLTask(path: task.path, seed: task.seed) } catch {
+                throw ConfigError("config key task.path: \(error)")
+            }
+        }
     }
 
     /// Reads a complete or partial config JSON (e.g. a run directory's config.json) over the defaults, validated.
@@ -734,12 +792,19 @@ extension RunConfig {
         check(model.layers >= 1, "model.layers", "must be ≥ 1", model.layers)
         check(model.dim >= 1, "model.dim", "must be ≥ 1", model.dim)
         check(model.heads >= 1, "model.heads", "must be ≥ 1", model.heads)
-        if model.heads >= 1 && model.dim >= 1 {
+        // A Hugging Face model's shape comes from its config.json (head_dim may differ from dim / heads).
+        if model.path.isEmpty && model.heads >= 1 && model.dim >= 1 {
             check(model.dim % model.heads == 0, "model.dim", "must be divisible by model.heads (\(model.heads))",
                   model.dim)
         }
         check(model.contextLength >= 2, "model.contextLength", "must be ≥ 2", model.contextLength)
         check(model.vocabSize >= 1, "model.vocabSize", "must be ≥ 1", model.vocabSize)
+        check(task.path.isEmpty || task.name == .jsonl, "task.path",
+              "is only read by task.name = jsonl (task.name is \(task.name.rawValue)); remove it or set task.name=jsonl",
+              "\"\(task.path)\"")
+        check(model.path.isEmpty || env.name == .none, "model.path",
+              "is only used by BoN jobs (env.name = none); environment jobs train their own small models",
+              "\"\(model.path)\"")
 
         check(algorithm.trainN >= 1, "algorithm.trainN", "must be ≥ 1", algorithm.trainN)
         check(algorithm.trainN <= sampling.groupSize, "algorithm.trainN",

@@ -1,10 +1,12 @@
 // What the sampler, the algorithms and the runtime need from a policy, whatever its architecture: Bonfire's own
 // `GPT` (also the Hugging Face GPT-2 architecture) and `LlamaModel` (Llama, SmolLM, Qwen2) conform.
 // Parameters are ONE contiguous [Float] addressed through `layout`; `grads` mirrors it and accumulates.
+// Every LanguageModel is a CheckpointModel (ModelCheckpoint.swift: "gpt" or "llama"), so the learners checkpoint
+// `any LanguageModel` through the one checkpoint format.
 
 import BonfireMath
 
-package protocol LanguageModel: AnyObject {
+package protocol LanguageModel: CheckpointModel {
     var vocabSize: Int { get }
     /// Longest sequence (prompt + response) the model accepts.
     var contextLength: Int { get }
@@ -25,9 +27,28 @@ package protocol LanguageModel: AnyObject {
     func sample(prompts: [[Int]], samplesPerPrompt: Int, config: SamplingConfig, rng: inout RNG) -> [[SampledResponse]]
     /// KV-cache logits after the prompt and after each continuation token (for consistency tests).
     func cachedLogits(prompt: [Int], continuation: [Int]) -> [[Float]]
+    /// A second model of the same architecture holding a copy of these parameters (e.g. π_ref of a KL penalty).
+    func copy() -> any LanguageModel
 }
 
 extension GPT: LanguageModel {
     package var vocabSize: Int { config.vocabSize }
     package var contextLength: Int { config.contextLength }
+    package func copy() -> any LanguageModel {
+        let m = GPT(config: config, seed: 0, randomInit: false)
+        m.params = params
+        return m
+    }
+}
+
+extension LlamaModel: CheckpointModel {
+    package static var checkpointKind: String { "llama" }
+}
+
+extension LlamaModel {
+    package func copy() -> any LanguageModel {
+        let m = LlamaModel(config: config, seed: 0, randomInit: false)
+        m.params = params
+        return m
+    }
 }

@@ -2,7 +2,12 @@
 
 /// Built-in verifiable tasks.
 package enum TaskKind: String, Codable, Sendable, CaseIterable {
-    case math, code
+    /// Generated arithmetic problems (MathTask.swift).
+    case math
+    /// Generated code problems (CodeTask.swift).
+    case code
+    /// Problems read from a JSON Lines file, `task.path` (JSONLTask.swift).
+    case jsonl
 }
 
 /// What scores responses for Best-of-N selection: the task's ground truth, a noisy copy of it, or a learned model.
@@ -26,8 +31,17 @@ package struct VerifierOptions: Codable, Sendable, Equatable {
 
 extension TaskRegistry {
     /// The task of `kind` (default level mix).
-    package static func make(_ kind: TaskKind, seed: UInt64) throws -> any VerifiableTask {
-        try make(name: kind.rawValue, seed: seed)
+    /// `path` is the JSON Lines file of `jsonl` (ignored by the generated tasks).
+    package static func make(_ kind: TaskKind, seed: UInt64, path: String = "") throws -> any VerifiableTask {
+        switch kind {
+        case .math, .code: return try make(name: kind.rawValue, seed: seed)
+        case .jsonl:
+            guard !path.isEmpty else {
+                throw TaskError("task jsonl needs a file: set task.path to a JSON Lines file (one problem per line, "
+                                + "see docs/data.md)")
+            }
+            return try JSONLTask(path: path, seed: seed)
+        }
     }
 }
 

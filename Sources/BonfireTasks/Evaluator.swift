@@ -6,7 +6,8 @@
 //   maj@N    expected reward of the majority answer of N (task answer keys; ties expected value)
 //   mean R   pass@1 (the same for every N; reported for convenience)
 // The sampler is a closure, so this file does not depend on how a policy samples; `Evaluator.sampler(model:…)` adapts
-// a GPT. Progress (Progress.swift) goes to stderr: prompts done / total, rate, ETA, samples/s.
+// any LanguageModel (GPT, a Hugging Face model) with its TextFormat (tokenizer, BOS, EOS). Progress (Progress.swift)
+// goes to stderr: prompts done / total, rate, ETA, samples/s.
 
 import BonfireMath
 import BonfireModel
@@ -176,31 +177,33 @@ package struct Evaluator {
                           samplesPerSecond: Double(totalSamples) / max(seconds, 1e-9))
     }
 
-    /// A sampler over a GPT policy: prompt tokens are [BOS] + prompt; responses are decoded up to EOS. The RNG is
-    /// advanced deterministically, so a fixed seed replays the evaluation.
-    package static func sampler(model: GPT, maxNewTokens: Int = 32, topK: Int = 0, topP: Float = 1,
-                                seed: UInt64) -> Sampler {
+    /// A sampler over a policy: prompt tokens are [BOS] + prompt; responses are decoded up to EOS. The RNG is advanced deterministically, so a fixed seed replays
+    /// the evaluation.
+    package static func sampler(model: any LanguageModel, text: TextFormat = .character, maxNewTokens: Int = 32,
+                                topK: Int = 0, topP: Float = 1, seed: UInt64) -> Sampler {
         var rng = RNG(seed: seed, stream: 0x6576_616C)  // "eval"
         return { items, samplesPerPrompt, temperature in
-            let prompts = items.map { [Tokenizer.bos] + ((try? Tokenizer.encode($0.prompt)) ?? []) }
+            let prompts = items.map { [text.bos] + ((try? text.tokenizer.encode($0.prompt)) ?? []) }
             let longest = prompts.map { $0.count }.max() ?? 0
-            let budget = max(1, min(maxNewTokens, model.config.contextLength - longest))
-            let sc = SamplingConfig(temperature: Float(temperature), topK: topK, topP: topP, maxNewTokens: budget)
+            let budget = max(1, min(maxNewTokens, model.contextLength - longest))
+            let sc = SamplingConfig(temperature: Float(temperature), topK: topK, topP: topP, maxNewTokens: budget,
+                                    stopToken: text.eos)
             let out = model.sample(prompts: prompts, samplesPerPrompt: samplesPerPrompt, config: sc, rng: &rng)
-            return out.map { group in group.map { Tokenizer.decode($0.tokens) } }
+            return out.map { group in group.map { text.decodeResponse($0.tokens) } }
         }
     }
 
-    /// Convenience: evaluate a GPT policy.
-    package func run(model: GPT, items: [TaskItem], maxNewTokens: Int = 32, seed: UInt64 = 0,
-                     checkpoint: String? = nil) throws -> EvalReport {
+    /// Convenience: evaluate a policy.
+    package func run(model: any LanguageModel, text: TextFormat = .character, items: [TaskItem], maxNewTokens: Int = 32,
+                     seed: UInt64 = 0, checkpoint: String? = nil) throws -> EvalReport {
         try run(items: items, checkpoint: checkpoint,
-                sampler: Evaluator.sampler(model: model, maxNewTokens: maxNewTokens, seed: seed))
+                sampler: Evaluator.sampler(model: model, text: text, maxNewTokens: maxNewTokens, seed: seed))
     }
 }
 
 /// Entry point the cluster's actors call (rows for each (N, T); no progress output).
-package func evaluatePolicy(model: GPT, task: any VerifiableTask, verifier: any Verifier, items: [TaskItem],
+package func evaluatePolicy(model: any LanguageModel, text: TextFormat = .character, task: any VerifiableTask,
+                            verifier: any Verifier, items: [TaskItem],
                             samples: Int, nList: [Int], temperatures: [Double], maxNewTokens: Int,
                             rng: inout RNG) -> [EvalRow] {
     let settings = EvalSettings(samples: max(samples, nList.max() ?? 1), nList: nList.isEmpty ? [1] : nList,
@@ -208,7 +211,7 @@ package func evaluatePolicy(model: GPT, task: any VerifiableTask, verifier: any 
     let seed = rng.next()
     let evaluator = Evaluator(task: task, verifier: verifier, settings: settings)
     do {
-        return try evaluator.run(model: model, items: items, maxNewTokens: maxNewTokens, seed: seed).rows
+        return try evaluator.run(model: model, text: text, items: items, maxNewTokens: maxNewTokens, seed: seed).rows
     } catch {
         preconditionFailure("evaluatePolicy: \(error)")
     }

@@ -12,7 +12,7 @@ struct BonfireBench: ParsableCommand {
             ModelBench.self,
             RLStepBench.self,
             MemoryBench.self,
-            HFBench.self, HFRoundTrip.self,
+            HFBench.self, HFRoundTrip.self, HFRunBench.self,
         ]
     )
 }

@@ -17,6 +17,7 @@ struct Bonfire: ParsableCommand {
             TrainEnvCommand.self,
             StatusCommand.self, ReportCommand.self,
             EvalCommand.self, TrainVerifierCommand.self,
+            ExportHFCommand.self,
             KeysCommand.self,
         ]
     )

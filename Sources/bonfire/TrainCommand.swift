@@ -3,7 +3,8 @@
 // are shorthands for config keys; `--config` / `--set` set anything else. Default schedule: synchronous, so a seed
 // gives a bit-reproducible run.
 //   bonfire train --algo sft --task math --steps 300 --out runs/sft-math
-//   bonfire train --algo bon-rl-v --n 8 --init-checkpoint runs/sft-math/checkpoints/v000300.safetensors --out runs/bonrlv
+//   bonfire train --algo bon-rl-v --n 8 --init runs/sft-math/checkpoints/v000300.safetensors --out runs/bonrlv
+//   bonfire train --algo bon-rl-s --init ~/models/SmolLM-135M --data problems.jsonl --out runs/smol   (→ runs/smol/hf)
 //   bonfire train-env --env keydoor --steps 2000 --out runs/keydoor
 import ArgumentParser
 import BonfireAlgorithms
@@ -51,6 +52,14 @@ struct SingleProcessOptions: ParsableArguments {
         do { code = try InProcessJob.run(config: c, runDir: dir) } catch { progress.stop(); throw error }
         progress.stop()
         if code != 0 { throw ExitCode(code) }
+        // A Hugging Face policy goes back to its own layout: <run.dir>/hf loads with transformers' from_pretrained.
+        if !c.model.path.isEmpty, let last = dir.latestCheckpoint() {
+            let out = dir.url.appendingPathComponent("hf", isDirectory: true)
+            do { try HFExport.write(checkpoint: last.url, modelPath: c.model.path, to: out) } catch {
+                throw ValidationError("training finished, but exporting \(last.url.path) to \(out.path) failed: \(error)")
+            }
+            print("bonfire: fine-tuned weights (version \(last.version)) in Hugging Face layout: \(out.path)")
+        }
     }
 }
 
@@ -64,14 +73,22 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var common: SingleProcessOptions
     @Option(help: "Algorithm (algorithm.name): \(AlgorithmKind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var algo: String?
-    @Option(help: "Task (task.name): math or code.") var task: String?
+    @Option(help: "Task (task.name): math, code or jsonl.") var task: String?
+    @Option(help: ArgumentHelp("Problems from a JSON Lines file (task.name=jsonl, task.path=FILE; docs/data.md).",
+                               valueName: "file"))
+    var data: String?
     @Option(help: "N′ (algorithm.trainN); also the responses sampled per prompt (sampling.groupSize; bon-sft samples algorithm.bonSFTSamples, default 4N′ in [8, 32]).") var n: Int?
     @Option(help: "Prompts per update (learner.groupsPerStep).") var promptsPerStep: Int?
     @Option(help: "Learning rate (algorithm.learningRate).") var lr: Double?
     @Option(help: "Sampling temperature (sampling.temperature).") var temperature: Double?
     @Option(help: "Verifier (actors.verifier): oracle, noisy or learned.") var verifier: String?
     @Option(help: "Learned verifier checkpoint (actors.verifierPath).") var verifierPath: String?
-    @Option(help: "Initial policy checkpoint (algorithm.initCheckpoint); without it a fresh model gets the SFT warm-up.")
+    @Option(name: .customLong("init"), help: ArgumentHelp(
+        "Start from a Hugging Face model directory (model.path: its weights, config and tokenizer.json; the run ends by " +
+        "writing <out>/hf) or from a Bonfire checkpoint file (algorithm.initCheckpoint). Without it a fresh model gets the SFT warm-up.",
+        valueName: "dir-or-file"))
+    var initPath: String?
+    @Option(help: "Initial policy checkpoint (algorithm.initCheckpoint); the same as --init with a file.")
     var initCheckpoint: String?
     @Option(help: "SFT warm-up steps of a fresh model (algorithm.sftWarmupSteps).") var warmup: Int?
     @Option(help: "k3 KL coefficient to the starting policy for rl-* (algorithm.klCoefficient).") var kl: Double?
@@ -84,6 +101,7 @@ struct TrainCommand: ParsableCommand {
         var s: [String] = []
         if let algo { s.append("algorithm.name=\(algo)") }
         if let task { s.append("task.name=\(task)") }
+        if let data { s += ["task.name=jsonl", "task.path=\(data)"] }
         if let n { s += ["algorithm.trainN=\(n)", "sampling.groupSize=\(max(n, 2))"] }
         if let promptsPerStep { s.append("learner.groupsPerStep=\(promptsPerStep)") }
         if let lr { s.append("algorithm.learningRate=\(lr)") }
@@ -91,6 +109,14 @@ struct TrainCommand: ParsableCommand {
         if let verifier { s.append("actors.verifier=\(verifier)") }
         if let verifierPath { s.append("actors.verifierPath=\(verifierPath)") }
         if let initCheckpoint { s.append("algorithm.initCheckpoint=\(initCheckpoint)") }
+        if let initPath {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: initPath, isDirectory: &isDir) else {
+                throw ValidationError("--init \(initPath): no such file or directory; give a Hugging Face model directory " +
+                                      "(config.json, model.safetensors, tokenizer.json) or a Bonfire checkpoint file")
+            }
+            s.append(isDir.boolValue ? "model.path=\(initPath)" : "algorithm.initCheckpoint=\(initPath)")
+        }
         if let warmup { s.append("algorithm.sftWarmupSteps=\(warmup)") }
         if let kl { s.append("algorithm.klCoefficient=\(kl)") }
         if let ppoClip { s.append("algorithm.ppoClip=\(ppoClip)") }

@@ -45,6 +45,7 @@ final class ChaosTests: XCTestCase {
         let start = Date()
         var learnerKilled = false, coordinatorKilled = false
         var outage = (from: 0, to: 0)   // learner versions around the coordinator's death (metrics in flight are lost)
+        var learnerGap = (from: 0, to: 0)   // logged before the learner's death … resumed at (its in-flight lines are lost)
         while Date().timeIntervalSince(start) < seconds {
             let t = Date().timeIntervalSince(start) / seconds
             if !learnerKilled, t >= 0.3, let pid = role("learner") {
@@ -54,6 +55,12 @@ final class ChaosTests: XCTestCase {
                 events.append("SIGKILL learner (pid \(pid)) at version \(v)")
                 let resumedBefore = log.count("learner: resumed from")
                 waitFor(60, "the learner is restarted and resumes", log) { log.count("learner: resumed from") > resumedBefore }
+                // Metrics lines the killed learner had not flushed are lost; the versions they carried were
+                // checkpointed (the resumed version is ≥ them) and are not redone.
+                let resumedLine = log.text.split(separator: "\n").last { $0.contains("learner: resumed from") } ?? ""
+                let resumedAt = resumedLine.range(of: ": version ").flatMap { r in
+                    Int(resumedLine[r.upperBound...].prefix { $0.isNumber }) } ?? v
+                learnerGap = (v, resumedAt)
             } else if !coordinatorKilled, t >= 0.6, let pid = role("coordinator") {
                 coordinatorKilled = true
                 outage.from = learnerVersion()
@@ -129,8 +136,10 @@ final class ChaosTests: XCTestCase {
         XCTAssertTrue(records.contains { $0.role == "coordinator" && $0.values[MetricKey.runFinished] == 1 }, "run/finished not written")
         let versions = Set(records.filter { $0.role == "learner" }.map(\.version))
         let missing = (1...finalVersion).filter { !versions.contains($0) }
-        XCTAssertEqual(missing.filter { $0 <= outage.from || $0 >= outage.to }, [],
-                       "learner versions missing from metrics.jsonl outside the coordinator's outage (\(outage))")
+        let unexplained = missing.filter { !(($0 > outage.from && $0 < outage.to) || ($0 > learnerGap.from && $0 <= learnerGap.to)) }
+        XCTAssertEqual(unexplained, [], "learner versions missing from metrics.jsonl outside the coordinator's outage " +
+                       "\(outage) and the killed learner's unflushed lines \(learnerGap)")
+        XCTAssertLessThanOrEqual(missing.count, 20, "too many metrics lines lost: \(missing)")
         let last = try XCTUnwrap(records.last { $0.role == "learner" && $0.values[MetricKey.unitsAdmitted] != nil })
         func v(_ k: String) -> Int { Int(last.values[k] ?? -1) }
         let admitted = v(MetricKey.unitsAdmitted), trained = v(MetricKey.unitsTrained), stale = v(MetricKey.unitsStale)

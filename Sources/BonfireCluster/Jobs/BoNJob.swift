@@ -1,5 +1,6 @@
-// The BoN job: actors sample BoN groups over a task (math, code) and score them; the learner trains the GPT policy
-// with `algorithm.name` (one file each in Sources/BonfireAlgorithms).
+// The BoN job: actors sample BoN groups over a task (math, code, jsonl) and score them; the learner trains the policy
+// (RunPolicy.swift: Bonfire's GPT, or the Hugging Face model of `model.path` with its tokenizer) with
+// `algorithm.name` (one file each in Sources/BonfireAlgorithms).
 //
 //   BoNGroupSource   per message `promptsPerMessage` train-split prompts × `responsesPerGroup` responses (sampling.groupSize;
 //                    bon-sft: M = algorithm.bonSFTSamples, default 4N′ in [8, 32]), one policy
@@ -25,7 +26,8 @@ package final class BoNGroupSource: RolloutSource {
     let config: RunConfig
     let task: any VerifiableTask
     let verifier: any Verifier
-    let model: GPT
+    let model: any LanguageModel
+    let text: TextFormat
     /// This actor's offset into the train split, and the prompts taken with the current version: prompt indices are
     /// a function of (actor, incarnation, version, count), so a resumed run samples what an uninterrupted one would.
     let promptBase: Int
@@ -35,9 +37,12 @@ package final class BoNGroupSource: RolloutSource {
 
     package init(config: RunConfig, actorID: Int, incarnation: Int = 0) throws {
         self.config = config
-        self.task = try TaskRegistry.make(config.task.name, seed: config.task.seed)
+        self.task = try TaskRegistry.make(config.task.name, seed: config.task.seed, path: config.task.path)
         self.verifier = try makeVerifier(config.verifierOptions, task: task, seed: config.run.seed)
-        self.model = GPT(config: config.gptConfig, seed: config.run.seed)
+        let policy = try RunPolicy(config: config)
+        try policy.checkFits(task, config: config, demonstrations: false)
+        self.model = policy.model
+        self.text = policy.text
         // Actors walk the train split from different offsets (a restarted actor starts elsewhere).
         var r = RNG(seed: config.run.seed, stream: 0x6375_7273, UInt64(actorID), UInt64(incarnation))   // "curs"
         self.promptBase = r.int(trainSplitSize)
@@ -61,13 +66,14 @@ package final class BoNGroupSource: RolloutSource {
             return task.item(split: .train, index: (promptBase + max(0, version) * 4099 + promptsThisVersion) % trainSplitSize)
         }
         // Prompt token ids without BOS on the wire (the learner's sequences are BOS + prompt + response).
-        let promptIDs = items.map { (try? Tokenizer.encode($0.prompt)) ?? [] }
-        let sc = config.samplingConfig
-        let out = model.sample(prompts: promptIDs.map { [Tokenizer.bos] + $0 }, samplesPerPrompt: config.responsesPerGroup,
+        let promptIDs = items.map { (try? text.tokenizer.encode($0.prompt)) ?? [] }
+        var sc = config.samplingConfig
+        sc.stopToken = text.eos
+        let out = model.sample(prompts: promptIDs.map { [text.bos] + $0 }, samplesPerPrompt: config.responsesPerGroup,
                                config: sc, rng: &rng)
         var groups: [WireBoNGroup] = []
         for (k, item) in items.enumerated() {
-            let texts = out[k].map { Tokenizer.decode($0.tokens) }
+            let texts = out[k].map { text.decodeResponse($0.tokens) }
             let scores = verifier.scores(item: item, responses: texts)
             let responses = out[k].enumerated().map { (i, r) in
                 WireBoNResponse(tokens: r.tokens, tokenLogProbs: r.logProbs, verifierScore: scores[i],
@@ -83,7 +89,7 @@ package final class BoNGroupSource: RolloutSource {
     package func evaluate(_ r: WireEvalRequest, version: Int, rng: inout RNG) throws -> WireEvalReport {
         let split = Split(rawValue: r.split) ?? .test
         let items = task.items(split: split, range: 0..<max(1, min(r.numPrompts, 100_000)))
-        let table = evaluatePolicy(model: model, task: task, verifier: verifier, items: items,
+        let table = evaluatePolicy(model: model, text: text, task: task, verifier: verifier, items: items,
                                    samples: config.eval.samples, nList: r.nList, temperatures: r.temperatures,
                                    maxNewTokens: config.sampling.maxNewTokens, rng: &rng)
         return WireEvalReport(requestID: r.requestID, version: UInt64(max(0, version)), task: r.task, split: r.split,
@@ -99,21 +105,27 @@ package final class BoNPolicyLearner: PolicyLearner {
     let algorithm: AlgorithmKind
     let options: AlgorithmOptions
     let groupLearner: (any GroupLearner)?
-    let model: GPT
+    let model: any LanguageModel
+    let text: TextFormat
     var optimizer: AdamW
     /// π_start for the KL penalty (rl-* with algorithm.klCoefficient > 0): the policy at the first update.
-    var reference: GPT?
+    var reference: (any LanguageModel)?
     package private(set) var step = 0
     var skipped = 0
 
     package init(config: RunConfig) throws {
         self.config = config
-        self.task = try TaskRegistry.make(config.task.name, seed: config.task.seed)
+        self.task = try TaskRegistry.make(config.task.name, seed: config.task.seed, path: config.task.path)
         self.verifier = try makeVerifier(config.verifierOptions, task: task, seed: config.run.seed)
         self.algorithm = config.algorithm.name
-        self.options = config.algorithmOptions
+        let policy = try RunPolicy(config: config)
+        try policy.checkFits(task, config: config, demonstrations: config.algorithm.name.usesDemonstrations)
+        self.model = policy.model
+        self.text = policy.text
+        var options = config.algorithmOptions
+        options.bos = policy.text.bos
+        self.options = options
         self.groupLearner = options.groupLearner(algorithm)
-        self.model = GPT(config: config.gptConfig, seed: config.run.seed)
         self.optimizer = AdamW(learningRate: Float(config.algorithm.learningRate), layout: model.layout)  // decay only ≥2-D weights
     }
 
@@ -128,8 +140,8 @@ package final class BoNPolicyLearner: PolicyLearner {
     package var runningMetrics: [String: Double] { [MetricKey.skippedUpdates: Double(skipped)] }
 
     func demonstration(_ item: TaskItem) throws -> Demonstration {
-        Demonstration(promptTokens: try Tokenizer.encode(item.prompt),
-                      response: try Tokenizer.encode(item.reference) + [Tokenizer.eos])
+        Demonstration(promptTokens: try text.tokenizer.encode(item.prompt),
+                      response: try text.tokenizer.encode(item.reference) + [text.eos])
     }
 
     package func prepare(tick: () -> Void, log: (String) -> Void) throws {
@@ -139,6 +151,10 @@ package final class BoNPolicyLearner: PolicyLearner {
                 throw ClusterError("learner: cannot load algorithm.initCheckpoint \(url.path): \(error)")
             }
             log("initialised from \(url.path)")
+            return
+        }
+        if !config.model.path.isEmpty {
+            log("initialised from the Hugging Face model \(config.model.path) (no SFT warm-up)")
             return
         }
         let steps = config.algorithm.sftWarmupSteps
@@ -175,7 +191,7 @@ package final class BoNPolicyLearner: PolicyLearner {
         let before = model.params
         let beforeOpt = optimizer
         if reference == nil, options.klCoefficient > 0 {
-            let r = GPT(config: model.config, seed: 0); r.params = model.params; reference = r
+            reference = model.copy()
         }
         let stats: UpdateStats
         switch algorithm {
