@@ -10,6 +10,8 @@
 #   tmux               drives `bonfire status --follow` in a pseudo-terminal (MonitoringStatusTests)
 #   chromium           headless rendering of `bonfire report` pages (MonitoringReportTests, Scripts/render-report.sh)
 #   python3 + PyPI `tensorboard`: TensorBoard's own reader and server on our event files (MonitoringTensorBoardTests)
+#   python3 + PyPI `torch transformers tokenizers safetensors`: the HF run tests build tiny random models with them
+#     and check that transformers loads what Bonfire exports (HFRunTests; never used by Bonfire at runtime)
 set -euo pipefail
 PKGS=(libzmq3-dev libopenblas-dev libprotobuf-c-dev protobuf-c-compiler pkg-config prometheus tmux chromium)
 
@@ -23,6 +25,17 @@ install_tensorboard() {
     || { echo "install-deps: 'pip install tensorboard' failed; check PyPI access" >&2; return 1; }
 }
 
+# PyPI reference libraries for the Hugging Face tests (a CPU torch wheel; pip's find-links may hold it locally).
+install_hf_reference() {
+  python3 -c "import torch, transformers, tokenizers, safetensors" 2>/dev/null && return 0
+  echo "install-deps: pip install torch transformers tokenizers safetensors (reference libraries for the HF tests)"
+  # A local CPU wheel (this machine kind's pip find-links) when there is one: PyPI's default torch pulls CUDA.
+  local torch_wheel
+  torch_wheel=$(ls /opt/wheels/torch-*+cpu-*.whl 2>/dev/null | head -1 || true)
+  python3 -m pip install -q "${torch_wheel:-torch}" transformers tokenizers safetensors \
+    || { echo "install-deps: 'pip install torch transformers tokenizers safetensors' failed; check PyPI access" >&2; return 1; }
+}
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -30,6 +43,7 @@ done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all system packages present (${PKGS[*]})"
   install_tensorboard
+  install_hf_reference
   exit 0
 fi
 
@@ -53,4 +67,5 @@ for pc in libzmq openblas libprotobuf-c; do
   pkg-config --exists "$pc" || { echo "install-deps: pkg-config cannot find '$pc' after install" >&2; exit 1; }
 done
 install_tensorboard
+install_hf_reference
 echo "install-deps: done"
