@@ -211,6 +211,9 @@ package final class ActorLink {
             heartbeat(state: "waiting-for-parameters")
             while let got = try control.receiveEnvelope(&decoder, timeout: .zero) {
                 guard let env = admit(got) else { continue }
+                if case .back(let down) = coordinatorWatch.contact(now: monotonicMillis()) {
+                    roleLog("\(name): coordinator is back after \(down) ms")
+                }
                 switch env.payload {
                 case .shutdown(let s):
                     roleLog("\(name): shutdown from coordinator while waiting for parameters (\(s.reason))")
@@ -220,7 +223,9 @@ package final class ActorLink {
                 default: break
                 }
             }
-            if now - started > Int64(config.liveness.peerGiveUpMs) {
+            // A learner that is still warming up is alive as far as the coordinator knows (it gives up on a silent
+            // learner itself and shuts everyone down): wait as long as the coordinator answers.
+            if now - started > Int64(config.liveness.peerGiveUpMs), coordinatorWatch.isLost {
                 throw ClusterError("\(name): learner at \(config.endpoints.connect(config.endpoints.paramsRequestPort)) " +
                                    "sent no parameters for \(now - started) ms; is it running? If its SFT warm-up takes " +
                                    "longer, raise liveness.peerGiveUpMs" + layoutHint)

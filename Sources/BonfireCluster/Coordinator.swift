@@ -357,7 +357,9 @@ package final class Coordinator {
     }
 
     private func broadcastShutdown(_ router: ZMQSocket, reason: String) {
-        for (peer, route) in routes where liveness.isAlive(peer) {
+        // Every peer it knows, dead or alive: one declared dead during a slow evaluation is often just slow, and
+        // would otherwise wait peerGiveUpMs for a coordinator that is gone and exit with an error.
+        for (_, route) in routes {
             send(.shutdown(WireShutdown(reason: reason)), to: route, router)
         }
     }

@@ -123,8 +123,8 @@ package final class LearnerLink {
     /// Control messages: returns the coordinator's shutdown reason, if it sent one. A request to register again is
     /// answered here.
     package func pollControl() throws -> String? {
-        var ctx = ValidationContext(receiver: .learner, runID: config.run.id)
-        ctx.currentVersion = nil
+        if let reason = pendingShutdown { pendingShutdown = nil; return reason }
+        let ctx = ValidationContext(receiver: .learner, runID: config.run.id)
         while let got = try control.receiveEnvelope(&decoder, timeout: .zero) {
             guard let env = controlInbox.admit(got.envelope, context: ctx, peer: "coordinator",
                                                log: { roleLog("learner: " + $0) }) else { continue }
@@ -139,6 +139,16 @@ package final class LearnerLink {
             }
         }
         return nil
+    }
+
+    /// A shutdown read while warming up (`warmUpTick`), returned by the next `pollControl`.
+    var pendingShutdown: String?
+
+    /// Keeps a warming-up learner in touch: heartbeats, and control traffic read (so the coordinator is not taken
+    /// for lost and asked to register again every heartbeat); a shutdown is kept for the main loop.
+    package func warmUpTick() {
+        if pendingShutdown == nil, let reason = try? pollControl() { pendingShutdown = reason }
+        heartbeat(version: 0, state: "warm-up")
     }
 
     /// One pass of the learner's duties besides training: answer parameter requests, read control messages,

@@ -41,7 +41,8 @@ final class LocalRunTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = ["local", "--actors", "2"] + fastSets(runDir: dir, maxSteps: 300)
+        // A warm-up several liveness windows long (1 s here): roles must stay in touch with the coordinator meanwhile.
+        p.arguments = ["local", "--actors", "2"] + fastSets(runDir: dir, maxSteps: 300) + ["--set", "algorithm.sftWarmupSteps=400"]
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = pipe
@@ -63,6 +64,7 @@ final class LocalRunTests: XCTestCase {
         let dropLines = out.split(separator: "\n").filter { $0.contains("wire: dropped") }
         XCTAssertEqual(dropLines.count, 0, "a clean run dropped messages:\n\(dropLines.prefix(10).joined(separator: "\n"))")
         XCTAssertFalse(out.contains("coordinator silent"), "a role lost the coordinator in a clean run")
+        XCTAssertFalse(out.contains("re-registered"), "a role registered again in a clean run (e.g. during the warm-up)")
         for r in metrics(dir) { XCTAssertEqual(r.values[MetricKey.wireDropped] ?? 0, 0, "\(r.role) reported drops") }
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("config.json").path))
         let ckpts = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("checkpoints").path)

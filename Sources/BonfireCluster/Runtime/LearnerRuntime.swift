@@ -94,7 +94,7 @@ package final class LearnerRuntime<L: PolicyLearner> {
         let values = { [learner] in learner.parameters }
 
         // A warm-up can take a while: keep heartbeating so the coordinator does not declare us dead.
-        try start { link.heartbeat(version: 0, state: "warm-up") }
+        try start { link.warmUpTick() }
         try link.publish(version: version, layoutHash: hash, values: learner.parameters)
         link.sendMetrics(step: learner.step, version: version, values: [:])
         roleLog("learner: serving version \(version) (\(learner.parameters.count) parameters); \(learner.detail); " +
