@@ -244,6 +244,10 @@ in_ctl scontrol requeue "$JOB"
 for _ in $(seq 60); do
   [ "$(in_ctl timeout 5 squeue -h -j "$JOB" -o %T 2>/dev/null)" = PENDING ] && break; sleep 0.5
 done
+# slurmd refuses a job credential created in the same second as the revocation of the job's previous run ("Killing
+# non-startable batch job: Job credential revoked", seen once when the restart came 0.5 s after the requeue): let a
+# full second pass before asking for the start.
+sleep 2
 in_ctl scontrol update JobId="$JOB" StartTime=now || true
 for _ in $(seq 120); do
   grep -q "learner: resumed from" "$RUN/logs/learner.log" 2>/dev/null && break; sleep 1

@@ -8,8 +8,11 @@
 // Schedules: asynchronous — lag = v − behaviour version ≤ learner.maxPolicyLag accepted (importance-corrected by the
 // algorithm), older dropped and counted; synchronous — only units of version v are accepted (lag 0), so the run is
 // a deterministic function of the seed.
-// Invalid messages are dropped and counted by reason (`wire/dropped/<reason>`), logged at most once per
-// `logging.warnEveryMs` per reason; never trained on. The buffer of waiting units is bounded.
+// Every message is admitted by the link's inbox against the job's `admission` context (meaning, not just framing);
+// invalid ones are dropped and counted by reason (`wire/dropped/<reason>`), logged at most once per
+// `logging.warnEveryMs` per reason; never trained on. The buffer of waiting units is bounded. The unit ledger
+// (UnitLedger.swift) accounts for every admitted unit and is saved, with the pending units, beside each checkpoint;
+// a checkpoint is written before the version it holds is published.
 import BonfireMath
 import BonfireModel
 import BonfireWire
