@@ -39,34 +39,42 @@ package struct AdamW: Sendable, Equatable {
     /// Fast path: the vectorised C kernel (bfk_adamw), the same operations in the same order, unfused: bit-identical
     /// to `updatePlain` below.
     package mutating func update(params: inout [Float], grads: [Float], learningRate lrOverride: Float? = nil) {
-        precondition(params.count == grads.count, "AdamW: params \(params.count) vs grads \(grads.count)")
-        precondition(decayMask.isEmpty || decayMask.count == params.count,
-                     "AdamW: decayMask \(decayMask.count) vs params \(params.count)")
-        if m.isEmpty { m = [Float](repeating: 0, count: params.count); v = m }
-        precondition(m.count == params.count && v.count == params.count,
-                     "AdamW: state sized \(m.count) but params have \(params.count)")
-        step += 1
-        let lr = lrOverride ?? learningRate
-        let bc1 = 1 - powf(beta1, Float(step)), bc2 = 1 - powf(beta2, Float(step))
-        let (b1, b2, eps, wd) = (beta1, beta2, self.eps, weightDecay)
-        let hasMask = !decayMask.isEmpty
-        let n = params.count
-        params.withUnsafeMutableBufferPointer { p in
-            grads.withUnsafeBufferPointer { g in
-                m.withUnsafeMutableBufferPointer { mm in
-                    v.withUnsafeMutableBufferPointer { vv in
-                        decayMask.withUnsafeBufferPointer { mask in
-                            bfk_adamw(p.baseAddress, g.baseAddress, mm.baseAddress, vv.baseAddress,
-                                      hasMask ? mask.baseAddress : nil, n, lr, b1, b2, eps, wd, bc1, bc2)
-                        }
-                    }
-                }
-            }
+        applyStep(params: &params, grads: grads, learningRate: lrOverride) { s in
+            bfk_adamw(s.p.baseAddress, s.g.baseAddress, s.m.baseAddress, s.v.baseAddress,
+                      s.hasMask ? s.mask.baseAddress : nil, s.p.count, s.lr, s.b1, s.b2, s.eps, s.wd, s.bc1, s.bc2)
         }
     }
 
     /// Plain twin of `update` (the Swift loop).
     package mutating func updatePlain(params: inout [Float], grads: [Float], learningRate lrOverride: Float? = nil) {
+        applyStep(params: &params, grads: grads, learningRate: lrOverride) { s in
+            for i in 0..<s.p.count {
+                let decay = s.hasMask ? s.mask[i] * s.wd : s.wd
+                var x = s.p[i] * (1 - s.lr * decay)
+                let gi = s.g[i]
+                let mi = s.b1 * s.m[i] + (1 - s.b1) * gi
+                let vi = s.b2 * s.v[i] + (1 - s.b2) * gi * gi
+                s.m[i] = mi; s.v[i] = vi
+                x -= s.lr * (mi / s.bc1) / ((vi / s.bc2).squareRoot() + s.eps)
+                s.p[i] = x
+            }
+        }
+    }
+
+    /// The buffers and constants of one step, for the update loop (fast or plain).
+    struct StepState {
+        var p: UnsafeMutableBufferPointer<Float>
+        var g: UnsafeBufferPointer<Float>
+        var m: UnsafeMutableBufferPointer<Float>
+        var v: UnsafeMutableBufferPointer<Float>
+        var mask: UnsafeBufferPointer<Float>
+        var hasMask: Bool
+        var lr, b1, b2, eps, wd, bc1, bc2: Float
+    }
+
+    /// Shape checks, lazy state, step count and bias corrections shared by both update loops.
+    private mutating func applyStep(params: inout [Float], grads: [Float], learningRate lrOverride: Float?,
+                               _ loop: (StepState) -> Void) {
         precondition(params.count == grads.count, "AdamW: params \(params.count) vs grads \(grads.count)")
         precondition(decayMask.isEmpty || decayMask.count == params.count,
                      "AdamW: decayMask \(decayMask.count) vs params \(params.count)")
@@ -78,22 +86,13 @@ package struct AdamW: Sendable, Equatable {
         let bc1 = 1 - powf(beta1, Float(step)), bc2 = 1 - powf(beta2, Float(step))
         let (b1, b2, eps, wd) = (beta1, beta2, self.eps, weightDecay)
         let hasMask = !decayMask.isEmpty
-        let n = params.count
         params.withUnsafeMutableBufferPointer { p in
             grads.withUnsafeBufferPointer { g in
                 m.withUnsafeMutableBufferPointer { mm in
                     v.withUnsafeMutableBufferPointer { vv in
                         decayMask.withUnsafeBufferPointer { mask in
-                            for i in 0..<n {
-                                let decay = hasMask ? mask[i] * wd : wd
-                                var x = p[i] * (1 - lr * decay)
-                                let gi = g[i]
-                                let mi = b1 * mm[i] + (1 - b1) * gi
-                                let vi = b2 * vv[i] + (1 - b2) * gi * gi
-                                mm[i] = mi; vv[i] = vi
-                                x -= lr * (mi / bc1) / ((vi / bc2).squareRoot() + eps)
-                                p[i] = x
-                            }
+                            loop(StepState(p: p, g: g, m: mm, v: vv, mask: mask, hasMask: hasMask,
+                                           lr: lr, b1: b1, b2: b2, eps: eps, wd: wd, bc1: bc1, bc2: bc2))
                         }
                     }
                 }
