@@ -112,16 +112,7 @@ extension Ops {
                 let a = att + (b * heads + h) * seqLen * seqLen
                 BLAS.sgemm(transA: false, transB: true, m: len, n: len, k: hd, alpha: scale,
                            a: qh, lda: Q, b: kg, ldb: K, beta: 0, c: a, ldc: seqLen)
-                for t in 0..<len {
-                    let row = a + t * seqLen
-                    var mx = -Float.infinity
-                    for j in 0...t { mx = max(mx, row[j]) }
-                    var sum: Float = 0
-                    for j in 0...t { let e = expf(row[j] - mx); row[j] = e; sum += e }
-                    let inv = 1 / sum
-                    for j in 0...t { row[j] *= inv }
-                    for j in (t + 1)..<max(t + 1, len) { row[j] = 0 }
-                }
+                causalSoftmaxPlain(a, len: len, ld: seqLen)
                 BLAS.sgemm(transA: false, transB: false, m: len, n: hd, k: len,
                            a: a, lda: seqLen, b: vg, ldb: K, beta: 0, c: out + b * seqLen * Q + h * hd, ldc: Q)
             }
@@ -150,13 +141,7 @@ extension Ops {
                            a: dy, lda: Q, b: v + ko, ldb: K, beta: 0, c: da, ldc: seqLen)
                 BLAS.sgemm(transA: true, transB: false, m: len, n: hd, k: len,
                            a: a, lda: seqLen, b: dy, ldb: Q, beta: 1, c: dv + ko, ldc: K)
-                for t in 0..<len {
-                    let ar = a + t * seqLen, dr = da + t * seqLen
-                    var s: Float = 0
-                    for j in 0...t { s += ar[j] * dr[j] }
-                    for j in 0...t { dr[j] = ar[j] * (dr[j] - s) * scale }
-                    for j in (t + 1)..<max(t + 1, len) { dr[j] = 0 }
-                }
+                causalSoftmaxBackwardPlain(da, a, len: len, ld: seqLen, scale: scale)
                 BLAS.sgemm(transA: false, transB: false, m: len, n: hd, k: len,
                            a: da, lda: seqLen, b: k + ko, ldb: K, beta: 1, c: dq + qo, ldc: Q)
                 BLAS.sgemm(transA: true, transB: false, m: len, n: hd, k: len,
