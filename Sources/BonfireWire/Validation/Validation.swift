@@ -417,10 +417,15 @@ extension ValidationContext {
             return .invalid(.layoutMismatch, detail: "layout hash \(p.layoutHash), model's is \(h)")
         }
         let bound = parameterBound
-        // One pass, no early exit in the common case: branch-free max of |x| (NaN fails the final comparison).
-        var worst: Float = 0
-        var finite = true
-        for x in p.values { finite = finite && x.isFinite; worst = Swift.max(worst, abs(x)) }
+        // One pass, no early exit in the common case: the largest |x| as a bit pattern. With the sign bit cleared,
+        // float bits order like integers (finite < infinity < NaN), so an integer max finds the worst value and
+        // vectorises (10 M floats: one read of 40 MB); any non-finite value makes it ≥ infinity's bits.
+        var worstBits: UInt32 = 0
+        p.values.withUnsafeBufferPointer { v in
+            for x in v { worstBits = Swift.max(worstBits, x.bitPattern & 0x7FFF_FFFF) }
+        }
+        let finite = worstBits < Float.infinity.bitPattern
+        let worst = Float(bitPattern: worstBits)
         if !finite || !(worst <= bound) {
             let i = p.values.firstIndex { !($0.isFinite && abs($0) <= bound) } ?? -1
             return .invalid(.parameterNonFinite, detail: "parameter[\(i)] = \(i >= 0 ? p.values[i] : .nan), bound \(bound)")
