@@ -10,14 +10,18 @@
 # 2. Schedules, in the same run: `learner.schedule=sync` and `async` with K = --schedule-actors, the same seed and the
 #    same SFT warm-up, evaluated every --eval-every versions; prints updates/s, pass@1 per evaluated version and the
 #    wall time from the first RL update to the first version whose pass@1 ≥ --target, and the speed-up async/sync.
-#    A third run, sync with liveness.heartbeatIntervalMs=20, shows whether the synchronous schedule waits about one
-#    heartbeat interval per version (its updates/s would jump).
+#    `async` is the default: after its share of one version an actor waits up to actors.versionWaitMs for the next
+#    one, so with a fast learner it trains on the same data as `sync`. A third run, `async` with actors.versionWaitMs=1,
+#    lets the actors sample ahead (bounded by learner.maxPolicyLag; older rollouts are dropped as stale). A fourth,
+#    sync with liveness.heartbeatIntervalMs=20, shows whether the synchronous schedule waits about one heartbeat
+#    interval per version (its updates/s would jump).
 #
 #   Scripts/bench-e2e.sh [--steps N] [--actors "1 2 4"] [--only throughput|schedules]
 #                        [--schedule-steps N] [--schedule-actors K] [--eval-every E] [--target P] [--seed S]
+#                        [--warmup N]   (SFT warm-up steps of the schedule runs; default: algorithm.sftWarmupSteps)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=1500 actors="1 2 4" only="" sched_steps=600 sched_actors=2 eval_every=50 target=0.10 seed=1
+steps=1500 actors="1 2 4" only="" sched_steps=1000 sched_actors=2 eval_every=100 target=0.20 seed=1 warmup=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --steps) steps=$2; shift 2 ;;
@@ -28,8 +32,9 @@ while [[ $# -gt 0 ]]; do
     --eval-every) eval_every=$2; shift 2 ;;
     --target) target=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
     [0-9]*) steps=$1; shift ;;  # the old form: Scripts/bench-e2e.sh 1500
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -109,10 +114,12 @@ if [[ "$only" != schedules ]]; then
   echo "|---|---:|---:|---:|---:|---:|"
   for k in $actors; do
     dir=$(run "K=$k" "$k" "$steps" --set algorithm.sftWarmupSteps=0 --set eval.everyVersions=0)
-    analyse "$dir" "$k" | python3 -c '
+    analyse "$dir" "$k" | python3 <(cat <<'PY'
 import json, sys
 r = json.loads(sys.stdin.read())
-print(f"| {r[\"label\"]:<6} | {r[\"sps\"]:10.0f} | {r[\"ups\"]:10.1f} | {r[\"mean_ups\"]:12.1f} | {r[\"stale\"]:6.1f}% | {r[\"idle\"]:12.1f}% |")'
+print("| %-6s | %10.0f | %10.1f | %12.1f | %6.1f%% | %12.1f%% |" % (r["label"], r["sps"], r["ups"], r["mean_ups"], r["stale"], r["idle"]))
+PY
+)
     rm -rf "$dir"
   done
 fi
@@ -124,25 +131,31 @@ if [[ "$only" != throughput ]]; then
        "version evaluated at or above it)"
   results=()
   for spec in "async|--set learner.schedule=async" "sync|--set learner.schedule=sync" \
+              "async, actors never wait|--set learner.schedule=async --set actors.versionWaitMs=1" \
               "sync, heartbeat 20 ms|--set learner.schedule=sync --set liveness.heartbeatIntervalMs=20 --set liveness.livenessCount=250"; do
     label=${spec%%|*}; sets=${spec#*|}
     # shellcheck disable=SC2086
-    dir=$(run "$label" "$sched_actors" "$sched_steps" --set eval.everyVersions="$eval_every" $sets)
+    dir=$(run "$label" "$sched_actors" "$sched_steps" --set eval.everyVersions="$eval_every" \
+          ${warmup:+--set algorithm.sftWarmupSteps=$warmup} $sets)
     results+=("$(analyse "$dir" "$label")")
     rm -rf "$dir"
   done
-  printf '%s\n' "${results[@]}" | python3 -c '
+  printf '%s\n' "${results[@]}" | python3 <(cat <<'PY'
 import json, math, sys
 rs = [json.loads(l) for l in sys.stdin if l.strip()]
 print("| schedule | updates/s avg | samples/s | stale | learner idle | first version ≥ target | time to target s | pass@1 by version |")
 print("|---|---:|---:|---:|---:|---:|---:|---|")
 for r in rs:
     v = r["reach_version"] if r["reach_version"] is not None else "not reached"
-    print(f"| {r[\"label\"]} | {r[\"mean_ups\"]:.1f} | {r[\"sps\"]:.0f} | {r[\"stale\"]:.1f}% | {r[\"idle\"]:.1f}% | {v} | {r[\"time_to_target\"]:.1f} | {r[\"curve\"]} |")
-a, s = rs[0], rs[1]
-if not math.isnan(a["time_to_target"]) and not math.isnan(s["time_to_target"]) and a["time_to_target"] > 0:
-    print(f"async speed-up in time to pass@1 ≥ target: {s[\"time_to_target\"] / a[\"time_to_target\"]:.2f}×")
-else:
-    print("async speed-up in time to target: not measurable (a schedule did not reach the target; raise --schedule-steps or lower --target)")
-print(f"async / sync updates/s: {a[\"mean_ups\"] / max(1e-9, s[\"mean_ups\"]):.2f}×")'
+    print("| %s | %.1f | %.0f | %.1f%% | %.1f%% | %s | %.1f | %s |" % (r["label"], r["mean_ups"], r["sps"], r["stale"], r["idle"], v,
+                                                          r["time_to_target"], r["curve"]))
+sync = rs[1]
+for a in [rs[0], rs[2]]:
+    if not math.isnan(a["time_to_target"]) and not math.isnan(sync["time_to_target"]) and a["time_to_target"] > 0:
+        t = "%.2fx" % (sync["time_to_target"] / a["time_to_target"])
+    else:
+        t = "not measurable (a run did not reach the target: raise --schedule-steps or lower --target)"
+    print("%s vs sync: time to pass@1 >= target %s, updates/s %.2fx" % (a["label"], t, a["mean_ups"] / max(1e-9, sync["mean_ups"])))
+PY
+)
 fi
