@@ -6,7 +6,9 @@
 #    produced (mean of the coordinator's period lines), the learner's updates/s (its best period), the share dropped as
 #    stale, and the learner's idle fraction: the share of the training window in which the learner's main thread was
 #    neither running nor waiting for a core (/proc/PID/schedstat: on-CPU ns + run-queue ns; the rest is time blocked
-#    in zmq_poll waiting for rollouts or sending). OpenBLAS runs on that thread (OPENBLAS_NUM_THREADS=1).
+#    in zmq_poll waiting for rollouts or sending). OpenBLAS runs on that thread (OPENBLAS_NUM_THREADS=1). "skipped":
+#    updates not applied because they were not finite. Without the warm-up almost every reward is 0, so RL-S updates
+#    carry no signal and are cheap: part 1's idle fraction is not a real run's; part 2's (after the warm-up) is.
 # 2. Schedules, in the same run: `learner.schedule=sync` and `async` with K = --schedule-actors, the same seed and the
 #    same SFT warm-up, evaluated every --eval-every versions; prints updates/s, pass@1 per evaluated version and the
 #    wall time from the first RL update to the first version whose pass@1 ≥ --target, and the speed-up async/sync.
@@ -34,7 +36,7 @@ while [[ $# -gt 0 ]]; do
     --seed) seed=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
     [0-9]*) steps=$1; shift ;;  # the old form: Scripts/bench-e2e.sh 1500
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -102,7 +104,9 @@ def when(v):
     return min(ts) - t0 if ts else float("nan")
 tt = when(reach) if reach is not None else float("nan")
 curve = " ".join(f"v{v}:{p:.3f}" for v, p in evals)
+skipped = 100 * last.get("learner/skipped_updates", 0) / max(1, last.get("learner/step", 0))
 print(json.dumps({"label": label, "sps": sps, "ups": ups, "mean_ups": mean_ups, "stale": 100 * drop / max(1, acc + drop),
+                  "skipped": skipped,
                   "idle": 100 * idle, "reach_version": reach, "time_to_target": tt, "curve": curve}))
 PY
 }
@@ -110,14 +114,14 @@ PY
 if [[ "$only" != schedules ]]; then
   echo
   echo "Throughput: learner + K actors, ${steps} learner steps per run, no SFT warm-up, no evaluation"
-  printf "| %-6s | %10s | %10s | %12s | %7s | %13s |\n" actors "samples/s" "updates/s" "updates/s avg" "stale" "learner idle"
-  echo "|---|---:|---:|---:|---:|---:|"
+  printf "| %-6s | %10s | %10s | %12s | %7s | %13s | %8s |\n" actors "samples/s" "updates/s" "updates/s avg" "stale" "learner idle" "skipped"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
   for k in $actors; do
     dir=$(run "K=$k" "$k" "$steps" --set algorithm.sftWarmupSteps=0 --set eval.everyVersions=0)
     analyse "$dir" "$k" | python3 <(cat <<'PY'
 import json, sys
 r = json.loads(sys.stdin.read())
-print("| %-6s | %10.0f | %10.1f | %12.1f | %6.1f%% | %12.1f%% |" % (r["label"], r["sps"], r["ups"], r["mean_ups"], r["stale"], r["idle"]))
+print("| %-6s | %10.0f | %10.1f | %12.1f | %6.1f%% | %12.1f%% | %7.1f%% |" % (r["label"], r["sps"], r["ups"], r["mean_ups"], r["stale"], r["idle"], r["skipped"]))
 PY
 )
     rm -rf "$dir"
@@ -143,11 +147,11 @@ if [[ "$only" != throughput ]]; then
   printf '%s\n' "${results[@]}" | python3 <(cat <<'PY'
 import json, math, sys
 rs = [json.loads(l) for l in sys.stdin if l.strip()]
-print("| schedule | updates/s avg | samples/s | stale | learner idle | first version ≥ target | time to target s | pass@1 by version |")
-print("|---|---:|---:|---:|---:|---:|---:|---|")
+print("| schedule | updates/s avg | samples/s | stale | learner idle | skipped updates | first version ≥ target | time to target s | pass@1 by version |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
 for r in rs:
     v = r["reach_version"] if r["reach_version"] is not None else "not reached"
-    print("| %s | %.1f | %.0f | %.1f%% | %.1f%% | %s | %.1f | %s |" % (r["label"], r["mean_ups"], r["sps"], r["stale"], r["idle"], v,
+    print("| %s | %.1f | %.0f | %.1f%% | %.1f%% | %.1f%% | %s | %.1f | %s |" % (r["label"], r["mean_ups"], r["sps"], r["stale"], r["idle"], r["skipped"], v,
                                                           r["time_to_target"], r["curve"]))
 sync = rs[1]
 for a in [rs[0], rs[2]]:
