@@ -248,8 +248,22 @@ enum FastCodec {
             default: return nil
             }
         }
-        guard byteLength == UInt64(data.count), let values = floats(data) else { return nil }
-        return WireParameters(version: version, layoutHash: layoutHash, values: values)
+        guard byteLength == UInt64(data.count), data.count % 4 == 0 else { return nil }
+        // Copy in 64 KiB slices and take the validator's largest |x| of each slice while it is still in cache.
+        let n = data.count / 4
+        var worst: UInt32 = 0
+        let values = n == 0 ? [] : [Float](unsafeUninitializedCapacity: n) { buf, c in
+            let slice = 16 << 10
+            var i = 0
+            while i < n {
+                let m = min(slice, n - i)
+                memcpy(buf.baseAddress! + i, data.baseAddress! + 4 * i, 4 * m)
+                worst = max(worst, WireParameters.largestMagnitudeBits(UnsafeBufferPointer(rebasing: buf[i..<(i + m)])))
+                i += m
+            }
+            c = n
+        }
+        return WireParameters(version: version, layoutHash: layoutHash, values: values, largestMagnitudeBits: worst)
     }
 
     private static func bonGroups(_ m: UnsafeRawBufferPointer) -> WireBoNGroupBatch? {

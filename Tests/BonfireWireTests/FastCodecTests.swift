@@ -136,7 +136,8 @@ final class FastCodecTests: XCTestCase {
     func testFastDecoderNeverAcceptsWhatProtobufCRejectsOrDecodesDifferently() throws {
         var rng = SplitMix64(seed: 0xD1FF)
         let seeds = edgeEnvelopes().prefix(60).map { $0.encoded() }
-        var fastAccepted = 0, declined = 0
+        var fastAccepted = 0, declined = 0, parametersRejected = 0
+        let validator = ValidationContext(receiver: .actor, runID: nil)
         for i in 0..<40_000 {
             let frame = Mutator.frame(seeds, hostile: { rng in
                 Samples.envelope(rng.int(2) == 0 ? .bonGroups(FuzzWorld.bon(&rng, hostile: true))
@@ -149,12 +150,20 @@ final class FastCodecTests: XCTestCase {
                 if fast.encodedWithProtobufC() != slow.encodedWithProtobufC() {
                     XCTFail("frame \(i): fast and protobuf-c decodes differ: \(frame)"); return
                 }
+                // The largest |x| computed while decoding gives the validator's verdict of the plain pass.
+                if case .parameters(let f) = fast.payload, case .parameters(let s) = slow.payload {
+                    XCTAssertEqual(f.largestMagnitudeBits, WireParameters.largestMagnitudeBits(f.values), "frame \(i)")
+                    XCTAssertNil(s.largestMagnitudeBits)
+                    XCTAssertEqual(validator.validate(f), validator.validate(s), "frame \(i)")
+                    if validator.validate(s) != .valid { parametersRejected += 1 }
+                }
             } catch {
                 XCTFail("frame \(i): fast decoder accepted what protobuf-c rejects (\(error)): \(frame)"); return
             }
         }
         XCTAssertGreaterThan(fastAccepted, 5_000, "the fast path must take most valid and value-mutated frames")
         XCTAssertGreaterThan(declined, 5_000, "and decline the malformed ones")
+        XCTAssertGreaterThan(parametersRejected, 100, "hostile parameter values must reach the validator")
         print("FastCodec differential fuzz: \(fastAccepted) accepted by both, \(declined) declined")
     }
 
@@ -172,5 +181,21 @@ final class FastCodecTests: XCTestCase {
             XCTAssertEqual(try got.envelope.get().encodedWithProtobufC(), env.encodedWithProtobufC())
         }
         XCTAssertEqual(decoder.dropped, 0)
+    }
+
+    func testTheLargestMagnitudeFoundWhileDecodingIsClearedWhenTheValuesChange() throws {
+        var values = (0..<70_000).map { Float($0 % 1000) * 0.5 }  // more than one 64 KiB slice
+        values[65_537] = -3e5
+        let env = Samples.envelope(.parameters(WireParameters(version: 3, layoutHash: 1, values: values)))
+        guard case .parameters(var p) = try XCTUnwrap(WireEnvelope.fastCodecDecoded(env.encoded())).payload else {
+            return XCTFail("not parameters")
+        }
+        XCTAssertEqual(p.largestMagnitudeBits, Float(3e5).bitPattern)
+        var ctx = ValidationContext(receiver: .actor, runID: nil)
+        ctx.parameterBound = 1e6
+        XCTAssertEqual(ctx.validate(p), .valid)
+        p.values[12] = .nan  // a changed value must not hide behind the stale maximum
+        XCTAssertNil(p.largestMagnitudeBits)
+        guard case .invalid(.parameterNonFinite, _) = ctx.validate(p) else { return XCTFail("NaN accepted") }
     }
 }

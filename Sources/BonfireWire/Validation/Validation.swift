@@ -417,13 +417,9 @@ extension ValidationContext {
             return .invalid(.layoutMismatch, detail: "layout hash \(p.layoutHash), model's is \(h)")
         }
         let bound = parameterBound
-        // One pass, no early exit in the common case: the largest |x| as a bit pattern. With the sign bit cleared,
-        // float bits order like integers (finite < infinity < NaN), so an integer max finds the worst value and
-        // vectorises (10 M floats: one read of 40 MB); any non-finite value makes it ≥ infinity's bits.
-        var worstBits: UInt32 = 0
-        p.values.withUnsafeBufferPointer { v in
-            for x in v { worstBits = Swift.max(worstBits, x.bitPattern & 0x7FFF_FFFF) }
-        }
+        // One pass, no early exit in the common case: the largest |x| as a bit pattern (vectorised; any non-finite
+        // value makes it ≥ infinity's bits). FastCodec computes it while decoding: then no pass at all here.
+        let worstBits = p.largestMagnitudeBits ?? WireParameters.largestMagnitudeBits(p.values)
         let finite = worstBits < Float.infinity.bitPattern
         let worst = Float(bitPattern: worstBits)
         if !finite || !(worst <= bound) {
