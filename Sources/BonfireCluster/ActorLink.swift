@@ -371,7 +371,7 @@ package final class ActorLink {
 
     /// Pushes without waiting; false when the queue is full (statistics not worth waiting for).
     package func tryPush(_ payload: WirePayload) throws -> Bool {
-        try pushSocket.trySend([identity.envelope(payload).encoded()])
+        try pushSocket.send(identity.envelope(payload), timeout: .zero)  // encoded straight into the ZeroMQ message
     }
 
     /// Sends on the control socket (reports, metrics); `timeout` nil = do not wait.
