@@ -10,15 +10,17 @@ import Foundation
 import XCTest
 
 final class EvalReproducibilityTests: XCTestCase {
+    /// SFT warm-up steps: enough for the tiny model to solve a few test prompts (tables of zeros cannot differ).
+    static let warmup = 300
     override func setUp() { setenv("OPENBLAS_NUM_THREADS", "1", 1) }
 
     /// A short `bonfire local` run (2 actors, default asynchronous schedule) evaluated at versions 0, 10 and 20.
     func localSets(_ dir: URL, seed: UInt64) -> [String] {
         [
             "run.dir=\(dir.path)", "run.seed=\(seed)", "learner.maxSteps=20", "learner.groupsPerStep=4",
-            "learner.checkpointEvery=0", "algorithm.sftWarmupSteps=20", "model.layers=1", "model.dim=32",
+            "learner.checkpointEvery=0", "algorithm.sftWarmupSteps=\(Self.warmup)", "model.layers=1", "model.dim=32",
             "sampling.groupSize=4", "sampling.maxNewTokens=12", "algorithm.trainN=2",
-            "eval.everyVersions=10", "eval.prompts=8", "eval.samples=8", "eval.n=1,4,8", "eval.temperatures=0.5,1.0",
+            "eval.everyVersions=10", "eval.prompts=16", "eval.samples=8", "eval.n=1,4,8", "eval.temperatures=0.5,1.0",
             "liveness.heartbeatIntervalMs=200", "liveness.livenessCount=5", "logging.periodSeconds=1",
             "liveness.peerGiveUpMs=30000",
         ].flatMap { ["--set", $0] }
@@ -62,10 +64,13 @@ final class EvalReproducibilityTests: XCTestCase {
     /// The same parameters and version give the same table on every actor (different prompt cursors, incarnations).
     func testAVersionsTableDoesNotDependOnWhichActorEvaluatesIt() throws {
         let c = try RunConfig.load(sets: ["run.seed=7", "model.layers=1", "model.dim=32", "sampling.maxNewTokens=12",
-                                          "eval.samples=8"])
+                                          "eval.samples=8", "algorithm.sftWarmupSteps=\(Self.warmup)"])
         let request = WireEvalRequest(requestID: 1, version: 3, task: c.task.name.rawValue, split: "test",
-                                      nList: [1, 4, 8], temperatures: [0.5, 1.0], numPrompts: 6)
-        let params = GPT(config: c.gptConfig, seed: 99).params   // not the actors' own initialisation
+                                      nList: [1, 4, 8], temperatures: [0.5, 1.0], numPrompts: 16)
+        // A policy that solves some prompts (the SFT warm-up), so the table has something to differ in.
+        let learner = try BoNPolicyLearner(config: c)
+        try learner.prepare(tick: {}, log: { _ in })
+        let params = learner.parameters
         var reports: [WireEvalReport] = []
         for (actor, incarnation) in [(0, 0), (1, 0), (3, 2)] {
             let source = try BoNGroupSource(config: c, actorID: actor, incarnation: incarnation)
@@ -76,6 +81,7 @@ final class EvalReproducibilityTests: XCTestCase {
             var rng = ActorRuntime.evalRNG(config: c, version: 3)
             reports.append(try source.evaluate(request, version: 3, rng: &rng))
         }
+        XCTAssertGreaterThan(reports[0].rows.map(\.passAtN).max() ?? 0, 0, "the warmed-up policy solves something")
         XCTAssertEqual(reports[0].rows, reports[1].rows)
         XCTAssertEqual(reports[0].rows, reports[2].rows)
         var other = ActorRuntime.evalRNG(config: c, version: 4)
