@@ -79,7 +79,7 @@ package struct EvalReport: Codable, Sendable {
                          + (r.majority.map { f($0, r.majorityStdErr ?? 0) } ?? dash) + " "
                          + String(format: "%.3f  ", r.meanReward)
                          + (r.distinctAnswers.map { f($0, r.distinctAnswersStdErr ?? 0) } ?? dash) + " "
-                         + (r.tokenEntropy.map { f($0, r.tokenEntropyStdErr ?? 0) } ?? "-"))
+                         + (r.tokenEntropy.map { String(format: "%.3f±%.3f", $0, r.tokenEntropyStdErr ?? 0) } ?? "-"))
         }
         lines.append("distinct: distinct final answers per prompt among its \(samples) samples; entropy: mean token "
                      + "entropy (nats) of the sampling distribution at T (both the same for every N)")
