@@ -115,6 +115,8 @@ package final class BoNPolicyLearner: PolicyLearner {
     var reference: (any LanguageModel)?
     /// Whether this process has written (or restored) `checkpoints/kl-reference.safetensors`.
     var referenceOnDisk = false
+    /// `parameterChecksum(reference.params)`, computed once (the reference never changes).
+    var referenceChecksum: String?
     package private(set) var step = 0
     var skipped = 0
 
@@ -268,7 +270,9 @@ package final class BoNPolicyLearner: PolicyLearner {
                                          metadata: ["run_id": config.run.id, "role": "kl-reference"], to: refURL)
                 referenceOnDisk = true
             }
-            meta["kl_reference_crc32"] = BoNPolicyLearner.parameterChecksum(reference.params)
+            let crc = referenceChecksum ?? BoNPolicyLearner.parameterChecksum(reference.params)
+            referenceChecksum = crc
+            meta["kl_reference_crc32"] = crc
         }
         try ModelCheckpoint.save(model, optimizer: optimizer, step: step, metadata: meta, to: url)
     }
@@ -305,6 +309,7 @@ package final class BoNPolicyLearner: PolicyLearner {
                                + "was trained against (CRC-32 \(expected)). Put the run's own file back, " + fresh)
         }
         reference = ref
+        referenceChecksum = got
         referenceOnDisk = true
     }
 }
