@@ -58,6 +58,8 @@ package final class BoNGroupSource: RolloutSource {
         promptVersion = -1   // a version installed again (restarted learner) samples the same prompts again
     }
 
+    package func swapParameters(_ values: [Float]) { model.params = values }
+
     package func produce(version: Int, maxUnits: Int, rng: inout RNG) throws -> [RolloutMessage] {
         let count = max(1, min(promptsPerMessage, maxUnits))
         if version != promptVersion { promptVersion = version; promptsThisVersion = 0 }

@@ -8,7 +8,8 @@
 // schedule; up to `actors.versionWaitMs` in the asynchronous one, then it samples anyway (a dead peer never stalls
 // it). Randomness: rollouts draw from RNG(run seed, actor id, incarnation, version) — no pid, no clock — so a
 // synchronous run is bit-reproducible; evaluations draw from RNG(run seed, version), so a version's table does not
-// depend on which actor evaluated it.
+// depend on which actor evaluated it, and an actor keeps the parameters of the newest scheduled evaluation version so
+// it evaluates that version even after moving past it.
 import BonfireMath
 import BonfireWire
 import Foundation
@@ -27,6 +28,10 @@ package final class ActorRuntime {
     package init(config: RunConfig, id: Int, incarnation: Int = 0, source: any RolloutSource) {
         self.config = config; self.id = id; self.incarnation = incarnation; self.source = source
     }
+
+    /// Above this many parameters an actor keeps no copy of a scheduled evaluation version (two more copies of a
+    /// large model's parameters would cost more than an evaluation of a slightly newer version).
+    static let maxSnapshotParameters = 32 << 20
 
     /// The rollout stream of one version.
     static func rolloutRNG(config: RunConfig, actor: Int, incarnation: Int, version: Int) -> RNG {
@@ -50,9 +55,20 @@ package final class ActorRuntime {
                                    liveActors: config.actors.count)
         var rng = RNG(seed: 0)
         var exhaustedAt: Int64? = nil   // when the share of the version held ran out (the async wait's start)
+        // The parameters of the newest version the coordinator will ask to evaluate (0 and multiples of
+        // eval.everyVersions), kept when installed: an actor that moved past it by the time the request arrives still
+        // evaluates that version itself, so the table is the same in every run with the seed (issue 13).
+        var evalSnapshot: (version: Int, values: [Float])? = nil
+        var heldValues: [Float] = []
+        let every = config.eval.everyVersions
+        let keepSnapshots = source.parameterCount <= Self.maxSnapshotParameters
         let apply: ([Float], Int) throws -> Void = { [self] values, version in
             let first = link.version < 0
             source.install(parameters: values)
+            if keepSnapshots {
+                heldValues = values
+                if version == 0 || (every > 0 && version % every == 0) { evalSnapshot = (version, values) }
+            }
             budget.produced = 0
             exhaustedAt = nil
             rng = Self.rolloutRNG(config: config, actor: id, incarnation: incarnation, version: version)
@@ -83,9 +99,15 @@ package final class ActorRuntime {
                     if let want = Int(exactly: r.version), want <= link.version + 1_000_000 {
                         _ = try link.catchUp(to: want, withinMs: config.liveness.receiveTimeoutMs, apply)
                     }
-                    var evalRNG = Self.evalRNG(config: config, version: link.version)
-                    roleLog("\(name): evaluating version \(link.version) (requested \(r.version)) on \(r.numPrompts) \(r.split) items")
-                    let report = try source.evaluate(r, version: link.version, rng: &evalRNG)
+                    var evaluated = link.version
+                    if let want = Int(exactly: r.version), want < link.version, let snap = evalSnapshot, snap.version == want {
+                        source.swapParameters(snap.values)   // the requested version itself, kept at install
+                        evaluated = want
+                    }
+                    var evalRNG = Self.evalRNG(config: config, version: evaluated)
+                    roleLog("\(name): evaluating version \(evaluated) (requested \(r.version)) on \(r.numPrompts) \(r.split) items")
+                    let report = try source.evaluate(r, version: evaluated, rng: &evalRNG)
+                    if evaluated != link.version { source.swapParameters(heldValues) }
                     try link.sendControl(.evalReport(report), timeout: ms(config.liveness.receiveTimeoutMs))
                 case .liveActors(let k):
                     if k >= 1, k != budget.liveActors {

@@ -38,6 +38,13 @@ package protocol RolloutSource: AnyObject {
     func produce(version: Int, maxUnits: Int, rng: inout RNG) throws -> [RolloutMessage]
     /// Evaluates the installed parameters (`version`) as `request` asks, drawing all randomness from `rng`.
     func evaluate(_ request: WireEvalRequest, version: Int, rng: inout RNG) throws -> WireEvalReport
+    /// Puts parameters in place for an evaluation of an older version (and back afterwards) without touching the
+    /// rollout state `install` resets (e.g. the prompt cursor). Default: `install`.
+    func swapParameters(_ values: [Float])
+}
+
+extension RolloutSource {
+    package func swapParameters(_ values: [Float]) { install(parameters: values) }
 }
 
 /// A unit a learner trains on, tagged with the policy version that produced it.
