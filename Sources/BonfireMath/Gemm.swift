@@ -78,5 +78,8 @@ package enum BLAS {
     /// The OpenBLAS kernel in use (benchmarks print it; see NOTES-build.md on OPENBLAS_CORETYPE).
     package static var coreName: String { prepare(); return String(cString: openblas_get_corename()) }
     package static var numThreads: Int { prepare(); return Int(openblas_get_num_threads()) }
-    package static func setNumThreads(_ n: Int) { prepare(); openblas_set_num_threads(Int32(n)) }
+    /// Sets OpenBLAS's thread count and Bonfire's own (`Parallel.threads`) to `n`.
+    package static func setNumThreads(_ n: Int) {
+        prepare(); openblas_set_num_threads(Int32(n)); Parallel.setThreads(max(1, n))
+    }
 }
