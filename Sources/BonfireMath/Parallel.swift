@@ -8,23 +8,22 @@
 //     columns and walks the rows in order) or fills per-chunk partial results that the caller adds in a fixed order.
 // So the threaded result equals the 1-thread result bit for bit (Tests/BonfireMathTests/ParallelTests.swift).
 //
-// `Parallel.threads` is the configured thread count: OpenBLAS's (OPENBLAS_NUM_THREADS, or BLAS.setNumThreads, which
-// sets both). At 1 nothing changes: every loop runs on the caller, as before. Threads come from Dispatch's
-// `concurrentPerform` (a pool that already exists), used only when a loop has enough work to pay for the wake-up.
+// `Parallel.threads` is the configured thread count: OPENBLAS_NUM_THREADS (else the CPU count) at start, or
+// BLAS.setNumThreads. It is the only thread pool: OpenBLAS runs single-threaded and BLAS.sgemm splits big products
+// over these threads too. At 1 nothing changes: every loop runs on the caller, as before. Threads come from
+// Dispatch's `concurrentPerform` (a pool that already exists), used only when a loop has enough work to pay for the
+// wake-up.
 
 import Dispatch
-import COpenBLAS
 import CBonfireKernels
 
 package enum Parallel {
-    /// Threads Bonfire's own loops may use (≥ 1). Defaults to OpenBLAS's thread count.
+    /// Threads Bonfire's math may use (≥ 1). Starts at OpenBLAS's thread count (see BLAS.prepare).
     package static var threads: Int {
         let t = Int(bfk_threads())
         if t > 0 { return t }
         BLAS.prepare()
-        let n = max(1, Int(openblas_get_num_threads()))
-        bfk_set_threads(Int32(n))
-        return n
+        return max(1, Int(bfk_threads()))
     }
 
     /// Sets the thread count of Bonfire's own loops only (BLAS.setNumThreads sets OpenBLAS's too).

@@ -82,7 +82,19 @@ static pthread_once_t g_core_once = PTHREAD_ONCE_INIT;
 static char g_core_replaced[32];
 static int g_core_changed = 0;
 
+extern int openblas_get_num_threads(void) __attribute__((weak));
+extern void openblas_set_num_threads(int) __attribute__((weak));
+
 static void select_core(void) {
+    // One thread pool, Bonfire's: its thread count starts as OpenBLAS's (OPENBLAS_NUM_THREADS, else the CPUs), and
+    // OpenBLAS itself runs single-threaded inside Bonfire's split of each product (BLAS.sgemm). Two pools on the same
+    // cores fight: OpenBLAS's idle workers spin for ~0.1 s after every call, through Bonfire's threaded loops.
+    if (openblas_get_num_threads && openblas_set_num_threads) {
+        int n = openblas_get_num_threads();
+        int expected = 0;
+        __atomic_compare_exchange_n(&g_threads, &expected, n < 1 ? 1 : n, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+        openblas_set_num_threads(1);
+    }
     if (!gotoblas_dynamic_init || !gotoblas_dynamic_quit || !openblas_get_corename) return;  // not DYNAMIC_ARCH
     if (getenv("OPENBLAS_CORETYPE")) return;   // the user chose: keep it
     int d = bfk_isa_detected();
