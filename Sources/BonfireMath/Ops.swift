@@ -134,15 +134,27 @@ package enum Ops {
     // MARK: linear
 
     /// out (N, OC) = inp (N, IC) · weightᵀ (weight (OC, IC)) + bias (OC); `accumulate` adds to out (residual add).
+    /// Without `accumulate`, out is first filled with bias rows and the product added to it (beta = 1): one pass over
+    /// out instead of OpenBLAS's zeroing plus a bias pass. Row loops are split over `Parallel.threads`.
     package static func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                       bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int, accumulate: Bool = false) {
+        if let bias, !accumulate {
+            Parallel.forRanges(n, minItems: Parallel.minRows(width: oc)) { r, _ in
+                for i in r { (out + i * oc).update(from: bias, count: oc) }
+            }
+            BLAS.sgemm(transA: false, transB: true, m: n, n: oc, k: ic, a: inp, b: weight, beta: 1, c: out)
+            return
+        }
         BLAS.sgemm(transA: false, transB: true, m: n, n: oc, k: ic, a: inp, b: weight, beta: accumulate ? 1 : 0, c: out)
         if let bias {
-            for i in 0..<n { let o = out + i * oc; for j in 0..<oc { o[j] += bias[j] } }
+            Parallel.forRanges(n, minItems: Parallel.minRows(width: oc)) { r, _ in
+                for i in r { let o = out + i * oc; for j in 0..<oc { o[j] += bias[j] } }
+            }
         }
     }
 
     /// dinp (N, IC) (+)= dout·W, dweight (OC, IC) += doutᵀ·inp, dbias (OC) += Σ_n dout. `dinp` may be nil.
+    /// dbias is split over `Parallel.threads` by columns (each column sums its rows in order: thread-independent).
     package static func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
                                        dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
                                        inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
@@ -153,7 +165,13 @@ package enum Ops {
         }
         BLAS.sgemm(transA: true, transB: false, m: oc, n: ic, k: n, a: dout, b: inp, beta: 1, c: dweight)
         if let dbias {
-            for i in 0..<n { let g = dout + i * oc; for j in 0..<oc { dbias[j] += g[j] } }
+            let k = n * oc >= 1 << 15 ? min(Parallel.ranges(oc), oc / 16) : 1
+            Parallel.forRanges(max(k, 1)) { parts, _ in
+                for part in parts {
+                    let j0 = part * oc / max(k, 1), j1 = (part + 1) * oc / max(k, 1)
+                    for i in 0..<n { let g = dout + i * oc; for j in j0..<j1 { dbias[j] += g[j] } }
+                }
+            }
         }
     }
 

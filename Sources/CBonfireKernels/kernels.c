@@ -146,6 +146,21 @@ BFK_INLINE float dot_body(const float *a, const float *b, long n) {
     return s;
 }
 
+/// max of x[0..<n] (n ≥ 1) in 16 lanes: the same value as a sequential max (max is exact), vectorised.
+BFK_INLINE float max_body(const float *x, long n) {
+    long j = 0;
+    float m = -INFINITY;
+#if __has_builtin(__builtin_elementwise_max)
+    if (n >= 16) {
+        v16 acc = ld16(x);
+        for (j = 16; j + 16 <= n; j += 16) acc = __builtin_elementwise_max(acc, ld16(x + j));
+        for (int l = 0; l < 16; l++) m = acc[l] > m ? acc[l] : m;
+    }
+#endif
+    for (; j < n; j++) m = x[j] > m ? x[j] : m;
+    return m;
+}
+
 /// Cephes expf: exp(x) = 2ⁿ·e^r, |r| ≤ ln2/2, degree-6 polynomial; exp(x < −87.3) = 0, x clamped above at 88.3.
 BFK_INLINE float exp1(float x) {
     float xc = x > 88.3f ? 88.3f : (x < -87.3f ? -87.3f : x);
@@ -437,8 +452,7 @@ void bfk_transpose(float *dst, const float *src, long rows, long cols) {
 BFK_INLINE void causal_softmax_body(float *a, long len, long ld) {
     for (long t = 0; t < len; t++) {
         float *row = a + t * ld;
-        float mx = -INFINITY;
-        for (long j = 0; j <= t; j++) mx = row[j] > mx ? row[j] : mx;
+        float mx = max_body(row, t + 1);
         for (long j = 0; j <= t; j++) row[j] = exp1(row[j] - mx);
         float inv = 1.0f / sum_body(row, t + 1);
         for (long j = 0; j <= t; j++) row[j] *= inv;
