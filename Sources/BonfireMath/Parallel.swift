@@ -1,5 +1,5 @@
-// Bonfire's own multi-threading, for the work OpenBLAS does not do: attention over (sequence × head), LayerNorm,
-// GELU, the token loss and the optimiser over rows or chunks, and the decode step over sampling slots.
+// Bonfire's multi-threading: big products split by rows or columns (BLAS.sgemm), attention over (sequence × head),
+// LayerNorm, GELU, the token loss and the optimiser over rows or chunks, and the decode step over sampling slots.
 //
 // Rules that keep results deterministic and independent of the thread count:
 //   - work is split into contiguous ranges of independent items (rows, (sequence, head) pairs, slots, columns);
@@ -26,7 +26,7 @@ package enum Parallel {
         return max(1, Int(bfk_threads()))
     }
 
-    /// Sets the thread count of Bonfire's own loops only (BLAS.setNumThreads sets OpenBLAS's too).
+    /// Sets Bonfire's thread count (loops and split products; BLAS.setNumThreads does the same).
     package static func setThreads(_ n: Int) {
         precondition(n >= 1, "Parallel.setThreads: need ≥ 1 thread, got \(n)")
         bfk_set_threads(Int32(n))
