@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Model speed: Bonfire (`bonfire-bench model`) vs PyTorch CPU (Scripts/bench_pytorch.py), same configs, same machine,
 # same run, at 1 and 2 threads. Prints both and the Bonfire/PyTorch speed ratios (> 1 means Bonfire is faster).
-# The OpenBLAS kernel comes from the environment (OPENBLAS_CORETYPE); the Bonfire output names it.
+# The OpenBLAS kernel comes from the environment (OPENBLAS_CORETYPE); the Bonfire output names it. At t threads Bonfire
+# runs its own pool of t threads (OpenBLAS single-threaded inside it) and PyTorch its OpenMP pool of t threads.
 # ROUNDS=n repeats each Bonfire/PyTorch pair n times, alternating, and keeps each side's best (lowest train ms, highest
 # tokens/s): on a machine shared with other jobs, the best of a few alternating rounds is the fairest comparison.
 # Usage: [ROUNDS=3] Scripts/bench-model.sh [extra bonfire-bench model options, e.g. --configs tiny]

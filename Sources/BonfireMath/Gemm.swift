@@ -1,12 +1,16 @@
 import COpenBLAS
 import CBonfireKernels
 
-// The one place heavy loops live: single-precision GEMM through OpenBLAS (row-major).
+// The one place heavy loops live: single-precision GEMM through OpenBLAS (row-major), split over Bonfire's threads.
 //   C (m×n) = alpha · op(A) · op(B) + beta · C,   op(A) is m×k, op(B) is k×n.
 // `transA`/`transB` say whether A/B are stored transposed (A stored k×m, B stored n×k).
 
 package enum BLAS {
     /// Raw-pointer SGEMM. `lda/ldb/ldc` default to the packed row-major leading dimensions.
+    /// Fast path for threads: with `Parallel.threads` > 1 and enough work in every part, C is split into contiguous
+    /// blocks of rows (or of columns, when C is wider than tall) and each block is one single-threaded OpenBLAS call
+    /// on its own thread (`sgemmParts`). Every part stays above OpenBLAS's small-matrix cut-off (M·N·K ≤ 10⁶ takes
+    /// a different kernel), so each element is summed by the same kernel in the same order as in one call.
     @inline(__always)
     package static func sgemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
@@ -20,11 +24,47 @@ package enum BLAS {
         let la = lda ?? (transA ? m : k)
         let lb = ldb ?? (transB ? k : n)
         let lc = ldc ?? n
+        let parts = sgemmParts(m: m, n: n, k: k)
+        if parts <= 1 {
+            sgemmPlain(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: la, b: b, ldb: lb,
+                       beta: beta, c: c, ldc: lc)
+        } else if m >= n {   // blocks of rows of C: rows of op(A)
+            Parallel.forRanges(m, minItems: parts) { r, _ in
+                let a0 = transA ? a + r.lowerBound : a + r.lowerBound * la
+                sgemmPlain(transA: transA, transB: transB, m: r.count, n: n, k: k, alpha: alpha, a: a0, lda: la,
+                           b: b, ldb: lb, beta: beta, c: c + r.lowerBound * lc, ldc: lc)
+            }
+        } else {             // blocks of columns of C: columns of op(B)
+            Parallel.forRanges(n, minItems: parts) { r, _ in
+                let b0 = transB ? b + r.lowerBound * lb : b + r.lowerBound
+                sgemmPlain(transA: transA, transB: transB, m: m, n: r.count, k: k, alpha: alpha, a: a, lda: la,
+                           b: b0, ldb: lb, beta: beta, c: c + r.lowerBound, ldc: lc)
+            }
+        }
+    }
+
+    /// How many threads a product of this shape is split over (1 = one call): only when each part keeps
+    /// M·N·K > `splitMinWork` and at least 16 rows (columns).
+    package static func sgemmParts(m: Int, n: Int, k: Int) -> Int {
+        let t = Parallel.ranges(max(m, n))
+        if t <= 1 { return 1 }
+        let work = Double(m) * Double(n) * Double(k)
+        return work / Double(t) > splitMinWork && max(m, n) / t >= 16 ? t : 1
+    }
+
+    /// Work per part below which a product is not split (above OpenBLAS 0.3.21's SkylakeX small-matrix limit, 10⁶).
+    package static let splitMinWork = 2.0e6
+
+    /// Plain twin: one OpenBLAS call (single-threaded: OpenBLAS's own threads are set to 1, see `prepare`).
+    @inline(__always)
+    package static func sgemmPlain(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+                                   c: UnsafeMutablePointer<Float>, ldc: Int) {
         cblas_sgemm(CblasRowMajor,
                     transA ? CblasTrans : CblasNoTrans,
                     transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha,
-                    a, Int32(la), b, Int32(lb), beta, c, Int32(lc))
+                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
     /// Array convenience: C = alpha·op(A)·op(B) + beta·C with size checks.
@@ -69,6 +109,8 @@ package enum BLAS {
     /// SSE3 "Prescott" kernel, 2–4× slower. When OPENBLAS_CORETYPE is unset and the CPU has AVX-512 (AVX2 + FMA),
     /// this re-selects SkylakeX (Haswell) exactly as setting the variable would. The plain path is the library's
     /// choice: set OPENBLAS_CORETYPE (to any core) to keep it. See bfk_openblas_select_core.
+    /// The same one-time step hands threading to Bonfire: `Parallel.threads` starts at OpenBLAS's thread count
+    /// (OPENBLAS_NUM_THREADS, else the CPU count) and OpenBLAS runs single-threaded inside `sgemm`'s split.
     @inline(__always)
     package static func prepare() { _ = bfk_openblas_select_core() }
 
@@ -77,6 +119,10 @@ package enum BLAS {
 
     /// The OpenBLAS kernel in use (benchmarks print it; see NOTES-build.md on OPENBLAS_CORETYPE).
     package static var coreName: String { prepare(); return String(cString: openblas_get_corename()) }
-    package static var numThreads: Int { prepare(); return Int(openblas_get_num_threads()) }
-    package static func setNumThreads(_ n: Int) { prepare(); openblas_set_num_threads(Int32(n)) }
+    /// Threads of Bonfire's math (`Parallel.threads`; OpenBLAS itself runs one thread per call).
+    package static var numThreads: Int { prepare(); return Parallel.threads }
+    /// Sets the threads of Bonfire's math, products included (OpenBLAS stays single-threaded per call).
+    package static func setNumThreads(_ n: Int) { prepare(); Parallel.setThreads(max(1, n)) }
+    /// OpenBLAS's own thread count (1 after `prepare`; for tests and benchmarks).
+    package static var openBLASThreads: Int { prepare(); return Int(openblas_get_num_threads()) }
 }

@@ -62,6 +62,10 @@ package enum Kernels {
         Ops.linearForward(out: out, inp: inp, weight: weight, bias: bias, n: n, ic: ic, oc: oc, accumulate: accumulate)
     }
 
+    /// Σ x[i]² in Double (8 fixed lanes; clipGradNorm's chunk sum).
+    @inline(__always)
+    package static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double { bfk_sum_squares(x, count) }
+
     /// dst (cols, rows) = srcᵀ for src (rows, cols).
     @inline(__always)
     package static func transpose(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, rows: Int, cols: Int) {

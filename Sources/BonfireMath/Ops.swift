@@ -55,11 +55,15 @@ package enum Ops {
     // MARK: layernorm
 
     /// out (N, C), mean (N), rstd (N) ← inp (N, C), weight (C), bias (C).
-    /// Fast path: the C kernel (16-lane sums, AVX-512/AVX2 at run time); `layerNormForwardPlain` is the reference.
+    /// Fast path: the C kernel (16-lane sums, AVX-512/AVX2 at run time), rows split over `Parallel.threads`;
+    /// `layerNormForwardPlain` is the reference.
     package static func layerNormForward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
                                          rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                          weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, n: Int, c: Int) {
-        bfk_layernorm_forward(out, mean, rstd, inp, weight, bias, n, c)
+        Parallel.forRanges(n, minItems: Parallel.minRows(width: c)) { r, _ in
+            bfk_layernorm_forward(out + r.lowerBound * c, mean + r.lowerBound, rstd + r.lowerBound,
+                                  inp + r.lowerBound * c, weight, bias, r.count, c)
+        }
     }
 
     /// Plain twin of `layerNormForward`.
@@ -82,12 +86,23 @@ package enum Ops {
     }
 
     /// dinp (N, C) += …, dweight (C) += …, dbias (C) += … ← dout (N, C), inp (N, C), weight (C), mean/rstd (N).
-    /// Fast path: the C kernel; `layerNormBackwardPlain` is the reference.
+    /// Fast path: the C kernel; with threads, range k computes dinp for the k-th block of rows and dweight/dbias
+    /// for the k-th block of columns (over all rows, in row order), so no float is summed across threads and the
+    /// result is bit-identical to one thread. `layerNormBackwardPlain` is the reference.
     package static func layerNormBackward(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,
                                           dbias: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                           inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                           mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, n: Int, c: Int) {
-        bfk_layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, n, c)
+        let k = min(Parallel.ranges(n, minItems: Parallel.minRows(width: c)), c)
+        if k <= 1 { bfk_layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, n, c); return }
+        Parallel.forRanges(k) { slots, _ in
+            for s in slots {
+                let r0 = s * n / k, r1 = (s + 1) * n / k
+                bfk_layernorm_backward_rows(dinp + r0 * c, dout + r0 * c, inp + r0 * c, weight, mean + r0, rstd + r0,
+                                            r1 - r0, c)
+                bfk_layernorm_backward_cols(dweight, dbias, dout, inp, mean, rstd, n, c, s * c / k, (s + 1) * c / k)
+            }
+        }
     }
 
     /// Plain twin of `layerNormBackward`.
@@ -119,15 +134,27 @@ package enum Ops {
     // MARK: linear
 
     /// out (N, OC) = inp (N, IC) · weightᵀ (weight (OC, IC)) + bias (OC); `accumulate` adds to out (residual add).
+    /// Without `accumulate`, out is first filled with bias rows and the product added to it (beta = 1): one pass over
+    /// out instead of OpenBLAS's zeroing plus a bias pass. Row loops are split over `Parallel.threads`.
     package static func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                       bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int, accumulate: Bool = false) {
+        if let bias, !accumulate {
+            Parallel.forRanges(n, minItems: Parallel.minRows(width: oc)) { r, _ in
+                for i in r { (out + i * oc).update(from: bias, count: oc) }
+            }
+            BLAS.sgemm(transA: false, transB: true, m: n, n: oc, k: ic, a: inp, b: weight, beta: 1, c: out)
+            return
+        }
         BLAS.sgemm(transA: false, transB: true, m: n, n: oc, k: ic, a: inp, b: weight, beta: accumulate ? 1 : 0, c: out)
         if let bias {
-            for i in 0..<n { let o = out + i * oc; for j in 0..<oc { o[j] += bias[j] } }
+            Parallel.forRanges(n, minItems: Parallel.minRows(width: oc)) { r, _ in
+                for i in r { let o = out + i * oc; for j in 0..<oc { o[j] += bias[j] } }
+            }
         }
     }
 
     /// dinp (N, IC) (+)= dout·W, dweight (OC, IC) += doutᵀ·inp, dbias (OC) += Σ_n dout. `dinp` may be nil.
+    /// dbias is split over `Parallel.threads` by columns (each column sums its rows in order: thread-independent).
     package static func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
                                        dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
                                        inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
@@ -138,15 +165,24 @@ package enum Ops {
         }
         BLAS.sgemm(transA: true, transB: false, m: oc, n: ic, k: n, a: dout, b: inp, beta: 1, c: dweight)
         if let dbias {
-            for i in 0..<n { let g = dout + i * oc; for j in 0..<oc { dbias[j] += g[j] } }
+            let k = n * oc >= 1 << 15 ? min(Parallel.ranges(oc), oc / 16) : 1
+            Parallel.forRanges(max(k, 1)) { parts, _ in
+                for part in parts {
+                    let j0 = part * oc / max(k, 1), j1 = (part + 1) * oc / max(k, 1)
+                    for i in 0..<n { let g = dout + i * oc; for j in j0..<j1 { dbias[j] += g[j] } }
+                }
+            }
         }
     }
 
     // MARK: GELU
 
     /// out (n) = GELU_tanh(inp (n)). Fast path: the C kernel (the same fastTanh, vectorised); plain twin below.
+    /// Elementwise, so split into `Parallel.threads` chunks.
     package static func geluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
-        bfk_gelu_forward(out, inp, count)
+        Parallel.forRanges(count, minItems: 1 << 15) { r, _ in
+            bfk_gelu_forward(out + r.lowerBound, inp + r.lowerBound, r.count)
+        }
     }
 
     /// Plain twin of `geluForward`.
@@ -161,7 +197,9 @@ package enum Ops {
     /// dinp (n) += GELU'(inp) · dout. Fast path: the C kernel; plain twin below.
     package static func geluBackward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                      dout: UnsafePointer<Float>, count: Int) {
-        bfk_gelu_backward(dinp, inp, dout, count)
+        Parallel.forRanges(count, minItems: 1 << 15) { r, _ in
+            bfk_gelu_backward(dinp + r.lowerBound, inp + r.lowerBound, dout + r.lowerBound, r.count)
+        }
     }
 
     /// Plain twin of `geluBackward`.
@@ -218,7 +256,66 @@ package enum Ops {
 
     /// out (B, T, C), att (B, H, T, T) probabilities ← qkv (B, T, 3C) laid out [q | k | v] per row.
     /// Sequence b has `lengths[b]` ≤ T real rows; rows ≥ L_b of `out` are set to 0, att rows ≥ L_b are unused.
+    /// Fast path: one C kernel call per (sequence, head) pair (`bfk_attention_forward`: small register-blocked
+    /// products that skip the upper triangle, no BLAS call overhead), the pairs split over `Parallel.threads`.
+    /// Each pair is computed the same way on any thread. `attentionForwardPlain` (BLAS per pair) is the reference.
     package static func attentionForward(out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
+                                         qkv: UnsafePointer<Float>, lengths: UnsafePointer<Int>,
+                                         b batch: Int, t seqLen: Int, c: Int, heads: Int) {
+        precondition(c % heads == 0, "attention: C = \(c) not divisible by heads = \(heads)")
+        let hd = c / heads, c3 = 3 * c
+        let scale = 1 / Float(hd).squareRoot()
+        for b in 0..<batch {
+            precondition(lengths[b] >= 1 && lengths[b] <= seqLen,
+                         "attention: length \(lengths[b]) of sequence \(b) not in 1...\(seqLen)")
+        }
+        let pairs = batch * heads, per = hd * seqLen
+        let ranges = Parallel.ranges(pairs, minItems: attentionMinPairs)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: ranges * per)
+        defer { scratch.deallocate() }
+        Parallel.forRanges(pairs, minItems: attentionMinPairs) { range, slot in
+            for pair in range {
+                let b = pair / heads, h = pair % heads, len = lengths[b]
+                let base = qkv + b * seqLen * c3 + h * hd
+                bfk_attention_forward(out + b * seqLen * c + h * hd, c, att + pair * seqLen * seqLen, seqLen,
+                                      base, base + c, base + 2 * c, c3, len, hd, scale, scratch + slot * per)
+            }
+        }
+        for b in 0..<batch {
+            let len = lengths[b]
+            (out + (b * seqLen + len) * c).update(repeating: 0, count: (seqLen - len) * c)
+        }
+    }
+
+    /// (sequence, head) pairs below which attention stays on one thread.
+    package static let attentionMinPairs = 4
+
+    /// dqkv (B, T, 3C) += … ← dout (B, T, C), qkv, att (B, H, T, T). Fast path: `bfk_attention_backward` per
+    /// (sequence, head) pair, the pairs split over `Parallel.threads` (each pair writes only its own head's columns
+    /// of its own sequence's dqkv rows, so threads never touch the same float). `scratch` is unused here (the
+    /// kernel needs per-thread scratch, allocated per call); `attentionBackwardPlain` is the reference.
+    package static func attentionBackward(dqkv: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+                                          dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>, att: UnsafePointer<Float>,
+                                          lengths: UnsafePointer<Int>, b batch: Int, t seqLen: Int, c: Int, heads: Int) {
+        let hd = c / heads, c3 = 3 * c
+        let scale = 1 / Float(hd).squareRoot()
+        let pairs = batch * heads, per = hd * seqLen + seqLen * seqLen
+        let ranges = Parallel.ranges(pairs, minItems: attentionMinPairs)
+        let work = UnsafeMutablePointer<Float>.allocate(capacity: ranges * per)
+        defer { work.deallocate() }
+        Parallel.forRanges(pairs, minItems: attentionMinPairs) { range, slot in
+            for pair in range {
+                let b = pair / heads, h = pair % heads, len = lengths[b]
+                let base = qkv + b * seqLen * c3 + h * hd, dbase = dqkv + b * seqLen * c3 + h * hd
+                bfk_attention_backward(dbase, dbase + c, dbase + 2 * c, c3, dout + b * seqLen * c + h * hd, c,
+                                       base, base + c, base + 2 * c, att + pair * seqLen * seqLen, seqLen, len, hd,
+                                       scale, work + slot * per)
+            }
+        }
+    }
+
+    /// Plain twin of `attentionForward`: two BLAS products and the causal softmax per (sequence, head), one thread.
+    package static func attentionForwardPlain(out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
                                          qkv: UnsafePointer<Float>, lengths: UnsafePointer<Int>,
                                          b batch: Int, t seqLen: Int, c: Int, heads: Int) {
         precondition(c % heads == 0, "attention: C = \(c) not divisible by heads = \(heads)")
@@ -242,8 +339,8 @@ package enum Ops {
         }
     }
 
-    /// dqkv (B, T, 3C) += … ← dout (B, T, C), qkv, att (B, H, T, T). `scratch` holds T·T floats.
-    package static func attentionBackward(dqkv: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+    /// Plain twin of `attentionBackward`; `scratch` holds T·T floats.
+    package static func attentionBackwardPlain(dqkv: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
                                           dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>, att: UnsafePointer<Float>,
                                           lengths: UnsafePointer<Int>, b batch: Int, t seqLen: Int, c: Int, heads: Int) {
         let hd = c / heads, c3 = 3 * c

@@ -40,8 +40,12 @@ package struct AdamW: Sendable, Equatable {
     /// to `updatePlain` below.
     package mutating func update(params: inout [Float], grads: [Float], learningRate lrOverride: Float? = nil) {
         applyStep(params: &params, grads: grads, learningRate: lrOverride) { s in
-            bfk_adamw(s.p.baseAddress, s.g.baseAddress, s.m.baseAddress, s.v.baseAddress,
-                      s.hasMask ? s.mask.baseAddress : nil, s.p.count, s.lr, s.b1, s.b2, s.eps, s.wd, s.bc1, s.bc2)
+            // Elementwise: chunks over `Parallel.threads` change nothing in the result.
+            Parallel.forRanges(s.p.count, minItems: 1 << 16) { r, _ in
+                let o = r.lowerBound
+                bfk_adamw(s.p.baseAddress! + o, s.g.baseAddress! + o, s.m.baseAddress! + o, s.v.baseAddress! + o,
+                          s.hasMask ? s.mask.baseAddress! + o : nil, r.count, s.lr, s.b1, s.b2, s.eps, s.wd, s.bc1, s.bc2)
+            }
         }
     }
 
@@ -102,8 +106,38 @@ package struct AdamW: Sendable, Equatable {
 }
 
 /// Scales `grads` so that its global L2 norm is at most `maxNorm`; returns the norm before clipping.
+/// Fast path: Σ g² in Double over fixed chunks of `clipChunk` floats (the C kernel sums each chunk in 8 fixed
+/// lanes), the chunk sums added in chunk order, so the norm does not depend on the thread count; chunks and the
+/// scaling run over `Parallel.threads`. `clipGradNormPlain` is the reference (one sequential Double sum).
 @discardableResult
 package func clipGradNorm(_ grads: inout [Float], maxNorm: Float) -> Float {
+    let n = grads.count, chunks = (n + clipChunk - 1) / clipChunk
+    var partial = [Double](repeating: 0, count: chunks)
+    grads.withUnsafeBufferPointer { g in
+        partial.withUnsafeMutableBufferPointer { part in
+            Parallel.forRanges(chunks, minItems: 2) { r, _ in
+                for i in r { part[i] = Kernels.sumOfSquares(g.baseAddress! + i * clipChunk, count: min(clipChunk, n - i * clipChunk)) }
+            }
+        }
+    }
+    var s: Double = 0
+    for x in partial { s += x }
+    let norm = Float(s.squareRoot())
+    if maxNorm > 0, norm > maxNorm, norm.isFinite {
+        let k = maxNorm / (norm + 1e-6)
+        grads.withUnsafeMutableBufferPointer { g in
+            Parallel.forRanges(n, minItems: 1 << 16) { r, _ in for i in r { g[i] *= k } }
+        }
+    }
+    return norm
+}
+
+/// Chunk of clipGradNorm's sum of squares.
+let clipChunk = 1 << 16
+
+/// Plain twin of `clipGradNorm`.
+@discardableResult
+package func clipGradNormPlain(_ grads: inout [Float], maxNorm: Float) -> Float {
     var s: Double = 0
     grads.withUnsafeBufferPointer { g in for x in g { s += Double(x) * Double(x) } }
     let norm = Float(s.squareRoot())

@@ -96,6 +96,8 @@ package final class GPT: @unchecked Sendable {
     // Gradient scratch.
     let dres = FloatBuffer(), dln = FloatBuffer(), datty = FloatBuffer(), dqkv = FloatBuffer()
     let dfch = FloatBuffer(), dfchGelu = FloatBuffer(), dlogits = FloatBuffer(), dlnf = FloatBuffer(), attScratch = FloatBuffer()
+    // Per-row log-prob, entropy and loss weight of the token loss (B·T each).
+    let scratchLP = FloatBuffer(), scratchH = FloatBuffer(), scratchW = FloatBuffer()
     // Sampler state (see Sampler.swift).
     let decode = DecodeState()
 
@@ -159,7 +161,11 @@ package final class GPT: @unchecked Sendable {
     }
 
     package func zeroGrad() {
-        grads.withUnsafeMutableBufferPointer { g in g.update(repeating: 0) }
+        grads.withUnsafeMutableBufferPointer { g in
+            Parallel.forRanges(g.count, minItems: 1 << 16) { r, _ in
+                (g.baseAddress! + r.lowerBound).update(repeating: 0, count: r.count)
+            }
+        }
     }
 
     /// Uses 1 for temperatures ≤ 1e-6 (greedy decoding reports log-probs at T = 1; see SamplingConfig).
@@ -324,27 +330,43 @@ package final class GPT: @unchecked Sendable {
                 let p = pb.baseAddress!, g = gb.baseAddress!
                 forwardTrunk(p, B: B, T: T)
                 forwardLogits(p, N: N)
+                // Per-row work (log-probs, then the loss gradient) runs over rows split across `Parallel.threads`;
+                // the Double sums of loss and entropy are then taken in (b, t) order on the caller, as before.
+                scratchLP.ensure(N); scratchH.ensure(N)
+                let minRows = Parallel.minRows(width: 4 * V)
+                Parallel.forRanges(N, minItems: minRows) { r, _ in
+                    for i in r where i % T < lengths.ptr[i / T] - 1 {
+                        let row = logits.ptr + i * V
+                        scratchLP.ptr[i] = row[ids.ptr[i + 1]] * invT - Ops.logSumExp(row, V, scale: invT)
+                    }
+                }
                 var lps: [[Float]] = []
                 lps.reserveCapacity(B)
                 for b in 0..<B {
                     let len = lengths.ptr[b]
-                    lps.append((0..<max(0, len - 1)).map { t in
-                        let row = logits.ptr + (b * T + t) * V
-                        return row[ids.ptr[b * T + t + 1]] * invT - Ops.logSumExp(row, V, scale: invT)
-                    })
+                    lps.append(Array(UnsafeBufferPointer(start: scratchLP.ptr + b * T, count: max(0, len - 1))))
                 }
                 let w = weights(lps)
                 precondition(w.count == B, "forwardBackward: weights have \(w.count) rows, batch is \(B)")
-                dlogits.zero(N * V)
-                var loss: Double = 0, entSum: Double = 0, entCount = 0
                 for b in 0..<B {
                     precondition(w[b].count == lps[b].count,
                                  "forwardBackward: weights[\(b)] has \(w[b].count) entries, need \(lps[b].count)")
-                    for t in 0..<lps[b].count where w[b][t] != 0 {
-                        let r = (b * T + t) * V
-                        let (lp, h) = Ops.tokenLossBackward(dlogits: dlogits.ptr + r, logits: logits.ptr + r, v: V,
-                                                            target: ids.ptr[b * T + t + 1], weight: w[b][t],
+                }
+                dlogits.zero(N * V)
+                scratchW.ensure(N)
+                for b in 0..<B { for t in 0..<T { scratchW.ptr[b * T + t] = t < w[b].count ? w[b][t] : 0 } }
+                Parallel.forRanges(N, minItems: minRows) { r, _ in
+                    for i in r where scratchW.ptr[i] != 0 {
+                        let (lp, h) = Ops.tokenLossBackward(dlogits: dlogits.ptr + i * V, logits: logits.ptr + i * V, v: V,
+                                                            target: ids.ptr[i + 1], weight: scratchW.ptr[i],
                                                             entropyCoefficient: entropyCoefficient, invTemperature: invT)
+                        scratchLP.ptr[i] = lp; scratchH.ptr[i] = h
+                    }
+                }
+                var loss: Double = 0, entSum: Double = 0, entCount = 0
+                for b in 0..<B {
+                    for t in 0..<lps[b].count where w[b][t] != 0 {
+                        let lp = scratchLP.ptr[b * T + t], h = scratchH.ptr[b * T + t]
                         loss -= Double(w[b][t]) * Double(lp) + Double(entropyCoefficient) * Double(h)
                         entSum += Double(h); entCount += 1
                     }

@@ -88,6 +88,8 @@ final class DecodeState {
     var wtOffset: [Int: Int] = [:]
     /// Models above this many parameters keep the plain path (the copy would double the actor's weight memory).
     static let transposeLimit = 32 << 20
+    /// Active rows below which a decode step stays on one thread (a wake-up costs about what 4 rows do on tiny).
+    static let minRowsPerStep = 8
 
     func ensure(slots s: Int, config c: GPTConfig) { ensure(slots: s, config: c, span: c.contextLength) }
 
@@ -170,39 +172,59 @@ extension GPT {
     }
 
     /// Feeds token d.tok[r] at position positions[r] for slot active[r]; writes logits (A, V) to d.logits.
+    /// Fast path (weights transposed, see `project`): every kernel of a decode step treats rows independently, so
+    /// the active rows are split into contiguous ranges over `Parallel.threads`, each running the whole step (all
+    /// layers) for its rows: one wake-up per step, and the same result bit for bit as one thread. The plain path
+    /// (OpenBLAS through `linear`, one shared scratch) runs all rows on the caller.
     func decodeStep(_ p: UnsafePointer<Float>, active: [Int], positions: [Int], slots S: Int, state d: DecodeState) {
-        let C = config.dim, V = config.vocabSize, ctx = d.span, H = config.heads, hd = C / H
         let A = active.count
+        let ranges = d.wtOffset.isEmpty ? 1 : Parallel.ranges(A, minItems: DecodeState.minRowsPerStep)
+        d.scores.ensure(ranges * d.span)
+        active.withUnsafeBufferPointer { act in
+            positions.withUnsafeBufferPointer { pos in
+                if ranges == 1 { decodeRows(p, active: act, positions: pos, rows: 0..<A, scores: d.scores.ptr, slots: S, state: d); return }
+                Parallel.forRanges(A, minItems: DecodeState.minRowsPerStep) { r, slot in
+                    decodeRows(p, active: act, positions: pos, rows: r, scores: d.scores.ptr + slot * d.span, slots: S, state: d)
+                }
+            }
+        }
+    }
+
+    /// One decode step for rows `rows` of the active set (all layers); `scores` is this range's scratch (≥ span).
+    func decodeRows(_ p: UnsafePointer<Float>, active: UnsafeBufferPointer<Int>, positions: UnsafeBufferPointer<Int>,
+                    rows: Range<Int>, scores: UnsafeMutablePointer<Float>, slots S: Int, state d: DecodeState) {
+        let C = config.dim, V = config.vocabSize, ctx = d.span, H = config.heads, hd = C / H
+        let r0 = rows.lowerBound, A = rows.count
         let scale = 1 / Float(hd).squareRoot()
-        for r in 0..<A {
+        let x = d.x.ptr + r0 * C, ln = d.ln.ptr + r0 * C, mean = d.mean.ptr + r0, rstd = d.rstd.ptr + r0
+        let qkvRows = d.qkv.ptr + r0 * 3 * C, atty = d.atty.ptr + r0 * C
+        let fch = d.fch.ptr + r0 * 4 * C, fchG = d.fchG.ptr + r0 * 4 * C, logits = d.logits.ptr + r0 * V
+        for r in rows {
             let o = d.x.ptr + r * C, te = p + wte + d.tok.ptr[r] * C, pe = p + wpe + positions[r] * C
             for j in 0..<C { o[j] = te[j] + pe[j] }
         }
         for (l, o) in blocks.enumerated() {
-            Ops.layerNormForward(out: d.ln.ptr, mean: d.mean.ptr, rstd: d.rstd.ptr, inp: d.x.ptr,
-                                 weight: p + o.ln1w, bias: p + o.ln1b, n: A, c: C)
-            project(d, p, out: d.qkv.ptr, inp: d.ln.ptr, weight: o.attnW, bias: o.attnB, n: A, ic: C, oc: 3 * C)
-            for r in 0..<A {
+            Ops.layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: p + o.ln1w, bias: p + o.ln1b, n: A, c: C)
+            project(d, p, out: qkvRows, inp: ln, weight: o.attnW, bias: o.attnB, n: A, ic: C, oc: 3 * C)
+            for r in rows {
                 let s = active[r], pos = positions[r]
                 let q = d.qkv.ptr + r * 3 * C
                 storeKV(d, layer: l, slot: s, slots: S, pos: pos, qkvRow: q)
                 for h in 0..<H {
                     let kb = d.kCache.ptr + ((l * S + s) * H + h) * ctx * hd, vb = d.vCache.ptr + ((l * S + s) * H + h) * ctx * hd
                     // Fast path: the vectorised kernel (Kernels.attendOnePlain is the loop it replaces).
-                    Kernels.attendOne(y: d.atty.ptr + r * C + h * hd, scores: d.scores.ptr, q: q + h * hd, k: kb, v: vb,
+                    Kernels.attendOne(y: d.atty.ptr + r * C + h * hd, scores: scores, q: q + h * hd, k: kb, v: vb,
                                       len: pos + 1, hd: hd, scale: scale)
                 }
             }
-            project(d, p, out: d.x.ptr, inp: d.atty.ptr, weight: o.projW, bias: o.projB, n: A, ic: C, oc: C, accumulate: true)
-            Ops.layerNormForward(out: d.ln.ptr, mean: d.mean.ptr, rstd: d.rstd.ptr, inp: d.x.ptr,
-                                 weight: p + o.ln2w, bias: p + o.ln2b, n: A, c: C)
-            project(d, p, out: d.fch.ptr, inp: d.ln.ptr, weight: o.fcW, bias: o.fcB, n: A, ic: C, oc: 4 * C)
-            Ops.geluForward(out: d.fchG.ptr, inp: d.fch.ptr, count: A * 4 * C)
-            project(d, p, out: d.x.ptr, inp: d.fchG.ptr, weight: o.fcProjW, bias: o.fcProjB, n: A, ic: 4 * C, oc: C, accumulate: true)
+            project(d, p, out: x, inp: atty, weight: o.projW, bias: o.projB, n: A, ic: C, oc: C, accumulate: true)
+            Ops.layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: p + o.ln2w, bias: p + o.ln2b, n: A, c: C)
+            project(d, p, out: fch, inp: ln, weight: o.fcW, bias: o.fcB, n: A, ic: C, oc: 4 * C)
+            Ops.geluForward(out: fchG, inp: fch, count: A * 4 * C)
+            project(d, p, out: x, inp: fchG, weight: o.fcProjW, bias: o.fcProjB, n: A, ic: 4 * C, oc: C, accumulate: true)
         }
-        Ops.layerNormForward(out: d.ln.ptr, mean: d.mean.ptr, rstd: d.rstd.ptr, inp: d.x.ptr,
-                             weight: p + lnfw, bias: p + lnfb, n: A, c: C)
-        project(d, p, out: d.logits.ptr, inp: d.ln.ptr, weight: wte, bias: nil, n: A, ic: C, oc: V)
+        Ops.layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: p + lnfw, bias: p + lnfb, n: A, c: C)
+        project(d, p, out: logits, inp: ln, weight: wte, bias: nil, n: A, ic: C, oc: V)
     }
 
     /// Fills d.wt with Wᵀ of every weight the decode step multiplies (c_attn, c_proj, c_fc, mlp c_proj, the tied

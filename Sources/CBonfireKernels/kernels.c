@@ -51,6 +51,13 @@ void bfk_set_isa(int isa) {
     __atomic_store_n(&g_isa, isa < 0 ? 0 : (isa > d ? d : isa), __ATOMIC_RELAXED);
 }
 
+static int g_threads = 0;
+int bfk_threads(void) { return __atomic_load_n(&g_threads, __ATOMIC_RELAXED); }
+void bfk_set_threads(int n) { __atomic_store_n(&g_threads, n, __ATOMIC_RELAXED); }
+static _Thread_local int t_in_parallel = 0;
+int bfk_in_parallel(void) { return t_in_parallel; }
+void bfk_set_in_parallel(int on) { t_in_parallel = on; }
+
 #ifdef BFK_X86
 #define DISPATCH(name, ...) do { switch (bfk_isa()) { \
     case 2: name##_avx512(__VA_ARGS__); return; \
@@ -75,7 +82,19 @@ static pthread_once_t g_core_once = PTHREAD_ONCE_INIT;
 static char g_core_replaced[32];
 static int g_core_changed = 0;
 
+extern int openblas_get_num_threads(void) __attribute__((weak));
+extern void openblas_set_num_threads(int) __attribute__((weak));
+
 static void select_core(void) {
+    // One thread pool, Bonfire's: its thread count starts as OpenBLAS's (OPENBLAS_NUM_THREADS, else the CPUs), and
+    // OpenBLAS itself runs single-threaded inside Bonfire's split of each product (BLAS.sgemm). Two pools on the same
+    // cores fight: OpenBLAS's idle workers spin for ~0.1 s after every call, through Bonfire's threaded loops.
+    if (openblas_get_num_threads && openblas_set_num_threads) {
+        int n = openblas_get_num_threads();
+        int expected = 0;
+        __atomic_compare_exchange_n(&g_threads, &expected, n < 1 ? 1 : n, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+        openblas_set_num_threads(1);
+    }
     if (!gotoblas_dynamic_init || !gotoblas_dynamic_quit || !openblas_get_corename) return;  // not DYNAMIC_ARCH
     if (getenv("OPENBLAS_CORETYPE")) return;   // the user chose: keep it
     int d = bfk_isa_detected();
@@ -125,6 +144,21 @@ BFK_INLINE float dot_body(const float *a, const float *b, long n) {
     float s = hsum16(acc);
     for (; j < n; j++) s += a[j] * b[j];
     return s;
+}
+
+/// max of x[0..<n] (n ≥ 1) in 16 lanes: the same value as a sequential max (max is exact), vectorised.
+BFK_INLINE float max_body(const float *x, long n) {
+    long j = 0;
+    float m = -INFINITY;
+#if __has_builtin(__builtin_elementwise_max)
+    if (n >= 16) {
+        v16 acc = ld16(x);
+        for (j = 16; j + 16 <= n; j += 16) acc = __builtin_elementwise_max(acc, ld16(x + j));
+        for (int l = 0; l < 16; l++) m = acc[l] > m ? acc[l] : m;
+    }
+#endif
+    for (; j < n; j++) m = x[j] > m ? x[j] : m;
+    return m;
 }
 
 /// Cephes expf: exp(x) = 2ⁿ·e^r, |r| ≤ ln2/2, degree-6 polynomial; exp(x < −87.3) = 0, x clamped above at 88.3.
@@ -263,6 +297,58 @@ void bfk_layernorm_backward(float *dinp, float *dweight, float *dbias, const flo
     DISPATCH(layernorm_backward, dinp, dweight, dbias, dout, inp, weight, mean, rstd, n, c);
 }
 
+// The same backward split in two for threads: the input gradient over rows, the weight and bias gradients over
+// columns (each column still walks the rows in order). Same expressions, same order: bit-identical to the fused one.
+BFK_INLINE void layernorm_backward_rows_body(float *restrict dinp, const float *restrict dout, const float *restrict inp,
+                                             const float *restrict w, const float *restrict mean,
+                                             const float *restrict rstd, long n, long c) {
+    const float invC = 1.0f / (float)c;
+    for (long i = 0; i < n; i++) {
+        const float *x = inp + i * c, *g = dout + i * c;
+        float *dx = dinp + i * c;
+        const float m = mean[i], r = rstd[i];
+        v16 a1 = {0}, a2 = {0}; long j = 0;
+        for (; j + 16 <= c; j += 16) {
+            v16 norm = (ld16(x + j) - m) * r, dn = ld16(w + j) * ld16(g + j);
+            a1 += dn; a2 += dn * norm;
+        }
+        float dnMean = hsum16(a1), dnNormMean = hsum16(a2);
+        for (; j < c; j++) { float norm = (x[j] - m) * r, dn = w[j] * g[j]; dnMean += dn; dnNormMean += dn * norm; }
+        dnMean *= invC; dnNormMean *= invC;
+        for (j = 0; j < c; j++) {
+            float norm = (x[j] - m) * r, dn = w[j] * g[j];
+            dx[j] += (dn - dnMean - norm * dnNormMean) * r;
+        }
+    }
+}
+VARIANTS(layernorm_backward_rows, (float *dinp, const float *dout, const float *inp, const float *w, const float *mean,
+                                   const float *rstd, long n, long c), (dinp, dout, inp, w, mean, rstd, n, c))
+void bfk_layernorm_backward_rows(float *dinp, const float *dout, const float *inp, const float *weight,
+                                 const float *mean, const float *rstd, long n, long c) {
+    DISPATCH(layernorm_backward_rows, dinp, dout, inp, weight, mean, rstd, n, c);
+}
+
+BFK_INLINE void layernorm_backward_cols_body(float *restrict dw, float *restrict db, const float *restrict dout,
+                                             const float *restrict inp, const float *restrict mean,
+                                             const float *restrict rstd, long n, long c, long j0, long j1) {
+    for (long i = 0; i < n; i++) {
+        const float *x = inp + i * c, *g = dout + i * c;
+        const float m = mean[i], r = rstd[i];
+        for (long j = j0; j < j1; j++) {
+            float norm = (x[j] - m) * r;
+            db[j] += g[j];
+            dw[j] += norm * g[j];
+        }
+    }
+}
+VARIANTS(layernorm_backward_cols, (float *dw, float *db, const float *dout, const float *inp, const float *mean,
+                                   const float *rstd, long n, long c, long j0, long j1),
+         (dw, db, dout, inp, mean, rstd, n, c, j0, j1))
+void bfk_layernorm_backward_cols(float *dweight, float *dbias, const float *dout, const float *inp, const float *mean,
+                                 const float *rstd, long n, long c, long j0, long j1) {
+    DISPATCH(layernorm_backward_cols, dweight, dbias, dout, inp, mean, rstd, n, c, j0, j1);
+}
+
 // MARK: decode attention
 
 BFK_INLINE void attend_one_body(float *restrict y, float *restrict sc, const float *restrict q, const float *restrict k,
@@ -366,8 +452,7 @@ void bfk_transpose(float *dst, const float *src, long rows, long cols) {
 BFK_INLINE void causal_softmax_body(float *a, long len, long ld) {
     for (long t = 0; t < len; t++) {
         float *row = a + t * ld;
-        float mx = -INFINITY;
-        for (long j = 0; j <= t; j++) mx = row[j] > mx ? row[j] : mx;
+        float mx = max_body(row, t + 1);
         for (long j = 0; j <= t; j++) row[j] = exp1(row[j] - mx);
         float inv = 1.0f / sum_body(row, t + 1);
         for (long j = 0; j <= t; j++) row[j] *= inv;
@@ -424,4 +509,134 @@ VARIANTS(adamw, (float *p, const float *g, float *m, float *v, const float *mask
 void bfk_adamw(float *p, const float *g, float *m, float *v, const float *mask, long n, float lr, float b1, float b2,
                float eps, float wd, float bc1, float bc2) {
     DISPATCH(adamw, p, g, m, v, mask, n, lr, b1, b2, eps, wd, bc1, bc2);
+}
+
+// MARK: training attention (one (sequence, head) pair, causal, no BLAS)
+
+// Small row-major products for attention: out (m, n; row stride ldo) (+)= alpha · Σ_k A(i, k) · B(k, ·), with
+// A(i, k) = a[i·sar + k·sak] (so A may be read transposed) and B (kdim, n) rows of stride ldb. Register blocks of
+// R rows × NV vectors. Causal structure is used, never assumed beyond what the callers guarantee:
+//   mode MM_LOWER: a row block [i, i+R) sums k < i+R only (A(t, k) = 0 for k > t: causal probabilities / dS);
+//   mode MM_UPPER: a row block sums k ≥ i only (A(j, k) = 0 for k < j: the transposed causal matrices);
+//   causalCols: a row block [i, i+R) writes columns < i+R rounded up to the vector width only (columns above the
+//   diagonal are never read: the causal softmax and its backward only look at j ≤ t).
+// Each output is one sum over k in increasing order; the terms a block adds beyond a row's own range are exact
+// zeros, so the result of a row does not depend on the block it falls in.
+enum { MM_FULL = 0, MM_LOWER = 1, MM_UPPER = 2 };
+
+#define MM_BLOCK(VT, VW, R, NV)                                                                                  \
+    do {                                                                                                         \
+        VT acc[R][NV];                                                                                           \
+        for (int r = 0; r < R; r++) for (int u = 0; u < NV; u++) acc[r][u] = (VT){0};                           \
+        for (long kk = klo; kk < khi; kk++) {                                                                    \
+            const float *br = b + kk * ldb + j;                                                                  \
+            VT wv[NV];                                                                                           \
+            for (int u = 0; u < NV; u++) memcpy(&wv[u], br + u * VW, sizeof(VT));                               \
+            for (int r = 0; r < R; r++) {                                                                        \
+                float x = a[(i + r) * sar + kk * sak];                                                           \
+                for (int u = 0; u < NV; u++) acc[r][u] += x * wv[u];                                             \
+            }                                                                                                    \
+        }                                                                                                        \
+        for (int r = 0; r < R; r++) for (int u = 0; u < NV; u++) {                                               \
+            float *o = out + (i + r) * ldo + j + u * VW;                                                         \
+            VT cur;                                                                                              \
+            if (accumulate) memcpy(&cur, o, sizeof(VT)); else cur = (VT){0};                                     \
+            cur += acc[r][u] * alpha;                                                                            \
+            memcpy(o, &cur, sizeof(VT));                                                                         \
+        }                                                                                                        \
+    } while (0)
+
+// Wide outputs (n ≥ NVA vectors) in RA × NVA blocks, narrow ones (n = head dim) in RB × NVB blocks.
+#define MM_ROWS(NAME, ATTR, VT, VW, RA, NVA, RB, NVB)                                                            \
+    ATTR static void NAME(float *out, long ldo, const float *a, long sar, long sak, const float *b, long ldb,    \
+                          long m, long n, long kdim, int mode, int causalCols, float alpha, int accumulate) {   \
+        const int wide = n >= NVA * VW;                                                                          \
+        for (long i = 0; i < m; ) {                                                                              \
+            const long R0 = wide ? RA : RB;                                                                      \
+            long rows = m - i >= R0 ? R0 : 1;                                                                    \
+            long klo = mode == MM_UPPER ? i : 0;                                                                 \
+            long khi = mode == MM_LOWER ? (i + rows < kdim ? i + rows : kdim) : kdim;                            \
+            long ncols = n;                                                                                      \
+            if (causalCols) { long lim = (i + rows + VW - 1) / VW * VW; ncols = lim < n ? lim : n; }            \
+            long j = 0;                                                                                          \
+            if (rows == RA && wide) {                                                                            \
+                for (; j + NVA * VW <= ncols; j += NVA * VW) MM_BLOCK(VT, VW, RA, NVA);                          \
+                for (; j + VW <= ncols; j += VW) MM_BLOCK(VT, VW, RA, 1);                                        \
+            } else if (rows == RB && !wide) {                                                                    \
+                for (; j + NVB * VW <= ncols; j += NVB * VW) MM_BLOCK(VT, VW, RB, NVB);                          \
+                for (; j + VW <= ncols; j += VW) MM_BLOCK(VT, VW, RB, 1);                                        \
+            } else {                                                                                             \
+                for (; j + VW <= ncols; j += VW) MM_BLOCK(VT, VW, 1, 1);                                         \
+            }                                                                                                    \
+            for (; j < ncols; j++) for (long r = 0; r < rows; r++) {                                             \
+                float s = 0;                                                                                     \
+                for (long kk = klo; kk < khi; kk++) s += a[(i + r) * sar + kk * sak] * b[kk * ldb + j];         \
+                float *o = out + (i + r) * ldo + j;                                                              \
+                *o = (accumulate ? *o : 0) + s * alpha;                                                          \
+            }                                                                                                    \
+            i += rows;                                                                                           \
+        }                                                                                                        \
+    }
+
+#ifdef BFK_X86
+MM_ROWS(mm_rows_avx512, BFK_AVX512, v16, 16, 4, 4, 8, 2)
+MM_ROWS(mm_rows_avx2, BFK_AVX2, v8, 8, 4, 2, 4, 2)
+#endif
+MM_ROWS(mm_rows_base, , v4, 4, 2, 2, 2, 2)
+
+static void mm_rows(float *out, long ldo, const float *a, long sar, long sak, const float *b, long ldb, long m,
+                    long n, long kdim, int mode, int causalCols, float alpha, int accumulate) {
+    DISPATCH(mm_rows, out, ldo, a, sar, sak, b, ldb, m, n, kdim, mode, causalCols, alpha, accumulate);
+}
+
+/// dst (cols, rows) = src (rows, cols; row stride ld)ᵀ.
+static void transpose_ld(float *restrict dst, const float *restrict src, long rows, long cols, long ld) {
+    for (long i = 0; i < rows; i++)
+        for (long j = 0; j < cols; j++) dst[j * rows + i] = src[i * ld + j];
+}
+
+void bfk_attention_forward(float *y, long ldy, float *att, long lda, const float *q, const float *k, const float *v,
+                           long ld, long len, long hd, float scale, float *scratch) {
+    float *kt = scratch;                                                        // (hd, len)
+    transpose_ld(kt, k, len, hd, ld);
+    mm_rows(att, lda, q, ld, 1, kt, len, len, len, hd, MM_FULL, 1, scale, 0);   // S = scale·Q·Kᵀ (j ≤ t)
+    bfk_causal_softmax(att, len, lda);                                          // A = softmax_causal(S)
+    mm_rows(y, ldy, att, lda, 1, v, ld, len, hd, len, MM_LOWER, 0, 1, 0);       // Y = A·V
+}
+
+void bfk_attention_backward(float *dq, float *dk, float *dv, long ld, const float *dy, long ldy, const float *q,
+                            const float *k, const float *v, const float *att, long lda, long len, long hd, float scale,
+                            float *scratch) {
+    float *vt = scratch, *da = scratch + hd * len;                              // (hd, len), (len, len; stride lda)
+    transpose_ld(vt, v, len, hd, ld);
+    mm_rows(da, lda, dy, ldy, 1, vt, len, len, len, hd, MM_FULL, 1, 1, 0);      // dA = dY·Vᵀ (j ≤ t)
+    mm_rows(dv, ld, att, 1, lda, dy, ldy, len, hd, len, MM_UPPER, 0, 1, 1);     // dV += Aᵀ·dY
+    bfk_causal_softmax_backward(da, att, len, lda, scale);                     // dS = A ⊙ (dA − rowsum)·scale
+    mm_rows(dq, ld, da, lda, 1, k, ld, len, hd, len, MM_LOWER, 0, 1, 1);        // dQ += dS·K
+    mm_rows(dk, ld, da, 1, lda, q, ld, len, hd, len, MM_UPPER, 0, 1, 1);        // dK += dSᵀ·Q
+}
+
+// MARK: sum of squares (gradient norm)
+
+typedef double v8d __attribute__((vector_size(64), aligned(8)));
+BFK_INLINE double sum_squares_body(const float *x, long n) {
+    v8d acc = {0}; long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8d d = {x[i], x[i + 1], x[i + 2], x[i + 3], x[i + 4], x[i + 5], x[i + 6], x[i + 7]};
+        acc += d * d;
+    }
+    double s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    for (; i < n; i++) s += (double)x[i] * (double)x[i];
+    return s;
+}
+#ifdef BFK_X86
+BFK_AVX512 static double sum_squares_avx512(const float *x, long n) { return sum_squares_body(x, n); }
+BFK_AVX2 static double sum_squares_avx2(const float *x, long n) { return sum_squares_body(x, n); }
+#endif
+static double sum_squares_base(const float *x, long n) { return sum_squares_body(x, n); }
+double bfk_sum_squares(const float *x, long n) {
+#ifdef BFK_X86
+    switch (bfk_isa()) { case 2: return sum_squares_avx512(x, n); case 1: return sum_squares_avx2(x, n); default: break; }
+#endif
+    return sum_squares_base(x, n);
 }

@@ -27,6 +27,8 @@ struct ModelBench: ParsableCommand {
     var configs = "tiny,small"
     @Option(help: "Run the C kernels at this level instead of the CPU's best: baseline, avx2, avx512 (A/B of the dispatch).")
     var kernels: String?
+    @Flag(help: "Instead of the model: time each layer op of one train step alone, fast path against its plain twin (min of 20 runs: robust on a loaded machine).")
+    var ops = false
 
     static let batch = 32, samples = 32, promptLength = 8, newTokens = 48
 
@@ -47,7 +49,7 @@ struct ModelBench: ParsableCommand {
             case "small": cfg = GPTConfig(vocabSize: 64, contextLength: 128, layers: 6, heads: 8, dim: 256)
             default: throw ValidationError("unknown config \(name): use tiny or small")
             }
-            bench(name, cfg)
+            if ops { benchOps(name, cfg) } else { bench(name, cfg) }
         }
     }
 
@@ -134,5 +136,57 @@ struct ModelBench: ParsableCommand {
             if i >= 1 { times.append(now() - t0) }
         }
         return times.isEmpty ? 0 : median(times) * 1e3
+    }
+
+    /// Per-op times of one layer at the train-step shape (B = 32 full-length sequences): fast path vs plain twin.
+    func benchOps(_ name: String, _ cfg: GPTConfig) {
+        let B = Self.batch, T = cfg.contextLength, C = cfg.dim, H = cfg.heads, N = B * T
+        var rng = RNG(seed: 3)
+        func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.normal()) } }
+        let qkv = randoms(N * 3 * C), dy = randoms(N * C), x4 = randoms(N * 4 * C), x = randoms(N * C)
+        let w = randoms(C), b = randoms(C), lengths = [Int](repeating: T, count: B)
+        var out = [Float](repeating: 0, count: N * 4 * C), att = [Float](repeating: 0, count: B * H * T * T)
+        var dqkv = [Float](repeating: 0, count: N * 3 * C), scratch = [Float](repeating: 0, count: T * T)
+        var mean = [Float](repeating: 0, count: N), rstd = mean, dw = w, db = b
+        func minMs(_ body: () -> Void) -> Double {
+            var best = Double.infinity
+            for _ in 0..<20 { let t0 = now(); body(); best = min(best, now() - t0) }
+            return best * 1e3
+        }
+        let rows: [(String, () -> Void, () -> Void)] = [
+            ("attention forward", {
+                Ops.attentionForward(out: &out, att: &att, qkv: qkv, lengths: lengths, b: B, t: T, c: C, heads: H)
+            }, {
+                Ops.attentionForwardPlain(out: &out, att: &att, qkv: qkv, lengths: lengths, b: B, t: T, c: C, heads: H)
+            }),
+            ("attention backward", {
+                Ops.attentionBackward(dqkv: &dqkv, scratch: &scratch, dout: dy, qkv: qkv, att: att, lengths: lengths,
+                                      b: B, t: T, c: C, heads: H)
+            }, {
+                Ops.attentionBackwardPlain(dqkv: &dqkv, scratch: &scratch, dout: dy, qkv: qkv, att: att, lengths: lengths,
+                                           b: B, t: T, c: C, heads: H)
+            }),
+            ("layernorm forward", {
+                Ops.layerNormForward(out: &out, mean: &mean, rstd: &rstd, inp: x, weight: w, bias: b, n: N, c: C)
+            }, {
+                Ops.layerNormForwardPlain(out: &out, mean: &mean, rstd: &rstd, inp: x, weight: w, bias: b, n: N, c: C)
+            }),
+            ("layernorm backward", {
+                Ops.layerNormBackward(dinp: &out, dweight: &dw, dbias: &db, dout: dy, inp: x, weight: w, mean: mean,
+                                      rstd: rstd, n: N, c: C)
+            }, {
+                Ops.layerNormBackwardPlain(dinp: &out, dweight: &dw, dbias: &db, dout: dy, inp: x, weight: w, mean: mean,
+                                           rstd: rstd, n: N, c: C)
+            }),
+            ("gelu forward", { Ops.geluForward(out: &out, inp: x4, count: N * 4 * C) },
+             { Ops.geluForwardPlain(out: &out, inp: x4, count: N * 4 * C) }),
+            ("gelu backward", { Ops.geluBackward(dinp: &out, inp: x4, dout: x4, count: N * 4 * C) },
+             { Ops.geluBackwardPlain(dinp: &out, inp: x4, dout: x4, count: N * 4 * C) }),
+        ]
+        print("\(name): one layer's ops at B=\(B) T=\(T) C=\(C) H=\(H), Bonfire threads \(Parallel.threads) (min of 20 runs)")
+        for (label, fast, plain) in rows {
+            let f = minMs(fast), p = minMs(plain)
+            print(String(format: "  %-20@ fast %8.3f ms   plain %8.3f ms   plain/fast %.2f", label, f, p, p / f))
+        }
     }
 }

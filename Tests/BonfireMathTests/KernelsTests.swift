@@ -154,6 +154,52 @@ final class KernelsTests: XCTestCase {
         }
     }
 
+    /// The training-attention kernels (bfk_attention_forward/backward through Ops.attentionForward/Backward) against
+    /// the BLAS loop they replace: head dims below, at and between vector widths, sequences shorter than T (padding),
+    /// a length-1 sequence, T not a multiple of any block, and a sequence with huge logits.
+    func testAttentionKernelsMatchTheBLASLoopOnAwkwardShapes() {
+        var rng = RNG(seed: 7)
+        for (b, t, c, h, lens) in [(2, 5, 8, 2, [5, 3]), (3, 33, 40, 2, [33, 1, 20]), (2, 64, 128, 4, [64, 61]),
+                                   (1, 70, 96, 3, [70]), (2, 9, 48, 1, [9, 8])] {
+            var qkv = randoms(b * t * 3 * c, &rng, scale: 2)
+            for i in 0..<(3 * c) { qkv[i] *= 40 }          // first row of sequence 0: logits far from zero
+            let g = randoms(b * t * c, &rng)
+            forEachISA { level in
+                var out = [Float](repeating: 9, count: b * t * c), outRef = out
+                var att = [Float](repeating: 0, count: b * h * t * t), attRef = att
+                Ops.attentionForward(out: &out, att: &att, qkv: qkv, lengths: lens, b: b, t: t, c: c, heads: h)
+                Ops.attentionForwardPlain(out: &outRef, att: &attRef, qkv: qkv, lengths: lens, b: b, t: t, c: c, heads: h)
+                // Compare only the rows that exist (att rows ≥ L_b are unused by contract).
+                for bi in 0..<b { for hi in 0..<h { for r in 0..<lens[bi] {
+                    let o = ((bi * h + hi) * t + r) * t
+                    expectClose(Array(att[o..<(o + lens[bi])]), Array(attRef[o..<(o + lens[bi])]), rtol: 1e-4, atol: 1e-6,
+                                "att b=\(bi) h=\(hi) row \(r) T=\(t) C=\(c) \(level)")
+                } } }
+                expectClose(out, outRef, rtol: 1e-4, atol: 1e-5, "out T=\(t) C=\(c) H=\(h) \(level)")
+                var dqkv = [Float](repeating: 0.5, count: b * t * 3 * c), dRef = dqkv   // backward accumulates
+                var scratch = [Float](repeating: 0, count: t * t)
+                Ops.attentionBackward(dqkv: &dqkv, scratch: &scratch, dout: g, qkv: qkv, att: attRef, lengths: lens,
+                                      b: b, t: t, c: c, heads: h)
+                Ops.attentionBackwardPlain(dqkv: &dRef, scratch: &scratch, dout: g, qkv: qkv, att: attRef, lengths: lens,
+                                           b: b, t: t, c: c, heads: h)
+                expectClose(dqkv, dRef, rtol: 1e-3, atol: 1e-4, "dqkv T=\(t) C=\(c) H=\(h) \(level)")
+            }
+        }
+    }
+
+    func testSumOfSquaresKernelMatchesADoubleLoop() {
+        var rng = RNG(seed: 8)
+        for n in [0, 1, 7, 8, 9, 1000, 70_001] {
+            var x = randoms(n, &rng, scale: 3)
+            if n > 2 { x[1] = 1e20; x[2] = 1e-30 }
+            let ref = x.reduce(0.0) { $0 + Double($1) * Double($1) }
+            forEachISA { level in
+                let s = Kernels.sumOfSquares(x, count: n)
+                XCTAssertEqual(s, ref, accuracy: 1e-12 * max(ref, 1), "n=\(n) \(level)")
+            }
+        }
+    }
+
     func testAdamWKernelIsBitIdenticalToThePlainLoop() {
         var rng = RNG(seed: 6)
         let n = 1037

@@ -116,4 +116,25 @@ final class GPTGradientTests: XCTestCase {
         XCTAssertEqual(GPT(config: .tiny, seed: 1).params, m.params, "init is deterministic by seed")
         XCTAssertNotEqual(GPT(config: .tiny, seed: 2).params, m.params)
     }
+
+    /// Bonfire's threads (attention pairs, LayerNorm rows/columns, GELU chunks, split products) change no bit of a
+    /// forward + backward: loss, log-probs and every gradient equal the 1-thread result, padding included.
+    func testTwoThreadsGiveTheOneThreadGradientsBitForBit() {
+        let saved = Parallel.threads
+        defer { Parallel.setThreads(saved) }
+        let cfg = GPTConfig(vocabSize: 40, contextLength: 64, layers: 2, heads: 4, dim: 64)
+        var rng = RNG(seed: 41)
+        let seqs = (0..<24).map { i in (0..<(i % 3 == 0 ? 64 : 40 + i)).map { _ in rng.int(cfg.vocabSize) } }
+        func run(_ threads: Int) -> ([Float], ForwardStats) {
+            Parallel.setThreads(threads)
+            let m = GPT(config: cfg, seed: 3)
+            let stats = m.forwardBackward(seqs, temperature: 0.8, entropyCoefficient: 0.01) { $0.map { $0.map { _ in 0.01 } } }
+            return (m.grads, stats)
+        }
+        let (g1, s1) = run(1), (g2, s2) = run(2)
+        XCTAssertTrue(BLAS.sgemmParts(m: 24 * 64, n: 4 * 64, k: 64) == 2, "the MLP product is split at 2 threads")
+        XCTAssertEqual(s1.loss, s2.loss)
+        XCTAssertEqual(s1.tokenLogProbs, s2.tokenLogProbs)
+        XCTAssertEqual(g1, g2)
+    }
 }

@@ -121,4 +121,21 @@ final class SamplerTests: XCTestCase {
                             config: SamplingConfig(maxNewTokens: 5, stopToken: -1), rng: &rng)
         XCTAssertEqual(none[0][0].tokens, [])
     }
+
+    /// With two threads the decode step splits the active slots; every kernel treats rows independently, so tokens
+    /// and log-probs are the same bits as with one thread (also when slots finish at different steps).
+    func testTwoThreadsSampleExactlyWhatOneThreadSamples() {
+        let saved = Parallel.threads
+        defer { Parallel.setThreads(saved) }
+        let m = model()
+        let cfg = SamplingConfig(temperature: 1, maxNewTokens: 12, stopToken: 2)
+        func run(_ threads: Int) -> [[SampledResponse]] {
+            Parallel.setThreads(threads)
+            var rng = RNG(seed: 31)
+            return m.sample(prompts: [[1, 3], [1], [4, 5, 6]], samplesPerPrompt: 8, config: cfg, rng: &rng)
+        }
+        let one = run(1), two = run(2)
+        XCTAssertEqual(one, two)
+        XCTAssertGreaterThan(Set(one.flatMap { $0.map(\.tokens.count) }).count, 1, "slots stopped at different steps")
+    }
 }

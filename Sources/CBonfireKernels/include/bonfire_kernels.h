@@ -11,6 +11,13 @@ int bfk_isa_detected(void);
 /// Tests: run the kernels at `isa` (clamped to the detected level). Not thread-safe; call before using the kernels.
 void bfk_set_isa(int isa);
 
+/// Bonfire's own thread count (BonfireMath's Parallel.threads); 0 = not set yet.
+int bfk_threads(void);
+void bfk_set_threads(int n);
+/// Whether the calling thread is running a Parallel.forRanges range (nested loops then stay on their thread).
+int bfk_in_parallel(void);
+void bfk_set_in_parallel(int on);
+
 /// OpenBLAS 0.3.21 falls back to its SSE3 "Prescott" kernel on CPUs it does not know by model number (for example
 /// Sapphire/Emerald Rapids), which is 2–4× slower than its AVX2/AVX-512 kernels. If OPENBLAS_CORETYPE is unset and the
 /// library picked such a generic core while the CPU supports AVX-512 (or AVX2 + FMA), re-run OpenBLAS's own core
@@ -30,6 +37,13 @@ void bfk_layernorm_forward(float *out, float *mean, float *rstd, const float *in
 /// dinp (N, C) += …, dweight (C) += …, dbias (C) += … (as Ops.layerNormBackward).
 void bfk_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                             const float *weight, const float *mean, const float *rstd, long n, long c);
+
+/// bfk_layernorm_backward in two parts for threads, bit-identical to it: dinp of rows 0..<n only, and
+/// dweight/dbias[j0 ..< j1] += Σ over all n rows (in row order).
+void bfk_layernorm_backward_rows(float *dinp, const float *dout, const float *inp, const float *weight,
+                                 const float *mean, const float *rstd, long n, long c);
+void bfk_layernorm_backward_cols(float *dweight, float *dbias, const float *dout, const float *inp, const float *mean,
+                                 const float *rstd, long n, long c, long j0, long j1);
 
 /// One query against `len` cached keys/values of one head: y (hd) = softmax(scale · K q) · V, K and V (len, hd)
 /// contiguous rows. `scores` is scratch of ≥ len floats.
@@ -57,3 +71,18 @@ void bfk_causal_softmax_backward(float *da, const float *a, long len, long ld, f
 /// `mask` (n) or NULL (decay everything); bc1 = 1 − β₁ᵗ, bc2 = 1 − β₂ᵗ.
 void bfk_adamw(float *p, const float *g, float *m, float *v, const float *mask, long n, float lr, float b1, float b2,
                float eps, float wd, float bc1, float bc2);
+
+/// Causal self-attention forward of one (sequence, head) pair without BLAS: q, k, v (len, hd) with row stride `ld`
+/// (3C in a packed qkv row), att (len, len; row stride lda) ← softmax_causal(scale·Q·Kᵀ) (zero above the diagonal),
+/// y (len, hd; row stride ldy) = att·V. Uses the causal structure (about half the products of a full GEMM).
+/// `scratch`: hd·len floats.
+void bfk_attention_forward(float *y, long ldy, float *att, long lda, const float *q, const float *k, const float *v,
+                           long ld, long len, long hd, float scale, float *scratch);
+/// Its backward, accumulating: dq, dk, dv (len, hd; row stride ld) += … ← dy (len, hd; row stride ldy), q, k, v and
+/// att from the forward. `scratch`: hd·len + len·lda floats.
+void bfk_attention_backward(float *dq, float *dk, float *dv, long ld, const float *dy, long ldy, const float *q,
+                            const float *k, const float *v, const float *att, long lda, long len, long hd, float scale,
+                            float *scratch);
+
+/// Σ x[i]² in double over n floats (8 fixed double lanes, then a fixed tree and a sequential tail).
+double bfk_sum_squares(const float *x, long n);
