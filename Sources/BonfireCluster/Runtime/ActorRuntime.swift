@@ -31,7 +31,9 @@ package final class ActorRuntime {
 
     /// Above this many parameters an actor keeps no copy of a scheduled evaluation version (two more copies of a
     /// large model's parameters would cost more than an evaluation of a slightly newer version).
-    static let maxSnapshotParameters = 32 << 20
+    static let maxSnapshotParameters = 16 << 20
+    /// Scheduled evaluation versions kept (the oldest is dropped first).
+    static let maxSnapshots = 3
 
     /// The rollout stream of one version.
     static func rolloutRNG(config: RunConfig, actor: Int, incarnation: Int, version: Int) -> RNG {
@@ -55,10 +57,11 @@ package final class ActorRuntime {
                                    liveActors: config.actors.count)
         var rng = RNG(seed: 0)
         var exhaustedAt: Int64? = nil   // when the share of the version held ran out (the async wait's start)
-        // The parameters of the newest version the coordinator will ask to evaluate (0 and multiples of
-        // eval.everyVersions), kept when installed: an actor that moved past it by the time the request arrives still
-        // evaluates that version itself, so the table is the same in every run with the seed (issue 13).
-        var evalSnapshot: (version: Int, values: [Float])? = nil
+        // The parameters of the newest few versions the coordinator will ask to evaluate (0 and multiples of
+        // eval.everyVersions), kept when installed: an actor that moved past one by the time the request arrives still
+        // evaluates that version itself, so the table is the same in every run with the seed (issue 13). A tiny
+        // model can pass versions 0 and 10 before the request for 0 arrives, hence more than one.
+        var evalSnapshots: [(version: Int, values: [Float])] = []
         var heldValues: [Float] = []
         let every = config.eval.everyVersions
         let keepSnapshots = source.parameterCount <= Self.maxSnapshotParameters
@@ -67,7 +70,10 @@ package final class ActorRuntime {
             source.install(parameters: values)
             if keepSnapshots {
                 heldValues = values
-                if version == 0 || (every > 0 && version % every == 0) { evalSnapshot = (version, values) }
+                if version == 0 || (every > 0 && version % every == 0) {
+                    evalSnapshots.append((version, values))
+                    if evalSnapshots.count > Self.maxSnapshots { evalSnapshots.removeFirst() }
+                }
             }
             budget.produced = 0
             exhaustedAt = nil
@@ -100,8 +106,9 @@ package final class ActorRuntime {
                         _ = try link.catchUp(to: want, withinMs: config.liveness.receiveTimeoutMs, apply)
                     }
                     var evaluated = link.version
-                    if let want = Int(exactly: r.version), want < link.version, let snap = evalSnapshot, snap.version == want {
-                        source.swapParameters(snap.values)   // the requested version itself, kept at install
+                    if let want = Int(exactly: r.version), want < link.version,
+                       let k = evalSnapshots.firstIndex(where: { $0.version == want }) {
+                        source.swapParameters(evalSnapshots.remove(at: k).values)   // the requested version itself
                         evaluated = want
                     }
                     var evalRNG = Self.evalRNG(config: config, version: evaluated)
