@@ -180,7 +180,9 @@ def extras(out):
     if os.path.exists(log):
         text = open(log).read()
         auc = re.search(r"held-out AUC: (\S+)", text)
-        lines.append(f"Learned verifier (math): held-out AUC {auc.group(1) if auc else '?'}; held-out Bo-N:")
+        within = re.search(r"held-out within-prompt AUC: (.*)", text)
+        lines.append(f"Learned verifier (math): held-out AUC {auc.group(1) if auc else '?'} (pooled); within-prompt AUC "
+                     f"{within.group(1) if within else '? (not reported by this version)'}; held-out Bo-N:")
         lines.append("")
         for m in re.finditer(r"held-out N=(\d+)\s+Bo-N \(learned\) (\S+)\s+pass@N \(= oracle Bo-N\) (\S+)", text):
             lines.append(f"- N = {m.group(1)}: Bo-N (learned) {m.group(2)}, pass@N (oracle Bo-N) {m.group(3)}")
