@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces the BoN-aware fine-tuning comparison of docs/results.md through the real runtime (issue 13):
 #   1. one SFT start per task        bonfire train --algo sft (checkpoints on a schedule; validation curve via bonfire eval)
-#   2. the learned verifier (math)   bonfire train-verifier --policy <math SFT start> (held-out AUC and Bo-N in its log)
+#   2. the learned verifier (math)   bonfire train-verifier --policy <math SFT start> --trunk policy --ranking-weight 1
+#                                    (held-out pooled and within-prompt AUC, Bo-N vs pass@N in its log)
 #   3. every method × task × seed    bonfire train --init <SFT start> …, then bonfire eval of its final checkpoint
 #   4. the table and plots           python3 Scripts/results_table.py <out> (needs matplotlib: pip install matplotlib)
 # Methods: sft bon-sft rl-v rl-s bon-rl-v bon-rl-s bon-rlb bon-rlb-p. Tasks: math (learned verifier) and code (unit
@@ -55,14 +56,14 @@ done
 # ---- Budgets ---------------------------------------------------------------------------------------------------
 if [ "$QUICK" = 1 ]; then
     OUT="${OUT:-runs/reproduce-quick}"; MIN_FREE_MB="${REPRODUCE_MIN_FREE_MB:-200}"
-    SFT_STEPS=2500; SFT_EVERY=500; SFT_PROMPTS=16; SFT_LR=2e-3
-    VER_PROMPTS=300; VER_SAMPLES=4; VER_STEPS=200; VER_HELD=100
+    SFT_STEPS=6000; SFT_EVERY=500; SFT_PROMPTS=16; SFT_LR=2e-3
+    VER_PROMPTS=1200; VER_SAMPLES=8; VER_STEPS=1000; VER_HELD=200; VER_LR=3e-4
     RUN_STEPS=20; RUN_PROMPTS=8; RUN_LR=5e-4
-    EVAL_PROMPTS=48; EVAL_SAMPLES=32; EVAL_TEMPS="0.5,1.0,1.5"; CURVE_PROMPTS=32
+    EVAL_PROMPTS=48; EVAL_SAMPLES=32; EVAL_TEMPS="0.5,1.0,1.5"; CURVE_PROMPTS=128
 else
     OUT="${OUT:-runs/reproduce}"; MIN_FREE_MB="${REPRODUCE_MIN_FREE_MB:-2000}"
     SFT_STEPS=6000; SFT_EVERY=500; SFT_PROMPTS=16; SFT_LR=2e-3
-    VER_PROMPTS=2000; VER_SAMPLES=8; VER_STEPS=1500; VER_HELD=200
+    VER_PROMPTS=2000; VER_SAMPLES=8; VER_STEPS=1500; VER_HELD=200; VER_LR=3e-4
     RUN_STEPS=300; RUN_PROMPTS=8; RUN_LR=2e-4
     EVAL_PROMPTS=256; EVAL_SAMPLES=64; EVAL_TEMPS="0.25,0.5,0.75,1.0,1.25,1.5"; CURVE_PROMPTS=128
 fi
@@ -167,19 +168,32 @@ eval_args() {   # task verifier-spec checkpoint seed out
 }
 
 # ---- 1. SFT starts ---------------------------------------------------------------------------------------------
+# The tasks' SFT starts train side by side (one single-threaded process each: the machine has 2 cores).
+sft_start() {   # task dir
+    run "$2" "$2.log" -- "$BONFIRE" train "${RUNTIME[@]}" --algo sft --task "$1" --warmup 0 --steps "$SFT_STEPS" \
+        --prompts-per-step "$SFT_PROMPTS" --lr "$SFT_LR" --seed 100 --out "$2" --checkpoint-every "$SFT_EVERY" \
+        --eval-prompts 8 --set sampling.groupSize=1 --set algorithm.trainN=1 --set learner.keepCheckpoints=1000 \
+        --set eval.everyVersions=0 --set eval.samples=8 --set task.seed="$TASK_SEED"
+    finish "$2"
+}
+sft_pids=()
+for task in $TASKS; do
+    v="START_$task"; [ -n "${!v}" ] && continue
+    d="$OUT/sft-start/$task"
+    [ -f "$d/DONE" ] && continue
+    fresh_dir "$d"
+    sft_start "$task" "$d" &
+    sft_pids+=($!)
+done
+for p in "${sft_pids[@]}"; do
+    wait "$p" || die "an SFT start failed (its message is above); fix the cause and rerun the same command: finished steps are kept"
+done
 declare -A START VERIFIER_SPEC
 for task in $TASKS; do
     v="START_$task"
     if [ -n "${!v}" ]; then START[$task]="$(cd "$(dirname "${!v}")" && pwd)/$(basename "${!v}")"; continue; fi
     d="$OUT/sft-start/$task"
-    if [ ! -f "$d/DONE" ]; then
-        fresh_dir "$d"
-        run "$d" "$d.log" -- "$BONFIRE" train "${RUNTIME[@]}" --algo sft --task "$task" --warmup 0 --steps "$SFT_STEPS" \
-            --prompts-per-step "$SFT_PROMPTS" --lr "$SFT_LR" --seed 100 --out "$d" --checkpoint-every "$SFT_EVERY" \
-            --eval-prompts 8 --set sampling.groupSize=1 --set algorithm.trainN=1 --set learner.keepCheckpoints=1000 \
-            --set eval.everyVersions=0 --set eval.samples=8 --set task.seed="$TASK_SEED"
-        finish "$d"
-    fi
+    [ -f "$d/DONE" ] || [ "$DRY" = 1 ] || die "the SFT start of $task did not finish ($d); rerun the same command: finished steps are kept"
     # Validation curve of the SFT start (pass@1, pass@4 at T = 1 on the validation split), a step of its own.
     vd="$OUT/sft-start/$task-validation"
     if [ "$DRY" = 0 ] && [ ! -f "$vd/DONE" ]; then
@@ -211,7 +225,7 @@ if [[ " $TASKS " == *" math "* ]]; then
             fresh_dir "$d"; [ "$DRY" = 0 ] && mkdir -p "$d"
             run "$d" "$d/train-verifier.log" -- "$BONFIRE" train-verifier --task math --task-seed "$TASK_SEED" \
                 --policy "${START[math]}" --prompts "$VER_PROMPTS" --samples "$VER_SAMPLES" --held-out-prompts "$VER_HELD" \
-                --steps "$VER_STEPS" --seed 0 --out "$VPATH"
+                --steps "$VER_STEPS" --lr "$VER_LR" --trunk policy --ranking-weight 1 --seed 0 --out "$VPATH"
             finish "$d"
         fi
     fi
