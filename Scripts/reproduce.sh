@@ -20,6 +20,9 @@
 #   --kl COEF    k3 KL-to-start coefficient for the verifier-trained N′ = 1 methods rl-v / rl-s (default 0 = off).
 #   --run-steps S / --run-lr LR   override the budget's updates / learning rate per run (e.g. a medium run:
 #                --quick --run-steps 150 --run-lr 2e-4 --start-code <quick start>).
+#   --eval-every K  also checkpoint every K updates and evaluate each intermediate checkpoint (test split, T = 1 only,
+#                the same prompts and samples as the final evaluation) for the curves against training step
+#                (pass@N, Bo-N, response diversity when bonfire eval reports it). Default: 0 (off) quick, 60 full.
 # Environment: BONFIRE (the bonfire executable; default .build/release/bonfire), REPRODUCE_MIN_FREE_MB (free space
 # required before each step; default 200 quick / 2000 full).
 set -uo pipefail
@@ -31,7 +34,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 die() { printf 'reproduce.sh: error: %s\n' "$*" >&2; exit 2; }
 say() { printf 'reproduce.sh: %s\n' "$*"; }
 
-QUICK=0; OUT=""; SEEDS="1 2 3"; METHODS="$ALL_METHODS"; TASKS="$ALL_TASKS"; KL=0; DRY=0; STEPS_OVERRIDE=""; LR_OVERRIDE=""
+QUICK=0; OUT=""; SEEDS="1 2 3"; METHODS="$ALL_METHODS"; TASKS="$ALL_TASKS"; KL=0; DRY=0; STEPS_OVERRIDE=""; LR_OVERRIDE=""; EVAL_EVERY_OVERRIDE=""
 START_math=""; START_code=""; VERIFIER_math=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -46,6 +49,7 @@ while [ $# -gt 0 ]; do
         --kl) KL="${2:?--kl needs a number}"; shift ;;
         --run-steps) STEPS_OVERRIDE="${2:?--run-steps needs a count}"; shift ;;
         --run-lr) LR_OVERRIDE="${2:?--run-lr needs a number}"; shift ;;
+        --eval-every) EVAL_EVERY_OVERRIDE="${2:?--eval-every needs a count (0 = off)}"; shift ;;
         --dry-run) DRY=1 ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) die "unknown argument '$1' (see Scripts/reproduce.sh --help)" ;;
@@ -58,16 +62,17 @@ if [ "$QUICK" = 1 ]; then
     OUT="${OUT:-runs/reproduce-quick}"; MIN_FREE_MB="${REPRODUCE_MIN_FREE_MB:-200}"
     SFT_STEPS=6000; SFT_EVERY=500; SFT_PROMPTS=16; SFT_LR=2e-3
     VER_PROMPTS=1200; VER_SAMPLES=8; VER_STEPS=1000; VER_HELD=200; VER_LR=3e-4
-    RUN_STEPS=20; RUN_PROMPTS=8; RUN_LR=5e-4
+    RUN_STEPS=20; RUN_PROMPTS=8; RUN_LR=5e-4; EVAL_EVERY=0
     EVAL_PROMPTS=48; EVAL_SAMPLES=32; EVAL_TEMPS="0.5,1.0,1.5"; CURVE_PROMPTS=128
 else
     OUT="${OUT:-runs/reproduce}"; MIN_FREE_MB="${REPRODUCE_MIN_FREE_MB:-2000}"
     SFT_STEPS=6000; SFT_EVERY=500; SFT_PROMPTS=16; SFT_LR=2e-3
     VER_PROMPTS=2000; VER_SAMPLES=8; VER_STEPS=1500; VER_HELD=200; VER_LR=3e-4
-    RUN_STEPS=300; RUN_PROMPTS=8; RUN_LR=2e-4
+    RUN_STEPS=300; RUN_PROMPTS=8; RUN_LR=2e-4; EVAL_EVERY=60
     EVAL_PROMPTS=256; EVAL_SAMPLES=64; EVAL_TEMPS="0.25,0.5,0.75,1.0,1.25,1.5"; CURVE_PROMPTS=128
 fi
 case "$STEPS_OVERRIDE" in '') ;; *[!0-9]*|0) die "--run-steps '$STEPS_OVERRIDE' is not a positive integer" ;; *) RUN_STEPS=$STEPS_OVERRIDE ;; esac
+case "$EVAL_EVERY_OVERRIDE" in '') ;; *[!0-9]*) die "--eval-every '$EVAL_EVERY_OVERRIDE' is not a non-negative integer (0 = off)" ;; *) EVAL_EVERY=$EVAL_EVERY_OVERRIDE ;; esac
 case "$LR_OVERRIDE" in '') ;; *[!0-9.e-]*) die "--run-lr '$LR_OVERRIDE' is not a number (e.g. 2e-4)" ;; *) RUN_LR=$LR_OVERRIDE ;; esac
 TRAIN_N=8; TASK_SEED=1234; EVAL_N="1,4,16,32"
 # The synchronous schedule (bit-reproducible per seed) waits one heartbeat interval per version in `bonfire train`
@@ -162,9 +167,9 @@ fresh_dir() {
 
 last_checkpoint() { ls "$1"/checkpoints/v*.safetensors 2>/dev/null | sort | tail -1; }
 
-eval_args() {   # task verifier-spec checkpoint seed out
+eval_args() {   # task verifier-spec checkpoint seed out [temperatures]
     echo --checkpoint "$3" --task "$1" --task-seed "$TASK_SEED" --split test --verifier "$2" --samples "$EVAL_SAMPLES" \
-         --n "$EVAL_N" --temperatures "$EVAL_TEMPS" --prompts "$EVAL_PROMPTS" --seed "$4" --out "$5" --no-majority
+         --n "$EVAL_N" --temperatures "${6:-$EVAL_TEMPS}" --prompts "$EVAL_PROMPTS" --seed "$4" --out "$5" --no-majority
 }
 
 # ---- 1. SFT starts ---------------------------------------------------------------------------------------------
@@ -252,13 +257,21 @@ for task in $TASKS; do
             if [ "$KL" != 0 ] && { [ "$method" = rl-v ] || [ "$method" = rl-s ]; }; then extra+=(--kl "$KL"); fi
             run "$d" "$d.train.log" -- "$BONFIRE" train "${RUNTIME[@]}" --algo "$method" --task "$task" --n "$TRAIN_N" --steps "$RUN_STEPS" \
                 --prompts-per-step "$RUN_PROMPTS" --lr "$RUN_LR" --init-checkpoint "${START[$task]}" --seed "$seed" --out "$d" \
-                --checkpoint-every 0 --eval-prompts 8 --set eval.everyVersions=0 --set task.seed="$TASK_SEED" \
+                --checkpoint-every "$EVAL_EVERY" --set learner.keepCheckpoints=1000 --eval-prompts 8 \
+                --set eval.everyVersions=0 --set task.seed="$TASK_SEED" \
                 "${extra[@]}"
             if [ "$DRY" = 0 ]; then
                 ck="$(last_checkpoint "$d")"
                 [ -n "$ck" ] || die "run ${d#$OUT/} wrote no final checkpoint (log: $d.train.log); rerun to retry it"
                 mv "$d.train.log" "$d/train.log"
             else ck="$d/checkpoints/vLAST.safetensors"; fi
+            if [ "$EVAL_EVERY" != 0 ] && [ "$DRY" = 0 ]; then   # intermediate checkpoints: curves against training step
+                for ick in "$d"/checkpoints/v*.safetensors; do
+                    [ "$ick" = "$ck" ] && continue
+                    iv="$(basename "$ick" .safetensors)"
+                    run "$d" "$d/eval-$iv.log" -- "$BONFIRE" eval $(eval_args "$task" "${VERIFIER_SPEC[$task]}" "$ick" "$seed" "$d/eval-$iv" 1.0)
+                done
+            fi
             run "$d" "$d/eval.log" -- "$BONFIRE" eval $(eval_args "$task" "${VERIFIER_SPEC[$task]}" "$ck" "$seed" "$d/eval-final")
             finish "$d"
         done

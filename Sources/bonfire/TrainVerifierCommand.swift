@@ -74,6 +74,10 @@ struct TrainVerifierCommand: ParsableCommand {
         if trunkKind == .policy && (layers != nil || dim != nil || heads != nil) {
             throw ValidationError("--layers/--dim/--heads set the shape of a fresh trunk; with --trunk policy the verifier has the policy's shape (drop them, or add --trunk fresh)")
         }
+        let (l, d, h) = (layers ?? 2, dim ?? 64, heads ?? 4)
+        guard l >= 1, d >= 1, h >= 1, d % h == 0 else {
+            throw ValidationError("--layers, --dim, --heads must be ≥ 1 with --dim divisible by --heads, got \(l), \(d), \(h)")
+        }
         let trainItems = t.items(split: .train, range: 0..<prompts)
         let heldItems = t.items(split: .validation, range: 0..<heldOutPrompts)
         let train: [VerifierExample], held: [VerifierExample]
@@ -114,10 +118,6 @@ struct TrainVerifierCommand: ParsableCommand {
         if trunkKind == .policy, let policyModel {
             model = LearnedVerifier.makeModel(initialisedFrom: policyModel, seed: seed)
         } else {
-            let (l, d, h) = (layers ?? 2, dim ?? 64, heads ?? 4)
-            guard l >= 1, d >= 1, h >= 1, d % h == 0 else {
-                throw ValidationError("--layers, --dim, --heads must be ≥ 1 with --dim divisible by --heads, got \(l), \(d), \(h)")
-            }
             model = LearnedVerifier.makeModel(config: GPTConfig(vocabSize: Tokenizer.vocabSize, contextLength: 64, layers: l,
                                                                 heads: h, dim: d, scalarHead: true), seed: seed)
         }
