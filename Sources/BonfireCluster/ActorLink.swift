@@ -46,6 +46,9 @@ package final class ActorLink {
     package private(set) var version = -1
     /// Parameters installed so far (a restarted learner may re-send the version held: waits compare installs).
     package private(set) var installs = 0
+    /// How those parameters came: by the learner's broadcast, or as the answer to a direct ask (late join, a
+    /// missed broadcast). A healthy run installs almost every version from the broadcast (`actor/params_broadcast`).
+    package private(set) var broadcastInstalls = 0, requestedInstalls = 0
     /// The sender id of the learner whose parameters are held (its pid; a new one means the learner restarted).
     var learnerID: UInt32?
     var lastHeartbeat: Int64 = 0
@@ -84,7 +87,11 @@ package final class ActorLink {
             try s.set(.reconnectIntervalMax(ms(config.liveness.reconnectMaxMs)))
         }
         for s in [control, sub, paramReq] { try s.limitIncoming(to: limits) }
-        try sub.set(.conflate(true))
+        // Keep only the newest broadcast — except over inproc: with libzmq 4.3.4 an inproc SUB with ZMQ_CONFLATE that
+        // connects before the PUB binds never receives anything (measured; `bonfire train` starts its actor threads
+        // before the learner binds), and every version then came from the direct ask once per heartbeat interval
+        // (a synchronous in-process run went at ~1 update/s). A 2-message queue instead: receiveBroadcast drains it.
+        if e.transport == .inproc { try sub.set(.receiveHighWaterMark(2)) } else { try sub.set(.conflate(true)) }
         try sub.set(.subscribe([]))
         try pushSocket.set(.sendHighWaterMark(pushHighWaterMark))
         try pushSocket.set(.immediate(true))
@@ -205,6 +212,7 @@ package final class ActorLink {
             if let got = try paramReq.receiveEnvelope(&decoder, timeout: .milliseconds(50)),
                let env = admit(got), case .parameters(let p) = env.payload, try install(p, apply) {
                 lastParams = monotonicMillis()
+                requestedInstalls += 1
                 return true
             }
             if try receiveBroadcast(apply) { lastParams = monotonicMillis(); return true }
@@ -242,7 +250,10 @@ package final class ActorLink {
     func receiveBroadcast(_ apply: ([Float], Int) throws -> Void, timeout: Duration = .zero) throws -> Bool {
         var installed = false
         while let got = try sub.receiveEnvelope(&decoder, timeout: installed ? .zero : timeout) {
-            if let env = admit(got), case .parameters(let p) = env.payload, try install(p, apply) { installed = true }
+            if let env = admit(got), case .parameters(let p) = env.payload, try install(p, apply) {
+                installed = true
+                broadcastInstalls += 1
+            }
             if !installed { break }
         }
         return installed
@@ -258,7 +269,7 @@ package final class ActorLink {
         while let got = try paramReq.receiveEnvelope(&decoder, timeout: .zero) {
             // Any answer shows the learner is alive, even when it holds no newer version.
             if let env = admit(got), case .parameters(let p) = env.payload {
-                if try install(p, apply) { installed = true }
+                if try install(p, apply) { installed = true; requestedInstalls += 1 }
                 lastParams = now
             }
         }

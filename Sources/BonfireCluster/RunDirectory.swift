@@ -42,6 +42,9 @@ package enum MetricKey {
     package static let skippedUpdates = "learner/skipped_updates"
     package static let actorSamplesTotal = "actor/samples_total"
     package static let actorDroppedTotal = "actor/dropped_total"
+    /// Parameter versions an actor installed from the learner's broadcast / from a direct ask (ActorLink).
+    package static let actorParamsBroadcast = "actor/params_broadcast"
+    package static let actorParamsRequested = "actor/params_requested"
     package static let rewardMean = "train/reward_mean"
     package static let scoreMean = "train/score_mean"
     package static let groupPassRate = "train/group_pass_rate"

@@ -20,7 +20,7 @@ final class MonitoringRunProgressTests: XCTestCase {
         let sink = Sink()
         var now = 0.0
         var initial: Int?
-        let p = RunProgress(metricsURL: URL(fileURLWithPath: "/nonexistent/metrics.jsonl"), maxSteps: 10) { start in
+        let p = RunProgress(metricsURL: URL(fileURLWithPath: "/nonexistent/metrics.jsonl"), maxSteps: 10) { start, _ in
             initial = start
             return BonfireTasks.Progress("train", total: 10, initial: start, isTerminal: false,
                                          output: { sink.writes.append($0) }, clock: { now })
@@ -55,8 +55,8 @@ final class MonitoringRunProgressTests: XCTestCase {
         let url = dir.appendingPathComponent("metrics.jsonl")
         try (record("learner", 500, [MetricKey.learnerStep: 500]).jsonLine() + "\n").write(to: url, atomically: true, encoding: .utf8)
         let sink = Sink()
-        let p = RunProgress(metricsURL: url, maxSteps: 20) {
-            BonfireTasks.Progress("train", total: 20, initial: $0, isTerminal: false, output: { sink.writes.append($0) }, clock: { 0 })
+        let p = RunProgress(metricsURL: url, maxSteps: 20) { start, _ in
+            BonfireTasks.Progress("train", total: 20, initial: start, isTerminal: false, output: { sink.writes.append($0) }, clock: { 0 })
         }
         p.poll()
         XCTAssertFalse(p.started, "the previous run's lines in a reused directory are skipped")
@@ -67,6 +67,22 @@ final class MonitoringRunProgressTests: XCTestCase {
         p.poll()
         XCTAssertTrue(p.started)
         XCTAssertTrue(sink.writes.last!.hasPrefix("train  2/20"), sink.writes.joined())
+    }
+
+    /// Rate and duration come from the records' time stamps: a short run whose records all arrive in one poll
+    /// (8 steps, one per 10 ms) reads 100 steps/s over 0.07 s, not thousands of steps/s over no time.
+    func testRateUsesTheRecordsTimeStampsNotWhenTheyWereRead() {
+        let sink = Sink()
+        let p = RunProgress(metricsURL: URL(fileURLWithPath: "/nonexistent/metrics.jsonl"), maxSteps: 8) { start, clock in
+            BonfireTasks.Progress("train", total: 8, initial: start, isTerminal: false, output: { sink.writes.append($0) },
+                                  clock: clock)
+        }
+        p.observe((1...8).map { MetricsRecord(time: 1000 + 0.01 * Double($0), role: "learner", version: $0,
+                                              values: [MetricKey.learnerStep: Double($0)]) }
+                  + [MetricsRecord(time: .nan, role: "learner", version: 8, values: [MetricKey.learnerStep: 8])])
+        p.stop()
+        let last = sink.writes.last ?? ""
+        XCTAssertTrue(last.contains("8/8") && (last.contains(" 100 steps/s") || last.contains(" 100.0 steps/s")) && last.contains("done in 0s"), last)
     }
 
     // MARK: through the real executable

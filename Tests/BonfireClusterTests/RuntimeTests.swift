@@ -116,6 +116,32 @@ final class RuntimeTests: XCTestCase {
         for (key, t) in a { XCTAssertTrue(t == b[key]!, "tensor \(key) differs after resume") }
     }
 
+    /// In one process the actor gets each new version from the learner's broadcast, not from its once-per-heartbeat
+    /// direct ask: an inproc SUB with ZMQ_CONFLATE that connected before the PUB bound received nothing (libzmq
+    /// 4.3.4), so a synchronous `bonfire train` waited one heartbeat interval per update. The long heartbeat here
+    /// would make a broken broadcast obvious in the actor's counters (and slow, not hung).
+    func testInProcessActorInstallsNewVersionsFromTheBroadcast() throws {
+        let url = temporaryRunDir("broadcast")
+        defer { try? FileManager.default.removeItem(at: url) }
+        let steps = 12
+        let c = try smallBoN(url, steps: steps, extra: [
+            "liveness.heartbeatIntervalMs=3000", "liveness.parameterRefreshMs=60000", "logging.periodSeconds=0.001"])
+        let dir = try RunDirectory.create(at: url, config: c)
+        // The learner binds after the actor connected (as when `bonfire train` loads a large model): the case that
+        // broke. Its first parameters come by the direct ask; every later version must come by broadcast.
+        XCTAssertEqual(try InProcessJob.run(config: c, runDir: dir, runLearner: { cfg, context in
+            usleep(300_000)
+            return try Job.runLearner(config: cfg, runDir: dir, resume: false, context: context)
+        }), 0)
+        let actor = metricsRecords(url).filter { $0.role.hasPrefix("actor") }
+        let broadcast = actor.compactMap { $0.values[MetricKey.actorParamsBroadcast] }.max() ?? 0
+        let requested = actor.compactMap { $0.values[MetricKey.actorParamsRequested] }.max() ?? 0
+        XCTAssertFalse(actor.isEmpty, "the actor wrote no metrics")
+        XCTAssertGreaterThanOrEqual(broadcast, Double(steps - 3),
+                                    "versions installed from the broadcast: \(broadcast), from direct asks: \(requested)")
+        XCTAssertLessThanOrEqual(requested, 2, "only the first parameters (and at most one retry) come from a direct ask")
+    }
+
     func testResumeWithoutACheckpointSaysSoAndStops() throws {
         let url = temporaryRunDir("resume-none")
         defer { try? FileManager.default.removeItem(at: url) }

@@ -100,6 +100,8 @@ package final class ActorRuntime {
                 try link.sendControl(.metrics(WireMetrics(step: UInt64(messagesSent), version: UInt64(max(link.version, 0)), values: [
                     MetricKey.actorSamplesTotal: Double(samplesTotal), MetricKey.actorDroppedTotal: Double(droppedTotal),
                     MetricKey.samplesPerSecond: rate,
+                    MetricKey.actorParamsBroadcast: Double(link.broadcastInstalls),
+                    MetricKey.actorParamsRequested: Double(link.requestedInstalls),
                 ].merging(link.inbox.drops.metrics) { a, _ in a })))   // wire/dropped(/<reason>) of this actor
                 lastMetrics = now; periodSamples = 0
             }
