@@ -42,7 +42,7 @@ final class TrainVerifierCommandTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let out = dir.appendingPathComponent("v.safetensors").path
         let cases: [([String], [String])] = [
-            (["--ranking-weight", "-1"], ["--ranking-weight", "≥ 0"]),
+            (["--ranking-weight=-1"], ["--ranking-weight", "≥ 0"]),
             (["--ranking-weight", "nan"], ["--ranking-weight"]),
             (["--ranking-weight", "inf"], ["--ranking-weight", "finite"]),
             (["--trunk", "bogus"], ["--trunk", "policy", "fresh"]),
