@@ -9,6 +9,7 @@
 //     L = BCE + w · PAIR,
 //     BCE  = Σ_b c_b [softplus(s_b) − R_b s_b] / Σ_b c_b          (class-balanced: c = #neg/#pos on positives, else 1)
 //     PAIR = (1/P) Σ_{prompts} Σ_{i: R=1, j: R=0, same prompt} softplus(s_j − s_i)   (P = number of such pairs)
+//     or, with `rankingLoss = .listwise`, LIST = (1/G) Σ_{prompts with both labels} −log Σ_{i: R=1} softmax_g(s)_i
 // with batches of whole prompt groups (every sample of a prompt in the same batch) when w > 0.
 // Why the pairwise term (issue 13): Best-of-N only ever compares responses *to the same prompt*, but BCE on pooled
 // samples is minimised mostly by predicting the prompt's difficulty. The first verifier (BCE only, fresh L2 d64 trunk,
@@ -192,6 +193,15 @@ package enum VerifierData {
     }
 }
 
+/// The within-prompt ranking term of the verifier objective (LearnedVerifier.swift's header).
+package enum VerifierRankingLoss: String, Codable, Sendable, CaseIterable {
+    /// (1/P) Σ softplus(s_neg − s_pos) over the positive/negative pairs of each prompt (RankNet / Bradley–Terry).
+    case pairwise
+    /// (1/G) Σ_prompts −log Σ_{pos} softmax(s)_pos over each prompt's group: the probability that a pick drawn by
+    /// the scores' softmax is correct, which weighs the top of the list — where Best-of-N picks — the most.
+    case listwise
+}
+
 package struct VerifierTrainingConfig: Codable, Sendable {
     /// Optimiser steps. Default 300.
     package var steps = 300
@@ -209,12 +219,17 @@ package struct VerifierTrainingConfig: Codable, Sendable {
     /// examples. With w > 0 a batch holds whole prompt groups (examples sharing `item.id`) up to `batchSize`
     /// examples. Default 0 here (the library's plain BCE); `bonfire train-verifier` defaults to 1.
     package var rankingWeight: Float = 0
+    /// The ranking term's form (file header): pairwise (RankNet over positive/negative pairs) or listwise (the
+    /// log-probability that a softmax pick from the prompt's group is correct). Default pairwise.
+    package var rankingLoss: VerifierRankingLoss = .pairwise
     package init(steps: Int = 300, batchSize: Int = 32, learningRate: Float = 1e-3, weightDecay: Float = 0.01,
-                 gradClip: Float = 1, balanceClasses: Bool = true, rankingWeight: Float = 0) {
+                 gradClip: Float = 1, balanceClasses: Bool = true, rankingWeight: Float = 0,
+                 rankingLoss: VerifierRankingLoss = .pairwise) {
         precondition(rankingWeight >= 0 && rankingWeight.isFinite, "VerifierTrainingConfig: rankingWeight must be a finite number ≥ 0, got \(rankingWeight)")
         self.steps = steps; self.batchSize = batchSize; self.learningRate = learningRate
         self.weightDecay = weightDecay; self.gradClip = gradClip; self.balanceClasses = balanceClasses
         self.rankingWeight = rankingWeight
+        self.rankingLoss = rankingLoss
     }
 }
 
@@ -252,16 +267,22 @@ package enum VerifierTrainer {
             let labels = idx.map { Float(examples[$0].label) }
             let weights = labels.map { $0 >= 0.5 ? posWeight : 1 }
             let wSum = weights.reduce(0, +)
-            // Pairs (positive i, negative j) of the same prompt, as positions in the batch.
-            var pairs: [(Int, Int)] = []
+            // Prompt groups of the batch (runs of examples sharing an item id) that have both labels, as positions.
+            var mixed: [Range<Int>] = []
             if ranking {
                 var start = 0
                 while start < idx.count {
                     var end = start + 1
                     while end < idx.count && examples[idx[end]].item.id == examples[idx[start]].item.id { end += 1 }
-                    for i in start..<end where labels[i] >= 0.5 { for j in start..<end where labels[j] < 0.5 { pairs.append((i, j)) } }
+                    let pos = labels[start..<end].filter { $0 >= 0.5 }.count
+                    if pos > 0 && pos < end - start { mixed.append(start..<end) }
                     start = end
                 }
+            }
+            // Pairs (positive i, negative j) of the same prompt (pairwise loss).
+            var pairs: [(Int, Int)] = []
+            if config.rankingLoss == .pairwise {
+                for g in mixed { for i in g where labels[i] >= 0.5 { for j in g where labels[j] < 0.5 { pairs.append((i, j)) } } }
             }
             var loss: Float = 0
             model.zeroGrad()
@@ -273,6 +294,20 @@ package enum VerifierTrainer {
                     let softplus = max(s[b], 0) + log1p(exp(-abs(s[b])))
                     loss += weights[b] * (softplus - labels[b] * s[b]) / wSum
                     d[b] = weights[b] * (sig - labels[b]) / wSum
+                }
+                if config.rankingLoss == .listwise && !mixed.isEmpty {
+                    // −log Σ_{pos} softmax_g(s): logsumexp over the group minus logsumexp over its positives.
+                    let w = config.rankingWeight / Float(mixed.count)
+                    for g in mixed {
+                        let m = g.map { s[$0] }.max()!
+                        let eAll = g.map { exp(s[$0] - m) }
+                        let zAll = eAll.reduce(0, +)
+                        let zPos = zip(g, eAll).filter { labels[$0.0] >= 0.5 }.map { $0.1 }.reduce(0, +)
+                        loss += w * log1p((zAll - zPos) / zPos)   // log(zAll / zPos); `log` is the callback here
+                        for (k, e) in zip(g, eAll) {
+                            d[k] += w * (e / zAll - (labels[k] >= 0.5 ? e / zPos : 0))
+                        }
+                    }
                 }
                 if !pairs.isEmpty {
                     let w = config.rankingWeight / Float(pairs.count)

@@ -39,8 +39,10 @@ struct TrainVerifierCommand: ParsableCommand {
     var temperature = 1.0
     @Option(help: "Verifier trunk: policy (a copy of --policy's; the default with a policy) or fresh (the default with --policy none).")
     var trunk: VerifierTrunk?
-    @Option(help: "Weight of the within-prompt pairwise ranking loss added to BCE (0 = BCE only).")
+    @Option(help: "Weight of the within-prompt ranking loss added to BCE (0 = BCE only).")
     var rankingWeight: Float = 1
+    @Option(help: "Within-prompt ranking loss: pairwise (positive/negative pairs) or listwise (softmax over each prompt's samples).")
+    var rankingLoss: VerifierRankingLoss = .pairwise
     @Option(help: "Verifier model (--trunk fresh): layers. Default 2.")
     var layers: Int?
     @Option(help: "Verifier model (--trunk fresh): width. Default 64.")
@@ -122,14 +124,15 @@ struct TrainVerifierCommand: ParsableCommand {
                                                                 heads: h, dim: d, scalarHead: true), seed: seed)
         }
         let c = model.config
-        print("train-verifier: trunk \(trunkKind.rawValue) (L\(c.layers) d\(c.dim) h\(c.heads)), loss BCE + \(rankingWeight) × within-prompt pairwise")
+        print("train-verifier: trunk \(trunkKind.rawValue) (L\(c.layers) d\(c.dim) h\(c.heads)), loss BCE + \(rankingWeight) × within-prompt \(rankingLoss.rawValue)")
         let verifier = LearnedVerifier(model: model, source: out)
-        let tc = VerifierTrainingConfig(steps: steps, batchSize: batchSize, learningRate: lr, rankingWeight: rankingWeight)
+        let tc = VerifierTrainingConfig(steps: steps, batchSize: batchSize, learningRate: lr, rankingWeight: rankingWeight,
+                                        rankingLoss: rankingLoss)
         fflush(nil)
         // Rate and ETA on stderr: one line in place on a terminal, a plain line every 10 s in a log.
         let progress = BonfireTasks.Progress("train-verifier", total: steps, unit: "steps")
         var lastLoss: Float = .nan
-        let lossName = rankingWeight > 0 ? "loss/bce+pair" : "loss/bce"
+        let lossName = rankingWeight > 0 ? "loss/bce+\(rankingLoss == .pairwise ? "pair" : "list")" : "loss/bce"
         VerifierTrainer.train(verifier, examples: train, config: tc, seed: seed) { step, loss in
             lastLoss = loss
             progress.update(completed: step + 1, detail: "\(lossName) " + String(format: "%.4f", loss))
@@ -164,7 +167,10 @@ struct TrainVerifierCommand: ParsableCommand {
         try verifier.save(path: out, metadata: ["task": task, "data": source,
                                                 "heldout_auc": auc.map { String($0) } ?? "nan",
                                                 "heldout_within_prompt_auc": within.map { String($0.mean) } ?? "nan",
-                                                "trunk": trunkKind.rawValue, "ranking_weight": String(rankingWeight)])
+                                                "trunk": trunkKind.rawValue, "ranking_weight": String(rankingWeight),
+                                                "ranking_loss": rankingLoss.rawValue])
         print("wrote \(out) (use: bonfire eval --verifier learned:\(out))")
     }
 }
+
+extension VerifierRankingLoss: ExpressibleByArgument {}

@@ -45,28 +45,30 @@ final class VerifierRankingTests: XCTestCase {
             return out
         }
         let train = data(split: .train, prompts: 200, seed: 1), held = data(split: .validation, prompts: 60, seed: 2)
-        let verifier = LearnedVerifier(model: LearnedVerifier.makeModel(
-            config: GPTConfig(contextLength: 16, layers: 1, heads: 2, dim: 32, scalarHead: true), seed: 3))
-        let losses = VerifierTrainer.train(verifier, examples: train,
-                                           config: VerifierTrainingConfig(steps: 300, batchSize: 32, learningRate: 3e-3,
-                                                                          rankingWeight: 1), seed: 4)
-        XCTAssertTrue(losses.allSatisfy { $0.isFinite })
-        let scores = held.map { verifier.scores(item: $0.item, responses: [$0.response])[0] }
-        let within = try XCTUnwrap(Estimators.withinPromptAUC(scores: scores, labels: held.map { $0.label },
-                                                              groups: held.map { $0.item.id }))
-        print("synthetic within-prompt AUC \(within.mean) ± \(within.standardError) over \(within.prompts) prompts")
-        XCTAssertEqual(within.prompts, 60)
-        XCTAssertGreaterThan(within.mean, 0.8, "the verifier ranks within prompts")
-        // Bo-N with these scores rises with N (what the math verifier failed to do).
-        var bo = [Int: Double]()
-        for n in [1, 4, 8] {
-            var total = 0.0
-            for g in stride(from: 0, to: held.count, by: 8) {
-                total += Estimators.bestOfN(scores: Array(scores[g..<g + 8]), rewards: held[g..<g + 8].map { $0.label }, n: n)
+        for loss in VerifierRankingLoss.allCases {
+            let verifier = LearnedVerifier(model: LearnedVerifier.makeModel(
+                config: GPTConfig(contextLength: 16, layers: 1, heads: 2, dim: 32, scalarHead: true), seed: 3))
+            let losses = VerifierTrainer.train(verifier, examples: train,
+                                               config: VerifierTrainingConfig(steps: 300, batchSize: 32, learningRate: 3e-3,
+                                                                              rankingWeight: 1, rankingLoss: loss), seed: 4)
+            XCTAssertTrue(losses.allSatisfy { $0.isFinite }, "\(loss)")
+            let scores = held.map { verifier.scores(item: $0.item, responses: [$0.response])[0] }
+            let within = try XCTUnwrap(Estimators.withinPromptAUC(scores: scores, labels: held.map { $0.label },
+                                                                  groups: held.map { $0.item.id }))
+            print("synthetic within-prompt AUC (\(loss)) \(within.mean) ± \(within.standardError) over \(within.prompts) prompts")
+            XCTAssertEqual(within.prompts, 60)
+            XCTAssertGreaterThan(within.mean, 0.8, "the verifier ranks within prompts (\(loss))")
+            // Bo-N with these scores rises with N (what the BCE-only math verifier failed to do).
+            var bo = [Int: Double]()
+            for n in [1, 4, 8] {
+                var total = 0.0
+                for g in stride(from: 0, to: held.count, by: 8) {
+                    total += Estimators.bestOfN(scores: Array(scores[g..<g + 8]), rewards: held[g..<g + 8].map { $0.label }, n: n)
+                }
+                bo[n] = total / Double(held.count / 8)
             }
-            bo[n] = total / Double(held.count / 8)
+            XCTAssertGreaterThan(bo[8]!, bo[1]! + 0.1, "\(loss): Bo-8 \(bo[8]!) above Bo-1 \(bo[1]!)")
         }
-        XCTAssertGreaterThan(bo[8]!, bo[1]! + 0.1, "Bo-8 \(bo[8]!) above Bo-1 \(bo[1]!)")
     }
 
     func testPolicyInitialisedVerifierCopiesTheTrunk() {
