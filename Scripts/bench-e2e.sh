@@ -1,31 +1,165 @@
 #!/usr/bin/env bash
-# End-to-end throughput of the runtime: `bonfire local` with 1, 2 and 4 actors on this machine (math task, default
-# tiny model, BoN-RL-S), no SFT warm-up (throughput does not depend on it). Prints, per actor count, the samples/s the
-# actors produced and the learner's updates/s, read from the run's metrics.jsonl (the coordinator's period lines).
-#   Scripts/bench-e2e.sh [steps]        (default 1500 learner steps per run)
+# End-to-end benchmark of the runtime on this machine: `bonfire local` (coordinator, learner and K actors as separate
+# processes over tcp://127.0.0.1), math task, default tiny model, BoN-RL-S.
+#
+# 1. Throughput (no SFT warm-up: throughput does not depend on it), for each K in --actors: samples/s the actors
+#    produced (mean of the coordinator's period lines), the learner's updates/s (its best period), the share dropped as
+#    stale, and the learner's idle fraction: the share of the training window in which the learner's main thread was
+#    neither running nor waiting for a core (/proc/PID/schedstat: on-CPU ns + run-queue ns; the rest is time blocked
+#    in zmq_poll waiting for rollouts or sending). OpenBLAS runs on that thread (OPENBLAS_NUM_THREADS=1). "skipped":
+#    updates not applied because they were not finite. Without the warm-up almost every reward is 0, so RL-S updates
+#    carry no signal and are cheap: part 1's idle fraction is not a real run's; part 2's (after the warm-up) is.
+# 2. Schedules, in the same run: `learner.schedule=sync` and `async` with K = --schedule-actors, the same seed and the
+#    same SFT warm-up, evaluated every --eval-every versions; prints updates/s, pass@1 per evaluated version and the
+#    wall time from the first RL update to the first version whose pass@1 ≥ --target, and the speed-up async/sync.
+#    `async` is the default: after its share of one version an actor waits up to actors.versionWaitMs for the next
+#    one, so with a fast learner it trains on the same data as `sync`. A third run, `async` with actors.versionWaitMs=1,
+#    lets the actors sample ahead (bounded by learner.maxPolicyLag; older rollouts are dropped as stale). A fourth,
+#    sync with liveness.heartbeatIntervalMs=20, shows whether the synchronous schedule waits about one heartbeat
+#    interval per version (its updates/s would jump).
+#
+#   Scripts/bench-e2e.sh [--steps N] [--actors "1 2 4"] [--only throughput|schedules]
+#                        [--schedule-steps N] [--schedule-actors K] [--eval-every E] [--target P] [--seed S]
+#                        [--warmup N]   (SFT warm-up steps of the schedule runs; default: algorithm.sftWarmupSteps)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=${1:-1500}
+steps=1500 actors="1 2 4" only="" sched_steps=1000 sched_actors=2 eval_every=100 target=0.20 seed=1 warmup=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --steps) steps=$2; shift 2 ;;
+    --actors) actors=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    --schedule-steps) sched_steps=$2; shift 2 ;;
+    --schedule-actors) sched_actors=$2; shift 2 ;;
+    --eval-every) eval_every=$2; shift 2 ;;
+    --target) target=$2; shift 2 ;;
+    --seed) seed=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    [0-9]*) steps=$1; shift ;;  # the old form: Scripts/bench-e2e.sh 1500
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
 swift build -c release --product bonfire >/dev/null
-bin=.build/release/bonfire
+bin=$PWD/.build/release/bonfire
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
-echo "cores: $(nproc), OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS, learner steps per run: $steps"
-printf "%-7s %14s %14s %10s\n" actors "samples/s" "updates/s" "stale%"
-for k in 1 2 4; do
-  dir=$(mktemp -d /tmp/bonfire-bench-e2e.XXXXXX)
-  "$bin" local --actors "$k" --set run.dir="$dir" --set learner.maxSteps="$steps" \
-    --set algorithm.sftWarmupSteps=0 --set eval.everyVersions=0 --set logging.periodSeconds=1 \
-    --set learner.checkpointEvery=0 >"$dir/local.log" 2>&1 || { echo "run with $k actors failed; see $dir/local.log" >&2; exit 1; }
-  python3 - "$dir/metrics.jsonl" "$k" <<'PY'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+echo "cores: $(nproc), load average: $(cut -d' ' -f1-3 /proc/loadavg), OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS"
+
+# run NAME K STEPS [--set ...]: one `bonfire local` run into a fresh directory, sampling the learner's schedstat.
+# Prints the directory.
+run() {
+  local name=$1 k=$2 n=$3; shift 3
+  local dir; dir=$(mktemp -d /tmp/bonfire-bench-e2e.XXXXXX)
+  "$bin" local --actors "$k" --set run.dir="$dir/run" --set learner.maxSteps="$n" --set logging.periodSeconds=1 \
+    --set learner.checkpointEvery=0 --set run.seed="$seed" "$@" >"$dir/local.log" 2>&1 &
+  local local_pid=$!
+  # The learner is the child started as `bonfire learner --config <dir>/run/config.json`.
+  ( while kill -0 "$local_pid" 2>/dev/null; do
+      pid=$(pgrep -f -- "learner --config $dir/run/" | head -1 || true)
+      if [[ -n "$pid" && -r /proc/$pid/schedstat ]]; then
+        echo "$(date +%s.%N) $(cat /proc/$pid/schedstat 2>/dev/null)" >>"$dir/schedstat"
+      fi
+      sleep 0.5
+    done ) &
+  local sampler=$!
+  if ! wait "$local_pid"; then echo "$name: run failed; see $dir/local.log" >&2; wait "$sampler" || true; exit 1; fi
+  wait "$sampler" || true
+  echo "$dir"
+}
+
+analyse() {  # analyse DIR LABEL
+  python3 - "$1" "$2" "$target" <<'PY'
+import json, sys, os
+d, label, target = sys.argv[1], sys.argv[2], float(sys.argv[3])
+rows = [json.loads(l) for l in open(os.path.join(d, "run", "metrics.jsonl")) if l.strip()]
 coord = [r for r in rows if r["role"] == "coordinator" and r.get("throughput/samples_per_s", 0) > 0]
-learner = [r for r in rows if r["role"] == "learner"]
+learner = [r for r in rows if r["role"] == "learner" and r.get("learner/step", 0) > 0]
 sps = sum(r["throughput/samples_per_s"] for r in coord) / max(1, len(coord))
 ups = max((r.get("throughput/steps_per_s", 0) for r in learner), default=0)
 last = learner[-1] if learner else {}
 acc, drop = last.get("staleness/accepted", 0), last.get("staleness/dropped", 0)
-print(f"{sys.argv[2]:<7} {sps:14.0f} {ups:14.1f} {100*drop/max(1,acc+drop):9.1f}%")
+# RL window: first to last learner period line.
+t0 = learner[0]["time"] if learner else 0
+t1 = learner[-1]["time"] if learner else 0
+mean_ups = (last.get("learner/step", 0) - learner[0].get("learner/step", 0)) / max(1e-9, t1 - t0) if learner else 0
+idle = float("nan")
+path = os.path.join(d, "schedstat")
+if os.path.exists(path):
+    s = []
+    for l in open(path):
+        p = l.split()
+        if len(p) >= 3: s.append((float(p[0]), int(p[1]), int(p[2])))
+    s = [x for x in s if t0 <= x[0] <= t1]
+    if len(s) >= 2 and s[-1][0] > s[0][0]:
+        busy = (s[-1][1] - s[0][1] + s[-1][2] - s[0][2]) / 1e9
+        idle = 1 - busy / (s[-1][0] - s[0][0])
+# Evaluations (coordinator rows with eval/pass@1): version → pass@1; a version's time = first learner row at it.
+evals = sorted({r["version"]: r["eval/pass@1"] for r in rows if "eval/pass@1" in r}.items())
+vtime = {}
+for r in rows:
+    if r["role"] == "learner" and r["version"] not in vtime: vtime[r["version"]] = r["time"]
+reach = next((v for v, p in evals if p >= target and v > 0), None)
+def when(v):
+    ts = [t for vv, t in vtime.items() if vv >= v]
+    return min(ts) - t0 if ts else float("nan")
+tt = when(reach) if reach is not None else float("nan")
+curve = " ".join(f"v{v}:{p:.3f}" for v, p in evals)
+skipped = 100 * last.get("learner/skipped_updates", 0) / max(1, last.get("learner/step", 0))
+print(json.dumps({"label": label, "sps": sps, "ups": ups, "mean_ups": mean_ups, "stale": 100 * drop / max(1, acc + drop),
+                  "skipped": skipped,
+                  "idle": 100 * idle, "reach_version": reach, "time_to_target": tt, "curve": curve}))
 PY
-  rm -rf "$dir"
-done
+}
+
+if [[ "$only" != schedules ]]; then
+  echo
+  echo "Throughput: learner + K actors, ${steps} learner steps per run, no SFT warm-up, no evaluation"
+  printf "| %-6s | %10s | %10s | %12s | %7s | %13s | %8s |\n" actors "samples/s" "updates/s" "updates/s avg" "stale" "learner idle" "skipped"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  for k in $actors; do
+    dir=$(run "K=$k" "$k" "$steps" --set algorithm.sftWarmupSteps=0 --set eval.everyVersions=0)
+    analyse "$dir" "$k" | python3 <(cat <<'PY'
+import json, sys
+r = json.loads(sys.stdin.read())
+print("| %-6s | %10.0f | %10.1f | %12.1f | %6.1f%% | %12.1f%% | %7.1f%% |" % (r["label"], r["sps"], r["ups"], r["mean_ups"], r["stale"], r["idle"], r["skipped"]))
+PY
+)
+    rm -rf "$dir"
+  done
+fi
+
+if [[ "$only" != throughput ]]; then
+  echo
+  echo "Schedules: K=$sched_actors actors, $sched_steps RL steps after the default SFT warm-up, seed $seed, eval every" \
+       "$eval_every versions, target pass@1 ≥ $target (time from the first RL update to the learner reaching the first" \
+       "version evaluated at or above it)"
+  results=()
+  for spec in "async|--set learner.schedule=async" "sync|--set learner.schedule=sync" \
+              "async, actors never wait|--set learner.schedule=async --set actors.versionWaitMs=1" \
+              "sync, heartbeat 20 ms|--set learner.schedule=sync --set liveness.heartbeatIntervalMs=20 --set liveness.livenessCount=250"; do
+    label=${spec%%|*}; sets=${spec#*|}
+    # shellcheck disable=SC2086
+    dir=$(run "$label" "$sched_actors" "$sched_steps" --set eval.everyVersions="$eval_every" \
+          ${warmup:+--set algorithm.sftWarmupSteps=$warmup} $sets)
+    results+=("$(analyse "$dir" "$label")")
+    rm -rf "$dir"
+  done
+  printf '%s\n' "${results[@]}" | python3 <(cat <<'PY'
+import json, math, sys
+rs = [json.loads(l) for l in sys.stdin if l.strip()]
+print("| schedule | updates/s avg | samples/s | stale | learner idle | skipped updates | first version ≥ target | time to target s | pass@1 by version |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+for r in rs:
+    v = r["reach_version"] if r["reach_version"] is not None else "not reached"
+    print("| %s | %.1f | %.0f | %.1f%% | %.1f%% | %.1f%% | %s | %.1f | %s |" % (r["label"], r["mean_ups"], r["sps"], r["stale"], r["idle"], r["skipped"], v,
+                                                          r["time_to_target"], r["curve"]))
+sync = rs[1]
+for a in [rs[0], rs[2]]:
+    if not math.isnan(a["time_to_target"]) and not math.isnan(sync["time_to_target"]) and a["time_to_target"] > 0:
+        t = "%.2fx" % (sync["time_to_target"] / a["time_to_target"])
+    else:
+        t = "not measurable (a run did not reach the target: raise --schedule-steps or lower --target)"
+    print("%s vs sync: time to pass@1 >= target %s, updates/s %.2fx" % (a["label"], t, a["mean_ups"] / max(1e-9, sync["mean_ups"])))
+PY
+)
+fi

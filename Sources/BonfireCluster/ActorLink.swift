@@ -59,6 +59,10 @@ package final class ActorLink {
     var lastParamAsk: Int64 = 0
     /// Evaluation requests that arrived before the first parameters; returned by the first `pollControl`.
     var pendingEvals: [WireEvalRequest] = []
+    /// Control events read while a push waited (handed out by the next pollControl).
+    var stashedEvents: [ControlEvent] = []
+    /// A shutdown was read while a push waited: the run is over, a blocked push is no news.
+    package var shutdownPending: Bool { stashedEvents.contains { if case .shutdown = $0 { true } else { false } } }
 
     package var name: String { identity.name }
 
@@ -330,7 +334,8 @@ package final class ActorLink {
     /// Control messages since the last call (and evaluation requests held from before the first parameters).
     /// A request to register again is answered here, at most once per heartbeat interval.
     package func pollControl() throws -> [ControlEvent] {
-        var events = pendingEvals.map { ControlEvent.evalRequest($0) }
+        var events = stashedEvents + pendingEvals.map { ControlEvent.evalRequest($0) }
+        stashedEvents.removeAll()
         pendingEvals.removeAll()
         let now = monotonicMillis()
         while let got = try control.receiveEnvelope(&decoder, timeout: .zero) {
@@ -366,7 +371,7 @@ package final class ActorLink {
 
     /// Pushes without waiting; false when the queue is full (statistics not worth waiting for).
     package func tryPush(_ payload: WirePayload) throws -> Bool {
-        try pushSocket.trySend([identity.envelope(payload).encoded()])
+        try pushSocket.send(identity.envelope(payload), timeout: .zero)  // encoded straight into the ZeroMQ message
     }
 
     /// Sends on the control socket (reports, metrics); `timeout` nil = do not wait.
@@ -386,6 +391,11 @@ package final class ActorLink {
             if try pushSocket.send(env, timeout: max(.zero, min(slice, left))) { return true }
             if ContinuousClock.now >= deadline || StopFlag.isSet { return false }
             heartbeat(state: "sampling")
+            // The learner may have finished: a shutdown read here ends the wait (the run loop handles it next)
+            // instead of holding the actor — and `bonfire train`'s exit — for the whole timeout.
+            let events = try pollControl()
+            stashedEvents += events
+            if shutdownPending { return false }
         }
     }
 

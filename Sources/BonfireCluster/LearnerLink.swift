@@ -95,7 +95,8 @@ package final class LearnerLink {
     /// Broadcasts the parameters of `version` (never blocks: a slow subscriber drops, and refreshes itself later).
     package func publish(version: Int, layoutHash: UInt64, values: [Float]) throws {
         let p = parameters(version: version, layoutHash: layoutHash, values: { values })
-        _ = try pub.trySend([identity.envelope(.parameters(p)).encoded()])
+        // Encoded straight into the ZeroMQ message: one copy of the blob (an encoded() array would add a second).
+        _ = try pub.send(identity.envelope(.parameters(p)), timeout: .zero)
     }
 
     /// Answers every queued parameter request with the parameters of `version`, once per asking peer: an actor

@@ -5,6 +5,7 @@
 //     metrics.jsonl            append-only, one JSON object per line:
 //                              {"time": <unix s>, "role": "learner", "version": 17, "loss/policy": 0.41, ...}
 //     checkpoints/v000025.safetensors   learner checkpoints (write to <name>.tmp, then rename)
+//     checkpoints/kl-reference.safetensors   π_start of a KL-penalised BoN run (Jobs/BoNJob.swift), written once
 //     eval/v000025.json        evaluation tables (EvalTable)
 //     logs/<role>.log          raw output of each role (written by the Supervisor)
 //

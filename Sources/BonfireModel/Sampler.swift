@@ -7,6 +7,9 @@
 // `GPT.tokenLogProbs(temperature:)` — with T replaced by 1 for greedy decoding (`GPT.logProbTemperature`).
 // A sequence stops after its stop token, after maxNewTokens, or when prompt + response fills contextLength.
 // Deterministic for a given RNG state: one uniform draw per (step, active slot) in slot order.
+// With `recordEntropy`, each response also carries the entropy (nats) of the distribution each token was drawn from
+// — softmax(logits / T) after the top-k / top-p cut, renormalised; 0 for greedy — for the evaluator's diversity
+// measure (Evaluator.swift). It does not change the draws.
 
 #if canImport(Glibc)
 import Glibc
@@ -26,11 +29,15 @@ package struct SamplingConfig: Codable, Equatable, Sendable {
     package var maxNewTokens: Int = 32
     /// Token that ends a response (included in it); negative = none.
     package var stopToken: Int = Tokenizer.eos
+    /// Fill `SampledResponse.entropies` (one more pass over the vocabulary per token). Not encoded. Default false.
+    package var recordEntropy = false
+
+    enum CodingKeys: String, CodingKey { case temperature, topK, topP, maxNewTokens, stopToken }
 
     package init(temperature: Float = 1, topK: Int = 0, topP: Float = 1, maxNewTokens: Int = 32,
-                 stopToken: Int = Tokenizer.eos) {
+                 stopToken: Int = Tokenizer.eos, recordEntropy: Bool = false) {
         self.temperature = temperature; self.topK = topK; self.topP = topP
-        self.maxNewTokens = maxNewTokens; self.stopToken = stopToken
+        self.maxNewTokens = maxNewTokens; self.stopToken = stopToken; self.recordEntropy = recordEntropy
     }
 }
 
@@ -39,7 +46,28 @@ package struct SampledResponse: Sendable, Equatable {
     package var tokens: [Int]
     /// log π_T per response token (same definition as `tokenLogProbs(temperature:)`).
     package var logProbs: [Float]
-    package init(tokens: [Int] = [], logProbs: [Float] = []) { self.tokens = tokens; self.logProbs = logProbs }
+    /// With `SamplingConfig.recordEntropy`: per response token, the entropy (nats) of the distribution it was drawn
+    /// from (after top-k / top-p; 0 when greedy). Empty otherwise.
+    package var entropies: [Float]
+    package init(tokens: [Int] = [], logProbs: [Float] = [], entropies: [Float] = []) {
+        self.tokens = tokens; self.logProbs = logProbs; self.entropies = entropies
+    }
+}
+
+/// Entropy (nats) of the distribution p_j ∝ pr[j] = exp(z_j − mx) over the kept ids (`ids[0..<keep]`, or all V when
+/// `ids` is nil), from the unnormalised weights and the scaled logits z_j = row[j]·invT:
+///   H = log Σ pr − Σ pr·(z − mx) / Σ pr.
+/// Shared by GPT.sampleToken and LlamaModel.drawToken.
+func samplingEntropy(_ row: UnsafePointer<Float>, _ pr: UnsafePointer<Float>, V: Int, invT: Float, mx: Float,
+                     ids: [Int]?, keep: Int) -> Float {
+    var total: Double = 0, dot: Double = 0
+    func add(_ j: Int) {
+        let w = Double(pr[j])
+        if w > 0 { total += w; dot += w * Double(row[j] * invT - mx) }
+    }
+    if let ids { for i in 0..<keep { add(ids[i]) } } else { for j in 0..<V { add(j) } }
+    guard total > 0 else { return 0 }
+    return Float(max(0, log(total) - dot / total))
 }
 
 /// Buffers of the incremental decoder, sized for `slots` sequences (grown on demand).
@@ -118,9 +146,10 @@ extension GPT {
             while true {
                 active.removeAll(keepingCapacity: true); positions.removeAll(keepingCapacity: true)
                 for s in 0..<S where !done[s] {
-                    let (tok, lp) = sampleToken(d.slotLogits.ptr + s * V, V: V, config: sc, rng: &rng, state: d)
+                    let (tok, lp, h) = sampleToken(d.slotLogits.ptr + s * V, V: V, config: sc, rng: &rng, state: d)
                     out[s / NS][s % NS].tokens.append(tok)
                     out[s / NS][s % NS].logProbs.append(lp)
+                    if sc.recordEntropy { out[s / NS][s % NS].entropies.append(h) }
                     let newLen = length[s] + 1
                     if tok == sc.stopToken || out[s / NS][s % NS].tokens.count >= sc.maxNewTokens || newLen >= ctx {
                         done[s] = true
@@ -232,12 +261,14 @@ extension GPT {
         }
     }
 
-    /// Draws one token from a logits row (V) and returns it with its log π_T under the full softmax.
+    /// Draws one token from a logits row (V) and returns it with its log π_T under the full softmax and (with
+    /// `recordEntropy`, else 0) the entropy of the distribution it was drawn from.
     func sampleToken(_ row: UnsafeMutablePointer<Float>, V: Int, config sc: SamplingConfig, rng: inout RNG,
-                     state d: DecodeState) -> (Int, Float) {
+                     state d: DecodeState) -> (Int, Float, Float) {
         let lpInvT = 1 / GPT.logProbTemperature(sc.temperature)
         let lse = Ops.logSumExp(row, V, scale: lpInvT)
         var tok = 0
+        var h: Float = 0
         if sc.temperature <= 1e-6 {
             for j in 1..<V where row[j] > row[tok] { tok = j }
         } else {
@@ -257,6 +288,7 @@ extension GPT {
                     tok = j
                     if u < 0 { break }
                 }
+                if sc.recordEntropy { h = samplingEntropy(row, pr, V: V, invT: invT, mx: mx, ids: nil, keep: V) }
             } else {
                 // Sort ids by probability (descending, ties by id), keep top-k, then the top-p prefix.
                 var ids = Array(0..<V)
@@ -279,9 +311,10 @@ extension GPT {
                     u -= Double(pr[ids[i]])
                     if u < 0 { tok = ids[i]; break }
                 }
+                if sc.recordEntropy { h = samplingEntropy(row, pr, V: V, invT: invT, mx: mx, ids: ids, keep: keep) }
             }
         }
-        return (tok, row[tok] * lpInvT - lse)
+        return (tok, row[tok] * lpInvT - lse, h)
     }
 }
 

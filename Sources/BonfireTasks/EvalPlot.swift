@@ -1,5 +1,6 @@
 // Hand-written SVG plot of an EvalReport: pass@N (solid) and Bo-N (dashed) against N on a log2 x axis, y in [0, 1],
-// one colour per temperature, error bars of ±1 standard error, axis ticks and a legend.
+// one colour per temperature, error bars of ±1 standard error, axis ticks and a legend; under each temperature's
+// legend entry its diversity (Evaluator.swift): distinct final answers per prompt and mean token entropy (nats).
 
 import Foundation
 
@@ -7,7 +8,8 @@ package enum EvalPlot {
     private static let colours = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
     package static func svg(_ report: EvalReport, title: String? = nil) -> String {
-        let W = 720.0, H = 440.0, left = 60.0, right = 190.0, top = 40.0, bottom = 50.0
+        let W = 720.0, left = 60.0, right = 190.0, top = 40.0, bottom = 50.0
+        let H = max(440.0, top + 8 + 58 * Double(report.temperatures.count) + 45)   // room for the legend
         let pw = W - left - right, ph = H - top - bottom
         let ns = report.nList.sorted()
         let lo = log2(Double(ns.first ?? 1)), hi = max(log2(Double(ns.last ?? 1)), lo + 1)
@@ -58,9 +60,17 @@ package enum EvalPlot {
             ly += 18
             s += "<line x1=\"\(f(lx))\" y1=\"\(f(ly))\" x2=\"\(f(lx + 24))\" y2=\"\(f(ly))\" stroke=\"\(c)\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>\n"
             s += "<text x=\"\(f(lx + 30))\" y=\"\(f(ly + 4))\">Bo-N  T=\(T)</text>\n"
+            ly += 16
+            if let r = report.rows.first(where: { $0.temperature == T }), let d = r.distinctAnswers {
+                let h = r.tokenEntropy.map { String(format: ", H %.2f", $0) } ?? ""
+                s += "<text x=\"\(f(lx + 30))\" y=\"\(f(ly + 4))\" font-size=\"10\" fill=\"\(c)\">"
+                    + String(format: "distinct %.2f", d) + h + "</text>\n"
+            }
             ly += 24
         }
         s += "<text x=\"\(f(lx))\" y=\"\(f(ly + 6))\" font-size=\"10\">bars: ±1 s.e. over prompts</text>\n"
+        s += "<text x=\"\(f(lx))\" y=\"\(f(ly + 20))\" font-size=\"10\">distinct: answers per prompt;</text>\n"
+        s += "<text x=\"\(f(lx))\" y=\"\(f(ly + 32))\" font-size=\"10\">H: token entropy (nats)</text>\n"
         s += "</svg>\n"
         return s
     }

@@ -5,6 +5,16 @@
 //   Bo-N     Σ_s [C(a_s+m_s, N) − C(a_s, N)]/C(n, N) · R̄_s   (uniform tie-breaking, expected value)
 //   maj@N    expected reward of the majority answer of N (task answer keys; ties expected value)
 //   mean R   pass@1 (the same for every N; reported for convenience)
+// and per temperature (the same on every N row) two diversity measures of the n samples, mean ± s.e. over prompts:
+//   distinct  number of distinct final answers among a prompt's n samples: distinct `answerKey`s (math: the
+//             normalised final answer, so "1.0", "1" and "\frac{2}{2}" are one answer; built-in code task: the
+//             program's outputs on the hidden tests, i.e. distinct behaviour; JSONL code: the program text without
+//             fences and surrounding white space). Malformed responses have no final answer and are not counted, so
+//             a prompt whose samples are all malformed has 0.
+//   entropy   mean token entropy (nats): at each generated token, the entropy of the distribution the token was
+//             drawn from — softmax(logits / T) at the sampling temperature T of the row (after top-k / top-p; 0 for
+//             greedy T = 0) — averaged over the response's tokens, then over the prompt's samples (responses with
+//             no tokens are skipped). nil when the sampler does not report entropies.
 // The sampler is a closure, so this file does not depend on how a policy samples; `Evaluator.sampler(model:…)` adapts
 // any LanguageModel (GPT, a Hugging Face model) with its TextFormat (tokenizer, BOS, EOS). Progress (Progress.swift)
 // goes to stderr: prompts done / total, rate, ETA, samples/s.
@@ -25,6 +35,14 @@ package struct EvalRow: Codable, Sendable, Equatable {
     package var majorityStdErr: Double?
     package var meanReward: Double
     package var numPrompts: Int
+    /// Mean number of distinct final answers per prompt among its n samples, and its standard error over prompts
+    /// (the same for every N of a temperature). nil in reports written before it existed.
+    package var distinctAnswers: Double? = nil
+    package var distinctAnswersStdErr: Double? = nil
+    /// Mean token entropy (nats) of the sampling distribution at this temperature, averaged over tokens then
+    /// samples, then prompts (± s.e. over prompts). nil when the sampler does not report entropies.
+    package var tokenEntropy: Double? = nil
+    package var tokenEntropyStdErr: Double? = nil
 }
 
 package struct EvalReport: Codable, Sendable {
@@ -52,14 +70,19 @@ package struct EvalReport: Codable, Sendable {
             let s = String(format: "%.3f±%.3f", m, se)
             return s.padding(toLength: 13, withPad: " ", startingAt: 0)
         }
+        let dash = "-".padding(toLength: 13, withPad: " ", startingAt: 0)
         var lines = ["task=\(task) split=\(split) verifier=\(verifier) prompts=\(numPrompts) samples=\(samples)",
-                     "T      N     pass@N        Bo-N          maj@N         meanR"]
+                     "T      N     pass@N        Bo-N          maj@N         meanR  distinct      entropy"]
         for r in rows {
             lines.append(String(format: "%-6.2f %-5d ", r.temperature, r.n) + f(r.passAtN, r.passAtNStdErr) + " "
                          + f(r.boN, r.boNStdErr) + " "
-                         + (r.majority.map { f($0, r.majorityStdErr ?? 0) } ?? "-".padding(toLength: 13, withPad: " ", startingAt: 0)) + " "
-                         + String(format: "%.3f", r.meanReward))
+                         + (r.majority.map { f($0, r.majorityStdErr ?? 0) } ?? dash) + " "
+                         + String(format: "%.3f  ", r.meanReward)
+                         + (r.distinctAnswers.map { f($0, r.distinctAnswersStdErr ?? 0) } ?? dash) + " "
+                         + (r.tokenEntropy.map { String(format: "%.3f±%.3f", $0, r.tokenEntropyStdErr ?? 0) } ?? "-"))
         }
+        lines.append("distinct: distinct final answers per prompt among its \(samples) samples; entropy: mean token "
+                     + "entropy (nats) of the sampling distribution at T (both the same for every N)")
         return lines.joined(separator: "\n")
     }
 }
@@ -101,9 +124,20 @@ package struct EvalSettings: Codable, Sendable, Equatable {
     }
 }
 
+/// One sampled response as the evaluator sees it.
+package struct EvalSample: Sendable, Equatable {
+    /// The response text, without EOS.
+    package var text: String
+    /// Per generated token, the entropy (nats) of the distribution it was drawn from; nil when unknown.
+    package var tokenEntropies: [Float]?
+    package init(text: String, tokenEntropies: [Float]? = nil) { self.text = text; self.tokenEntropies = tokenEntropies }
+}
+
 package struct Evaluator {
     /// Samples `samplesPerPrompt` responses (text, without EOS) for each item at a temperature: result [item][sample].
     package typealias Sampler = (_ items: [TaskItem], _ samplesPerPrompt: Int, _ temperature: Double) -> [[String]]
+    /// The same with each response's token entropies (what `Evaluator.sampler(model:…)` returns).
+    package typealias EntropySampler = (_ items: [TaskItem], _ samplesPerPrompt: Int, _ temperature: Double) -> [[EvalSample]]
 
     package let task: any VerifiableTask
     package let verifier: any Verifier
@@ -116,8 +150,14 @@ package struct Evaluator {
     /// Per-prompt estimates for one BoN group of n responses: (pass@N, Bo-N, maj@N) for each N in nList.
     package func estimates(item: TaskItem, responses: [String]) -> [(pass: Double, bon: Double, maj: Double)] {
         let rewards = responses.map { task.reward(item: item, response: $0).reward }
-        let scores = verifier.scores(item: item, responses: responses)
         let answers = settings.majority ? responses.map { task.answerKey(item: item, response: $0) } : []
+        return estimates(item: item, responses: responses, rewards: rewards, answers: answers)
+    }
+
+    /// The same from the group's rewards and answer keys (computed once per group by `run`).
+    func estimates(item: TaskItem, responses: [String], rewards: [Double], answers: [String?])
+        -> [(pass: Double, bon: Double, maj: Double)] {
+        let scores = verifier.scores(item: item, responses: responses)
         let c = rewards.filter { $0 >= 0.5 }.count
         return settings.nList.map { N in
             (Estimators.passAtK(n: responses.count, c: c, k: N),
@@ -126,8 +166,29 @@ package struct Evaluator {
         }
     }
 
-    /// Runs the evaluation over `items`. Throws if the settings are invalid or the sampler returns the wrong shape.
+    /// Number of distinct final answers (non-nil answer keys) among one prompt's samples.
+    package static func distinctAnswers(_ answers: [String?]) -> Int {
+        Set(answers.compactMap { $0 }).count
+    }
+
+    /// Mean over samples of each sample's mean token entropy; nil when no sample has a known, non-empty entropy list.
+    package static func meanTokenEntropy(_ samples: [EvalSample]) -> Double? {
+        let perSample = samples.compactMap { s -> Double? in
+            guard let h = s.tokenEntropies, !h.isEmpty else { return nil }
+            return h.reduce(0.0) { $0 + Double($1) } / Double(h.count)
+        }
+        return perSample.isEmpty ? nil : perSample.reduce(0, +) / Double(perSample.count)
+    }
+
+    /// Runs the evaluation over `items` with a text-only sampler (no token entropies: `tokenEntropy` is nil).
     package func run(items: [TaskItem], checkpoint: String? = nil, sampler: Sampler) throws -> EvalReport {
+        try run(items: items, checkpoint: checkpoint, entropySampler: { items, n, T in
+            sampler(items, n, T).map { $0.map { EvalSample(text: $0) } }
+        })
+    }
+
+    /// Runs the evaluation over `items`. Throws if the settings are invalid or the sampler returns the wrong shape.
+    package func run(items: [TaskItem], checkpoint: String? = nil, entropySampler sampler: EntropySampler) throws -> EvalReport {
         try settings.validate()
         guard !items.isEmpty else { throw TaskError("eval: no prompts to evaluate; use --prompts ≥ 1") }
         let start = Date()
@@ -139,6 +200,7 @@ package struct Evaluator {
         for T in settings.temperatures {
             var perN = [[(pass: Double, bon: Double, maj: Double)]](repeating: [], count: settings.nList.count)
             var meanRewards: [Double] = []
+            var distinct: [Double] = [], entropy: [Double] = []
             var b = 0
             while b < items.count {
                 let batch = Array(items[b..<min(items.count, b + settings.promptsPerBatch)])
@@ -147,10 +209,16 @@ package struct Evaluator {
                     throw TaskError("eval: sampler returned \(responses.map { $0.count }) responses for \(batch.count)"
                                     + " prompts × \(settings.samples) samples (sampler bug)")
                 }
-                for (item, group) in zip(batch, responses) {
-                    for (j, e) in estimates(item: item, responses: group).enumerated() { perN[j].append(e) }
+                for (item, samples) in zip(batch, responses) {
+                    let group = samples.map(\.text)
                     let R = group.map { task.reward(item: item, response: $0).reward }
+                    let answers = group.map { task.answerKey(item: item, response: $0) }
+                    for (j, e) in estimates(item: item, responses: group, rewards: R, answers: answers).enumerated() {
+                        perN[j].append(e)
+                    }
                     meanRewards.append(R.reduce(0, +) / Double(R.count))
+                    distinct.append(Double(Evaluator.distinctAnswers(answers)))
+                    if let h = Evaluator.meanTokenEntropy(samples) { entropy.append(h) }
                 }
                 totalSamples += batch.count * settings.samples
                 b += batch.count
@@ -158,6 +226,8 @@ package struct Evaluator {
                 progress?.advance(by: batch.count, detail: String(format: "T=%.2f  prompts %d/%d  %.1f samples/s", T, b, items.count, rate))
             }
             let meanR = meanRewards.reduce(0, +) / Double(meanRewards.count)
+            let dv = Estimators.meanAndStandardError(distinct)
+            let hv = entropy.isEmpty ? nil : Estimators.meanAndStandardError(entropy)
             for (j, N) in settings.nList.enumerated() {
                 let p = Estimators.meanAndStandardError(perN[j].map { $0.pass })
                 let bo = Estimators.meanAndStandardError(perN[j].map { $0.bon })
@@ -166,7 +236,9 @@ package struct Evaluator {
                                     boN: bo.mean, boNStdErr: bo.standardError,
                                     majority: settings.majority ? mj.mean : nil,
                                     majorityStdErr: settings.majority ? mj.standardError : nil,
-                                    meanReward: meanR, numPrompts: items.count))
+                                    meanReward: meanR, numPrompts: items.count,
+                                    distinctAnswers: dv.mean, distinctAnswersStdErr: dv.standardError,
+                                    tokenEntropy: hv?.mean, tokenEntropyStdErr: hv?.standardError))
             }
         }
         progress?.finish()
@@ -177,19 +249,22 @@ package struct Evaluator {
                           samplesPerSecond: Double(totalSamples) / max(seconds, 1e-9))
     }
 
-    /// A sampler over a policy: prompt tokens are [BOS] + prompt; responses are decoded up to EOS. The RNG is advanced deterministically, so a fixed seed replays
-    /// the evaluation.
+    /// A sampler over a policy: prompt tokens are [BOS] + prompt; responses are decoded up to EOS, with the entropy of
+    /// the sampling distribution at each token. The RNG is advanced deterministically, so a fixed seed replays the
+    /// evaluation.
     package static func sampler(model: any LanguageModel, text: TextFormat = .character, maxNewTokens: Int = 32,
-                                topK: Int = 0, topP: Float = 1, seed: UInt64) -> Sampler {
+                                topK: Int = 0, topP: Float = 1, seed: UInt64) -> EntropySampler {
         var rng = RNG(seed: seed, stream: 0x6576_616C)  // "eval"
         return { items, samplesPerPrompt, temperature in
             let prompts = items.map { [text.bos] + ((try? text.tokenizer.encode($0.prompt)) ?? []) }
             let longest = prompts.map { $0.count }.max() ?? 0
             let budget = max(1, min(maxNewTokens, model.contextLength - longest))
             let sc = SamplingConfig(temperature: Float(temperature), topK: topK, topP: topP, maxNewTokens: budget,
-                                    stopToken: text.eos)
+                                    stopToken: text.eos, recordEntropy: true)
             let out = model.sample(prompts: prompts, samplesPerPrompt: samplesPerPrompt, config: sc, rng: &rng)
-            return out.map { group in group.map { text.decodeResponse($0.tokens) } }
+            return out.map { group in
+                group.map { EvalSample(text: text.decodeResponse($0.tokens), tokenEntropies: $0.entropies) }
+            }
         }
     }
 
@@ -197,7 +272,7 @@ package struct Evaluator {
     package func run(model: any LanguageModel, text: TextFormat = .character, items: [TaskItem], maxNewTokens: Int = 32,
                      seed: UInt64 = 0, checkpoint: String? = nil) throws -> EvalReport {
         try run(items: items, checkpoint: checkpoint,
-                sampler: Evaluator.sampler(model: model, text: text, maxNewTokens: maxNewTokens, seed: seed))
+                entropySampler: Evaluator.sampler(model: model, text: text, maxNewTokens: maxNewTokens, seed: seed))
     }
 }
 

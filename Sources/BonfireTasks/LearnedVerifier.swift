@@ -183,7 +183,7 @@ package enum VerifierData {
         while i < items.count {
             let batch = Array(items[i..<min(items.count, i + 16)])
             for (item, group) in zip(batch, sampler(batch, samplesPerPrompt, temperature)) {
-                for y in group { out.append(VerifierExample(item: item, response: y, label: task.reward(item: item, response: y).reward)) }
+                for y in group.map(\.text) { out.append(VerifierExample(item: item, response: y, label: task.reward(item: item, response: y).reward)) }
             }
             i += 16
             progress?.advance(by: batch.count)

@@ -1,6 +1,7 @@
 // Parameter broadcast: the learner's whole parameter blob (ParameterLayout order) as float32 little-endian bytes in
-// one `bytes` field of ParameterAnnounce. Encoding borrows the [Float] storage (no copy before protobuf-c packs it);
-// decoding is one memcpy from the protobuf-c buffer into [Float].
+// one `bytes` field of ParameterAnnounce. FastCodec encodes it with one memcpy into the ZeroMQ message and decodes it
+// with one memcpy out of the frame, computing the validator's largest |x| on the way (see `largestMagnitudeBits`).
+// The protobuf-c path (reference): encoding borrows the [Float] storage; decoding copies twice.
 import CBonfireProto
 
 package struct WireParameters: Equatable, Sendable {
@@ -8,10 +9,36 @@ package struct WireParameters: Equatable, Sendable {
     /// Hash of the parameter layout (names, offsets, shapes); a receiver rejects a blob for another layout.
     package var layoutHash: UInt64
     /// (P) all parameters, flat.
-    package var values: [Float]
+    package var values: [Float] { didSet { largestMagnitudeBits = nil } }
+    /// `Self.largestMagnitudeBits(values)` when FastCodec computed it while copying the values out of the frame (the
+    /// validator's finiteness/bound check then needs no second pass over 4·P bytes); nil otherwise. Not part of the
+    /// value (`==` ignores it) and cleared by any change to `values`.
+    package private(set) var largestMagnitudeBits: UInt32?
 
     package init(version: UInt64, layoutHash: UInt64, values: [Float]) {
         self.version = version; self.layoutHash = layoutHash; self.values = values
+    }
+
+    init(version: UInt64, layoutHash: UInt64, values: [Float], largestMagnitudeBits: UInt32) {
+        self.init(version: version, layoutHash: layoutHash, values: values)
+        self.largestMagnitudeBits = largestMagnitudeBits
+    }
+
+    package static func == (a: WireParameters, b: WireParameters) -> Bool {
+        a.version == b.version && a.layoutHash == b.layoutHash && a.values == b.values
+    }
+
+    /// The largest |x| as float bits with the sign cleared. With the sign cleared, float bits order like integers
+    /// (finite < infinity < NaN), so this integer max finds the worst value and vectorises; it is ≥
+    /// `Float.infinity.bitPattern` exactly when some value is not finite. 0 for no values.
+    package static func largestMagnitudeBits(_ v: UnsafeBufferPointer<Float>) -> UInt32 {
+        var worst: UInt32 = 0
+        for x in v { worst = Swift.max(worst, x.bitPattern & 0x7FFF_FFFF) }
+        return worst
+    }
+
+    package static func largestMagnitudeBits(_ v: [Float]) -> UInt32 {
+        v.withUnsafeBufferPointer { largestMagnitudeBits($0) }
     }
 
     package var byteLength: Int { values.count * 4 }

@@ -59,14 +59,42 @@ package struct WireEnvelope: Equatable, Sendable {
         }.get()
     }
 
+    /// Parameters and BoN-group envelopes go through `FastCodec` (one copy per field); anything it declines —
+    /// other payloads, and every frame it does not fully understand — through protobuf-c, as before.
     init(parsing raw: UnsafeRawBufferPointer) throws(WireError) {
+        if let env = FastCodec.decode(raw) { self = env; return }
+        try self.init(parsingWithProtobufC: raw)
+    }
+
+    init(parsingWithProtobufC raw: UnsafeRawBufferPointer) throws(WireError) {
         self = try unpackMessage(raw, what: "Envelope", unpack: bonfire__v1__envelope__unpack, convert: Self.init(c:))
     }
 
-    package func encoded() -> [UInt8] { withCTree { packMessage($0) } }
+    package func encoded() -> [UInt8] { FastCodec.encoded(self) ?? withCTree { packMessage($0) } }
 
-    /// Encoded size in bytes (walks the message; as costly as building it).
-    package var encodedSize: Int { withCTree { packedSize($0) } }
+    /// Encoded size in bytes (walks the message; for protobuf-c payloads as costly as building it).
+    package var encodedSize: Int { FastCodec.encodedSize(self) ?? withCTree { packedSize($0) } }
+
+    // The two codecs side by side, for FastCodecTests (byte-identical encoding, the same decode results) and for
+    // `bonfire-bench wire --codec protobuf-c`.
+
+    /// Encoded by protobuf-c only.
+    package func encodedWithProtobufC() -> [UInt8] { withCTree { packMessage($0) } }
+
+    /// Parsed by protobuf-c only (no acceptance policy, as `init(wire:)`).
+    package init(protobufCWire wire: [UInt8]) throws(WireError) {
+        self = try wire.withUnsafeBytes { raw in
+            Result { () throws(WireError) -> WireEnvelope in try WireEnvelope(parsingWithProtobufC: raw) }
+        }.get()
+    }
+
+    /// Parsed by `FastCodec` only; nil where it declines (the frame would go to protobuf-c).
+    package static func fastCodecDecoded(_ wire: [UInt8]) -> WireEnvelope? {
+        wire.withUnsafeBytes { FastCodec.decode($0) }
+    }
+
+    /// Whether `FastCodec` encodes this envelope (parameters and BoN groups without NUL in their strings).
+    package var isFastCodecEncoded: Bool { FastCodec.encodedSize(self) != nil }
 
     /// Builds the protobuf-c tree for the duration of `body` (used to pack straight into a ZeroMQ message).
     func withCTree<R>(_ body: (UnsafeMutablePointer<Bonfire__V1__Envelope>) -> R) -> R {

@@ -312,34 +312,43 @@ package final class ZMQSocket {
     /// Non-blocking send: false when the message would block (backpressure).
     package func trySend(_ frames: [[UInt8]]) throws(ZMQError) -> Bool { try send(frames, timeout: .zero) }
 
-    /// Sends `prefix` frames (e.g. a ROUTER routing id) then `envelope`, packed straight into the ZeroMQ message
-    /// buffer (no intermediate array).
+    /// Sends `prefix` frames (e.g. a ROUTER routing id) then `envelope`, encoded straight into the ZeroMQ message
+    /// buffer (no intermediate array): by `FastCodec` for parameters and BoN groups, by protobuf-c otherwise.
     package func send(_ envelope: WireEnvelope, prefix: [[UInt8]] = [], timeout: Duration? = nil) throws(ZMQError) -> Bool {
-        try envelope.withCTree { (tree) -> Result<Bool, ZMQError> in
-            let size = packedSize(tree)
-            var msg = zmq_msg_t()
-            var ready = false
-            defer { if ready { zmq_msg_close(&msg) } }
-            return Result { () throws(ZMQError) -> Bool in
-                try sendMessage(parts: prefix.count + 1, timeout: timeout) { (i, flags) throws(ZMQError) -> ZMQStatus in
-                    if i < prefix.count {
-                        return try prefix[i].withUnsafeBytes { raw in
-                            Result { () throws(ZMQError) -> ZMQStatus in
-                                try zmqCall("zmq_send", { zmq_send(h, raw.baseAddress, raw.count, flags) })
-                            }
-                        }.get()
-                    }
-                    if !ready {
-                        _ = try zmqCall("zmq_msg_init_size(\(size))", { zmq_msg_init_size(&msg, size) })
-                        ready = true
-                        packMessage(tree, into: UnsafeMutableRawBufferPointer(start: zmq_msg_data(&msg), count: size))
-                    }
-                    let status = try zmqCall("zmq_msg_send", { zmq_msg_send(&msg, h, flags) })
-                    if case .ok = status { ready = false }  // libzmq owns (and emptied) the message now
-                    return status
-                }
+        if let size = FastCodec.encodedSize(envelope) {
+            return try send(size: size, prefix: prefix, timeout: timeout) { FastCodec.encode(envelope, into: $0) }
+        }
+        return try envelope.withCTree { (tree) -> Result<Bool, ZMQError> in
+            Result { () throws(ZMQError) -> Bool in
+                try send(size: packedSize(tree), prefix: prefix, timeout: timeout) { packMessage(tree, into: $0) }
             }
         }.get()
+    }
+
+    /// Sends `prefix` frames then one frame of `size` bytes that `fill` writes straight into the ZeroMQ message
+    /// (allocated once, on the first attempt; a would-block retry resends the same message).
+    private func send(size: Int, prefix: [[UInt8]], timeout: Duration?,
+                      fill: (UnsafeMutableRawBufferPointer) -> Void) throws(ZMQError) -> Bool {
+        var msg = zmq_msg_t()
+        var ready = false
+        defer { if ready { zmq_msg_close(&msg) } }
+        return try sendMessage(parts: prefix.count + 1, timeout: timeout) { (i, flags) throws(ZMQError) -> ZMQStatus in
+            if i < prefix.count {
+                return try prefix[i].withUnsafeBytes { raw in
+                    Result { () throws(ZMQError) -> ZMQStatus in
+                        try zmqCall("zmq_send", { zmq_send(h, raw.baseAddress, raw.count, flags) })
+                    }
+                }.get()
+            }
+            if !ready {
+                _ = try zmqCall("zmq_msg_init_size(\(size))", { zmq_msg_init_size(&msg, size) })
+                ready = true
+                fill(UnsafeMutableRawBufferPointer(start: zmq_msg_data(&msg), count: size))
+            }
+            let status = try zmqCall("zmq_msg_send", { zmq_msg_send(&msg, h, flags) })
+            if case .ok = status { ready = false }  // libzmq owns (and emptied) the message now
+            return status
+        }
     }
 
     // MARK: - Receiving

@@ -1,8 +1,14 @@
-// `bonfire-bench wire`: throughput of rollout messages (BoN group batches) over tcp://127.0.0.1 through our
-// encode → send → receive → decode path, beside the raw libzmq path (same sizes, same HWM, same run: send a byte
-// buffer, receive without copying it out), and parameter-broadcast latency over PUB/SUB for 1 M and 10 M floats.
+// `bonfire-bench wire`: throughput of rollout messages (BoN group batches) over tcp://127.0.0.1, ours beside raw
+// libzmq in the same run (same encoded sizes, PUSH → PULL, same SNDHWM/RCVHWM, same counts; rounds alternate raw/ours
+// and the best round of each counts):
+// - raw: a byte buffer of the encoded size through `zmq_send` (libzmq copies it into a message) → `zmq_msg_recv`,
+//   not copied out, not parsed: the transport alone.
+// - ours: `ZMQSocket.send(WireEnvelope)` (FastCodec writes the protobuf bytes straight into the ZeroMQ message) →
+//   `receiveEnvelope` (WireDecoder: size limit, parse into Swift arrays, protocol and run-id checks).
+// Then the parameter broadcast (1 M and 10 M floats) over PUB/SUB, raw beside ours (see `parameterLatency`).
+// Encode/decode µs and ms are also given for protobuf-c, the codec before FastCodec and for the other payloads.
 // `bonfire-bench wire interop`: the Python interoperability check (Scripts/wire_interop.py).
-// Each measurement runs a sender thread and a receiver thread; rounds alternate raw/ours and the best round counts.
+// Each measurement runs a sender thread and a receiver thread in one process (one ZeroMQ I/O thread).
 import ArgumentParser
 import BonfireWire
 import Foundation
@@ -66,7 +72,7 @@ struct WireThroughput: ParsableCommand {
         if curve { return try curveTable(tuned: tuned) }
         print("bonfire-bench wire: libzmq \(ZMQContext.libraryVersion), tcp://127.0.0.1, HWM \(hwm), best of \(rounds) rounds, "
               + "malloc tuned for large messages: \(tuned)")
-        print("| payload | encoded bytes | encode µs | decode µs | ours msg/s | ours MB/s | raw msg/s | raw MB/s | ours/raw |")
+        print("| payload | encoded bytes | encode µs (protobuf-c) | decode µs (protobuf-c) | ours msg/s | ours MB/s | raw msg/s | raw MB/s | ours/raw |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for (label, size, count) in [("1 KiB", 1 << 10, 100_000), ("64 KiB", 64 << 10, 8_000),
                                      ("1 MiB", 1 << 20, 600)] {
@@ -74,18 +80,28 @@ struct WireThroughput: ParsableCommand {
             let encodedBytes = env.encodedSize
             let n = max(10, Int(Double(count) * scale))
             // Encode and decode alone (one thread, no sockets), best of `rounds` batches.
+            // (FastCodec, the path ours uses; in brackets protobuf-c, the path before it and for other payloads)
             var encodeUs = Double.infinity, decodeUs = Double.infinity
+            var slowEncodeUs = Double.infinity, slowDecodeUs = Double.infinity
             let reps = max(1, n / 20)
             let bytes = env.encoded()
+            precondition(bytes == env.encodedWithProtobufC(), "FastCodec and protobuf-c encodings differ")
             let decoder = WireDecoder(runID: benchRunID)
             for _ in 0..<rounds {
-                var t = ContinuousClock.now
                 var sink = 0
-                for _ in 0..<reps { sink &+= env.encoded().count }
-                encodeUs = min(encodeUs, ms(ContinuousClock.now - t) * 1000 / Double(reps))
-                t = ContinuousClock.now
-                for _ in 0..<reps { if case .bonGroups(let b) = try decoder.decode(bytes).payload { sink &+= b.groups.count } }
-                decodeUs = min(decodeUs, ms(ContinuousClock.now - t) * 1000 / Double(reps))
+                func time(_ body: () throws -> Void) rethrows -> Double {
+                    let t = ContinuousClock.now
+                    for _ in 0..<reps { try body() }
+                    return ms(ContinuousClock.now - t) * 1000 / Double(reps)
+                }
+                encodeUs = min(encodeUs, time { sink &+= env.encoded().count })
+                slowEncodeUs = min(slowEncodeUs, time { sink &+= env.encodedWithProtobufC().count })
+                decodeUs = min(decodeUs, try time {
+                    if case .bonGroups(let b) = try decoder.decode(bytes).payload { sink &+= b.groups.count }
+                })
+                slowDecodeUs = min(slowDecodeUs, try time {
+                    if case .bonGroups(let b) = try WireEnvelope(protobufCWire: bytes).payload { sink &+= b.groups.count }
+                })
                 precondition(sink > 0)
             }
             var bestOurs = Double.infinity, bestRaw = Double.infinity
@@ -95,8 +111,8 @@ struct WireThroughput: ParsableCommand {
             }
             let oursRate = Double(n) / bestOurs, rawRate = Double(n) / bestRaw
             let mb = Double(encodedBytes) / 1e6
-            print(String(format: "| %@ | %d | %.1f | %.1f | %.0f | %.0f | %.0f | %.0f | %.2f |", label, encodedBytes,
-                         encodeUs, decodeUs, oursRate,
+            print(String(format: "| %@ | %d | %.1f (%.1f) | %.1f (%.1f) | %.0f | %.0f | %.0f | %.0f | %.2f |", label, encodedBytes,
+                         encodeUs, slowEncodeUs, decodeUs, slowDecodeUs, oursRate,
                          oursRate * mb, rawRate, rawRate * mb, oursRate / rawRate))
         }
         try parameterLatency()
@@ -195,80 +211,124 @@ struct WireThroughput: ParsableCommand {
         return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
     }
 
-    /// PUB/SUB broadcast latency: learner holds [Float] → subscriber holds decoded [Float].
+    /// Parameter broadcast over PUB/SUB (the learner → actor pattern of the runtime: PUB SNDHWM 4, SUB CONFLATE, one
+    /// subscriber), one publish at a time, latency = publish call → the subscriber holds the parameters installed.
+    /// - raw: a byte buffer of the same encoded size through `zmq_send` (one copy into the message) → `zmq_msg_recv`
+    ///   without copying out: the transport floor.
+    /// - ours: the learner's [Float] encoded straight into the ZeroMQ message (FastCodec: one memcpy) → received →
+    ///   `WireDecoder` (decoded with one memcpy into a new [Float]) → `ValidationContext.validate` (version, count,
+    ///   layout hash, every value finite and bounded: one read pass) → installed (assigned as the model's `params`, as
+    ///   BoNJob.install does: no copy).
+    /// Encode / decode / validate ms: each step alone on one thread (decode: protobuf-c path in brackets).
     private func parameterLatency() throws {
         print("")
-        print("| parameters | bytes | encode ms | decode ms | broadcast latency ms (min / median of 5) |")
-        print("|---|---:|---:|---:|---:|")
+        print("Parameter broadcast, PUB → SUB (CONFLATE), tcp://127.0.0.1, min / median of \(broadcastRepeats) publishes, "
+              + "rounds alternate raw/ours")
+        print("| parameters | bytes | encode ms | decode ms (protobuf-c) | validate ms | raw latency ms | ours latency ms | ours/raw |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for count in [1_000_000, 10_000_000] {
-            let params = WireParameters(version: 1, layoutHash: 9, values: (0..<count).map { Float($0 & 1023) })
+            let params = WireParameters(version: 1, layoutHash: 9, values: (0..<count).map { Float($0 & 1023) * 1e-3 })
             let env = WireEnvelope(runID: benchRunID, senderRole: .learner, senderID: 0, sequence: 1,
                                    payload: .parameters(params))
-            // Encode / decode alone.
-            var t = ContinuousClock.now
-            let bytes = env.encoded()
-            let encodeMs = ms(ContinuousClock.now - t)
-            t = ContinuousClock.now
-            let decoded = try WireDecoder(runID: benchRunID).decode(bytes)
-            let decodeMs = ms(ContinuousClock.now - t)
-            precondition(decoded == env, "parameter round trip differs")
+            var context = ValidationContext(receiver: .actor, runID: benchRunID)
+            context.parameterCount = count
+            context.layoutHash = 9
+            // Each step alone, best of 3.
+            var encodeMs = Double.infinity, decodeMs = Double.infinity, slowDecodeMs = Double.infinity
+            var validateMs = Double.infinity
+            var bytes: [UInt8] = []
+            for _ in 0..<3 {
+                var t = ContinuousClock.now
+                bytes = env.encoded()
+                encodeMs = min(encodeMs, ms(ContinuousClock.now - t))
+                t = ContinuousClock.now
+                let decoded = try WireDecoder(runID: benchRunID).decode(bytes)
+                decodeMs = min(decodeMs, ms(ContinuousClock.now - t))
+                t = ContinuousClock.now
+                let slow = try WireEnvelope(protobufCWire: bytes)
+                slowDecodeMs = min(slowDecodeMs, ms(ContinuousClock.now - t))
+                t = ContinuousClock.now
+                let verdict = context.validate(decoded)
+                validateMs = min(validateMs, ms(ContinuousClock.now - t))
+                precondition(decoded == env && slow == env && verdict == .valid, "parameter round trip differs")
+            }
+            var raw: [Double] = [], ours: [Double] = []
+            for _ in 0..<broadcastRounds {
+                raw += try broadcast(env, bytes: bytes.count, raw: true, context: context)
+                ours += try broadcast(env, bytes: bytes.count, raw: false, context: context)
+            }
+            raw.sort(); ours.sort()
+            print(String(format: "| %d M floats | %d | %.1f | %.1f (%.1f) | %.1f | %.1f / %.1f | %.1f / %.1f | %.2f |",
+                         count / 1_000_000, bytes.count, encodeMs, decodeMs, slowDecodeMs, validateMs,
+                         raw[0], raw[raw.count / 2], ours[0], ours[ours.count / 2], ours[ours.count / 2] / raw[raw.count / 2]))
+        }
+    }
 
-            let ctx = try ZMQContext()
-            let pub = try ZMQSocket(ctx, .pub)
-            try pub.set(.sendHighWaterMark(4))
-            try pub.bind("tcp://127.0.0.1:*")
-            let endpoint = try pub.lastEndpoint()
-            let sentAt = Box<ContinuousClock.Instant?>(nil)
-            let latencies = Box<[Double]>([])
-            let joined = Box(false)
-            let failure = Box<String?>(nil)
-            let done = DispatchSemaphore(value: 0)
-            let repeats = 5
-            let subscriber = Thread {
-                defer { done.signal() }
-                do {
-                    let sub = try ZMQSocket(ctx, .sub)
-                    try sub.set(.subscribe([]))
-                    try sub.set(.receiveHighWaterMark(4))
-                    try sub.connect(endpoint)
-                    var decoder = WireDecoder(runID: benchRunID)
-                    var got = 0
-                    while got < repeats {
+    private var broadcastRepeats: Int { broadcastRounds * 5 }
+    private var broadcastRounds: Int { max(1, rounds) }
+
+    /// Five publishes of `env` (or, `raw`, of a byte buffer of `bytes` bytes); returns the latencies in ms.
+    private func broadcast(_ env: WireEnvelope, bytes: Int, raw: Bool, context: ValidationContext) throws -> [Double] {
+        let ctx = try ZMQContext()
+        let pub = try ZMQSocket(ctx, .pub)
+        try pub.set(.sendHighWaterMark(4))
+        try pub.bind("tcp://127.0.0.1:*")
+        let endpoint = try pub.lastEndpoint()
+        let sentAt = Box<ContinuousClock.Instant?>(nil)
+        let latencies = Box<[Double]>([])
+        let joined = Box(false)
+        let failure = Box<String?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let repeats = 5
+        let subscriber = Thread {
+            defer { done.signal() }
+            do {
+                let sub = try ZMQSocket(ctx, .sub)
+                try sub.set(.conflate(true))
+                try sub.set(.subscribe([]))
+                try sub.connect(endpoint)
+                var decoder = WireDecoder(runID: benchRunID)
+                var installed: [Float] = []  // the model's parameters
+                var got = 0
+                while got < repeats {
+                    if raw {
+                        guard let n = try sub.receiveDiscarding(timeout: .seconds(30)) else { throw ValidationError("subscriber timed out") }
+                        if n < 64 { joined.set(true); continue }  // a probe: the subscription is live
+                    } else {
                         guard let r = try sub.receiveEnvelope(&decoder, timeout: .seconds(30)) else {
                             throw ValidationError("subscriber timed out")
                         }
-                        guard case .parameters(let p) = try r.envelope.get().payload else {
-                            joined.set(true)  // a probe: the subscription is live
-                            continue
-                        }
-                        let now = ContinuousClock.now
-                        precondition(p.values.count == count)
-                        latencies.set(latencies.get() + [ms(now - sentAt.get()!)])
-                        got += 1
+                        let e = try r.envelope.get()
+                        guard case .parameters(let p) = e.payload else { joined.set(true); continue }
+                        guard context.validate(e) == .valid else { throw ValidationError("parameters rejected") }
+                        installed = p.values
                     }
-                } catch { failure.set("\(error)") }
-            }
-            subscriber.start()
-            // Slow joiner: publish small probes until the subscriber sees one.
-            let probe = WireEnvelope(runID: benchRunID, senderRole: .learner, senderID: 0, sequence: 0,
-                                     payload: .heartbeat(WireHeartbeat(policyVersion: 0, unixTimeMs: 0)))
-            while !joined.get() && failure.get() == nil {
-                _ = try pub.send(probe, timeout: .zero)
-                Thread.sleep(forTimeInterval: 0.01)
-            }
-            Thread.sleep(forTimeInterval: 0.05)
-            for i in 0..<repeats {
-                while latencies.get().count < i && failure.get() == nil { Thread.sleep(forTimeInterval: 0.001) }
-                sentAt.set(ContinuousClock.now)
-                guard try pub.send(env, timeout: .seconds(30)) else { throw ValidationError("publish timed out") }
-                while latencies.get().count <= i && failure.get() == nil { Thread.sleep(forTimeInterval: 0.0005) }
-            }
-            done.wait()
-            if let f = failure.get() { throw ValidationError(f) }
-            let l = latencies.get().sorted()
-            print(String(format: "| %d M floats | %d | %.1f | %.1f | %.1f / %.1f |", count / 1_000_000, bytes.count,
-                         encodeMs, decodeMs, l[0], l[l.count / 2]))
+                    let now = ContinuousClock.now
+                    latencies.set(latencies.get() + [ms(now - sentAt.get()!)])
+                    got += 1
+                }
+                precondition(raw || installed.count * 4 < bytes)
+            } catch { failure.set("\(error)") }
         }
+        subscriber.start()
+        // Slow joiner: publish small probes until the subscriber sees one.
+        let probe = WireEnvelope(runID: benchRunID, senderRole: .learner, senderID: 0, sequence: 0,
+                                 payload: .heartbeat(WireHeartbeat(policyVersion: 0, unixTimeMs: 0)))
+        while !joined.get() && failure.get() == nil {
+            _ = raw ? try pub.send([0], timeout: .zero) : try pub.send(probe, timeout: .zero)
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        Thread.sleep(forTimeInterval: 0.05)
+        let buffer = raw ? [UInt8](repeating: 0xAB, count: bytes) : []
+        for i in 0..<repeats {
+            sentAt.set(ContinuousClock.now)
+            let sent = raw ? try pub.send(buffer, timeout: .seconds(30)) : try pub.send(env, timeout: .seconds(30))
+            guard sent else { throw ValidationError("publish timed out") }
+            while latencies.get().count <= i && failure.get() == nil { Thread.sleep(forTimeInterval: 0.0002) }
+        }
+        done.wait()
+        if let f = failure.get() { throw ValidationError(f) }
+        return latencies.get()
     }
 }
 

@@ -1,5 +1,6 @@
 // `bonfire eval`: Best-of-N evaluation of a policy checkpoint on a task split. Prints the table of pass@N, Bo-N and
-// majority-vote accuracy per temperature (± standard errors over prompts), and writes eval.json and eval.svg.
+// majority-vote accuracy per temperature (± standard errors over prompts) with the response diversity per temperature
+// (distinct final answers per prompt, mean token entropy), and writes eval.json and eval.svg.
 import ArgumentParser
 import BonfireModel
 import BonfireTasks
@@ -18,11 +19,14 @@ func parseList<T: LosslessStringConvertible>(_ text: String, flag: String, examp
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Evaluate a policy checkpoint with Best-of-N: pass@N, Bo-N and majority vote per temperature.",
+        abstract: "Evaluate a policy checkpoint with Best-of-N: pass@N, Bo-N, majority vote and diversity per temperature.",
         discussion: """
         Estimators are unbiased from n = --samples responses per prompt (pass@k of Chen et al. 2021; Bo-N with
         uniform tie-breaking as an expected value). Verifiers: oracle (r = R), noisy[:fp=0.1,fn=0.2], learned:<path>
-        (from `bonfire train-verifier`). Writes <out>/eval.json and <out>/eval.svg.
+        (from `bonfire train-verifier`). Diversity per temperature: distinct final answers per prompt among its
+        samples (math: normalised answers; code: distinct outputs on the hidden tests; malformed responses are not
+        answers) and mean token entropy in nats of the sampling distribution at that temperature (averaged over each
+        response's tokens, then samples, then prompts). Writes <out>/eval.json and <out>/eval.svg.
         """)
 
     @Option(help: "Policy checkpoint (.safetensors) to evaluate.")

@@ -273,4 +273,29 @@ final class ValidationTests: XCTestCase {
         XCTAssertNotNil(plain.admit(.success(good), context: ctx))
         XCTAssertNotNil(plain.admit(.success(good), context: ctx))
     }
+
+    /// The parameter check's vectorised max (float bits as integers) against its plain definition — valid iff every
+    /// value is finite and |x| ≤ parameterBound — on random blobs with hostile values planted at random places.
+    func testParameterValueCheckMatchesItsPlainDefinition() {
+        var rng = SplitMix64(seed: 0x9A7A)
+        let bound: Float = 1e6
+        let specials: [Float] = [.nan, -.nan, .infinity, -.infinity, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
+                                 bound, -bound, bound.nextUp, (-bound).nextDown, bound.nextDown, -0.0, 0,
+                                 .leastNonzeroMagnitude, -.leastNonzeroMagnitude, Float(bitPattern: 0x7FC0_0001)]
+        var ctx = ValidationContext(receiver: .actor, runID: nil)
+        ctx.parameterBound = bound
+        var invalid = 0
+        for trial in 0..<3000 {
+            var values = (0..<(1 + rng.int(200))).map { _ in rng.float() * 1000 }
+            for _ in 0..<rng.int(3) { values[rng.int(values.count)] = specials[rng.int(specials.count)] }
+            let plain = values.allSatisfy { $0.isFinite && abs($0) <= bound }
+            let got = ctx.validate(WireParameters(version: 1, layoutHash: 0, values: values))
+            if plain { XCTAssertEqual(got, .valid, "trial \(trial): \(values)") }
+            else {
+                invalid += 1
+                guard case .invalid(.parameterNonFinite, _) = got else { XCTFail("trial \(trial): \(got) for \(values)"); continue }
+            }
+        }
+        XCTAssertGreaterThan(invalid, 500)
+    }
 }

@@ -108,8 +108,15 @@ package final class BoNPolicyLearner: PolicyLearner {
     let model: any LanguageModel
     let text: TextFormat
     var optimizer: AdamW
-    /// π_start for the KL penalty (rl-* with algorithm.klCoefficient > 0): the policy at the first update.
+    /// π_start for the KL penalty (rl-* with algorithm.klCoefficient > 0): the version-0 policy (after the init
+    /// checkpoint or the SFT warm-up), taken by `prepare`. Saved once as `checkpoints/kl-reference.safetensors` with
+    /// the first checkpoint; every checkpoint records its parameters' CRC-32 (`kl_reference_crc32`), and `restore`
+    /// loads and checks it, so a resumed run anchors to the start, not to the policy it resumed from.
     var reference: (any LanguageModel)?
+    /// Whether this process has written (or restored) `checkpoints/kl-reference.safetensors`.
+    var referenceOnDisk = false
+    /// `parameterChecksum(reference.params)`, computed once (the reference never changes).
+    var referenceChecksum: String?
     package private(set) var step = 0
     var skipped = 0
 
@@ -145,6 +152,15 @@ package final class BoNPolicyLearner: PolicyLearner {
     }
 
     package func prepare(tick: () -> Void, log: (String) -> Void) throws {
+        try initialPolicy(tick: tick, log: log)
+        if options.klCoefficient > 0 {
+            reference = model.copy()
+            log(String(format: "KL reference (β = %g): the version-0 policy", options.klCoefficient))
+        }
+    }
+
+    /// The version-0 policy: the init checkpoint, the Hugging Face model, or the SFT warm-up.
+    func initialPolicy(tick: () -> Void, log: (String) -> Void) throws {
         if !config.algorithm.initCheckpoint.isEmpty {
             let url = URL(fileURLWithPath: config.algorithm.initCheckpoint)
             do { _ = try ModelCheckpoint.load(from: url, into: model) } catch {
@@ -190,9 +206,8 @@ package final class BoNPolicyLearner: PolicyLearner {
     package func update(_ batch: [BoNGroup], version: Int) throws -> [String: Double] {
         let before = model.params
         let beforeOpt = optimizer
-        if reference == nil, options.klCoefficient > 0 {
-            reference = model.copy()
-        }
+        precondition(options.klCoefficient == 0 || reference != nil,
+                     "BoNPolicyLearner.update: KL β = \(options.klCoefficient) without a reference (prepare or restore first)")
         let stats: UpdateStats
         switch algorithm {
         case .sft:
@@ -234,16 +249,68 @@ package final class BoNPolicyLearner: PolicyLearner {
         return values
     }
 
+    /// `checkpoints/kl-reference.safetensors` beside a checkpoint `url`.
+    static func referenceURL(besideCheckpoint url: URL) -> URL {
+        url.deletingLastPathComponent().appendingPathComponent("kl-reference.safetensors")
+    }
+
+    /// CRC-32 of parameters' little-endian bytes, as 8 hex digits (what a checkpoint records of its KL reference).
+    static func parameterChecksum(_ params: [Float]) -> String {
+        var crc = CRC32()
+        params.withUnsafeBytes { crc.update($0) }
+        return String(format: "%08x", crc.value)
+    }
+
     package func save(to url: URL, metadata: [String: String]) throws {
-        try ModelCheckpoint.save(model, optimizer: optimizer, step: step,
-                                 metadata: metadata.merging(["algorithm": algorithm.rawValue]) { a, _ in a }, to: url)
+        var meta = metadata.merging(["algorithm": algorithm.rawValue]) { a, _ in a }
+        if let reference {
+            if !referenceOnDisk {
+                let refURL = BoNPolicyLearner.referenceURL(besideCheckpoint: url)
+                try ModelCheckpoint.save(reference, optimizer: nil, step: 0,
+                                         metadata: ["run_id": config.run.id, "role": "kl-reference"], to: refURL)
+                referenceOnDisk = true
+            }
+            let crc = referenceChecksum ?? BoNPolicyLearner.parameterChecksum(reference.params)
+            referenceChecksum = crc
+            meta["kl_reference_crc32"] = crc
+        }
+        try ModelCheckpoint.save(model, optimizer: optimizer, step: step, metadata: meta, to: url)
     }
 
     package func restore(from url: URL) throws -> [String: String] {
         let (opt, step, meta) = try ModelCheckpoint.load(from: url, into: model)
+        if options.klCoefficient > 0 { try restoreReference(besideCheckpoint: url, metadata: meta) }
         if let opt { optimizer = opt }
         self.step = step
         return meta
+    }
+
+    /// Loads π_start for the KL penalty and checks it is the one the checkpoint was trained against.
+    func restoreReference(besideCheckpoint url: URL, metadata meta: [String: String]) throws {
+        let refURL = BoNPolicyLearner.referenceURL(besideCheckpoint: url)
+        let fresh = "or start the run afresh in a new run directory (without --resume)"
+        guard let expected = meta["kl_reference_crc32"] else {
+            throw ClusterError("learner: \(url.lastPathComponent) was trained without a KL reference, but this run has "
+                               + "algorithm.klCoefficient = \(options.klCoefficient); resume with the klCoefficient the run "
+                               + "started with (0), " + fresh)
+        }
+        guard FileManager.default.fileExists(atPath: refURL.path) else {
+            throw ClusterError("learner: the KL reference \(refURL.path) is missing; it holds the version-0 policy the KL "
+                               + "penalty anchors to (CRC-32 \(expected)). Put it back from a copy of the run directory, " + fresh)
+        }
+        let ref = model.copy()
+        do { _ = try ModelCheckpoint.load(from: refURL, into: ref) } catch {
+            throw ClusterError("learner: the KL reference \(refURL.path) is unreadable (\(error)). Put it back from a copy "
+                               + "of the run directory, " + fresh)
+        }
+        let got = BoNPolicyLearner.parameterChecksum(ref.params)
+        guard got == expected else {
+            throw ClusterError("learner: the KL reference \(refURL.path) (CRC-32 \(got)) is not the one \(url.lastPathComponent) "
+                               + "was trained against (CRC-32 \(expected)). Put the run's own file back, " + fresh)
+        }
+        reference = ref
+        referenceChecksum = got
+        referenceOnDisk = true
     }
 }
 

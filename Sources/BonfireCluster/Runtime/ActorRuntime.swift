@@ -141,7 +141,7 @@ package final class ActorRuntime {
                     blocked = true
                 }
             }
-            if blocked {
+            if blocked, !link.shutdownPending {
                 let since = pushBlockedSince ?? now
                 pushBlockedSince = since
                 if now - lastBlockedLog >= Int64(config.logging.warnEveryMs) {

@@ -50,6 +50,7 @@ package final class LearnerRuntime<L: PolicyLearner> {
                 throw ClusterError("learner: --resume given but there is no checkpoint in \(runDir.checkpointsURL.path); " +
                                    "start without --resume, or point run.dir at the run to continue")
             }
+            var newestError: Error?
             for ref in refs {
                 do {
                     let meta = try learner.restore(from: ref.url)
@@ -70,10 +71,12 @@ package final class LearnerRuntime<L: PolicyLearner> {
                     return
                 } catch {
                     roleLog("learner: checkpoint \(ref.url.lastPathComponent) is unusable (\(error)); trying the previous one")
+                    newestError = newestError ?? error
                 }
             }
-            throw ClusterError("learner: no usable checkpoint in \(runDir.checkpointsURL.path) (every one failed to load, see above); " +
-                               "start a new run directory or restore a checkpoint")
+            // The newest checkpoint's error is the one to act on (e.g. a missing run file every checkpoint needs).
+            throw ClusterError("learner: no usable checkpoint in \(runDir.checkpointsURL.path) (every one failed to load, see above; " +
+                               "the newest: \(newestError.map { "\($0)" } ?? "?")); start a new run directory or restore a checkpoint")
         }
         try learner.prepare(tick: tick) { roleLog("learner: " + $0) }
     }

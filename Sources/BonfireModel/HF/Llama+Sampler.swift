@@ -72,9 +72,10 @@ extension LlamaModel {
             while true {
                 active.removeAll(keepingCapacity: true)
                 for s in 0..<S where !done[s] {
-                    let (tok, lp) = LlamaModel.drawToken(d.slotLogits.ptr + s * V, V: V, config: sc, rng: &rng, probs: d.probs.ptr)
+                    let (tok, lp, h) = LlamaModel.drawToken(d.slotLogits.ptr + s * V, V: V, config: sc, rng: &rng, probs: d.probs.ptr)
                     out[s / NS][s % NS].tokens.append(tok)
                     out[s / NS][s % NS].logProbs.append(lp)
+                    if sc.recordEntropy { out[s / NS][s % NS].entropies.append(h) }
                     let newLen = length[s] + 1
                     if tok == sc.stopToken || out[s / NS][s % NS].tokens.count >= sc.maxNewTokens || newLen >= ctx || newLen > maxLen {
                         done[s] = true
@@ -207,13 +208,15 @@ extension LlamaModel {
         return rows
     }
 
-    /// One token from a logits row (V) and its log π_T under the full softmax — GPT.sampleToken's rule, duplicated
+    /// One token from a logits row (V), its log π_T under the full softmax and (with `recordEntropy`) the entropy of
+    /// the distribution it was drawn from — GPT.sampleToken's rule, duplicated
     /// so Sampler.swift stays untouched (a later refactor can share it).
     static func drawToken(_ row: UnsafeMutablePointer<Float>, V: Int, config sc: SamplingConfig, rng: inout RNG,
-                          probs pr: UnsafeMutablePointer<Float>) -> (Int, Float) {
+                          probs pr: UnsafeMutablePointer<Float>) -> (Int, Float, Float) {
         let lpInvT = 1 / GPT.logProbTemperature(sc.temperature)
         let lse = Ops.logSumExp(row, V, scale: lpInvT)
         var tok = 0
+        var h: Float = 0
         if sc.temperature <= 1e-6 {
             for j in 1..<V where row[j] > row[tok] { tok = j }
         } else {
@@ -232,6 +235,7 @@ extension LlamaModel {
                     tok = j
                     if u < 0 { break }
                 }
+                if sc.recordEntropy { h = samplingEntropy(row, pr, V: V, invT: invT, mx: mx, ids: nil, keep: V) }
             } else {
                 var ids = Array(0..<V)
                 ids.sort { pr[$0] != pr[$1] ? pr[$0] > pr[$1] : $0 < $1 }
@@ -253,8 +257,9 @@ extension LlamaModel {
                     u -= Double(pr[ids[i]])
                     if u < 0 { tok = ids[i]; break }
                 }
+                if sc.recordEntropy { h = samplingEntropy(row, pr, V: V, invT: invT, mx: mx, ids: ids, keep: keep) }
             }
         }
-        return (tok, row[tok] * lpInvT - lse)
+        return (tok, row[tok] * lpInvT - lse, h)
     }
 }

@@ -417,10 +417,11 @@ extension ValidationContext {
             return .invalid(.layoutMismatch, detail: "layout hash \(p.layoutHash), model's is \(h)")
         }
         let bound = parameterBound
-        // One pass, no early exit in the common case: branch-free max of |x| (NaN fails the final comparison).
-        var worst: Float = 0
-        var finite = true
-        for x in p.values { finite = finite && x.isFinite; worst = Swift.max(worst, abs(x)) }
+        // One pass, no early exit in the common case: the largest |x| as a bit pattern (vectorised; any non-finite
+        // value makes it ≥ infinity's bits). FastCodec computes it while decoding: then no pass at all here.
+        let worstBits = p.largestMagnitudeBits ?? WireParameters.largestMagnitudeBits(p.values)
+        let finite = worstBits < Float.infinity.bitPattern
+        let worst = Float(bitPattern: worstBits)
         if !finite || !(worst <= bound) {
             let i = p.values.firstIndex { !($0.isFinite && abs($0) <= bound) } ?? -1
             return .invalid(.parameterNonFinite, detail: "parameter[\(i)] = \(i >= 0 ? p.values[i] : .nan), bound \(bound)")

@@ -1,0 +1,201 @@
+// FastCodec (Sources/BonfireWire/FastCodec.swift) against protobuf-c, the reference: the same bytes out for every
+// parameters and BoN-groups envelope (ordinary, edge and hostile values), and on fuzzed frames the fast decoder
+// either declines or returns exactly what protobuf-c returns — so WireDecoder accepts and rejects what it did before.
+import BonfireWire
+import XCTest
+
+final class FastCodecTests: XCTestCase {
+    /// Envelopes the fast codec handles, with edge values: zero fields (omitted by proto3), empty arrays, −0, NaN,
+    /// infinities, the largest ids and counters, empty strings.
+    private func edgeEnvelopes() -> [WireEnvelope] {
+        var rng = SplitMix64(seed: 0xFA57)
+        var out: [WireEnvelope] = []
+        let payloads: [WirePayload] = [
+            .bonGroups(Samples.bonBatch()),
+            .bonGroups(Samples.bonBatch(groups: 3, n: 8, tokens: 300, seed: 2)),
+            .bonGroups(WireBoNGroupBatch(task: "", groups: [])),
+            .bonGroups(WireBoNGroupBatch(task: "math", groups: [
+                WireBoNGroup(itemID: 0, promptTokens: [], behaviourVersion: 0, temperature: 0, responses: []),
+                WireBoNGroup(itemID: .max, promptTokens: [0, Int(UInt32.max)], behaviourVersion: .max, temperature: -0.0,
+                             responses: [
+                                WireBoNResponse(tokens: [], tokenLogProbs: [], verifierScore: 0, reward: 0),
+                                WireBoNResponse(tokens: [Int(UInt32.max), 0], tokenLogProbs: [.nan, -.infinity],
+                                                verifierScore: -0.0, reward: .nan),
+                                WireBoNResponse(tokens: [1], tokenLogProbs: [-0.0], verifierScore: .infinity,
+                                                reward: -.greatestFiniteMagnitude),
+                             ]),
+                WireBoNGroup(itemID: 1 << 63, promptTokens: [127, 128, 16383, 16384], behaviourVersion: 127,
+                             temperature: .nan, responses: []),
+            ])),
+            .parameters(WireParameters(version: 12, layoutHash: 0xDEAD_BEEF, values: (0..<4096).map { _ in rng.float() })),
+            .parameters(WireParameters(version: 0, layoutHash: 0, values: [])),
+            .parameters(WireParameters(version: .max, layoutHash: .max, values: [.nan, -0.0, .infinity, 0])),
+        ]
+        for (i, p) in payloads.enumerated() {
+            out.append(Samples.envelope(p, sequence: UInt64(i + 1)))
+            out.append(WireEnvelope(runID: "", senderRole: .unspecified, senderID: 0, sequence: 0, payload: p,
+                                    protocolVersion: 0))
+            out.append(WireEnvelope(runID: String(repeating: "r", count: 200), senderRole: .tool, senderID: .max,
+                                    sequence: .max, payload: p, protocolVersion: .max))
+        }
+        for i in 0..<200 {  // the fuzzer's valid-but-hostile values
+            let p: WirePayload = i % 2 == 0 ? .bonGroups(FuzzWorld.bon(&rng, hostile: true))
+                                            : .parameters(FuzzWorld.parameters(&rng, hostile: true))
+            out.append(Samples.envelope(p, sequence: rng.next()))
+        }
+        return out
+    }
+
+    func testEncodingIsByteIdenticalToProtobufC() throws {
+        for (i, env) in edgeEnvelopes().enumerated() {
+            XCTAssertTrue(env.isFastCodecEncoded, "envelope \(i) should take the fast path")
+            let reference = env.encodedWithProtobufC()
+            XCTAssertEqual(env.encoded(), reference, "envelope \(i) (\(env.payload.kind))")
+            XCTAssertEqual(env.encodedSize, reference.count, "envelope \(i)")
+        }
+    }
+
+    func testFastDecodeEqualsProtobufCDecodeOnEverythingItEncodes() throws {
+        for (i, env) in edgeEnvelopes().enumerated() {
+            let bytes = env.encodedWithProtobufC()
+            guard let fast = WireEnvelope.fastCodecDecoded(bytes) else { XCTFail("envelope \(i) declined"); continue }
+            let slow = try WireEnvelope(protobufCWire: bytes)
+            // Compare encodings, not values: NaN != NaN.
+            XCTAssertEqual(fast.encodedWithProtobufC(), slow.encodedWithProtobufC(), "envelope \(i)")
+            XCTAssertEqual(fast.encodedWithProtobufC(), bytes, "envelope \(i)")
+        }
+    }
+
+    func testOtherPayloadsAndStringsWithNULGoThroughProtobufC() throws {
+        for p in Samples.payloads {
+            let env = Samples.envelope(p)
+            switch p {
+            case .parameters, .bonGroups: XCTAssertTrue(env.isFastCodecEncoded, p.kind)
+            default:
+                XCTAssertFalse(env.isFastCodecEncoded, p.kind)
+                XCTAssertNil(WireEnvelope.fastCodecDecoded(env.encoded()), p.kind)
+            }
+        }
+        // A NUL cuts a C string: protobuf-c sends "ab"; the fast path must not send "ab\0cd".
+        let env = WireEnvelope(runID: "ab\u{0}cd", senderRole: .actor, senderID: 1, sequence: 1,
+                               payload: .bonGroups(Samples.bonBatch()))
+        XCTAssertFalse(env.isFastCodecEncoded)
+        XCTAssertEqual(try WireEnvelope(wire: env.encoded()).runID, "ab")
+    }
+
+    /// Frames the fast decoder must decline, each with the drop reason WireDecoder gives (unchanged from protobuf-c).
+    func testInconsistentOrUnusualFramesAreDeclinedAndStillRejectedForTheSameReason() throws {
+        func response(_ tokens: [UInt8], _ logprobs: [UInt8]) -> [UInt8] {
+            var w = ProtoWriter(); w.lengthDelimited(1, tokens); w.lengthDelimited(2, logprobs); return w.bytes
+        }
+        func batch(_ responses: [[UInt8]], extra: (inout ProtoWriter) -> Void = { _ in }) -> [UInt8] {
+            var g = ProtoWriter(); g.uint(1, 7)
+            for r in responses { g.lengthDelimited(4, r) }
+            extra(&g)
+            var b = ProtoWriter(); b.string(1, "math"); b.lengthDelimited(2, g.bytes); return b.bytes
+        }
+        func params(byteLength: UInt64, data: [UInt8]) -> [UInt8] {
+            var w = ProtoWriter(); w.uint(1, 3); w.uint(2, 9); w.uint(3, byteLength); w.lengthDelimited(4, data); return w.bytes
+        }
+        let four = [UInt8](repeating: 1, count: 4), eight = [UInt8](repeating: 1, count: 8)
+        let cases: [(String, [UInt8], WireDropReason?)] = [
+            ("byte_length ≠ len(data)", ProtoWriter.envelope(payloadField: 13, payload: params(byteLength: 8, data: four)), .invalidField),
+            ("data not whole floats", ProtoWriter.envelope(payloadField: 13, payload: params(byteLength: 5, data: four + [0])), .invalidField),
+            ("tokens not whole ids", ProtoWriter.envelope(payloadField: 14, payload: batch([response([1, 2, 3], [])])), .invalidField),
+            ("one log-prob per token", ProtoWriter.envelope(payloadField: 14, payload: batch([response(eight, four)])), .invalidField),
+            ("wrong wire type", ProtoWriter.envelope(payloadField: 14, payload: batch([], extra: { $0.lengthDelimited(3, four) })), .malformed),
+            ("truncated", Array(ProtoWriter.envelope(payloadField: 14, payload: batch([response(four, four)])).dropLast(3)), .malformed),
+            ("no payload", { var w = ProtoWriter(); w.uint(1, 1); w.string(2, Samples.runID); return w.bytes }(), .missingPayload),
+            // Valid for protobuf-c, but outside the fast subset: declined, then accepted by the protobuf-c path.
+            ("unknown field", ProtoWriter.envelope(payloadField: 14, payload: batch([], extra: { $0.uint(9, 1) })), nil),
+            ("duplicate scalar", ProtoWriter.envelope(payloadField: 14, payload: batch([], extra: { $0.uint(1, 8) })), nil),
+            ("non-ASCII run id", ProtoWriter.envelope(runID: "r\u{e9}", payloadField: 14, payload: batch([])), .unknownRunID),
+        ]
+        // Parsed by the fast decoder (the checks after parsing are WireDecoder's, whichever codec parsed).
+        for (name, frame, reason) in [
+            ("unknown run id", ProtoWriter.envelope(runID: "other", payloadField: 14, payload: batch([])), WireDropReason.unknownRunID),
+            ("wrong protocol", ProtoWriter.envelope(version: 2, payloadField: 14, payload: batch([])), .wrongProtocolVersion),
+        ] {
+            XCTAssertNotNil(WireEnvelope.fastCodecDecoded(frame), name)
+            var decoder = WireDecoder(runID: Samples.runID)
+            guard case .failure(let e) = decoder.accept(frame) else { XCTFail("\(name): accepted"); continue }
+            XCTAssertEqual(e.reason, reason, "\(name): \(e)")
+        }
+        for (name, frame, reason) in cases {
+            XCTAssertNil(WireEnvelope.fastCodecDecoded(frame), "\(name): the fast decoder must decline")
+            var decoder = WireDecoder(runID: Samples.runID)
+            switch decoder.accept(frame) {
+            case .success: XCTAssertNil(reason, "\(name): accepted, expected drop \(String(describing: reason))")
+            case .failure(let e): XCTAssertEqual(e.reason, reason, "\(name): \(e)")
+            }
+        }
+    }
+
+    /// Differential fuzzing: random, mutated, structure-aware and hostile frames; whenever the fast decoder accepts,
+    /// protobuf-c must accept the same frame with the same value. Also checks the fast path was really exercised.
+    func testFastDecoderNeverAcceptsWhatProtobufCRejectsOrDecodesDifferently() throws {
+        var rng = SplitMix64(seed: 0xD1FF)
+        let seeds = edgeEnvelopes().prefix(60).map { $0.encoded() }
+        var fastAccepted = 0, declined = 0, parametersRejected = 0
+        let validator = ValidationContext(receiver: .actor, runID: nil)
+        for i in 0..<40_000 {
+            let frame = Mutator.frame(seeds, hostile: { rng in
+                Samples.envelope(rng.int(2) == 0 ? .bonGroups(FuzzWorld.bon(&rng, hostile: true))
+                                                 : .parameters(FuzzWorld.parameters(&rng, hostile: true))).encoded()
+            }, &rng, i: i)
+            guard let fast = WireEnvelope.fastCodecDecoded(frame) else { declined += 1; continue }
+            fastAccepted += 1
+            do {
+                let slow = try WireEnvelope(protobufCWire: frame)
+                if fast.encodedWithProtobufC() != slow.encodedWithProtobufC() {
+                    XCTFail("frame \(i): fast and protobuf-c decodes differ: \(frame)"); return
+                }
+                // The largest |x| computed while decoding gives the validator's verdict of the plain pass.
+                if case .parameters(let f) = fast.payload, case .parameters(let s) = slow.payload {
+                    XCTAssertEqual(f.largestMagnitudeBits, WireParameters.largestMagnitudeBits(f.values), "frame \(i)")
+                    XCTAssertNil(s.largestMagnitudeBits)
+                    XCTAssertEqual(validator.validate(f), validator.validate(s), "frame \(i)")
+                    if validator.validate(s) != .valid { parametersRejected += 1 }
+                }
+            } catch {
+                XCTFail("frame \(i): fast decoder accepted what protobuf-c rejects (\(error)): \(frame)"); return
+            }
+        }
+        XCTAssertGreaterThan(fastAccepted, 5_000, "the fast path must take most valid and value-mutated frames")
+        XCTAssertGreaterThan(declined, 5_000, "and decline the malformed ones")
+        XCTAssertGreaterThan(parametersRejected, 100, "hostile parameter values must reach the validator")
+        print("FastCodec differential fuzz: \(fastAccepted) accepted by both, \(declined) declined")
+    }
+
+    func testEnvelopesGoOverZeroMQThroughTheFastPathIntact() throws {
+        let ctx = try ZMQContext()
+        let pull = try ZMQSocket(ctx, .pull)
+        try pull.bind("inproc://fast-codec")
+        let push = try ZMQSocket(ctx, .push)
+        try push.connect("inproc://fast-codec")
+        let sent = edgeEnvelopes().filter { $0.protocolVersion == WireEnvelope.protocolVersion }.prefix(30)
+        var decoder = WireDecoder(runID: nil)
+        for env in sent {
+            XCTAssertTrue(try push.send(env, timeout: .seconds(5)))
+            let got = try XCTUnwrap(pull.receiveEnvelope(&decoder, timeout: .seconds(5)))
+            XCTAssertEqual(try got.envelope.get().encodedWithProtobufC(), env.encodedWithProtobufC())
+        }
+        XCTAssertEqual(decoder.dropped, 0)
+    }
+
+    func testTheLargestMagnitudeFoundWhileDecodingIsClearedWhenTheValuesChange() throws {
+        var values = (0..<70_000).map { Float($0 % 1000) * 0.5 }  // more than one 64 KiB slice
+        values[65_537] = -3e5
+        let env = Samples.envelope(.parameters(WireParameters(version: 3, layoutHash: 1, values: values)))
+        guard case .parameters(var p) = try XCTUnwrap(WireEnvelope.fastCodecDecoded(env.encoded())).payload else {
+            return XCTFail("not parameters")
+        }
+        XCTAssertEqual(p.largestMagnitudeBits, Float(3e5).bitPattern)
+        var ctx = ValidationContext(receiver: .actor, runID: nil)
+        ctx.parameterBound = 1e6
+        XCTAssertEqual(ctx.validate(p), .valid)
+        p.values[12] = .nan  // a changed value must not hide behind the stale maximum
+        XCTAssertNil(p.largestMagnitudeBits)
+        guard case .invalid(.parameterNonFinite, _) = ctx.validate(p) else { return XCTFail("NaN accepted") }
+    }
+}
