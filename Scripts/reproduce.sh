@@ -23,6 +23,10 @@
 #   --eval-every K  also checkpoint every K updates and evaluate each intermediate checkpoint (test split, T = 1 only,
 #                the same prompts and samples as the final evaluation) for the curves against training step
 #                (pass@N, Bo-N, response diversity when bonfire eval reports it). Default: 0 (off) quick, 60 full.
+#   --steps-eval  after the runs, evaluate again every checkpoint of every finished run (and the SFT start) at T = 1 into
+#                <run>/eval-steps/vNNNNNN/ (the start: runs/<task>/start/s<seed>/eval-steps/v000000/), skipping those
+#                already there — for curves against training step with a newer bonfire eval (e.g. one that reports
+#                response diversity) without touching the finished results; results_table.py prefers these.
 # Environment: BONFIRE (the bonfire executable; default .build/release/bonfire), REPRODUCE_MIN_FREE_MB (free space
 # required before each step; default 200 quick / 2000 full).
 set -uo pipefail
@@ -34,7 +38,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 die() { printf 'reproduce.sh: error: %s\n' "$*" >&2; exit 2; }
 say() { printf 'reproduce.sh: %s\n' "$*"; }
 
-QUICK=0; OUT=""; SEEDS="1 2 3"; METHODS="$ALL_METHODS"; TASKS="$ALL_TASKS"; KL=0; DRY=0; STEPS_OVERRIDE=""; LR_OVERRIDE=""; EVAL_EVERY_OVERRIDE=""
+QUICK=0; OUT=""; SEEDS="1 2 3"; METHODS="$ALL_METHODS"; TASKS="$ALL_TASKS"; KL=0; DRY=0; STEPS_OVERRIDE=""; LR_OVERRIDE=""; EVAL_EVERY_OVERRIDE=""; STEPS_EVAL=0
 START_math=""; START_code=""; VERIFIER_math=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -50,6 +54,7 @@ while [ $# -gt 0 ]; do
         --run-steps) STEPS_OVERRIDE="${2:?--run-steps needs a count}"; shift ;;
         --run-lr) LR_OVERRIDE="${2:?--run-lr needs a number}"; shift ;;
         --eval-every) EVAL_EVERY_OVERRIDE="${2:?--eval-every needs a count (0 = off)}"; shift ;;
+        --steps-eval) STEPS_EVAL=1 ;;
         --dry-run) DRY=1 ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) die "unknown argument '$1' (see Scripts/reproduce.sh --help)" ;;
@@ -277,6 +282,32 @@ for task in $TASKS; do
         done
     done
 done
+
+# ---- 3b. Re-evaluation of every checkpoint against training step (--steps-eval) ----------------------------------
+if [ "$STEPS_EVAL" = 1 ] && [ "$DRY" = 0 ]; then
+    for task in $TASKS; do
+        for seed in $SEEDS; do
+            pairs=("$OUT/runs/$task/start/s$seed/eval-steps/v000000|${START[$task]}")
+            for method in $METHODS; do
+                d="$OUT/runs/$task/$method/s$seed"
+                [ -f "$d/DONE" ] || continue
+                for ck in "$d"/checkpoints/v*.safetensors; do
+                    [ -f "$ck" ] && pairs+=("$d/eval-steps/$(basename "$ck" .safetensors)|$ck")
+                done
+            done
+            for pc in "${pairs[@]}"; do
+                e="${pc%%|*}"; ck="${pc#*|}"
+                [ -f "$e/eval.json" ] && continue
+                check_space
+                mkdir -p "$(dirname "$e")" || die "cannot create $(dirname "$e"); check permissions and free space on $OUT"
+                echo "$(date -u +%FT%TZ) [${e#$OUT/}] $BONFIRE eval $(eval_args "$task" "${VERIFIER_SPEC[$task]}" "$ck" "$seed" "$e" 1.0)" >> "$LOG"
+                "$BONFIRE" eval $(eval_args "$task" "${VERIFIER_SPEC[$task]}" "$ck" "$seed" "$e" 1.0) > "$e.log" 2>&1 \
+                    || die "evaluation of $ck failed (log: $e.log); fix it and rerun: finished evaluations are kept"
+            done
+            say "steps evaluated: $task seed $seed"
+        done
+    done
+fi
 
 # ---- 4. Table and plots ------------------------------------------------------------------------------------------
 [ "$DRY" = 1 ] && { say "dry run: nothing was executed"; exit 0; }

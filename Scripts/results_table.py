@@ -8,7 +8,8 @@ s<seed>/eval-final/eval.json (the SFT start evaluated with the same prompts and 
 OUT/sft-start/<task>-validation/ (validation curve) and OUT/verifier/math/train-verifier.log (AUC). Writes OUT/table.md and, with
 --plots, PNG files: bon_vs_n_<task>.png, temperature_<task>.png, diversity_<task>.png, hacking_math.png,
 sft_curve.png, and steps_<task>.png (pass@1, Bo-N, distinct final answers and token entropy against training step,
-from the intermediate evaluations of reproduce.sh --eval-every: OUT/runs/<task>/<method>/s<seed>/eval-vNNNNNN/). Means are over seeds with the standard error sd/sqrt(k); differences are seed-paired (same seed = same
+from the intermediate evaluations of reproduce.sh --eval-every: OUT/runs/<task>/<method>/s<seed>/eval-vNNNNNN/, or,
+when present, from reproduce.sh --steps-eval's OUT/runs/<task>/<method>/s<seed>/eval-steps/vNNNNNN/). Means are over seeds with the standard error sd/sqrt(k); differences are seed-paired (same seed = same
 train prompts, evaluation prompts and sampling seed) with the standard error of the per-seed differences.
 """
 import argparse
@@ -85,6 +86,16 @@ def load_step_curves(out):
             continue
         seed = int(parts[-1][1:])
         pts = []
+        redone = sorted(glob.glob(os.path.join(run, "eval-steps", "v*", "eval.json")))
+        start_redone = os.path.join(out, "runs", task, "start", f"s{seed}", "eval-steps", "v000000", "eval.json")
+        if redone:  # reproduce.sh --steps-eval: every checkpoint evaluated again by one bonfire eval; preferred
+            for path in redone + ([start_redone] if os.path.exists(start_redone) else []):
+                step = int(re.sub(r"\D", "", os.path.basename(os.path.dirname(path))))
+                with open(path) as f:
+                    rep = json.load(f)
+                pts.append((step, {(r["n"], round(r["temperature"], 4)): r for r in rep["rows"]}))
+            curves.setdefault(task, {}).setdefault(method, {})[seed] = sorted(pts, key=lambda x: x[0])
+            continue
         paths = glob.glob(os.path.join(run, "eval-v*", "eval.json")) + glob.glob(os.path.join(run, "eval-final", "eval.json"))
         if len(paths) < 2:
             continue  # only the final checkpoint: no curve
