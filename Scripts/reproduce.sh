@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces the BoN-aware fine-tuning comparison of docs/results.md through the real runtime (issue 13):
 #   1. one SFT start per task        bonfire train --algo sft (checkpoints on a schedule; validation curve via bonfire eval)
-#   2. the learned verifier (math)   bonfire train-verifier --policy <math SFT start> (held-out AUC and Bo-N in its log)
+#   2. the learned verifier (math)   bonfire train-verifier --policy <math SFT start> --trunk policy --ranking-weight 1
+#                                    (held-out pooled and within-prompt AUC, Bo-N vs pass@N in its log)
 #   3. every method × task × seed    bonfire train --init <SFT start> …, then bonfire eval of its final checkpoint
 #   4. the table and plots           python3 Scripts/results_table.py <out> (needs matplotlib: pip install matplotlib)
 # Methods: sft bon-sft rl-v rl-s bon-rl-v bon-rl-s bon-rlb bon-rlb-p. Tasks: math (learned verifier) and code (unit
@@ -19,6 +20,13 @@
 #   --kl COEF    k3 KL-to-start coefficient for the verifier-trained N′ = 1 methods rl-v / rl-s (default 0 = off).
 #   --run-steps S / --run-lr LR   override the budget's updates / learning rate per run (e.g. a medium run:
 #                --quick --run-steps 150 --run-lr 2e-4 --start-code <quick start>).
+#   --eval-every K  also checkpoint every K updates and evaluate each intermediate checkpoint (test split, T = 1 only,
+#                the same prompts and samples as the final evaluation) for the curves against training step
+#                (pass@N, Bo-N, response diversity when bonfire eval reports it). Default: 0 (off) quick, 60 full.
+#   --steps-eval  after the runs, evaluate again every checkpoint of every finished run (and the SFT start) at T = 1 into
+#                <run>/eval-steps/vNNNNNN/ (the start: runs/<task>/start/s<seed>/eval-steps/v000000/), skipping those
+#                already there — for curves against training step with a newer bonfire eval (e.g. one that reports
+#                response diversity) without touching the finished results; results_table.py prefers these.
 # Environment: BONFIRE (the bonfire executable; default .build/release/bonfire), REPRODUCE_MIN_FREE_MB (free space
 # required before each step; default 200 quick / 2000 full).
 set -uo pipefail
@@ -30,7 +38,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 die() { printf 'reproduce.sh: error: %s\n' "$*" >&2; exit 2; }
 say() { printf 'reproduce.sh: %s\n' "$*"; }
 
-QUICK=0; OUT=""; SEEDS="1 2 3"; METHODS="$ALL_METHODS"; TASKS="$ALL_TASKS"; KL=0; DRY=0; STEPS_OVERRIDE=""; LR_OVERRIDE=""
+QUICK=0; OUT=""; SEEDS="1 2 3"; METHODS="$ALL_METHODS"; TASKS="$ALL_TASKS"; KL=0; DRY=0; STEPS_OVERRIDE=""; LR_OVERRIDE=""; EVAL_EVERY_OVERRIDE=""; STEPS_EVAL=0
 START_math=""; START_code=""; VERIFIER_math=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -45,6 +53,8 @@ while [ $# -gt 0 ]; do
         --kl) KL="${2:?--kl needs a number}"; shift ;;
         --run-steps) STEPS_OVERRIDE="${2:?--run-steps needs a count}"; shift ;;
         --run-lr) LR_OVERRIDE="${2:?--run-lr needs a number}"; shift ;;
+        --eval-every) EVAL_EVERY_OVERRIDE="${2:?--eval-every needs a count (0 = off)}"; shift ;;
+        --steps-eval) STEPS_EVAL=1 ;;
         --dry-run) DRY=1 ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) die "unknown argument '$1' (see Scripts/reproduce.sh --help)" ;;
@@ -55,18 +65,19 @@ done
 # ---- Budgets ---------------------------------------------------------------------------------------------------
 if [ "$QUICK" = 1 ]; then
     OUT="${OUT:-runs/reproduce-quick}"; MIN_FREE_MB="${REPRODUCE_MIN_FREE_MB:-200}"
-    SFT_STEPS=2500; SFT_EVERY=500; SFT_PROMPTS=16; SFT_LR=2e-3
-    VER_PROMPTS=300; VER_SAMPLES=4; VER_STEPS=200; VER_HELD=100
-    RUN_STEPS=20; RUN_PROMPTS=8; RUN_LR=5e-4
-    EVAL_PROMPTS=48; EVAL_SAMPLES=32; EVAL_TEMPS="0.5,1.0,1.5"; CURVE_PROMPTS=32
+    SFT_STEPS=6000; SFT_EVERY=500; SFT_PROMPTS=16; SFT_LR=2e-3
+    VER_PROMPTS=1200; VER_SAMPLES=8; VER_STEPS=1000; VER_HELD=200; VER_LR=3e-4
+    RUN_STEPS=20; RUN_PROMPTS=8; RUN_LR=5e-4; EVAL_EVERY=0
+    EVAL_PROMPTS=48; EVAL_SAMPLES=32; EVAL_TEMPS="0.5,1.0,1.5"; CURVE_PROMPTS=128
 else
     OUT="${OUT:-runs/reproduce}"; MIN_FREE_MB="${REPRODUCE_MIN_FREE_MB:-2000}"
     SFT_STEPS=6000; SFT_EVERY=500; SFT_PROMPTS=16; SFT_LR=2e-3
-    VER_PROMPTS=2000; VER_SAMPLES=8; VER_STEPS=1500; VER_HELD=200
-    RUN_STEPS=300; RUN_PROMPTS=8; RUN_LR=2e-4
+    VER_PROMPTS=2000; VER_SAMPLES=8; VER_STEPS=1500; VER_HELD=200; VER_LR=3e-4
+    RUN_STEPS=300; RUN_PROMPTS=8; RUN_LR=2e-4; EVAL_EVERY=60
     EVAL_PROMPTS=256; EVAL_SAMPLES=64; EVAL_TEMPS="0.25,0.5,0.75,1.0,1.25,1.5"; CURVE_PROMPTS=128
 fi
 case "$STEPS_OVERRIDE" in '') ;; *[!0-9]*|0) die "--run-steps '$STEPS_OVERRIDE' is not a positive integer" ;; *) RUN_STEPS=$STEPS_OVERRIDE ;; esac
+case "$EVAL_EVERY_OVERRIDE" in '') ;; *[!0-9]*) die "--eval-every '$EVAL_EVERY_OVERRIDE' is not a non-negative integer (0 = off)" ;; *) EVAL_EVERY=$EVAL_EVERY_OVERRIDE ;; esac
 case "$LR_OVERRIDE" in '') ;; *[!0-9.e-]*) die "--run-lr '$LR_OVERRIDE' is not a number (e.g. 2e-4)" ;; *) RUN_LR=$LR_OVERRIDE ;; esac
 TRAIN_N=8; TASK_SEED=1234; EVAL_N="1,4,16,32"
 # The synchronous schedule (bit-reproducible per seed) waits one heartbeat interval per version in `bonfire train`
@@ -161,25 +172,38 @@ fresh_dir() {
 
 last_checkpoint() { ls "$1"/checkpoints/v*.safetensors 2>/dev/null | sort | tail -1; }
 
-eval_args() {   # task verifier-spec checkpoint seed out
+eval_args() {   # task verifier-spec checkpoint seed out [temperatures]
     echo --checkpoint "$3" --task "$1" --task-seed "$TASK_SEED" --split test --verifier "$2" --samples "$EVAL_SAMPLES" \
-         --n "$EVAL_N" --temperatures "$EVAL_TEMPS" --prompts "$EVAL_PROMPTS" --seed "$4" --out "$5" --no-majority
+         --n "$EVAL_N" --temperatures "${6:-$EVAL_TEMPS}" --prompts "$EVAL_PROMPTS" --seed "$4" --out "$5" --no-majority
 }
 
 # ---- 1. SFT starts ---------------------------------------------------------------------------------------------
+# The tasks' SFT starts train side by side (one single-threaded process each: the machine has 2 cores).
+sft_start() {   # task dir
+    run "$2" "$2.log" -- "$BONFIRE" train "${RUNTIME[@]}" --algo sft --task "$1" --warmup 0 --steps "$SFT_STEPS" \
+        --prompts-per-step "$SFT_PROMPTS" --lr "$SFT_LR" --seed 100 --out "$2" --checkpoint-every "$SFT_EVERY" \
+        --eval-prompts 8 --set sampling.groupSize=1 --set algorithm.trainN=1 --set learner.keepCheckpoints=1000 \
+        --set eval.everyVersions=0 --set eval.samples=8 --set task.seed="$TASK_SEED"
+    finish "$2"
+}
+sft_pids=()
+for task in $TASKS; do
+    v="START_$task"; [ -n "${!v}" ] && continue
+    d="$OUT/sft-start/$task"
+    [ -f "$d/DONE" ] && continue
+    fresh_dir "$d"
+    sft_start "$task" "$d" &
+    sft_pids+=($!)
+done
+for p in "${sft_pids[@]}"; do
+    wait "$p" || die "an SFT start failed (its message is above); fix the cause and rerun the same command: finished steps are kept"
+done
 declare -A START VERIFIER_SPEC
 for task in $TASKS; do
     v="START_$task"
     if [ -n "${!v}" ]; then START[$task]="$(cd "$(dirname "${!v}")" && pwd)/$(basename "${!v}")"; continue; fi
     d="$OUT/sft-start/$task"
-    if [ ! -f "$d/DONE" ]; then
-        fresh_dir "$d"
-        run "$d" "$d.log" -- "$BONFIRE" train "${RUNTIME[@]}" --algo sft --task "$task" --warmup 0 --steps "$SFT_STEPS" \
-            --prompts-per-step "$SFT_PROMPTS" --lr "$SFT_LR" --seed 100 --out "$d" --checkpoint-every "$SFT_EVERY" \
-            --eval-prompts 8 --set sampling.groupSize=1 --set algorithm.trainN=1 --set learner.keepCheckpoints=1000 \
-            --set eval.everyVersions=0 --set eval.samples=8 --set task.seed="$TASK_SEED"
-        finish "$d"
-    fi
+    [ -f "$d/DONE" ] || [ "$DRY" = 1 ] || die "the SFT start of $task did not finish ($d); rerun the same command: finished steps are kept"
     # Validation curve of the SFT start (pass@1, pass@4 at T = 1 on the validation split), a step of its own.
     vd="$OUT/sft-start/$task-validation"
     if [ "$DRY" = 0 ] && [ ! -f "$vd/DONE" ]; then
@@ -211,7 +235,7 @@ if [[ " $TASKS " == *" math "* ]]; then
             fresh_dir "$d"; [ "$DRY" = 0 ] && mkdir -p "$d"
             run "$d" "$d/train-verifier.log" -- "$BONFIRE" train-verifier --task math --task-seed "$TASK_SEED" \
                 --policy "${START[math]}" --prompts "$VER_PROMPTS" --samples "$VER_SAMPLES" --held-out-prompts "$VER_HELD" \
-                --steps "$VER_STEPS" --seed 0 --out "$VPATH"
+                --steps "$VER_STEPS" --lr "$VER_LR" --trunk policy --ranking-weight 1 --seed 0 --out "$VPATH"
             finish "$d"
         fi
     fi
@@ -238,18 +262,52 @@ for task in $TASKS; do
             if [ "$KL" != 0 ] && { [ "$method" = rl-v ] || [ "$method" = rl-s ]; }; then extra+=(--kl "$KL"); fi
             run "$d" "$d.train.log" -- "$BONFIRE" train "${RUNTIME[@]}" --algo "$method" --task "$task" --n "$TRAIN_N" --steps "$RUN_STEPS" \
                 --prompts-per-step "$RUN_PROMPTS" --lr "$RUN_LR" --init-checkpoint "${START[$task]}" --seed "$seed" --out "$d" \
-                --checkpoint-every 0 --eval-prompts 8 --set eval.everyVersions=0 --set task.seed="$TASK_SEED" \
+                --checkpoint-every "$EVAL_EVERY" --set learner.keepCheckpoints=1000 --eval-prompts 8 \
+                --set eval.everyVersions=0 --set task.seed="$TASK_SEED" \
                 "${extra[@]}"
             if [ "$DRY" = 0 ]; then
                 ck="$(last_checkpoint "$d")"
                 [ -n "$ck" ] || die "run ${d#$OUT/} wrote no final checkpoint (log: $d.train.log); rerun to retry it"
                 mv "$d.train.log" "$d/train.log"
             else ck="$d/checkpoints/vLAST.safetensors"; fi
+            if [ "$EVAL_EVERY" != 0 ] && [ "$DRY" = 0 ]; then   # intermediate checkpoints: curves against training step
+                for ick in "$d"/checkpoints/v*.safetensors; do
+                    [ "$ick" = "$ck" ] && continue
+                    iv="$(basename "$ick" .safetensors)"
+                    run "$d" "$d/eval-$iv.log" -- "$BONFIRE" eval $(eval_args "$task" "${VERIFIER_SPEC[$task]}" "$ick" "$seed" "$d/eval-$iv" 1.0)
+                done
+            fi
             run "$d" "$d/eval.log" -- "$BONFIRE" eval $(eval_args "$task" "${VERIFIER_SPEC[$task]}" "$ck" "$seed" "$d/eval-final")
             finish "$d"
         done
     done
 done
+
+# ---- 3b. Re-evaluation of every checkpoint against training step (--steps-eval) ----------------------------------
+if [ "$STEPS_EVAL" = 1 ] && [ "$DRY" = 0 ]; then
+    for task in $TASKS; do
+        for seed in $SEEDS; do
+            pairs=("$OUT/runs/$task/start/s$seed/eval-steps/v000000|${START[$task]}")
+            for method in $METHODS; do
+                d="$OUT/runs/$task/$method/s$seed"
+                [ -f "$d/DONE" ] || continue
+                for ck in "$d"/checkpoints/v*.safetensors; do
+                    [ -f "$ck" ] && pairs+=("$d/eval-steps/$(basename "$ck" .safetensors)|$ck")
+                done
+            done
+            for pc in "${pairs[@]}"; do
+                e="${pc%%|*}"; ck="${pc#*|}"
+                [ -f "$e/eval.json" ] && continue
+                check_space
+                mkdir -p "$(dirname "$e")" || die "cannot create $(dirname "$e"); check permissions and free space on $OUT"
+                echo "$(date -u +%FT%TZ) [${e#$OUT/}] $BONFIRE eval $(eval_args "$task" "${VERIFIER_SPEC[$task]}" "$ck" "$seed" "$e" 1.0)" >> "$LOG"
+                "$BONFIRE" eval $(eval_args "$task" "${VERIFIER_SPEC[$task]}" "$ck" "$seed" "$e" 1.0) > "$e.log" 2>&1 \
+                    || die "evaluation of $ck failed (log: $e.log); fix it and rerun: finished evaluations are kept"
+            done
+            say "steps evaluated: $task seed $seed"
+        done
+    done
+fi
 
 # ---- 4. Table and plots ------------------------------------------------------------------------------------------
 [ "$DRY" = 1 ] && { say "dry run: nothing was executed"; exit 0; }

@@ -7,7 +7,9 @@ Reads OUT/runs/<task>/<method>/s<seed>/eval-final/eval.json (only finished runs:
 s<seed>/eval-final/eval.json (the SFT start evaluated with the same prompts and sampling seed), the runs' metrics.jsonl,
 OUT/sft-start/<task>-validation/ (validation curve) and OUT/verifier/math/train-verifier.log (AUC). Writes OUT/table.md and, with
 --plots, PNG files: bon_vs_n_<task>.png, temperature_<task>.png, diversity_<task>.png, hacking_math.png,
-sft_curve.png. Means are over seeds with the standard error sd/sqrt(k); differences are seed-paired (same seed = same
+sft_curve.png, and steps_<task>.png (pass@1, Bo-N, distinct final answers and token entropy against training step,
+from the intermediate evaluations of reproduce.sh --eval-every: OUT/runs/<task>/<method>/s<seed>/eval-vNNNNNN/, or,
+when present, from reproduce.sh --steps-eval's OUT/runs/<task>/<method>/s<seed>/eval-steps/vNNNNNN/). Means are over seeds with the standard error sd/sqrt(k); differences are seed-paired (same seed = same
 train prompts, evaluation prompts and sampling seed) with the standard error of the per-seed differences.
 """
 import argparse
@@ -66,6 +68,82 @@ def load_evals(out):
         rows = {(r["n"], round(r["temperature"], 4)): r for r in rep["rows"]}
         evals.setdefault(task, {}).setdefault(method, {})[seed] = rows
     return evals
+
+
+def load_step_curves(out):
+    """curves[task][method][seed] = [(step, {(n, T): row})]: the SFT start (step 0), the intermediate checkpoints
+    (eval-vNNNNNN, reproduce.sh --eval-every) and the final checkpoint of every finished run."""
+    curves = {}
+    starts = {}
+    for path in glob.glob(os.path.join(out, "runs", "*", "start", "s*", "eval-final", "eval.json")):
+        run = os.path.dirname(os.path.dirname(path))
+        parts = run.split(os.sep)
+        starts[(parts[-3], int(parts[-1][1:]))] = path
+    for run in glob.glob(os.path.join(out, "runs", "*", "*", "s*")):
+        parts = run.split(os.sep)
+        task, method = parts[-3], parts[-2]
+        if method == "start" or not os.path.exists(os.path.join(run, "DONE")):
+            continue
+        seed = int(parts[-1][1:])
+        pts = []
+        redone = sorted(glob.glob(os.path.join(run, "eval-steps", "v*", "eval.json")))
+        start_redone = os.path.join(out, "runs", task, "start", f"s{seed}", "eval-steps", "v000000", "eval.json")
+        if redone:  # reproduce.sh --steps-eval: every checkpoint evaluated again by one bonfire eval; preferred
+            for path in redone + ([start_redone] if os.path.exists(start_redone) else []):
+                step = int(re.sub(r"\D", "", os.path.basename(os.path.dirname(path))))
+                with open(path) as f:
+                    rep = json.load(f)
+                pts.append((step, {(r["n"], round(r["temperature"], 4)): r for r in rep["rows"]}))
+            curves.setdefault(task, {}).setdefault(method, {})[seed] = sorted(pts, key=lambda x: x[0])
+            continue
+        paths = glob.glob(os.path.join(run, "eval-v*", "eval.json")) + glob.glob(os.path.join(run, "eval-final", "eval.json"))
+        if len(paths) < 2:
+            continue  # only the final checkpoint: no curve
+        if (task, seed) in starts:
+            paths.append(starts[(task, seed)])
+        for path in paths:
+            with open(path) as f:
+                rep = json.load(f)
+            m = re.search(r"v(\d+)\.safetensors", rep.get("checkpoint", ""))
+            step = 0 if path == starts.get((task, seed)) else (int(m.group(1)) if m else None)
+            if step is None:
+                continue
+            pts.append((step, {(r["n"], round(r["temperature"], 4)): r for r in rep["rows"]}))
+        curves.setdefault(task, {}).setdefault(method, {})[seed] = sorted(pts, key=lambda x: x[0])
+    return curves
+
+
+def plot_step_curves(curves, pdir, plt):
+    """pass@1, Bo-N at the largest N, distinct final answers and mean token entropy (when bonfire eval reports them)
+    against training step, mean over seeds, T = 1 (the meta-strategy: does a BoN-aware policy keep its diversity?)."""
+    written = []
+    for task, per in curves.items():
+        panels = [("passAtN", 1, "pass@1"), ("boN", NS[-1], f"Bo-{NS[-1]}"), ("distinctAnswers", 1, "distinct final answers per prompt"),
+                  ("tokenEntropy", 1, "mean token entropy (nats)")]
+        have = [pn for pn in panels if any(pn[0] in rows.get((pn[1], TABLE_T), {}) and rows.get((pn[1], TABLE_T), {}).get(pn[0]) is not None
+                                           for seeds in per.values() for pts in seeds.values() for _, rows in pts)]
+        if not have:
+            continue
+        fig, axes = plt.subplots(1, len(have), figsize=(4.2 * len(have), 3.6))
+        axes = axes if len(have) > 1 else [axes]
+        for ax, (key, n, title) in zip(axes, have):
+            for m in METHODS[1:]:
+                if m not in per:
+                    continue
+                bystep = {}
+                for pts in per[m].values():
+                    for step, rows in pts:
+                        v = rows.get((n, TABLE_T), {}).get(key)
+                        if v is not None:
+                            bystep.setdefault(step, []).append(v)
+                xs = sorted(bystep)
+                if xs:
+                    ax.plot(xs, [sum(bystep[x]) / len(bystep[x]) for x in xs], marker=".", label=LABEL[m])
+            ax.set_xlabel("training step"); ax.set_title(f"{task}: {title}", fontsize=9); ax.grid(alpha=0.3)
+        axes[-1].legend(fontsize=6)
+        fig.tight_layout(); f = os.path.join(pdir, f"steps_{task}.png"); fig.savefig(f, dpi=110); plt.close(fig)
+        written.append(f)
+    return written
 
 
 def metric(rows, n, t, key):
@@ -204,7 +282,9 @@ def extras(out):
     if os.path.exists(log):
         text = open(log).read()
         auc = re.search(r"held-out AUC: (\S+)", text)
-        lines.append(f"Learned verifier (math): held-out AUC {auc.group(1) if auc else '?'}; held-out Bo-N:")
+        within = re.search(r"held-out within-prompt AUC: (.*)", text)
+        lines.append(f"Learned verifier (math): held-out AUC {auc.group(1) if auc else '?'} (pooled); within-prompt AUC "
+                     f"{within.group(1) if within else '? (not reported by this version)'}; held-out Bo-N:")
         lines.append("")
         for m in re.finditer(r"held-out N=(\d+)\s+Bo-N \(learned\) (\S+)\s+pass@N \(= oracle Bo-N\) (\S+)", text):
             lines.append(f"- N = {m.group(1)}: Bo-N (learned) {m.group(2)}, pass@N (oracle Bo-N) {m.group(3)}")
@@ -291,6 +371,7 @@ def plots(out, evals, pdir):
             ax.set_title("math: learned-verifier score vs true reward (reward hacking)"); ax.grid(alpha=0.3)
             ax.legend(fontsize=7); fig.tight_layout()
             f = os.path.join(pdir, "hacking_math.png"); fig.savefig(f, dpi=110); plt.close(fig); written.append(f)
+    written += plot_step_curves(load_step_curves(out), pdir, plt)
     # SFT start validation curve.
     fig, ax = plt.subplots(figsize=(6, 4)); any_curve = False
     for task in ["math", "code"]:

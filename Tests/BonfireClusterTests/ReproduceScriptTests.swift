@@ -56,6 +56,8 @@ final class ReproduceScriptTests: XCTestCase {
         try expectStops(["--quick", "--out", out, "--start-math", tmp.appendingPathComponent("missing.safetensors").path],
                         saying: ["missing.safetensors does not exist", "omit --start-math to train the SFT start"])
         try expectStops(["--quick", "--out", out, "--frobnicate"], saying: ["unknown argument '--frobnicate'"])
+        try expectStops(["--quick", "--out", out, "--eval-every", "-5"], saying: ["--eval-every '-5'", "0 = off"])
+        try expectStops(["--quick", "--out", out, "--eval-every", "ten"], saying: ["--eval-every 'ten'"])
         // A results directory that cannot be created (a path under a regular file).
         let file = tmp.appendingPathComponent("a-file").path
         FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
