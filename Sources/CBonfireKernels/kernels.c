@@ -265,23 +265,31 @@ void bfk_layernorm_forward(float *out, float *mean, float *rstd, const float *in
     DISPATCH(layernorm_forward, out, mean, rstd, inp, weight, bias, n, c);
 }
 
+// The two row means of LayerNorm's input gradient, mean(w·g) and mean(w·g·x̂), in 16 lanes then the tail: shared by
+// the fused backward and its row half (so both sum in the same order).
+BFK_INLINE void layernorm_backward_row_means(const float *restrict x, const float *restrict g, const float *restrict w,
+                                             float m, float r, long c, float *dnMean, float *dnNormMean) {
+    v16 a1 = {0}, a2 = {0}; long j = 0;
+    for (; j + 16 <= c; j += 16) {
+        v16 norm = (ld16(x + j) - m) * r, dn = ld16(w + j) * ld16(g + j);
+        a1 += dn; a2 += dn * norm;
+    }
+    float s1 = hsum16(a1), s2 = hsum16(a2);
+    for (; j < c; j++) { float norm = (x[j] - m) * r, dn = w[j] * g[j]; s1 += dn; s2 += dn * norm; }
+    const float invC = 1.0f / (float)c;
+    *dnMean = s1 * invC; *dnNormMean = s2 * invC;
+}
+
 BFK_INLINE void layernorm_backward_body(float *restrict dinp, float *restrict dw, float *restrict db,
                                         const float *restrict dout, const float *restrict inp, const float *restrict w,
                                         const float *restrict mean, const float *restrict rstd, long n, long c) {
-    const float invC = 1.0f / (float)c;
     for (long i = 0; i < n; i++) {
         const float *x = inp + i * c, *g = dout + i * c;
         float *dx = dinp + i * c;
         const float m = mean[i], r = rstd[i];
-        v16 a1 = {0}, a2 = {0}; long j = 0;
-        for (; j + 16 <= c; j += 16) {
-            v16 norm = (ld16(x + j) - m) * r, dn = ld16(w + j) * ld16(g + j);
-            a1 += dn; a2 += dn * norm;
-        }
-        float dnMean = hsum16(a1), dnNormMean = hsum16(a2);
-        for (; j < c; j++) { float norm = (x[j] - m) * r, dn = w[j] * g[j]; dnMean += dn; dnNormMean += dn * norm; }
-        dnMean *= invC; dnNormMean *= invC;
-        for (j = 0; j < c; j++) {
+        float dnMean, dnNormMean;
+        layernorm_backward_row_means(x, g, w, m, r, c, &dnMean, &dnNormMean);
+        for (long j = 0; j < c; j++) {
             float norm = (x[j] - m) * r, dn = w[j] * g[j];
             db[j] += g[j];
             dw[j] += norm * g[j];
@@ -302,20 +310,13 @@ void bfk_layernorm_backward(float *dinp, float *dweight, float *dbias, const flo
 BFK_INLINE void layernorm_backward_rows_body(float *restrict dinp, const float *restrict dout, const float *restrict inp,
                                              const float *restrict w, const float *restrict mean,
                                              const float *restrict rstd, long n, long c) {
-    const float invC = 1.0f / (float)c;
     for (long i = 0; i < n; i++) {
         const float *x = inp + i * c, *g = dout + i * c;
         float *dx = dinp + i * c;
         const float m = mean[i], r = rstd[i];
-        v16 a1 = {0}, a2 = {0}; long j = 0;
-        for (; j + 16 <= c; j += 16) {
-            v16 norm = (ld16(x + j) - m) * r, dn = ld16(w + j) * ld16(g + j);
-            a1 += dn; a2 += dn * norm;
-        }
-        float dnMean = hsum16(a1), dnNormMean = hsum16(a2);
-        for (; j < c; j++) { float norm = (x[j] - m) * r, dn = w[j] * g[j]; dnMean += dn; dnNormMean += dn * norm; }
-        dnMean *= invC; dnNormMean *= invC;
-        for (j = 0; j < c; j++) {
+        float dnMean, dnNormMean;
+        layernorm_backward_row_means(x, g, w, m, r, c, &dnMean, &dnNormMean);
+        for (long j = 0; j < c; j++) {
             float norm = (x[j] - m) * r, dn = w[j] * g[j];
             dx[j] += (dn - dnMean - norm * dnNormMean) * r;
         }
