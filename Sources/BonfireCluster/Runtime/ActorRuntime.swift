@@ -8,8 +8,8 @@
 // schedule; up to `actors.versionWaitMs` in the asynchronous one, then it samples anyway (a dead peer never stalls
 // it). Randomness: rollouts draw from RNG(run seed, actor id, incarnation, version) — no pid, no clock — so a
 // synchronous run is bit-reproducible; evaluations draw from RNG(run seed, version), so a version's table does not
-// depend on which actor evaluated it, and an actor keeps the parameters of the newest scheduled evaluation version so
-// it evaluates that version even after moving past it.
+// depend on which actor evaluated it, and an actor keeps the parameters of the newest few scheduled evaluation versions
+// so it evaluates the requested version even after moving past it.
 import BonfireMath
 import BonfireWire
 import Foundation
@@ -29,8 +29,8 @@ package final class ActorRuntime {
         self.config = config; self.id = id; self.incarnation = incarnation; self.source = source
     }
 
-    /// Above this many parameters an actor keeps no copy of a scheduled evaluation version (two more copies of a
-    /// large model's parameters would cost more than an evaluation of a slightly newer version).
+    /// Above this many parameters an actor keeps no copy of a scheduled evaluation version (up to four more copies of
+    /// a large model's parameters would cost more than an evaluation of a slightly newer version).
     static let maxSnapshotParameters = 16 << 20
     /// Scheduled evaluation versions kept (the oldest is dropped first).
     static let maxSnapshots = 3
