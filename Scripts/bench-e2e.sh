@@ -54,11 +54,19 @@ run() {
     --set learner.checkpointEvery=0 --set run.seed="$seed" "$@" >"$dir/local.log" 2>&1 &
   local local_pid=$!
   # The learner is the child started as `bonfire learner --config <dir>/run/config.json`.
+  # Every role's CPU time (utime + stime of all its threads, /proc/PID/stat) goes to $dir/cpu, for the CPU budget.
+  local tick; tick=$(getconf CLK_TCK)
   ( while kill -0 "$local_pid" 2>/dev/null; do
+      now=$(date +%s.%N)
       pid=$(pgrep -f -- "learner --config $dir/run/" | head -1 || true)
       if [[ -n "$pid" && -r /proc/$pid/schedstat ]]; then
-        echo "$(date +%s.%N) $(cat /proc/$pid/schedstat 2>/dev/null)" >>"$dir/schedstat"
+        echo "$now $(cat /proc/$pid/schedstat 2>/dev/null)" >>"$dir/schedstat"
       fi
+      for p in $(pgrep -P "$local_pid" || true); do
+        role=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | awk '{print $2}') || continue
+        ticks=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || continue
+        [[ -n "$role" && -n "$ticks" ]] && echo "$now $p $role $ticks $tick" >>"$dir/cpu"
+      done
       sleep 0.5
     done ) &
   local sampler=$!
@@ -82,7 +90,7 @@ acc, drop = last.get("staleness/accepted", 0), last.get("staleness/dropped", 0)
 t0 = learner[0]["time"] if learner else 0
 t1 = learner[-1]["time"] if learner else 0
 mean_ups = (last.get("learner/step", 0) - learner[0].get("learner/step", 0)) / max(1e-9, t1 - t0) if learner else 0
-idle = float("nan")
+idle, main_cpu = float("nan"), float("nan")
 path = os.path.join(d, "schedstat")
 if os.path.exists(path):
     s = []
@@ -93,6 +101,25 @@ if os.path.exists(path):
     if len(s) >= 2 and s[-1][0] > s[0][0]:
         busy = (s[-1][1] - s[0][1] + s[-1][2] - s[0][2]) / 1e9
         idle = 1 - busy / (s[-1][0] - s[0][0])
+        main_cpu = (s[-1][1] - s[0][1]) / 1e9
+# The CPU budget of the RL window: CPU seconds per update of the learner (all its threads: the ZeroMQ I/O thread
+# sends the parameters), of all actors together, and of the coordinator. With `cores` cores and nothing else running,
+# updates/s ≤ cores / (sum of the three), so the learner's main thread is busy at most cores · main / sum of its
+# window: idle_floor = 1 − that. A learner idle near the floor means the machine is saturated (the sampling side, not
+# the pipeline, bounds it); far above it, something waits.
+per_update, idle_floor = {}, float("nan")
+path = os.path.join(d, "cpu")
+steps = (last.get("learner/step", 0) - learner[0].get("learner/step", 0)) if learner else 0
+if os.path.exists(path) and steps > 0:
+    series = {}
+    for l in open(path):
+        p = l.split()
+        if len(p) == 5 and t0 <= float(p[0]) <= t1: series.setdefault((p[1], p[2]), []).append(int(p[3]) / int(p[4]))
+    for (pid, role), v in series.items():
+        per_update[role] = per_update.get(role, 0) + (v[-1] - v[0]) / steps
+    total = sum(per_update.values())
+    if total > 0 and main_cpu == main_cpu:
+        idle_floor = max(0.0, 1 - os.cpu_count() * (main_cpu / steps) / total)
 # Evaluations (coordinator rows with eval/pass@1): version → pass@1; a version's time = first learner row at it.
 evals = sorted({r["version"]: r["eval/pass@1"] for r in rows if "eval/pass@1" in r}.items())
 vtime = {}
@@ -107,21 +134,23 @@ curve = " ".join(f"v{v}:{p:.3f}" for v, p in evals)
 skipped = 100 * last.get("learner/skipped_updates", 0) / max(1, last.get("learner/step", 0))
 print(json.dumps({"label": label, "sps": sps, "ups": ups, "mean_ups": mean_ups, "stale": 100 * drop / max(1, acc + drop),
                   "skipped": skipped,
-                  "idle": 100 * idle, "reach_version": reach, "time_to_target": tt, "curve": curve}))
+                  "idle": 100 * idle, "idle_floor": 100 * idle_floor,
+                  "cpu_ms": {k: 1000 * v for k, v in sorted(per_update.items())}, "reach_version": reach, "time_to_target": tt, "curve": curve}))
 PY
 }
 
 if [[ "$only" != schedules ]]; then
   echo
   echo "Throughput: learner + K actors, ${steps} learner steps per run, no SFT warm-up, no evaluation"
-  printf "| %-6s | %10s | %10s | %12s | %7s | %13s | %8s |\n" actors "samples/s" "updates/s" "updates/s avg" "stale" "learner idle" "skipped"
-  echo "|---|---:|---:|---:|---:|---:|---:|"
+  printf "| %-6s | %10s | %10s | %12s | %7s | %13s | %11s | %8s | %s |\n" actors "samples/s" "updates/s" "updates/s avg" "stale" "learner idle" "idle floor" "skipped" "CPU ms per update"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
   for k in $actors; do
     dir=$(run "K=$k" "$k" "$steps" --set algorithm.sftWarmupSteps=0 --set eval.everyVersions=0)
     analyse "$dir" "$k" | python3 <(cat <<'PY'
 import json, sys
 r = json.loads(sys.stdin.read())
-print("| %-6s | %10.0f | %10.1f | %12.1f | %6.1f%% | %12.1f%% | %7.1f%% |" % (r["label"], r["sps"], r["ups"], r["mean_ups"], r["stale"], r["idle"], r["skipped"]))
+cpu = " ".join("%s %.2f" % kv for kv in r["cpu_ms"].items())
+print("| %-6s | %10.0f | %10.1f | %12.1f | %6.1f%% | %12.1f%% | %10.1f%% | %7.1f%% | %s |" % (r["label"], r["sps"], r["ups"], r["mean_ups"], r["stale"], r["idle"], r["idle_floor"], r["skipped"], cpu))
 PY
 )
     rm -rf "$dir"
@@ -147,12 +176,13 @@ if [[ "$only" != throughput ]]; then
   printf '%s\n' "${results[@]}" | python3 <(cat <<'PY'
 import json, math, sys
 rs = [json.loads(l) for l in sys.stdin if l.strip()]
-print("| schedule | updates/s avg | samples/s | stale | learner idle | skipped updates | first version ≥ target | time to target s | pass@1 by version |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+print("| schedule | updates/s avg | samples/s | stale | learner idle | idle floor | skipped updates | first version ≥ target | time to target s | CPU ms per update | pass@1 by version |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
 for r in rs:
     v = r["reach_version"] if r["reach_version"] is not None else "not reached"
-    print("| %s | %.1f | %.0f | %.1f%% | %.1f%% | %.1f%% | %s | %.1f | %s |" % (r["label"], r["mean_ups"], r["sps"], r["stale"], r["idle"], r["skipped"], v,
-                                                          r["time_to_target"], r["curve"]))
+    cpu = " ".join("%s %.2f" % kv for kv in r["cpu_ms"].items())
+    print("| %s | %.1f | %.0f | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %s | %.1f | %s | %s |" % (r["label"], r["mean_ups"], r["sps"], r["stale"], r["idle"], r["idle_floor"], r["skipped"], v,
+                                                          r["time_to_target"], cpu, r["curve"]))
 sync = rs[1]
 for a in [rs[0], rs[2]]:
     if not math.isnan(a["time_to_target"]) and not math.isnan(sync["time_to_target"]) and a["time_to_target"] > 0:
