@@ -9,6 +9,8 @@
 #    in zmq_poll waiting for rollouts or sending). OpenBLAS runs on that thread (OPENBLAS_NUM_THREADS=1). "skipped":
 #    updates not applied because they were not finite. Without the warm-up almost every reward is 0, so RL-S updates
 #    carry no signal and are cheap: part 1's idle fraction is not a real run's; part 2's (after the warm-up) is.
+#    Both parts also print each role's CPU ms per update and the idle floor they imply: with C cores, the learner's
+#    main thread can be busy at most C · (its CPU per update) / (all roles' CPU per update) of the time.
 # 2. Schedules, in the same run: `learner.schedule=sync` and `async` with K = --schedule-actors, the same seed and the
 #    same SFT warm-up, evaluated every --eval-every versions; prints updates/s, pass@1 per evaluated version and the
 #    wall time from the first RL update to the first version whose pass@1 ≥ --target, and the speed-up async/sync.
@@ -36,7 +38,7 @@ while [[ $# -gt 0 ]]; do
     --seed) seed=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
     [0-9]*) steps=$1; shift ;;  # the old form: Scripts/bench-e2e.sh 1500
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
