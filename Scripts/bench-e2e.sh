@@ -38,7 +38,7 @@ while [[ $# -gt 0 ]]; do
     --seed) seed=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
     [0-9]*) steps=$1; shift ;;  # the old form: Scripts/bench-e2e.sh 1500
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
