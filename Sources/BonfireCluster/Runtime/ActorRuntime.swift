@@ -131,6 +131,8 @@ package final class ActorRuntime {
                     MetricKey.samplesPerSecond: rate,
                     MetricKey.actorParamsBroadcast: Double(link.broadcastInstalls),
                     MetricKey.actorParamsRequested: Double(link.requestedInstalls),
+                    MetricKey.actorParamsSharedMemory: Double(link.sharedMemoryInstalls),
+                    MetricKey.actorParamsSharedMemoryRejected: Double(link.sharedMemoryRejections.values.reduce(0, +)),
                 ].merging(link.inbox.drops.metrics) { a, _ in a })))   // wire/dropped(/<reason>) of this actor
                 lastMetrics = now; periodSamples = 0
             }
