@@ -55,12 +55,18 @@ package final class ActorLink {
     package private(set) var sharedMemoryInstalls = 0
     /// Notices not taken from shared memory, by reason (each followed by a direct ask for the full parameters).
     package private(set) var sharedMemoryRejections: [ParameterSlotRing.Rejection: Int] = [:]
-    /// This host's identity when this actor may read shared memory (Linux, not inproc, enabled); nil otherwise.
-    let sharedMemoryHost: String?
+    /// This host's identity when this actor may read shared memory (Linux, not inproc, enabled); nil otherwise, and
+    /// nil from the moment this host's ring proved unreadable (`maxRingFailures` in a row: e.g. a container with its
+    /// own /dev/shm): the next hello then tells the learner to broadcast full parameters.
+    var sharedMemoryHost: String?
+    var ringFailuresInARow = 0
+    static let maxRingFailures = 5
     /// The learner's ring, mapped on the first usable notice (re-mapped when the learner's file changes).
     var ring: ParameterSlotRing?
-    /// Reused copy-out buffer (copied on write when the runtime kept the previous one).
-    var ringScratch: [Float] = []
+    /// Two copy-out buffers, used in turn: the runtime holds the one installed last, so the other is free to be
+    /// written in place (one buffer would be copied on write every version; a fresh one costs its page faults).
+    var ringScratch: [[Float]] = [[], []]
+    var ringNext = 0
     var lastRejectionLog: Int64 = 0
     /// The sender id of the learner whose parameters are held (its pid; a new one means the learner restarted).
     var learnerID: UInt32?
@@ -319,11 +325,13 @@ package final class ActorLink {
                                                       fileName: n.fileName, runID: config.run.id, layoutHash: expectedHash,
                                                       parameterCount: expectedCount)
                 }
-                guard let why = ring!.read(n, into: &ringScratch) else {
-                    try apply(ringScratch, Int(n.version))
+                guard let why = ring!.read(n, into: &ringScratch[ringNext]) else {
+                    try apply(ringScratch[ringNext], Int(n.version))
+                    ringNext = 1 - ringNext
                     version = Int(n.version)
                     installs += 1
                     sharedMemoryInstalls += 1
+                    ringFailuresInARow = 0
                     return true
                 }
                 rejection = why
@@ -336,6 +344,15 @@ package final class ActorLink {
             rejection = .otherHost
         }
         sharedMemoryRejections[rejection, default: 0] += 1
+        if [.fileMissing, .fileInvalid, .badFileName, .shapeMismatch].contains(rejection) {
+            ringFailuresInARow += 1
+            if ringFailuresInARow >= Self.maxRingFailures, sharedMemoryHost != nil {
+                sharedMemoryHost = nil
+                ring?.close(); ring = nil
+                roleLog("\(name): the learner's shared memory is not readable here (\(rejection.rawValue), " +
+                        "\(ringFailuresInARow) times in a row); asking it for full parameter broadcasts")
+            }
+        }
         let now = monotonicMillis()
         if now - lastRejectionLog >= Int64(config.logging.warnEveryMs) {
             lastRejectionLog = now

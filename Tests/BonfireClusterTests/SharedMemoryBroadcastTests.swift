@@ -24,6 +24,8 @@ final class SharedMemoryBroadcastTests: XCTestCase {
         c.endpoints.transport = .tcp
         c.endpoints.sharedMemoryParameters = sharedMemory
         c.liveness.heartbeatIntervalMs = 100
+        // These links start without `fetchInitialParameters` (single-threaded tests): no give-up on a silent learner.
+        c.liveness.peerGiveUpMs = 1 << 40
         return c
     }
 
@@ -227,18 +229,23 @@ final class SharedMemoryBroadcastTests: XCTestCase {
         let url = temporaryRunDir("shm-local")
         defer { try? FileManager.default.removeItem(at: url) }
         let runID = "shm_local_\(getpid())"
-        let sets = ["run.dir=\(url.path)", "run.id=\(runID)", "learner.maxSteps=8", "learner.groupsPerStep=2",
+        let sets = ["run.dir=\(url.path)", "run.id=\(runID)", "learner.maxSteps=12", "learner.groupsPerStep=2",
                     "learner.checkpointEvery=0", "algorithm.sftWarmupSteps=2", "model.layers=1", "model.dim=32",
                     "sampling.groupSize=4", "sampling.maxNewTokens=8", "algorithm.trainN=2", "eval.everyVersions=0",
                     "liveness.heartbeatIntervalMs=100", "liveness.livenessCount=20", "liveness.peerGiveUpMs=20000",
                     "logging.periodSeconds=0.2", "learner.schedule=sync"]
         let (status, out) = try runBonfire(["local", "--actors", "2"] + sets.flatMap { ["--set", $0] })
         XCTAssertEqual(status, 0, String(out.suffix(3000)))
-        let actors = metricsRecords(url).filter { $0.role.hasPrefix("actor") }
-        let shared = actors.compactMap { $0.values[MetricKey.actorParamsSharedMemory] }.max() ?? 0
-        let rejected = actors.compactMap { $0.values[MetricKey.actorParamsSharedMemoryRejected] }.max() ?? 0
-        XCTAssertGreaterThan(shared, 0, "versions from shared memory (rejected \(rejected))\n\(out.suffix(2000))")
-        XCTAssertEqual(rejected, 0)
+        // Each actor's last line counts how its versions came (its metrics lines may not come in so short a run).
+        let counts = out.split(separator: "\n").filter { $0.contains("shutdown from coordinator") && $0.contains("versions installed") }
+        XCTAssertFalse(counts.isEmpty, String(out.suffix(3000)))
+        let shared = counts.compactMap { line in
+            line.range(of: #"\((\d+) through shared memory\)"#, options: .regularExpression).map {
+                Int(line[$0].dropFirst().prefix { $0.isNumber }) ?? 0
+            }
+        }.reduce(0, +)
+        XCTAssertGreaterThanOrEqual(shared, 4, counts.joined(separator: "\n"))
+        XCTAssertFalse(out.contains("not taken from shared memory"), String(out.suffix(3000)))
         XCTAssertTrue(out.contains("same-host actors read parameters from"), String(out.suffix(2000)))
         XCTAssertEqual(ringFiles(runID), [], "the run's ring file is removed")
     }
