@@ -325,7 +325,7 @@ package final class ActorLink {
                                                       fileName: n.fileName, runID: config.run.id, layoutHash: expectedHash,
                                                       parameterCount: expectedCount)
                 }
-                guard let why = ring!.read(n, into: &ringScratch[ringNext]) else {
+                guard let why = ring!.read(n, into: &ringScratch[ringNext], bound: admission.parameterBound) else {
                     try apply(ringScratch[ringNext], Int(n.version))
                     ringNext = 1 - ringNext
                     version = Int(n.version)

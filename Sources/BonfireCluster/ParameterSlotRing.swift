@@ -50,7 +50,8 @@ package final class ParameterSlotRing {
         case torn
         /// The copied bytes do not match the notice's checksum (corrupted or torn).
         case checksumMismatch = "checksum_mismatch"
-        /// NaN or infinity among the values.
+        /// NaN, infinity or |x| above the bound among the values (`ValidationContext.parameterBound`, as for a
+        /// full broadcast).
         case nonFinite = "non_finite"
     }
 
@@ -272,8 +273,9 @@ package final class ParameterSlotRing {
 
     /// Copies the parameters `notice` announces into `values` (resized to the parameter count; its storage is
     /// reused when uniquely held), checking slot, version, byte count, checksum and finiteness in the same pass
-    /// and the slot's sequence before and after. On a rejection `values` holds garbage: never install it.
-    package func read(_ notice: Notice, into values: inout [Float]) -> Rejection? {
+    /// and the slot's sequence before and after; every value must be finite with |x| ≤ `bound`. On a rejection
+    /// `values` holds garbage: never install it.
+    package func read(_ notice: Notice, into values: inout [Float], bound: Float = 1e6) -> Rejection? {
         precondition(!closed, "ParameterSlotRing.read on a closed ring")
         guard notice.fileName == fileName else { return .badFileName }
         guard notice.layoutHash == layoutHash, notice.byteLength == UInt64(byteCapacity) else { return .shapeMismatch }
@@ -290,13 +292,14 @@ package final class ParameterSlotRing {
         if values.count != count {
             values = [Float](unsafeUninitializedCapacity: count) { _, n in n = count }   // every word is written below
         }
-        let (sum, worst) = values.withUnsafeMutableBytes { dst in
-            Self.copyAndChecksum(from: UnsafeRawPointer(s + Self.slotHeaderBytes), to: dst.baseAddress, words: count)
+        let (sum, within) = values.withUnsafeMutableBytes { dst in
+            Self.copyAndChecksum(from: UnsafeRawPointer(s + Self.slotHeaderBytes), to: dst.baseAddress, words: count,
+                                 bound: bound)
         }
         Self.fence()
         guard sequence(slot) == before else { return .torn }
         guard sum == notice.checksum else { return .checksumMismatch }
-        guard worst < Float.infinity.bitPattern else { return .nonFinite }
+        guard within else { return .nonFinite }
         return nil
     }
 
@@ -311,25 +314,33 @@ package final class ParameterSlotRing {
         return copyAndChecksum(from: p, to: nil, words: bytes.count / 4).checksum
     }
 
-    /// One pass over `words` words: copies them to `dst` (when given), computes the checksum and the largest
-    /// |x| as float bits with the sign cleared (≥ infinity's bits exactly when some value is NaN or infinite).
-    static func copyAndChecksum(from src: UnsafeRawPointer, to dst: UnsafeMutableRawPointer?, words n: Int)
-        -> (checksum: UInt64, largestMagnitudeBits: UInt32) {
-        var a = SIMD16<UInt32>(repeating: 0), b = SIMD16<UInt32>(repeating: 0), m = SIMD16<UInt32>(repeating: 0)
+    /// One pass over `words` words: copies them to `dst` (when given), computes the checksum and whether every
+    /// word, read as a float, is finite with |x| ≤ `bound`. Only SSE2-width integer operations (add, and, subtract,
+    /// or) so it vectorises on baseline x86-64: |x|'s bits as a non-negative Int32 are ≤ the bound's bits exactly
+    /// when |x| ≤ bound (NaN and infinity have larger bits than any finite bound), and `boundBits − bits` is
+    /// negative exactly when one is over; OR-ing those differences keeps any sign bit. (A UInt32 max over the bits,
+    /// as `WireParameters.largestMagnitudeBits` does, needs SSE4.1 and made this pass twice as slow as a memcpy.)
+    static func copyAndChecksum(from src: UnsafeRawPointer, to dst: UnsafeMutableRawPointer?, words n: Int,
+                                bound: Float = .greatestFiniteMagnitude) -> (checksum: UInt64, withinBound: Bool) {
+        var a = SIMD16<UInt32>(repeating: 0), b = SIMD16<UInt32>(repeating: 0), over = SIMD16<Int32>(repeating: 0)
         let mask = SIMD16<UInt32>(repeating: 0x7FFF_FFFF)
+        let boundBits = Int32(bitPattern: min(bound.magnitude.bitPattern, Float.greatestFiniteMagnitude.bitPattern))
+        let limit = SIMD16<Int32>(repeating: boundBits)
         let body = n / 16 * 16
         var i = 0
         if let dst {
             while i < body {
                 let w = src.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<UInt32>.self)
                 dst.storeBytes(of: w, toByteOffset: i * 4, as: SIMD16<UInt32>.self)
-                a &+= w; b &+= a; m = pointwiseMax(m, w & mask)
+                a &+= w; b &+= a
+                over |= limit &- SIMD16<Int32>(truncatingIfNeeded: w & mask)
                 i += 16
             }
         } else {
             while i < body {
                 let w = src.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<UInt32>.self)
-                a &+= w; b &+= a; m = pointwiseMax(m, w & mask)
+                a &+= w; b &+= a
+                over |= limit &- SIMD16<Int32>(truncatingIfNeeded: w & mask)
                 i += 16
             }
         }
@@ -337,12 +348,13 @@ package final class ParameterSlotRing {
             let w = src.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)
             dst?.storeBytes(of: w, toByteOffset: i * 4, as: UInt32.self)
             let k = i % 16
-            a[k] &+= w; b[k] &+= a[k]; m[k] = max(m[k], w & 0x7FFF_FFFF)
+            a[k] &+= w; b[k] &+= a[k]
+            over[k] |= boundBits &- Int32(bitPattern: w & 0x7FFF_FFFF)
             i += 1
         }
         var h = 0x9E37_79B9_7F4A_7C15 ^ UInt64(n)
         for k in 0..<16 { h = mix(h ^ (UInt64(a[k]) << 32 | UInt64(b[k]))) }
-        return (h, m.max())
+        return (h, over.min() >= 0)
     }
 
     /// splitmix64's finaliser.

@@ -185,6 +185,30 @@ final class ParameterSlotRingTests: XCTestCase {
         }
     }
 
+    func testValuesAboveTheParameterBoundAreRejectedLikeAFullBroadcastsAndTheBoundIsExact() throws {
+        let writer = try ParameterSlotRing.create(directory: dir, runID: runID, layoutHash: 5, parameterCount: 40)
+        defer { writer.close() }
+        let reader = try ParameterSlotRing.open(directory: dir, fileName: writer.fileName, runID: runID, layoutHash: 5,
+                                                parameterCount: 40)
+        defer { reader.close() }
+        var out: [Float] = []
+        var version: UInt64 = 0
+        // The plain definition (ValidationContext.validate(WireParameters)): finite and |x| ≤ bound, at every index
+        // (body and tail), for special and boundary values.
+        let specials: [Float] = [1e6, -1e6, Float(1e6).nextUp, -Float(1e6).nextUp, 2e6, .greatestFiniteMagnitude, -0.0,
+                                 .leastNonzeroMagnitude, Float(bitPattern: 0x7FC0_0001), Float(bitPattern: 0xFF80_0000), 0.5]
+        for x in specials {
+            for at in [0, 15, 16, 39] {
+                var v = values(40, seed: 0)
+                v[at] = x
+                version += 1
+                let notice = v.withUnsafeBufferPointer { writer.write($0, version: version, hostIdentity: "h") }
+                let plain = x.isFinite && abs(x) <= 1e6
+                XCTAssertEqual(reader.read(notice, into: &out, bound: 1e6) == nil, plain, "\(x) at \(at)")
+            }
+        }
+    }
+
     func testASlotOverwrittenOrBeingWrittenDuringTheCopyIsTornNotInstalled() throws {
         let n = 64
         let writer = try ParameterSlotRing.create(directory: dir, runID: runID, layoutHash: 5, parameterCount: n)
