@@ -78,12 +78,24 @@ final class SharedMemoryBroadcastTests: XCTestCase {
         var held: [Float] = []
         let apply: ([Float], Int) throws -> Void = { v, _ in held = v }
         XCTAssertTrue(try deliver(0, from: learner, to: [actor], apply: apply))
-        for version in 1...6 {
+        func descriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1 }
+        func mappings(of name: String) -> Int {
+            // Read to the end (a /proc file reports size 0; a one-shot read may stop early).
+            let maps = String(decoding: FileHandle(forReadingAtPath: "/proc/self/maps")?.readDataToEndOfFile() ?? Data(), as: UTF8.self)
+            return maps.split(separator: "\n").filter { $0.contains(name) }.count
+        }
+        var fdsAfterFirst = 0
+        for version in 1...30 {
             XCTAssertTrue(try deliver(version, from: learner, to: [actor], apply: apply), "version \(version)")
             XCTAssertEqual(held, values(version), "version \(version)")
+            if version == 2 { fdsAfterFirst = descriptors() }
         }
+        // One mapping each for the learner and the actor, whatever the number of versions; no descriptor per version.
+        let name = try XCTUnwrap(ringFiles(runID).first)
+        XCTAssertEqual(mappings(of: name), 2)
+        XCTAssertLessThanOrEqual(descriptors(), fdsAfterFirst + 2, "descriptors grow with versions")
         XCTAssertTrue(learner.broadcastsThroughSharedMemory)
-        XCTAssertGreaterThanOrEqual(actor.sharedMemoryInstalls, 5, "broadcast \(actor.broadcastInstalls), asked \(actor.requestedInstalls)")
+        XCTAssertGreaterThanOrEqual(actor.sharedMemoryInstalls, 25, "broadcast \(actor.broadcastInstalls), asked \(actor.requestedInstalls)")
         XCTAssertEqual(actor.sharedMemoryRejections, [:])
         XCTAssertEqual(ringFiles(runID).count, 1)
         learner.close()
