@@ -251,12 +251,18 @@ final class SharedMemoryBroadcastTests: XCTestCase {
         // Each actor's last line counts how its versions came (its metrics lines may not come in so short a run).
         let counts = out.split(separator: "\n").filter { $0.contains("shutdown from coordinator") && $0.contains("versions installed") }
         XCTAssertFalse(counts.isEmpty, String(out.suffix(3000)))
-        let shared = counts.compactMap { line in
-            line.range(of: #"\((\d+) through shared memory\)"#, options: .regularExpression).map {
-                Int(line[$0].dropFirst().prefix { $0.isNumber }) ?? 0
+        // "N from broadcasts (M through shared memory)": every broadcast install came through shared memory.
+        var broadcasts = 0
+        for line in counts {
+            guard let r = line.range(of: #"\d+ from broadcasts \(\d+ through shared memory\)"#, options: .regularExpression) else {
+                XCTFail("no counts in: \(line)"); continue
             }
-        }.reduce(0, +)
-        XCTAssertGreaterThanOrEqual(shared, 4, counts.joined(separator: "\n"))
+            let numbers = line[r].split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+            XCTAssertEqual(numbers.count, 2, String(line))
+            XCTAssertEqual(numbers.first, numbers.last, "every broadcast version through shared memory: \(line)")
+            broadcasts += numbers.first ?? 0
+        }
+        XCTAssertGreaterThan(broadcasts, 0, counts.joined(separator: "\n"))
         XCTAssertFalse(out.contains("not taken from shared memory"), String(out.suffix(3000)))
         XCTAssertTrue(out.contains("same-host actors read parameters from"), String(out.suffix(2000)))
         XCTAssertEqual(ringFiles(runID), [], "the run's ring file is removed")
