@@ -149,8 +149,11 @@ start coordinator "$NS_A" coordinator --config "$CONFIG" --set "run.id=$RUN_ID"
 sleep 1
 start learner "$NS_A" learner --config "$CONFIG" --set "run.id=$RUN_ID"
 sleep 1
-start actor-0 "$NS_B" actor --id 0 --config "$CONFIG" --set "run.id=$RUN_ID"
-start actor-1 "$NS_C" actor --id 1 --config "$CONFIG" --set "run.id=$RUN_ID"
+# The namespaces share this machine's boot id, host name and /dev/shm, so these actors could read the learner's
+# shared-memory parameter ring: turn that off for them, so parameters cross the bridge as they would between hosts
+# (and the learner's fallback to full broadcasts, docs/cluster.md "Parameter broadcast", is exercised).
+start actor-0 "$NS_B" actor --id 0 --config "$CONFIG" --set "run.id=$RUN_ID" --set endpoints.sharedMemoryParameters=false
+start actor-1 "$NS_C" actor --id 1 --config "$CONFIG" --set "run.id=$RUN_ID" --set endpoints.sharedMemoryParameters=false
 
 MIN="${NETNS_MIN_VERSION:-3}"
 TIMEOUT="${NETNS_TIMEOUT:-300}"

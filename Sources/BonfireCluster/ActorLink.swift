@@ -2,7 +2,9 @@
 // registration with the coordinator, heartbeats, the late-joiner parameter path and control messages.
 //
 //   DEALER → coordinator (hello, heartbeats, metrics, eval reports; receives eval requests and shutdown)
-//   SUB    ← learner PUB (parameter broadcasts; CONFLATE keeps only the newest)
+//   SUB    ← learner PUB (parameter broadcasts; CONFLATE keeps only the newest). From a learner on the same host
+//            (`endpoints.sharedMemoryParameters`) a broadcast is a small notice and the parameters are copied out of
+//            its shared-memory ring (ParameterSlotRing); a notice this actor cannot use makes it ask directly.
 //   DEALER → learner param ROUTER (a `hello` there asks for the current parameters: the late-joiner path, so a new or
 //            restarted actor never waits for the next broadcast — the PUB/SUB slow-joiner problem — and a missed
 //            broadcast is fetched after a quiet spell)
@@ -49,6 +51,23 @@ package final class ActorLink {
     /// How those parameters came: by the learner's broadcast, or as the answer to a direct ask (late join, a
     /// missed broadcast). A healthy run installs almost every version from the broadcast (`actor/params_broadcast`).
     package private(set) var broadcastInstalls = 0, requestedInstalls = 0
+    /// Of `broadcastInstalls`, those copied out of the learner's shared-memory ring.
+    package private(set) var sharedMemoryInstalls = 0
+    /// Notices not taken from shared memory, by reason (each followed by a direct ask for the full parameters).
+    package private(set) var sharedMemoryRejections: [ParameterSlotRing.Rejection: Int] = [:]
+    /// This host's identity when this actor may read shared memory (Linux, not inproc, enabled); nil otherwise, and
+    /// nil from the moment this host's ring proved unreadable (`maxRingFailures` in a row: e.g. a container with its
+    /// own /dev/shm): the next hello then tells the learner to broadcast full parameters.
+    var sharedMemoryHost: String?
+    var ringFailuresInARow = 0
+    static let maxRingFailures = 5
+    /// The learner's ring, mapped on the first usable notice (re-mapped when the learner's file changes).
+    var ring: ParameterSlotRing?
+    /// Two copy-out buffers, used in turn: the runtime holds the one installed last, so the other is free to be
+    /// written in place (one buffer would be copied on write every version; a fresh one costs its page faults).
+    var ringScratch: [[Float]] = [[], []]
+    var ringNext = 0
+    var lastRejectionLog: Int64 = 0
     /// The sender id of the learner whose parameters are held (its pid; a new one means the learner restarted).
     var learnerID: UInt32?
     var lastHeartbeat: Int64 = 0
@@ -69,6 +88,8 @@ package final class ActorLink {
     package init(context: ZMQContext, config: RunConfig, id: Int, capabilities: [String], pushHighWaterMark: Int32,
                  layoutHash: UInt64, parameterCount: Int, modelSection: String = "model and env sections") throws {
         self.config = config
+        sharedMemoryHost = config.endpoints.sharedMemoryParameters && config.endpoints.transport != .inproc
+            ? ParameterSlotRing.hostIdentity() : nil
         self.identity = RoleIdentity(runID: config.run.id, role: .actor, id: UInt32(id))
         let limits = WireLimits(parameterCount: parameterCount)   // also ZMQ_MAXMSGSIZE on every receiving socket
         self.decoder = WireDecoder(runID: config.run.id, limits: limits)
@@ -106,11 +127,15 @@ package final class ActorLink {
         try pushSocket.connect(e.connect(e.rolloutPort))
     }
 
-    package func close() { control.close(); sub.close(); paramReq.close(); pushSocket.close(); security.stop() }
+    package func close() {
+        control.close(); sub.close(); paramReq.close(); pushSocket.close(); security.stop()
+        ring?.close(); ring = nil
+    }
 
     func hello() -> WireHello {
+        // The learner broadcasts notices only while every actor that asked it for parameters says it shares its host.
         WireHello(role: .actor, id: identity.id, host: ProcessInfo.processInfo.hostName, pid: UInt32(getpid()),
-                  capabilities: capabilities)
+                  capabilities: capabilities + (sharedMemoryHost.map { [ParameterSlotRing.capabilityPrefix + $0] } ?? []))
     }
 
     /// Sends a heartbeat when one is due (never blocks).
@@ -155,18 +180,27 @@ package final class ActorLink {
 
     /// The received message if it passes admission; nil (counted, logged) otherwise.
     func admit(_ got: ZMQReceived) -> WireEnvelope? {
-        if case .success(let e) = got.envelope, e.senderRole == .learner, case .parameters(let p) = e.payload,
-           let held = learnerID, e.senderID != held, Int(exactly: p.version) != nil {
+        if case .success(let e) = got.envelope, e.senderRole == .learner, let v = Self.parameterVersion(e.payload),
+           let held = learnerID, e.senderID != held, Int(exactly: v) != nil {
             // A restarted learner (resumed from its last checkpoint, possibly older than what we hold): forget the
             // version held so its parameters are taken and the version's rollouts are produced again (the same
             // ones: the rollout RNG is a function of the version).
-            roleLog("\(name): learner restarted (id \(held) → \(e.senderID)); taking its version \(p.version) (held \(version))")
+            roleLog("\(name): learner restarted (id \(held) → \(e.senderID)); taking its version \(v) (held \(version))")
             version = -1
             learnerID = nil
         }
         guard let env = inbox.admit(got.envelope, context: admission, log: { [name] in roleLog("\(name): " + $0) }) else { return nil }
-        if env.senderRole == .learner, case .parameters = env.payload, learnerID == nil { learnerID = env.senderID }
+        if env.senderRole == .learner, Self.parameterVersion(env.payload) != nil, learnerID == nil { learnerID = env.senderID }
         return env
+    }
+
+    /// The version of a parameters message or notice; nil for anything else.
+    static func parameterVersion(_ p: WirePayload) -> UInt64? {
+        switch p {
+        case .parameters(let m): m.version
+        case .parameterNotice(let n): n.version
+        default: nil
+        }
     }
 
     /// Hello → HelloAck, retried with capped exponential backoff until `peerGiveUpMs`.
@@ -254,13 +288,78 @@ package final class ActorLink {
     func receiveBroadcast(_ apply: ([Float], Int) throws -> Void, timeout: Duration = .zero) throws -> Bool {
         var installed = false
         while let got = try sub.receiveEnvelope(&decoder, timeout: installed ? .zero : timeout) {
-            if let env = admit(got), case .parameters(let p) = env.payload, try install(p, apply) {
-                installed = true
-                broadcastInstalls += 1
+            if let env = admit(got) {
+                switch env.payload {
+                case .parameters(let p):
+                    if try install(p, apply) {
+                        installed = true
+                        broadcastInstalls += 1
+                    }
+                case .parameterNotice(let n) where Int(n.version) > version:
+                    if try install(n, apply) {
+                        installed = true
+                        broadcastInstalls += 1
+                    } else {
+                        // Not usable here: ask for the full parameters now (the answer is read by pollParameters).
+                        _ = try paramReq.trySend([identity.envelope(.hello(hello())).encoded()])
+                        lastParamAsk = monotonicMillis()
+                    }
+                default: break
+                }
             }
             if !installed { break }
         }
         return installed
+    }
+
+    /// Copies the parameters a same-host notice (admitted: version, size, layout checked) announces out of the
+    /// learner's shared-memory ring, verifying host, file, slot version, checksum and finite values; installs them.
+    /// False (counted by reason, logged rate-limited) when they cannot be taken from there.
+    func install(_ n: WireParameterNotice, _ apply: ([Float], Int) throws -> Void) throws -> Bool {
+        let rejection: ParameterSlotRing.Rejection
+        if let host = sharedMemoryHost, n.hostIdentity == host {
+            do {
+                if ring?.fileName != n.fileName {
+                    ring?.close(); ring = nil
+                    ring = try ParameterSlotRing.open(directory: ParameterSlotRing.directory(fallback: config.run.dir),
+                                                      fileName: n.fileName, runID: config.run.id, layoutHash: expectedHash,
+                                                      parameterCount: expectedCount)
+                }
+                guard let why = ring!.read(n, into: &ringScratch[ringNext], bound: admission.parameterBound) else {
+                    try apply(ringScratch[ringNext], Int(n.version))
+                    ringNext = 1 - ringNext
+                    version = Int(n.version)
+                    installs += 1
+                    sharedMemoryInstalls += 1
+                    ringFailuresInARow = 0
+                    return true
+                }
+                rejection = why
+                // A file that changed under us is mapped again next time.
+                if why == .fileInvalid || why == .badFileName { ring?.close(); ring = nil }
+            } catch let why as ParameterSlotRing.Rejection {
+                rejection = why
+            }
+        } else {
+            rejection = .otherHost
+        }
+        sharedMemoryRejections[rejection, default: 0] += 1
+        if [.fileMissing, .fileInvalid, .badFileName, .shapeMismatch].contains(rejection) {
+            ringFailuresInARow += 1
+            if ringFailuresInARow >= Self.maxRingFailures, sharedMemoryHost != nil {
+                sharedMemoryHost = nil
+                ring?.close(); ring = nil
+                roleLog("\(name): the learner's shared memory is not readable here (\(rejection.rawValue), " +
+                        "\(ringFailuresInARow) times in a row); asking it for full parameter broadcasts")
+            }
+        }
+        let now = monotonicMillis()
+        if now - lastRejectionLog >= Int64(config.logging.warnEveryMs) {
+            lastRejectionLog = now
+            roleLog("\(name): parameters version \(n.version) not taken from shared memory (\(rejection.rawValue); " +
+                    "\(sharedMemoryRejections.values.reduce(0, +)) so far); asking the learner for them directly")
+        }
+        return false
     }
 
     /// Takes newer parameters from a broadcast or from a direct answer; after `liveness.parameterRefreshMs` without

@@ -2,7 +2,9 @@
 // (EnvLearner.swift): its four sockets and the protocol around them.
 //
 //   PULL   (bind rolloutPort)        ← actors' rollouts (BoN group batches or episode chunks)
-//   PUB    (bind paramsPort)         → parameter broadcast
+//   PUB    (bind paramsPort)         → parameter broadcast: the full parameters, or — while every actor that asked
+//                                      for parameters shares this host (`endpoints.sharedMemoryParameters`) — a small
+//                                      notice of the version written into the shared-memory ring (ParameterSlotRing)
 //   ROUTER (bind paramsRequestPort)  ← a `hello` asks for the current parameters (late-joining / restarted actors)
 //   DEALER → coordinator             hello, heartbeats, metrics; receives shutdown and "register again"
 import BonfireWire
@@ -25,6 +27,14 @@ package final class LearnerLink {
     /// The last parameters built for the wire (rebuilt only when the version changed).
     var current: WireParameters?
     var lastHeartbeat: Int64 = 0
+    /// This host's identity when broadcasting through shared memory is allowed (not inproc, enabled, Linux).
+    let sharedMemoryHost: String?
+    /// The shared-memory ring (created at the first publish); closed — file removed — for good once an actor from
+    /// another host (or one that cannot read it) asks for parameters: from then on broadcasts carry the parameters.
+    package private(set) var ring: ParameterSlotRing?
+    var ringFailed = false
+    /// Whether the next broadcast is a shared-memory notice.
+    package var broadcastsThroughSharedMemory: Bool { sharedMemoryHost != nil && !ringFailed }
     /// Notices a silent coordinator (training goes on; hello is repeated until it answers).
     package private(set) var coordinatorWatch: CoordinatorWatch
 
@@ -44,6 +54,8 @@ package final class LearnerLink {
     package init(context: ZMQContext, config: RunConfig, capabilities: [String], pullHighWaterMark: Int32,
                  pubHighWaterMark: Int32, parameterCount: Int) throws {
         self.config = config
+        sharedMemoryHost = config.endpoints.sharedMemoryParameters && config.endpoints.transport != .inproc
+            ? ParameterSlotRing.hostIdentity() : nil
         // The learner's sender id is its pid: actors see a restarted learner (a new id) and roll out again with the
         // version it resumed at, even when they already held it (ActorLink.admit).
         self.identity = RoleIdentity(runID: config.run.id, role: .learner, id: UInt32(truncatingIfNeeded: getpid()))
@@ -83,7 +95,10 @@ package final class LearnerLink {
         _ = try control.send(identity.envelope(.hello(hello)), timeout: .milliseconds(500))
     }
 
-    package func close() { pull.close(); pub.close(); paramRouter.close(); control.close(); security.stop() }
+    package func close() {
+        pull.close(); pub.close(); paramRouter.close(); control.close(); security.stop()
+        ring?.close(); ring = nil   // removes the file
+    }
 
     func parameters(version: Int, layoutHash: UInt64, values: () -> [Float]) -> WireParameters {
         if let p = current, p.version == UInt64(version) { return p }
@@ -95,8 +110,47 @@ package final class LearnerLink {
     /// Broadcasts the parameters of `version` (never blocks: a slow subscriber drops, and refreshes itself later).
     package func publish(version: Int, layoutHash: UInt64, values: [Float]) throws {
         let p = parameters(version: version, layoutHash: layoutHash, values: { values })
+        if let notice = writeToRing(version: version, layoutHash: layoutHash, values: values) {
+            _ = try pub.send(identity.envelope(.parameterNotice(notice)), timeout: .zero)
+            return
+        }
         // Encoded straight into the ZeroMQ message: one copy of the blob (an encoded() array would add a second).
         _ = try pub.send(identity.envelope(.parameters(p)), timeout: .zero)
+    }
+
+    /// Writes `values` into the shared-memory ring (created on first use, after removing stale files of this run
+    /// left by a learner that died) and returns the notice to broadcast; nil when broadcasts carry the parameters.
+    func writeToRing(version: Int, layoutHash: UInt64, values: [Float]) -> WireParameterNotice? {
+        guard let host = sharedMemoryHost, !ringFailed else { return nil }
+        if ring == nil {
+            let dir = ParameterSlotRing.directory(fallback: config.run.dir)
+            let stale = ParameterSlotRing.removeStale(directory: dir, runID: config.run.id)
+            if !stale.isEmpty {
+                roleLog("learner: removed \(stale.count) shared-memory parameter file(s) of a learner that is gone from \(dir)")
+            }
+            do {
+                ring = try ParameterSlotRing.create(directory: dir, runID: config.run.id, layoutHash: layoutHash,
+                                                    parameterCount: values.count)
+                roleLog("learner: same-host actors read parameters from \(dir)/\(ring!.fileName) (endpoints.sharedMemoryParameters)")
+            } catch {
+                roleLog("learner: \(error); broadcasting full parameters instead")
+                ringFailed = true
+                return nil
+            }
+        }
+        guard let ring, ring.layoutHash == layoutHash, ring.byteCapacity == values.count * 4 else { return nil }
+        return values.withUnsafeBufferPointer { ring.write($0, version: UInt64(version), hostIdentity: host) }
+    }
+
+    /// An actor asked for parameters: if it cannot read this host's ring (another host, shared memory off or
+    /// failing there), every later broadcast carries the parameters and the ring is removed.
+    func noteParameterRequest(from hello: WireHello) {
+        guard let host = sharedMemoryHost, !ringFailed,
+              !hello.capabilities.contains(ParameterSlotRing.capabilityPrefix + host) else { return }
+        ringFailed = true
+        ring?.close(); ring = nil
+        roleLog("learner: actor-\(hello.id) on \(hello.host) cannot read this host's shared memory; " +
+                "broadcasting full parameters from now on")
     }
 
     /// Answers every queued parameter request with the parameters of `version`, once per asking peer: an actor
@@ -109,12 +163,13 @@ package final class LearnerLink {
         var answered = Set<[UInt8]>()
         while let got = try paramRouter.receiveEnvelope(&decoder, timeout: .zero) {
             guard let route = got.prefix.first,
-                  requestInbox.admit(got.envelope, context: ctx, log: { roleLog("learner: " + $0) }) != nil else { continue }
+                  let env = requestInbox.admit(got.envelope, context: ctx, log: { roleLog("learner: " + $0) }) else { continue }
             guard security.accepts(got) else {
                 requestInbox.reject(.keyRoleMismatch, peer: "parameter request", detail: "CURVE key not bound to the role it claims",
                                     log: { roleLog("learner: " + $0) })
                 continue
             }
+            if env.senderRole == .actor, case .hello(let h) = env.payload { noteParameterRequest(from: h) }
             guard answered.insert(route).inserted else { continue }
             let p = parameters(version: version, layoutHash: layoutHash, values: values)
             _ = try paramRouter.send(identity.envelope(.parameters(p)), prefix: [route], timeout: .milliseconds(200))

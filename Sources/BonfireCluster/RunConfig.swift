@@ -260,6 +260,11 @@ package struct RunConfig: Codable, Equatable, Sendable {
         package var paramsPort: Int = 5557
         /// Learner ROUTER answering "send me the current parameters" (late joiners). Default 5558.
         package var paramsRequestPort: Int = 5558
+        /// Same-host parameter broadcast through shared memory: the learner writes each published version into a
+        /// ring file under /dev/shm (the run directory without it) and broadcasts only a small notice; actors on its
+        /// host copy the parameters out (checksum, size and finite values verified), any other actor gets the full
+        /// message. Ignored with transport inproc (threads share the parameters already). Default true.
+        package var sharedMemoryParameters: Bool = true
         package init() {}
 
         /// The endpoint the side that binds uses: "tcp://<bindHost>:<port>", "ipc://<ipcDir>/bonfire-<port>",

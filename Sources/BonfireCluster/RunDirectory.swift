@@ -46,6 +46,10 @@ package enum MetricKey {
     /// Parameter versions an actor installed from the learner's broadcast / from a direct ask (ActorLink).
     package static let actorParamsBroadcast = "actor/params_broadcast"
     package static let actorParamsRequested = "actor/params_requested"
+    /// Of the broadcast installs, those copied out of the learner's shared-memory ring (same host), and the notices
+    /// an actor could not use from there (then it asked directly; ParameterSlotRing.Rejection).
+    package static let actorParamsSharedMemory = "actor/params_shared_memory"
+    package static let actorParamsSharedMemoryRejected = "actor/params_shared_memory_rejected"
     package static let rewardMean = "train/reward_mean"
     package static let scoreMean = "train/score_mean"
     package static let groupPassRate = "train/group_pass_rate"

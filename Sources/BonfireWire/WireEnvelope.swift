@@ -15,6 +15,8 @@ package enum WirePayload: Equatable, Sendable {
     case evalReport(WireEvalReport)
     case metrics(WireMetrics)
     case shutdown(WireShutdown)
+    /// Same-host broadcast: the parameters wait in the learner's shared-memory ring (ParameterNotice+Wire.swift).
+    case parameterNotice(WireParameterNotice)
 
     /// Short name for logs and metric keys.
     package var kind: String {
@@ -29,6 +31,7 @@ package enum WirePayload: Equatable, Sendable {
         case .evalReport: "eval_report"
         case .metrics: "metrics"
         case .shutdown: "shutdown"
+        case .parameterNotice: "parameter_notice"
         }
     }
 }
@@ -141,6 +144,9 @@ package struct WireEnvelope: Equatable, Sendable {
             case .shutdown(let m):
                 env.pointee.payload_case = BONFIRE__V1__ENVELOPE__PAYLOAD_SHUTDOWN
                 env.pointee.shutdown = m.build(in: arena)
+            case .parameterNotice(let m):
+                env.pointee.payload_case = BONFIRE__V1__ENVELOPE__PAYLOAD_PARAMETER_NOTICE
+                env.pointee.parameter_notice = m.build(in: arena)
             }
             return body(env)
         }
@@ -173,6 +179,8 @@ package struct WireEnvelope: Equatable, Sendable {
             payload = .metrics(try WireMetrics(c: need(m.metrics, "metrics")))
         case BONFIRE__V1__ENVELOPE__PAYLOAD_SHUTDOWN:
             payload = .shutdown(try WireShutdown(c: need(m.shutdown, "shutdown")))
+        case BONFIRE__V1__ENVELOPE__PAYLOAD_PARAMETER_NOTICE:
+            payload = .parameterNotice(try WireParameterNotice(c: need(m.parameter_notice, "parameter_notice")))
         default:
             throw WireError(.missingPayload, "Envelope has no payload this build knows (case \(m.payload_case.rawValue))")
         }

@@ -232,6 +232,51 @@ void   bonfire__v1__parameter_announce__free_unpacked
   assert(message->base.descriptor == &bonfire__v1__parameter_announce__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   bonfire__v1__parameter_notice__init
+                     (Bonfire__V1__ParameterNotice         *message)
+{
+  static const Bonfire__V1__ParameterNotice init_value = BONFIRE__V1__PARAMETER_NOTICE__INIT;
+  *message = init_value;
+}
+size_t bonfire__v1__parameter_notice__get_packed_size
+                     (const Bonfire__V1__ParameterNotice *message)
+{
+  assert(message->base.descriptor == &bonfire__v1__parameter_notice__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t bonfire__v1__parameter_notice__pack
+                     (const Bonfire__V1__ParameterNotice *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &bonfire__v1__parameter_notice__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t bonfire__v1__parameter_notice__pack_to_buffer
+                     (const Bonfire__V1__ParameterNotice *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &bonfire__v1__parameter_notice__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Bonfire__V1__ParameterNotice *
+       bonfire__v1__parameter_notice__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Bonfire__V1__ParameterNotice *)
+     protobuf_c_message_unpack (&bonfire__v1__parameter_notice__descriptor,
+                                allocator, len, data);
+}
+void   bonfire__v1__parameter_notice__free_unpacked
+                     (Bonfire__V1__ParameterNotice *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &bonfire__v1__parameter_notice__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   bonfire__v1__bo_nresponse__init
                      (Bonfire__V1__BoNResponse         *message)
 {
@@ -643,7 +688,7 @@ void   bonfire__v1__shutdown__free_unpacked
   assert(message->base.descriptor == &bonfire__v1__shutdown__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor bonfire__v1__envelope__field_descriptors[15] =
+static const ProtobufCFieldDescriptor bonfire__v1__envelope__field_descriptors[16] =
 {
   {
     "protocol_version",
@@ -825,6 +870,18 @@ static const ProtobufCFieldDescriptor bonfire__v1__envelope__field_descriptors[1
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "parameter_notice",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Bonfire__V1__Envelope, payload_case),
+    offsetof(Bonfire__V1__Envelope, parameter_notice),
+    &bonfire__v1__parameter_notice__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned bonfire__v1__envelope__field_indices_by_name[] = {
   9,   /* field[9] = bon_groups */
@@ -835,6 +892,7 @@ static const unsigned bonfire__v1__envelope__field_indices_by_name[] = {
   5,   /* field[5] = hello */
   6,   /* field[6] = hello_ack */
   13,   /* field[13] = metrics */
+  15,   /* field[15] = parameter_notice */
   8,   /* field[8] = parameters */
   0,   /* field[0] = protocol_version */
   1,   /* field[1] = run_id */
@@ -847,7 +905,7 @@ static const ProtobufCIntRange bonfire__v1__envelope__number_ranges[2 + 1] =
 {
   { 1, 0 },
   { 10, 5 },
-  { 0, 15 }
+  { 0, 16 }
 };
 const ProtobufCMessageDescriptor bonfire__v1__envelope__descriptor =
 {
@@ -857,7 +915,7 @@ const ProtobufCMessageDescriptor bonfire__v1__envelope__descriptor =
   "Bonfire__V1__Envelope",
   "bonfire.v1",
   sizeof(Bonfire__V1__Envelope),
-  15,
+  16,
   bonfire__v1__envelope__field_descriptors,
   bonfire__v1__envelope__field_indices_by_name,
   2,  bonfire__v1__envelope__number_ranges,
@@ -1183,6 +1241,122 @@ const ProtobufCMessageDescriptor bonfire__v1__parameter_announce__descriptor =
   bonfire__v1__parameter_announce__field_indices_by_name,
   1,  bonfire__v1__parameter_announce__number_ranges,
   (ProtobufCMessageInit) bonfire__v1__parameter_announce__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor bonfire__v1__parameter_notice__field_descriptors[7] =
+{
+  {
+    "version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Bonfire__V1__ParameterNotice, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "layout_hash",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Bonfire__V1__ParameterNotice, layout_hash),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "byte_length",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Bonfire__V1__ParameterNotice, byte_length),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "slot",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Bonfire__V1__ParameterNotice, slot),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "checksum",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_FIXED64,
+    0,   /* quantifier_offset */
+    offsetof(Bonfire__V1__ParameterNotice, checksum),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "file_name",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Bonfire__V1__ParameterNotice, file_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "host_identity",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Bonfire__V1__ParameterNotice, host_identity),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned bonfire__v1__parameter_notice__field_indices_by_name[] = {
+  2,   /* field[2] = byte_length */
+  4,   /* field[4] = checksum */
+  5,   /* field[5] = file_name */
+  6,   /* field[6] = host_identity */
+  1,   /* field[1] = layout_hash */
+  3,   /* field[3] = slot */
+  0,   /* field[0] = version */
+};
+static const ProtobufCIntRange bonfire__v1__parameter_notice__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor bonfire__v1__parameter_notice__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "bonfire.v1.ParameterNotice",
+  "ParameterNotice",
+  "Bonfire__V1__ParameterNotice",
+  "bonfire.v1",
+  sizeof(Bonfire__V1__ParameterNotice),
+  7,
+  bonfire__v1__parameter_notice__field_descriptors,
+  bonfire__v1__parameter_notice__field_indices_by_name,
+  1,  bonfire__v1__parameter_notice__number_ranges,
+  (ProtobufCMessageInit) bonfire__v1__parameter_notice__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor bonfire__v1__bo_nresponse__field_descriptors[4] =

@@ -5,11 +5,13 @@
 //   not copied out, not parsed: the transport alone.
 // - ours: `ZMQSocket.send(WireEnvelope)` (FastCodec writes the protobuf bytes straight into the ZeroMQ message) →
 //   `receiveEnvelope` (WireDecoder: size limit, parse into Swift arrays, protocol and run-id checks).
-// Then the parameter broadcast (1 M and 10 M floats) over PUB/SUB, raw beside ours (see `parameterLatency`).
+// Then the parameter broadcast (1 M and 10 M floats) over PUB/SUB, raw beside ours, and ours through the same-host
+// shared-memory ring (see `parameterLatency`).
 // Encode/decode µs and ms are also given for protobuf-c, the codec before FastCodec and for the other payloads.
 // `bonfire-bench wire interop`: the Python interoperability check (Scripts/wire_interop.py).
 // Each measurement runs a sender thread and a receiver thread in one process (one ZeroMQ I/O thread).
 import ArgumentParser
+import BonfireCluster
 import BonfireWire
 import Foundation
 
@@ -219,13 +221,19 @@ struct WireThroughput: ParsableCommand {
     ///   `WireDecoder` (decoded with one memcpy into a new [Float]) → `ValidationContext.validate` (version, count,
     ///   layout hash, every value finite and bounded: one read pass) → installed (assigned as the model's `params`, as
     ///   BoNJob.install does: no copy).
-    /// Encode / decode / validate ms: each step alone on one thread (decode: protobuf-c path in brackets).
+    /// - ours, same host (`endpoints.sharedMemoryParameters`, the runtime's default when actors share the learner's
+    ///   host): the learner writes the [Float] into the next slot of the shared-memory ring (ParameterSlotRing: one
+    ///   copy + checksum pass) and publishes the notice (~150 bytes) over the same PUB/SUB → the subscriber validates
+    ///   the notice, copies the slot out verifying checksum, slot version and finite values in one pass, into its
+    ///   installed parameters (reused buffer). The ring file lives in /dev/shm and is removed at the end.
+    /// Encode / decode / validate ms: each step alone on one thread (decode: protobuf-c path in brackets); ring write
+    /// / read ms likewise (best of 3).
     private func parameterLatency() throws {
         print("")
         print("Parameter broadcast, PUB → SUB (CONFLATE), tcp://127.0.0.1, min / median of \(broadcastRepeats) publishes, "
-              + "rounds alternate raw/ours")
-        print("| parameters | bytes | encode ms | decode ms (protobuf-c) | validate ms | raw latency ms | ours latency ms | ours/raw |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+              + "rounds alternate raw / ours / ours through shared memory")
+        print("| parameters | bytes | encode ms | decode ms (protobuf-c) | validate ms | raw latency ms | ours latency ms | ours/raw | ring write ms | ring read ms | ours shm latency ms | shm/raw |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for count in [1_000_000, 10_000_000] {
             let params = WireParameters(version: 1, layoutHash: 9, values: (0..<count).map { Float($0 & 1023) * 1e-3 })
             let env = WireEnvelope(runID: benchRunID, senderRole: .learner, senderID: 0, sequence: 1,
@@ -252,23 +260,57 @@ struct WireThroughput: ParsableCommand {
                 validateMs = min(validateMs, ms(ContinuousClock.now - t))
                 precondition(decoded == env && slow == env && verdict == .valid, "parameter round trip differs")
             }
-            var raw: [Double] = [], ours: [Double] = []
-            for _ in 0..<broadcastRounds {
-                raw += try broadcast(env, bytes: bytes.count, raw: true, context: context)
-                ours += try broadcast(env, bytes: bytes.count, raw: false, context: context)
+            let ring = try ParameterSlotRing.create(directory: ParameterSlotRing.directory(fallback: NSTemporaryDirectory()),
+                                                    runID: benchRunID, layoutHash: 9, parameterCount: count)
+            defer { ring.close() }
+            var writeMs = Double.infinity, readMs = Double.infinity
+            let reader = try ParameterSlotRing.open(directory: ParameterSlotRing.directory(fallback: NSTemporaryDirectory()),
+                                                    fileName: ring.fileName, runID: benchRunID, layoutHash: 9,
+                                                    parameterCount: count)
+            var copy: [Float] = []
+            for k in 0..<3 {
+                var t = ContinuousClock.now
+                let notice = params.values.withUnsafeBufferPointer { ring.write($0, version: UInt64(k + 1), hostIdentity: "bench") }
+                writeMs = min(writeMs, ms(ContinuousClock.now - t))
+                t = ContinuousClock.now
+                let why = reader.read(notice, into: &copy)
+                readMs = min(readMs, ms(ContinuousClock.now - t))
+                precondition(why == nil && copy == params.values, "ring round trip differs: \(String(describing: why))")
             }
-            raw.sort(); ours.sort()
-            print(String(format: "| %d M floats | %d | %.1f | %.1f (%.1f) | %.1f | %.1f / %.1f | %.1f / %.1f | %.2f |",
+            reader.close()
+            var raw: [Double] = [], ours: [Double] = [], shm: [Double] = []
+            for _ in 0..<broadcastRounds {
+                raw += try broadcast(env, bytes: bytes.count, mode: .raw, context: context)
+                ours += try broadcast(env, bytes: bytes.count, mode: .ours, context: context)
+                shm += try broadcast(env, bytes: bytes.count, mode: .sharedMemory(ring), context: context)
+            }
+            raw.sort(); ours.sort(); shm.sort()
+            let rawMedian = raw[raw.count / 2]
+            print(String(format: "| %d M floats | %d | %.1f | %.1f (%.1f) | %.1f | %.1f / %.1f | %.1f / %.1f | %.2f | %.1f | %.1f | %.1f / %.1f | %.2f |",
                          count / 1_000_000, bytes.count, encodeMs, decodeMs, slowDecodeMs, validateMs,
-                         raw[0], raw[raw.count / 2], ours[0], ours[ours.count / 2], ours[ours.count / 2] / raw[raw.count / 2]))
+                         raw[0], rawMedian, ours[0], ours[ours.count / 2], ours[ours.count / 2] / rawMedian,
+                         writeMs, readMs, shm[0], shm[shm.count / 2], shm[shm.count / 2] / rawMedian))
         }
+    }
+
+    /// What one broadcast round sends: raw bytes, our full parameters message, or a shared-memory notice.
+    private enum BroadcastMode {
+        case raw, ours
+        case sharedMemory(ParameterSlotRing)
+        var isRaw: Bool { if case .raw = self { true } else { false } }
     }
 
     private var broadcastRepeats: Int { broadcastRounds * 5 }
     private var broadcastRounds: Int { max(1, rounds) }
 
-    /// Five publishes of `env` (or, `raw`, of a byte buffer of `bytes` bytes); returns the latencies in ms.
-    private func broadcast(_ env: WireEnvelope, bytes: Int, raw: Bool, context: ValidationContext) throws -> [Double] {
+    /// Five publishes of `env` (or, `raw`, of a byte buffer of `bytes` bytes; or, `sharedMemory`, of `env`'s values
+    /// written into the ring with a notice); returns the latencies in ms.
+    private func broadcast(_ env: WireEnvelope, bytes: Int, mode: BroadcastMode, context: ValidationContext) throws -> [Double] {
+        let raw = mode.isRaw
+        var ring: ParameterSlotRing?
+        if case .sharedMemory(let r) = mode { ring = r }
+        let ringName = ring?.fileName
+        let directory = ParameterSlotRing.directory(fallback: NSTemporaryDirectory())
         let ctx = try ZMQContext()
         let pub = try ZMQSocket(ctx, .pub)
         try pub.set(.sendHighWaterMark(4))
@@ -289,6 +331,8 @@ struct WireThroughput: ParsableCommand {
                 try sub.connect(endpoint)
                 var decoder = WireDecoder(runID: benchRunID)
                 var installed: [Float] = []  // the model's parameters
+                var reader: ParameterSlotRing?
+                defer { reader?.close() }
                 var got = 0
                 while got < repeats {
                     if raw {
@@ -299,9 +343,20 @@ struct WireThroughput: ParsableCommand {
                             throw ValidationError("subscriber timed out")
                         }
                         let e = try r.envelope.get()
-                        guard case .parameters(let p) = e.payload else { joined.set(true); continue }
-                        guard context.validate(e) == .valid else { throw ValidationError("parameters rejected") }
-                        installed = p.values
+                        switch e.payload {
+                        case .parameters(let p):
+                            guard context.validate(e) == .valid else { throw ValidationError("parameters rejected") }
+                            installed = p.values
+                        case .parameterNotice(let n):
+                            guard context.validate(e) == .valid else { throw ValidationError("notice rejected") }
+                            if reader == nil {
+                                reader = try ParameterSlotRing.open(directory: directory, fileName: ringName ?? "",
+                                                                    runID: benchRunID, layoutHash: 9,
+                                                                    parameterCount: context.parameterCount ?? 0)
+                            }
+                            if let why = reader!.read(n, into: &installed) { throw ValidationError("ring read: \(why)") }
+                        default: joined.set(true); continue
+                        }
                     }
                     let now = ContinuousClock.now
                     latencies.set(latencies.get() + [ms(now - sentAt.get()!)])
@@ -320,9 +375,21 @@ struct WireThroughput: ParsableCommand {
         }
         Thread.sleep(forTimeInterval: 0.05)
         let buffer = raw ? [UInt8](repeating: 0xAB, count: bytes) : []
+        var values: [Float] = []
+        if case .parameters(let p) = env.payload { values = p.values }
         for i in 0..<repeats {
             sentAt.set(ContinuousClock.now)
-            let sent = raw ? try pub.send(buffer, timeout: .seconds(30)) : try pub.send(env, timeout: .seconds(30))
+            let sent: Bool
+            if raw {
+                sent = try pub.send(buffer, timeout: .seconds(30))
+            } else if let ring {
+                // The learner's publish: write the slot, then broadcast the notice.
+                let notice = values.withUnsafeBufferPointer { ring.write($0, version: UInt64(100 + i), hostIdentity: "bench") }
+                sent = try pub.send(WireEnvelope(runID: benchRunID, senderRole: .learner, senderID: 0, sequence: UInt64(i + 1),
+                                                 payload: .parameterNotice(notice)), timeout: .seconds(30))
+            } else {
+                sent = try pub.send(env, timeout: .seconds(30))
+            }
             guard sent else { throw ValidationError("publish timed out") }
             while latencies.get().count <= i && failure.get() == nil { Thread.sleep(forTimeInterval: 0.0002) }
         }

@@ -68,6 +68,10 @@ struct LocalCommand: ParsableCommand {
         }
         let supervisor = Supervisor(children: children, logDirectory: dir.logsURL)
         let code = supervisor.run()
+        // A learner that was killed leaves its shared-memory parameter ring behind; every role has exited now.
+        let removed = ParameterSlotRing.removeStale(directory: ParameterSlotRing.directory(fallback: config.run.dir),
+                                                    runID: config.run.id, allPIDs: true)
+        if !removed.isEmpty { say("bonfire local: removed \(removed.count) shared-memory parameter file(s) a stopped learner left") }
         if code != 0 { throw ExitCode(code) }
     }
 }

@@ -355,7 +355,7 @@ enum FuzzWorld {
     static func roles(_ p: WirePayload) -> (sender: WireRole, receiver: WireRole) {
         switch p {
         case .bonGroups, .episodes: (.actor, .learner)
-        case .parameters: (.learner, .actor)
+        case .parameters, .parameterNotice: (.learner, .actor)
         case .helloAck, .evalRequest: (.coordinator, .actor)
         case .shutdown: (.coordinator, .actor)
         case .hello, .heartbeat, .evalReport, .metrics: (.actor, .coordinator)

@@ -17,6 +17,7 @@ final class WireMessageTests: XCTestCase {
             case .evalReport(let m): XCTAssertEqual(try WireEvalReport(wire: m.encoded()), m)
             case .metrics(let m): XCTAssertEqual(try WireMetrics(wire: m.encoded()), m)
             case .shutdown(let m): XCTAssertEqual(try WireShutdown(wire: m.encoded()), m)
+            case .parameterNotice(let m): XCTAssertEqual(try WireParameterNotice(wire: m.encoded()), m)
             }
         }
     }

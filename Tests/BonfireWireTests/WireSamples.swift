@@ -61,6 +61,9 @@ enum Samples {
         .metrics(WireMetrics(step: 300, version: 12, values: ["loss/policy": 1.25, "eval/bo8": 0.5,
                                                               "throughput/samples_per_s": 1234.5])),
         .shutdown(WireShutdown(reason: "SIGTERM")),
+        .parameterNotice(WireParameterNotice(version: 12, layoutHash: 0xDEAD_BEEF_CAFE_F00D, byteLength: 4000, slot: 1,
+                                             checksum: .max - 7, fileName: "bonfire-params-r-1-" + String(repeating: "a", count: 32),
+                                             hostIdentity: "0b6f-boot/1000/node7")),
     ]
 
     static func envelope(_ payload: WirePayload, sequence: UInt64 = 1) -> WireEnvelope {

@@ -98,7 +98,9 @@ package final class ActorRuntime {
             for event in try link.pollControl() {
                 switch event {
                 case .shutdown(let reason):
-                    roleLog("\(name): shutdown from coordinator (\(reason)); sent \(messagesSent) messages, \(samplesTotal) samples")
+                    roleLog("\(name): shutdown from coordinator (\(reason)); sent \(messagesSent) messages, \(samplesTotal) samples; " +
+                            "versions installed: \(link.broadcastInstalls) from broadcasts (\(link.sharedMemoryInstalls) through " +
+                            "shared memory), \(link.requestedInstalls) asked for")
                     return 0
                 case .evalRequest(let r):
                     _ = try link.pollParameters(apply)  // evaluate the newest parameters we can get
@@ -131,6 +133,8 @@ package final class ActorRuntime {
                     MetricKey.samplesPerSecond: rate,
                     MetricKey.actorParamsBroadcast: Double(link.broadcastInstalls),
                     MetricKey.actorParamsRequested: Double(link.requestedInstalls),
+                    MetricKey.actorParamsSharedMemory: Double(link.sharedMemoryInstalls),
+                    MetricKey.actorParamsSharedMemoryRejected: Double(link.sharedMemoryRejections.values.reduce(0, +)),
                 ].merging(link.inbox.drops.metrics) { a, _ in a })))   // wire/dropped(/<reason>) of this actor
                 lastMetrics = now; periodSamples = 0
             }

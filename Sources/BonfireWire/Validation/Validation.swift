@@ -131,6 +131,7 @@ package struct ValidationContext: Sendable {
 package enum WireMessageKind: String, Sendable, CaseIterable, Hashable {
     case hello, helloAck = "hello_ack", heartbeat, parameters, bonGroups = "bon_groups", episodes
     case evalRequest = "eval_request", evalReport = "eval_report", metrics, shutdown
+    case parameterNotice = "parameter_notice"
 
     package init(_ p: WirePayload) {
         switch p {
@@ -144,6 +145,7 @@ package enum WireMessageKind: String, Sendable, CaseIterable, Hashable {
         case .evalReport: self = .evalReport
         case .metrics: self = .metrics
         case .shutdown: self = .shutdown
+        case .parameterNotice: self = .parameterNotice
         }
     }
 
@@ -173,7 +175,7 @@ package enum WireMessageKind: String, Sendable, CaseIterable, Hashable {
             }
         case .actor:
             switch self {
-            case .parameters: [.learner]
+            case .parameters, .parameterNotice: [.learner]
             // metrics: the live-actor count the version budget re-plans over.
             case .helloAck, .evalRequest, .shutdown, .heartbeat, .metrics: [.coordinator]
             default: []
@@ -222,6 +224,7 @@ extension ValidationContext {
         case .evalReport(let m): return validate(m)
         case .metrics(let m): return validate(m)
         case .shutdown(let m): return validate(m)
+        case .parameterNotice(let m): return validate(m)
         }
     }
 
@@ -516,6 +519,25 @@ extension ValidationContext {
     }
 
     package func validate(_ s: WireShutdown) -> Validation { string(s.reason, "reason") }
+
+    /// A same-host parameter notice: the version, size and layout checks of `validate(_: WireParameters)` (the
+    /// values themselves are checked while they are copied out of shared memory, ParameterSlotRing.read).
+    package func validate(_ n: WireParameterNotice) -> Validation {
+        guard let v = Int(exactly: n.version) else {
+            return .invalid(.versionOutOfRange, detail: "parameter notice version \(n.version) does not fit Int")
+        }
+        if let cur = currentVersion, v < cur {
+            return .invalid(.versionReplayed, detail: "parameter notice version \(v) < held \(cur)")
+        }
+        if let count = parameterCount, n.byteLength != UInt64(count) * 4 {
+            return .invalid(.parameterCountMismatch, detail: "parameter notice of \(n.byteLength) bytes, model has \(count) floats")
+        }
+        if let h = layoutHash, n.layoutHash != h {
+            return .invalid(.layoutMismatch, detail: "layout hash \(n.layoutHash), model's is \(h)")
+        }
+        if case let r = string(n.fileName, "file_name"), !r.isValid { return r }
+        return string(n.hostIdentity, "host_identity")
+    }
 }
 
 /// Per-sender sequence numbers (replay detection), bounded: at most `capacity` senders are remembered; the least

@@ -20,6 +20,7 @@ typedef struct Bonfire__V1__Hello Bonfire__V1__Hello;
 typedef struct Bonfire__V1__HelloAck Bonfire__V1__HelloAck;
 typedef struct Bonfire__V1__Heartbeat Bonfire__V1__Heartbeat;
 typedef struct Bonfire__V1__ParameterAnnounce Bonfire__V1__ParameterAnnounce;
+typedef struct Bonfire__V1__ParameterNotice Bonfire__V1__ParameterNotice;
 typedef struct Bonfire__V1__BoNResponse Bonfire__V1__BoNResponse;
 typedef struct Bonfire__V1__BoNGroup Bonfire__V1__BoNGroup;
 typedef struct Bonfire__V1__BoNGroupBatch Bonfire__V1__BoNGroupBatch;
@@ -62,7 +63,8 @@ typedef enum {
   BONFIRE__V1__ENVELOPE__PAYLOAD_EVAL_REQUEST = 16,
   BONFIRE__V1__ENVELOPE__PAYLOAD_EVAL_REPORT = 17,
   BONFIRE__V1__ENVELOPE__PAYLOAD_METRICS = 18,
-  BONFIRE__V1__ENVELOPE__PAYLOAD_SHUTDOWN = 19
+  BONFIRE__V1__ENVELOPE__PAYLOAD_SHUTDOWN = 19,
+  BONFIRE__V1__ENVELOPE__PAYLOAD_PARAMETER_NOTICE = 20
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BONFIRE__V1__ENVELOPE__PAYLOAD__CASE)
 } Bonfire__V1__Envelope__PayloadCase;
 
@@ -92,6 +94,7 @@ struct  Bonfire__V1__Envelope
     Bonfire__V1__EvalReport *eval_report;
     Bonfire__V1__Metrics *metrics;
     Bonfire__V1__Shutdown *shutdown;
+    Bonfire__V1__ParameterNotice *parameter_notice;
   };
 };
 #define BONFIRE__V1__ENVELOPE__INIT \
@@ -184,6 +187,35 @@ struct  Bonfire__V1__ParameterAnnounce
 #define BONFIRE__V1__PARAMETER_ANNOUNCE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&bonfire__v1__parameter_announce__descriptor) \
     , 0, 0, 0, {0,NULL} }
+
+
+/*
+ * Same-host parameter broadcast (docs/cluster.md, "Parameter broadcast"): the parameters of `version` wait in slot
+ * `slot` of the learner's shared-memory ring file `file_name` (a base name under /dev/shm, or the run directory
+ * without it). Only an actor whose own host identity equals `host_identity` (boot id / uid / host name) reads
+ * them there, verifying `checksum`, the size and finite values while copying; any other receiver asks for the full
+ * ParameterAnnounce on the learner's parameter-request socket.
+ */
+struct  Bonfire__V1__ParameterNotice
+{
+  ProtobufCMessage base;
+  uint64_t version;
+  uint64_t layout_hash;
+  /*
+   * 4 × parameter count
+   */
+  uint64_t byte_length;
+  uint32_t slot;
+  /*
+   * ParameterSlotRing.checksum of the slot's bytes
+   */
+  uint64_t checksum;
+  char *file_name;
+  char *host_identity;
+};
+#define BONFIRE__V1__PARAMETER_NOTICE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&bonfire__v1__parameter_notice__descriptor) \
+    , 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -505,6 +537,25 @@ Bonfire__V1__ParameterAnnounce *
 void   bonfire__v1__parameter_announce__free_unpacked
                      (Bonfire__V1__ParameterAnnounce *message,
                       ProtobufCAllocator *allocator);
+/* Bonfire__V1__ParameterNotice methods */
+void   bonfire__v1__parameter_notice__init
+                     (Bonfire__V1__ParameterNotice         *message);
+size_t bonfire__v1__parameter_notice__get_packed_size
+                     (const Bonfire__V1__ParameterNotice   *message);
+size_t bonfire__v1__parameter_notice__pack
+                     (const Bonfire__V1__ParameterNotice   *message,
+                      uint8_t             *out);
+size_t bonfire__v1__parameter_notice__pack_to_buffer
+                     (const Bonfire__V1__ParameterNotice   *message,
+                      ProtobufCBuffer     *buffer);
+Bonfire__V1__ParameterNotice *
+       bonfire__v1__parameter_notice__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   bonfire__v1__parameter_notice__free_unpacked
+                     (Bonfire__V1__ParameterNotice *message,
+                      ProtobufCAllocator *allocator);
 /* Bonfire__V1__BoNResponse methods */
 void   bonfire__v1__bo_nresponse__init
                      (Bonfire__V1__BoNResponse         *message);
@@ -696,6 +747,9 @@ typedef void (*Bonfire__V1__Heartbeat_Closure)
 typedef void (*Bonfire__V1__ParameterAnnounce_Closure)
                  (const Bonfire__V1__ParameterAnnounce *message,
                   void *closure_data);
+typedef void (*Bonfire__V1__ParameterNotice_Closure)
+                 (const Bonfire__V1__ParameterNotice *message,
+                  void *closure_data);
 typedef void (*Bonfire__V1__BoNResponse_Closure)
                  (const Bonfire__V1__BoNResponse *message,
                   void *closure_data);
@@ -738,6 +792,7 @@ extern const ProtobufCMessageDescriptor bonfire__v1__hello__descriptor;
 extern const ProtobufCMessageDescriptor bonfire__v1__hello_ack__descriptor;
 extern const ProtobufCMessageDescriptor bonfire__v1__heartbeat__descriptor;
 extern const ProtobufCMessageDescriptor bonfire__v1__parameter_announce__descriptor;
+extern const ProtobufCMessageDescriptor bonfire__v1__parameter_notice__descriptor;
 extern const ProtobufCMessageDescriptor bonfire__v1__bo_nresponse__descriptor;
 extern const ProtobufCMessageDescriptor bonfire__v1__bo_ngroup__descriptor;
 extern const ProtobufCMessageDescriptor bonfire__v1__bo_ngroup_batch__descriptor;
