@@ -31,9 +31,9 @@ final class SharedMemoryBroadcastTests: XCTestCase {
 
     func withPorts(_ c: RunConfig) -> RunConfig {
         var c = c
-        let base = 20_000 + Int.random(in: 0..<20_000)
+        let p = freePorts(4)   // random ports collided with other tests' ephemeral client ports (32768–60999)
         (c.endpoints.coordinatorPort, c.endpoints.rolloutPort, c.endpoints.paramsPort, c.endpoints.paramsRequestPort) =
-            (base, base + 1, base + 2, base + 3)
+            (p[0], p[1], p[2], p[3])
         return c
     }
 
