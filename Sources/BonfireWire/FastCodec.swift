@@ -114,18 +114,17 @@ enum FastCodec {
         w.tokens(2, g.promptTokens)
         w.varintField(3, g.behaviourVersion)
         g.responses.withUnsafeBufferPointer { rs in
-            for ri in rs.indices {
-                let r = rs[ri]
-                precondition(r.tokens.count == r.tokenLogProbs.count,
-                             "BoN response: \(r.tokens.count) tokens but \(r.tokenLogProbs.count) log-probs")
-                w.tag(4, 2); w.varint(UInt64(responseSize(r)))
-                w.tokens(1, r.tokens)
-                if !r.tokenLogProbs.isEmpty {
-                    w.tag(2, 2); w.varint(UInt64(4 * r.tokenLogProbs.count))
-                    r.tokenLogProbs.withUnsafeBytes { w.bytes($0) }
+            for ri in rs.indices {  // rs[ri] each time, not `let r = rs[ri]`: a borrow, not a copy (+2 retains)
+                precondition(rs[ri].tokens.count == rs[ri].tokenLogProbs.count,
+                             "BoN response: \(rs[ri].tokens.count) tokens but \(rs[ri].tokenLogProbs.count) log-probs")
+                w.tag(4, 2); w.varint(UInt64(responseSize(rs[ri])))
+                w.tokens(1, rs[ri].tokens)
+                if !rs[ri].tokenLogProbs.isEmpty {
+                    w.tag(2, 2); w.varint(UInt64(4 * rs[ri].tokenLogProbs.count))
+                    rs[ri].tokenLogProbs.withUnsafeBytes { w.bytes($0) }
                 }
-                w.double(3, r.verifierScore)
-                w.double(4, r.reward)
+                w.double(3, rs[ri].verifierScore)
+                w.double(4, rs[ri].reward)
             }
         }
         if g.temperature != 0 { w.tag(5, 5); w.fixed32(g.temperature.bitPattern) }
