@@ -77,13 +77,17 @@ struct WireCodec: ParsableCommand {
     @Option(help: "Timed batches per measurement (the fastest batch counts).")
     var batches = 300
 
+    @Option(parsing: .upToNextOption, help: "Rollout sizes in KiB.")
+    var kib: [Int] = [1, 64, 1024]
+
     mutating func run() throws {
         WireMemory.configureForLargeMessages()
         print("bonfire-bench wire codec: µs per message, fastest of \(batches) batches (each ≈ 0.2 ms of work)")
         print("| payload | encoded bytes | encode µs | decode µs | validate µs | ours total µs | protobuf-c encode µs | protobuf-c decode µs |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for (label, size) in [("1 KiB", 1 << 10), ("64 KiB", 64 << 10), ("1 MiB", 1 << 20)] {
-            let env = rollout(bytes: size)
+        for k in kib {
+            let label = k % 1024 == 0 ? "\(k / 1024) MiB" : "\(k) KiB"
+            let env = rollout(bytes: k << 10)
             let bytes = env.encoded()
             precondition(bytes == env.encodedWithProtobufC(), "FastCodec and protobuf-c encodings differ")
             let decoder = WireDecoder(runID: benchRunID)
