@@ -8,6 +8,8 @@
 // Then the parameter broadcast (1 M and 10 M floats) over PUB/SUB, raw beside ours, and ours through the same-host
 // shared-memory ring (see `parameterLatency`).
 // Encode/decode µs and ms are also given for protobuf-c, the codec before FastCodec and for the other payloads.
+// `bonfire-bench wire codec`: ours' CPU cost per rollout message alone (encode, decode, validate; one thread, no
+// sockets, fastest of many short batches: robust on a loaded machine, where the throughput ratio is not).
 // `bonfire-bench wire interop`: the Python interoperability check (Scripts/wire_interop.py).
 // Each measurement runs a sender thread and a receiver thread in one process (one ZeroMQ I/O thread).
 import ArgumentParser
@@ -19,7 +21,7 @@ struct WireBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wire",
         abstract: "Wire-layer throughput and parameter-broadcast latency over tcp loopback; Python interop check.",
-        subcommands: [WireThroughput.self, WireInterop.self],
+        subcommands: [WireThroughput.self, WireCodec.self, WireInterop.self],
         defaultSubcommand: WireThroughput.self)
 }
 
@@ -48,6 +50,80 @@ private func rollout(bytes: Int) -> WireEnvelope {
         })
     return WireEnvelope(runID: benchRunID, senderRole: .actor, senderID: 1, sequence: 1,
                         payload: .bonGroups(WireBoNGroupBatch(task: "math", groups: [group])))
+}
+
+/// The learner's admission context for `rollout(bytes:)` messages (what `LearnerLink.receiveRollout` checks):
+/// task, vocabulary, context length, group size, item range, version window.
+private func learnerContext(for env: WireEnvelope) -> ValidationContext {
+    guard case .bonGroups(let b) = env.payload else { preconditionFailure("not a rollout") }
+    var c = ValidationContext(receiver: .learner, runID: benchRunID)
+    c.rolloutKind = .bonGroups
+    c.task = b.task
+    c.itemCount = 1000
+    c.vocabSize = 64
+    let longest = b.groups.flatMap(\.responses).map(\.tokens.count).max() ?? 0
+    c.maxNewTokens = longest
+    c.contextLength = (b.groups.map(\.promptTokens.count).max() ?? 0) + longest
+    c.groupSizes = 8...8
+    c.currentVersion = 3
+    c.maxLag = 4
+    c.rewardRange = 0...1
+    return c
+}
+
+struct WireCodec: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "codec",
+        abstract: "Encode / decode / validate µs per rollout message, ours and protobuf-c (one thread, no sockets).")
+
+    @Option(help: "Timed batches per measurement (the fastest batch counts).")
+    var batches = 300
+
+    @Option(parsing: .upToNextOption, help: "Rollout sizes in KiB.")
+    var kib: [Int] = [1, 64, 1024]
+
+    mutating func run() throws {
+        WireMemory.configureForLargeMessages()
+        print("bonfire-bench wire codec: µs per message, fastest of \(batches) batches (each ≈ 0.2 ms of work)")
+        print("| payload | encoded bytes | encode µs | decode µs | validate µs | ours total µs | protobuf-c encode µs | protobuf-c decode µs |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for k in kib {
+            let label = k % 1024 == 0 ? "\(k / 1024) MiB" : "\(k) KiB"
+            let env = rollout(bytes: k << 10)
+            let bytes = env.encoded()
+            precondition(bytes == env.encodedWithProtobufC(), "FastCodec and protobuf-c encodings differ")
+            let decoder = WireDecoder(runID: benchRunID)
+            let context = learnerContext(for: env)
+            let decoded = try decoder.decode(bytes)
+            precondition(decoded == env && context.validate(decoded) == .valid, "rollout round trip or verdict differs")
+            // Batches of ≈ 0.2 ms at ~1 GB/s: short enough that some run without being preempted.
+            let reps = max(1, (200 << 10) / bytes.count)
+            var sink = 0
+            func best(_ body: () throws -> Int) rethrows -> Double {
+                var fastest = Double.infinity
+                for _ in 0..<batches {
+                    let t = ContinuousClock.now
+                    for _ in 0..<reps { sink &+= try body() }
+                    fastest = min(fastest, ms(ContinuousClock.now - t) * 1000 / Double(reps))
+                }
+                return fastest
+            }
+            let encode = best { env.encoded().count }
+            let decode = try best {
+                guard case .bonGroups(let b) = try decoder.decode(bytes).payload else { return 0 }
+                return b.groups.count
+            }
+            let validate = best { context.validate(decoded) == .valid ? 1 : 0 }
+            let slowEncode = best { env.encodedWithProtobufC().count }
+            let slowDecode = try best {
+                guard case .bonGroups(let b) = try WireEnvelope(protobufCWire: bytes).payload else { return 0 }
+                return b.groups.count
+            }
+            precondition(sink > 0)
+            print(String(format: "| %@ | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |", label, bytes.count, encode, decode,
+                         validate, encode + decode + validate, slowEncode, slowDecode))
+        }
+    }
 }
 
 struct WireThroughput: ParsableCommand {

@@ -166,6 +166,12 @@ final class ValidationTests: XCTestCase {
         // Every receiver/kind pair is decided by the table (no crash, no accidental wildcard).
         for r in WireRole.allCases { for k in WireMessageKind.allCases { _ = k.allowedSenders(to: r) } }
         XCTAssertTrue(WireMessageKind.parameters.allowedSenders(to: .actor) == [.learner])
+        // The per-message bitmask check says exactly what the sets say.
+        for r in WireRole.allCases {
+            for k in WireMessageKind.allCases {
+                for s in WireRole.allCases { XCTAssertEqual(k.allows(s, to: r), k.allowedSenders(to: r).contains(s), "\(k) \(s)→\(r)") }
+            }
+        }
     }
 
     func testVersionsOfEveryMessageNeverTrapAtUInt64Extremes() {
@@ -297,5 +303,69 @@ final class ValidationTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(invalid, 500)
+    }
+
+    /// The BoN checks' fast passes (an OR / max over the ids, a branch-free sweep over the log-probs) against their
+    /// plain definitions, verdict AND detail: random groups with hostile ids and log-probs planted at random places,
+    /// bounds that are NaN or infinite, vocabulary sizes at the edges. The detail names the first offender exactly
+    /// as before (the field names are built only on failure now).
+    func testBoNTokenAndLogProbChecksMatchTheirPlainDefinitionsVerdictAndDetail() {
+        var rng = SplitMix64(seed: 0xB0B0)
+        let badFloats: [Float] = [.nan, -.nan, .infinity, -.infinity, Float(-100).nextDown, -100, 1e-4, Float(1e-4).nextUp,
+                                  .greatestFiniteMagnitude, -.greatestFiniteMagnitude, -0.0, 0, Float(bitPattern: 0x7FC0_0001)]
+        var invalid = 0, valid = 0
+        for trial in 0..<4000 {
+            var c = FuzzWorld.context(.learner)
+            c.vocabSize = [FuzzWorld.vocab, 1, 0, -3, 1 << 20, Int.max, 65][rng.int(7)]
+            c.contextLength = nil; c.maxNewTokens = nil
+            switch rng.int(8) {
+            case 0: c.logProbFloor = -.infinity
+            case 1: c.logProbCeiling = .nan
+            case 2: c.logProbFloor = .nan; c.logProbCeiling = .infinity
+            default: break
+            }
+            let v = c.vocabSize!
+            func ids(_ n: Int) -> [Int] {
+                var t = (0..<n).map { _ in rng.int(max(1, min(v, 1 << 16))) }
+                for _ in 0..<(rng.int(24) == 0 ? 1 + rng.int(2) : 0) where !t.isEmpty {
+                    t[rng.int(t.count)] = [v, v &+ 1, -1, Int.min, Int.max, v - 1, 0, Int(UInt32.max)][rng.int(8)]
+                }
+                return t
+            }
+            let prompt = ids(1 + rng.int(40))
+            let responses = (0..<FuzzWorld.n).map { _ in
+                let t = ids(1 + rng.int(300))
+                var lp = t.map { _ in -Float(rng.int(1000)) * 0.05 }
+                for _ in 0..<(rng.int(24) == 0 ? 1 : 0) { lp[rng.int(lp.count)] = badFloats[rng.int(badFloats.count)] }
+                return WireBoNResponse(tokens: t, tokenLogProbs: lp, verifierScore: 0.5, reward: 1)
+            }
+            let g = WireBoNGroup(itemID: 1, promptTokens: prompt, behaviourVersion: UInt64(FuzzWorld.current),
+                                 temperature: 1, responses: responses)
+            // The plain definition: the first failing field in the validator's order, with its message.
+            func plainTokens(_ ts: [Int], _ field: String) -> Validation? {
+                guard let lo = ts.min(), let hi = ts.max(), lo < 0 || hi >= v else { return nil }
+                return .invalid(.tokenOutOfVocabulary, detail: "\(field): token ids \(lo)...\(hi), vocabulary \(v)")
+            }
+            var expected = plainTokens(prompt, "groups[0].prompt")
+            if expected == nil {
+                for (ri, y) in responses.enumerated() {
+                    let rf = "groups[0].responses[\(ri)]"
+                    if let e = plainTokens(y.tokens, rf) { expected = e; break }
+                    let lo = c.logProbFloor, hi = c.logProbCeiling
+                    if let i = y.tokenLogProbs.firstIndex(where: { !$0.isFinite || $0 < lo || $0 > hi }) {
+                        let x = y.tokenLogProbs[i]
+                        expected = x.isFinite
+                            ? .invalid(.logProbOutOfRange, detail: "\(rf).logprobs[\(i)] = \(x) outside [\(lo), \(hi)]")
+                            : .invalid(.logProbNonFinite, detail: "\(rf).logprobs[\(i)] = \(x)")
+                        break
+                    }
+                }
+            }
+            let got = c.validate(g)
+            XCTAssertEqual(got, expected ?? .valid, "trial \(trial)")
+            if expected == nil { valid += 1 } else { invalid += 1 }
+        }
+        XCTAssertGreaterThan(invalid, 1000)
+        XCTAssertGreaterThan(valid, 500)
     }
 }
