@@ -46,6 +46,27 @@ package enum Kernels {
         for j in 0..<len { let w = sc[j] * inv, vr = v + j * hd; for i in 0..<hd { y[i] += w * vr[i] } }
     }
 
+    /// All heads of one decode row (the sampler's fast path): for h in 0..<heads, y[h·hd ..< (h+1)·hd] =
+    /// softmax(scale · K_h q_h) · V_h, with q_h = q + h·hd and K_h, V_h (len, hd) at k, v + h·headStride.
+    /// Bit-identical to `attendOne` per head; 16 keys' scores per reduction tree, y in registers, heads interleaved.
+    /// `scores` is scratch (≥ heads·len floats).
+    @inline(__always)
+    package static func attendHeads(y: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>,
+                                    q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                    heads: Int, headStride: Int, len: Int, hd: Int, scale: Float) {
+        bfk_attend_heads(y, scores, q, k, v, heads, headStride, len, hd, scale)
+    }
+
+    /// Plain twin of `attendHeads`: `attendOnePlain` on each head.
+    package static func attendHeadsPlain(y: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>,
+                                         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                         heads: Int, headStride: Int, len: Int, hd: Int, scale: Float) {
+        for h in 0..<heads {
+            attendOnePlain(y: y + h * hd, scores: scores, q: q + h * hd, k: k + h * headStride, v: v + h * headStride,
+                           len: len, hd: hd, scale: scale)
+        }
+    }
+
     /// Few-row linear layer without weight packing: out (N, OC) (+)= inp (N, IC) · wt (IC, OC) + bias (OC), where
     /// wt = Wᵀ of a torch-style weight W (OC, IC). For decode steps (N ≈ number of active samples), where OpenBLAS
     /// would re-pack all of W on every call.

@@ -179,18 +179,19 @@ extension GPT {
     func decodeStep(_ p: UnsafePointer<Float>, active: [Int], positions: [Int], slots S: Int, state d: DecodeState) {
         let A = active.count
         let ranges = d.wtOffset.isEmpty ? 1 : Parallel.ranges(A, minItems: DecodeState.minRowsPerStep)
-        d.scores.ensure(ranges * d.span)
+        let scoresPerRange = config.heads * d.span
+        d.scores.ensure(ranges * scoresPerRange)
         active.withUnsafeBufferPointer { act in
             positions.withUnsafeBufferPointer { pos in
                 if ranges == 1 { decodeRows(p, active: act, positions: pos, rows: 0..<A, scores: d.scores.ptr, slots: S, state: d); return }
                 Parallel.forRanges(A, minItems: DecodeState.minRowsPerStep) { r, slot in
-                    decodeRows(p, active: act, positions: pos, rows: r, scores: d.scores.ptr + slot * d.span, slots: S, state: d)
+                    decodeRows(p, active: act, positions: pos, rows: r, scores: d.scores.ptr + slot * scoresPerRange, slots: S, state: d)
                 }
             }
         }
     }
 
-    /// One decode step for rows `rows` of the active set (all layers); `scores` is this range's scratch (≥ span).
+    /// One decode step for rows `rows` of the active set (all layers); `scores` is this range's scratch (≥ heads·span).
     func decodeRows(_ p: UnsafePointer<Float>, active: UnsafeBufferPointer<Int>, positions: UnsafeBufferPointer<Int>,
                     rows: Range<Int>, scores: UnsafeMutablePointer<Float>, slots S: Int, state d: DecodeState) {
         let C = config.dim, V = config.vocabSize, ctx = d.span, H = config.heads, hd = C / H
@@ -210,12 +211,12 @@ extension GPT {
                 let s = active[r], pos = positions[r]
                 let q = d.qkv.ptr + r * 3 * C
                 storeKV(d, layer: l, slot: s, slots: S, pos: pos, qkvRow: q)
-                for h in 0..<H {
-                    let kb = d.kCache.ptr + ((l * S + s) * H + h) * ctx * hd, vb = d.vCache.ptr + ((l * S + s) * H + h) * ctx * hd
-                    // Fast path: the vectorised kernel (Kernels.attendOnePlain is the loop it replaces).
-                    Kernels.attendOne(y: d.atty.ptr + r * C + h * hd, scores: scores, q: q + h * hd, k: kb, v: vb,
-                                      len: pos + 1, hd: hd, scale: scale)
-                }
+                // Fast path: all heads of the row in one kernel call (Kernels.attendHeadsPlain, attendOnePlain per
+                // head, is the loop it replaces; the per-head attendOne gives the same bits).
+                let base = (l * S + s) * H * ctx * hd
+                Kernels.attendHeads(y: d.atty.ptr + r * C, scores: scores, q: q, k: d.kCache.ptr + base,
+                                    v: d.vCache.ptr + base, heads: H, headStride: ctx * hd, len: pos + 1, hd: hd,
+                                    scale: scale)
             }
             project(d, p, out: x, inp: atty, weight: o.projW, bias: o.projB, n: A, ic: C, oc: C, accumulate: true)
             Ops.layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: p + o.ln2w, bias: p + o.ln2b, n: A, c: C)

@@ -50,6 +50,12 @@ void bfk_layernorm_backward_cols(float *dweight, float *dbias, const float *dout
 void bfk_attend_one(float *y, float *scores, const float *q, const float *k, const float *v, long len, long hd,
                     float scale);
 
+/// All `heads` heads of one decode row: for each h, y[h·hd ..< (h+1)·hd] = softmax(scale · K_h q_h) · V_h with
+/// q_h = q + h·hd, K_h = k + h·headStride and V_h = v + h·headStride ((len, hd) contiguous rows each). Bit-identical to
+/// bfk_attend_one on each head (at the same instruction-set level). `scores`: scratch of ≥ heads·len floats.
+void bfk_attend_heads(float *y, float *scores, const float *q, const float *k, const float *v, long heads,
+                      long headStride, long len, long hd, float scale);
+
 /// Few-row linear layer against a transposed weight: out (N, OC) (+)= inp (N, IC) · wt (IC, OC) + bias (OC).
 /// `wt` is Wᵀ of a torch-style weight W (OC, IC) (see bfk_transpose). No packing: meant for N ≲ 64 decode rows.
 void bfk_linear_rows(float *out, const float *inp, const float *wt, const float *bias, long n, long ic, long oc,
