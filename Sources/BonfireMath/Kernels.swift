@@ -76,6 +76,25 @@ package enum Kernels {
         bfk_linear_rows(out, inp, wt, bias, n, ic, oc, accumulate ? 1 : 0)
     }
 
+    /// `linearRows` on a weight packed by `packPanels` (blocks of `panelWidth` columns of Wᵀ stored contiguously, so
+    /// every strip the kernel reads is one sequential stream). Same sums, same bits as `linearRows`. The sampler's fast path.
+    @inline(__always)
+    package static func linearPanels(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                                     packed: UnsafePointer<Float>, bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int,
+                                     accumulate: Bool) {
+        bfk_linear_panels(out, inp, packed, bias, n, ic, oc, accumulate ? 1 : 0)
+    }
+
+    /// dst (OC·IC floats) ← a torch-style weight W (OC, IC) in `linearPanels`' layout: columns j0 ..< j0 + w of Wᵀ
+    /// (j0 a multiple of `panelWidth`, w = min(panelWidth, OC − j0)) at dst + j0·IC as (IC, w) row-major.
+    @inline(__always)
+    package static func packPanels(_ dst: UnsafeMutablePointer<Float>, _ weight: UnsafePointer<Float>, oc: Int, ic: Int) {
+        bfk_pack_panels(dst, weight, oc, ic)
+    }
+
+    /// Columns per panel of `packPanels`.
+    package static var panelWidth: Int { bfk_panel_width() }
+
     /// Plain twin of `linearRows`: out = inp · W'ᵀ + bias through BLAS, with W (OC, IC) the untransposed weight.
     package static func linearRowsPlain(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, n: Int, ic: Int,

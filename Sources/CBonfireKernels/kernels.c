@@ -491,14 +491,15 @@ void bfk_attend_heads(float *y, float *scores, const float *q, const float *k, c
 
 // MARK: few-row linear layer (decode)
 
-// A register block of R rows × NV vectors of VW columns: acc[r][u] = Σ_k inp[r][k] · wt[k][j + u·VW … ].
+// A register block of R rows × NV vectors of VW columns: acc[r][u] = Σ_k inp[r][k] · W(k, j + u·VW …), where
+// W(k, j) = w[k·ldw + (j − j0)] (the weights of columns j0 ..< j1, one row of ldw floats per k).
 // Every output is a sum over k in order 0, 1, …, so blocking does not change results.
 #define LINEAR_BLOCK(VT, VW, R, NV)                                                                              \
     do {                                                                                                         \
         VT acc[R][NV];                                                                                           \
         for (int r = 0; r < R; r++) for (int u = 0; u < NV; u++) acc[r][u] = (VT){0};                           \
         for (long kk = 0; kk < ic; kk++) {                                                                       \
-            const float *wr = wt + kk * oc + j;                                                                  \
+            const float *wr = w + kk * ldw + (j - j0);                                                           \
             VT wv[NV];                                                                                           \
             for (int u = 0; u < NV; u++) memcpy(&wv[u], wr + u * VW, sizeof(VT));                               \
             for (int r = 0; r < R; r++) {                                                                        \
@@ -516,43 +517,86 @@ void bfk_attend_heads(float *y, float *scores, const float *q, const float *k, c
         }                                                                                                        \
     } while (0)
 
-// Columns outermost, rows inside: a strip of NV·VW columns of Wᵀ (ic × NV·VW floats: 32 KB for ic = 128, 256 KB for
-// ic = 1024 at 64 columns) comes from memory once and then from L1/L2 for every row block. (Rows outermost, the first
-// version, streamed all of Wᵀ once per R-row block: n/R = 8 passes over ~19 MB of weights per decode step on `small`.)
-// Strips of NV·VW columns (then VW, then single columns); within a strip, rows in blocks of R (then 1). Each output
-// is still one sum over k in order, so the result of a row is the same whichever block it falls in (and whichever
-// thread runs it).
-#define LINEAR_ROWS(NAME, ATTR, VT, VW, R, NV)                                                                   \
-    ATTR static void NAME(float *out, const float *inp, const float *wt, const float *bias, long n, long ic,     \
-                          long oc, int accumulate) {                                                             \
-        long j = 0;                                                                                              \
-        for (; j + NV * VW <= oc; j += NV * VW) {                                                                \
+// Output columns j0 ..< j1 of all n rows. Columns outermost, rows inside: a strip of NV·VW columns of the weights
+// (ic × NV·VW floats: 32 KB for ic = 128, 256 KB for ic = 1024 at 64 columns) comes from memory once and then from
+// L1/L2 for every row block. (Rows outermost, the first version, streamed all of Wᵀ once per R-row block: n/R = 8
+// passes over ~19 MB of weights per decode step on `small`.) Strips of NV·VW columns (then VW, then single columns);
+// within a strip, rows in blocks of R (then 1). Each output is still one sum over k in order, so the result of a row
+// is the same whichever block it falls in (and whichever thread runs it).
+#define LINEAR_COLS(VT, VW, R, NV)                                                                               \
+    do {                                                                                                         \
+        long j = j0;                                                                                             \
+        for (; j + NV * VW <= j1; j += NV * VW) {                                                                \
             long i = 0;                                                                                          \
             for (; i + R <= n; i += R) LINEAR_BLOCK(VT, VW, R, NV);                                              \
             for (; i < n; i++) LINEAR_BLOCK(VT, VW, 1, NV);                                                      \
         }                                                                                                        \
-        for (; j + VW <= oc; j += VW) {                                                                          \
+        for (; j + VW <= j1; j += VW) {                                                                          \
             long i = 0;                                                                                          \
             for (; i + R <= n; i += R) LINEAR_BLOCK(VT, VW, R, 1);                                               \
             for (; i < n; i++) LINEAR_BLOCK(VT, VW, 1, 1);                                                       \
         }                                                                                                        \
-        for (; j < oc; j++) for (long i = 0; i < n; i++) {                                                       \
+        for (; j < j1; j++) for (long i = 0; i < n; i++) {                                                       \
             float s = 0;                                                                                         \
-            for (long kk = 0; kk < ic; kk++) s += inp[i * ic + kk] * wt[kk * oc + j];                            \
+            for (long kk = 0; kk < ic; kk++) s += inp[i * ic + kk] * w[kk * ldw + (j - j0)];                     \
             float *o = out + i * oc + j;                                                                         \
             *o = (accumulate ? *o : 0) + (bias ? s + bias[j] : s);                                               \
         }                                                                                                        \
+    } while (0)
+
+// Wᵀ (ic, oc) row-major: one block of columns, rows of oc floats.
+#define LINEAR_ROWS(NAME, ATTR, VT, VW, R, NV)                                                                   \
+    ATTR static void NAME(float *out, const float *inp, const float *wt, const float *bias, long n, long ic,     \
+                          long oc, int accumulate) {                                                             \
+        const float *w = wt;                                                                                     \
+        const long j0 = 0, j1 = oc, ldw = oc;                                                                    \
+        LINEAR_COLS(VT, VW, R, NV);                                                                              \
     }
+
+// The same on panels (bfk_pack_panels): each block of BFK_PANEL columns is contiguous, (ic, width), so a strip is
+// one sequential stream instead of ic short pieces oc floats apart (which the hardware prefetcher follows poorly and
+// which, for oc·4 bytes a multiple of 4 KB, all fall into the same few L1/L2 sets). Same sums, same bits.
+#define LINEAR_PANELS(NAME, ATTR, VT, VW, R, NV)                                                                 \
+    ATTR static void NAME(float *out, const float *inp, const float *wp, const float *bias, long n, long ic,     \
+                          long oc, int accumulate) {                                                             \
+        for (long j0 = 0; j0 < oc; j0 += BFK_PANEL) {                                                            \
+            const long j1 = j0 + BFK_PANEL < oc ? j0 + BFK_PANEL : oc, ldw = j1 - j0;                            \
+            const float *w = wp + j0 * ic;                                                                       \
+            LINEAR_COLS(VT, VW, R, NV);                                                                          \
+        }                                                                                                        \
+    }
+enum { BFK_PANEL = 64 };   // a multiple of every variant's NV·VW (64, 16, 8)
 
 #ifdef BFK_X86
 LINEAR_ROWS(linear_rows_avx512, BFK_AVX512, v16, 16, 4, 4)
 LINEAR_ROWS(linear_rows_avx2, BFK_AVX2, v8, 8, 4, 2)
+LINEAR_PANELS(linear_panels_avx512, BFK_AVX512, v16, 16, 4, 4)
+LINEAR_PANELS(linear_panels_avx2, BFK_AVX2, v8, 8, 4, 2)
 #endif
 LINEAR_ROWS(linear_rows_base, , v4, 4, 2, 2)
+LINEAR_PANELS(linear_panels_base, , v4, 4, 2, 2)
 
 void bfk_linear_rows(float *out, const float *inp, const float *wt, const float *bias, long n, long ic, long oc,
                      int accumulate) {
     DISPATCH(linear_rows, out, inp, wt, bias, n, ic, oc, accumulate);
+}
+
+void bfk_linear_panels(float *out, const float *inp, const float *wp, const float *bias, long n, long ic, long oc,
+                       int accumulate) {
+    DISPATCH(linear_panels, out, inp, wp, bias, n, ic, oc, accumulate);
+}
+
+long bfk_panel_width(void) { return BFK_PANEL; }
+
+void bfk_pack_panels(float *dst, const float *w, long oc, long ic) {
+    for (long j0 = 0; j0 < oc; j0 += BFK_PANEL) {
+        const long width = j0 + BFK_PANEL < oc ? BFK_PANEL : oc - j0;
+        float *panel = dst + j0 * ic;
+        for (long jj = 0; jj < width; jj++) {
+            const float *row = w + (j0 + jj) * ic;   // W's row j = column j of Wᵀ
+            for (long k = 0; k < ic; k++) panel[k * width + jj] = row[k];
+        }
+    }
 }
 
 void bfk_transpose(float *dst, const float *src, long rows, long cols) {

@@ -171,6 +171,44 @@ final class KernelsTests: XCTestCase {
         }
     }
 
+    /// The panel layout: packPanels puts W[j][k] where the header says, and linearPanels gives exactly linearRows'
+    /// bits (same sums, only the weights' addresses differ) on shapes with a partial last panel, oc below one panel
+    /// or one vector, ic = 1 and rows that leave block remainders.
+    func testLinearPanelsIsBitIdenticalToLinearRows() {
+        var rng = RNG(seed: 15)
+        let P = Kernels.panelWidth
+        XCTAssertEqual(P % 16, 0)
+        for (n, ic, oc) in [(32, 128, 384), (5, 7, 8), (9, 1, 70), (33, 64, 96), (3, 20, 3 * P + 13), (32, 256, 64), (1, 1, 1)] {
+            let x = randoms(n * ic, &rng), w = randoms(oc * ic, &rng), bias = randoms(oc, &rng)
+            var wt = [Float](repeating: 0, count: ic * oc), packed = wt
+            Kernels.transpose(&wt, w, rows: oc, cols: ic)
+            Kernels.packPanels(&packed, w, oc: oc, ic: ic)
+            for j in 0..<oc {
+                let j0 = j / P * P, width = min(P, oc - j0)
+                for k in 0..<ic { XCTAssertEqual(packed[j0 * ic + k * width + (j - j0)], w[j * ic + k]) }
+            }
+            let start = randoms(n * oc, &rng)
+            forEachISA { level in
+                for accumulate in [false, true] {
+                    for useBias in [false, true] {
+                        var out = start, ref = start, plain = start
+                        bias.withUnsafeBufferPointer { bp in
+                            let b = useBias ? bp.baseAddress : nil
+                            Kernels.linearPanels(out: &out, inp: x, packed: packed, bias: b, n: n, ic: ic, oc: oc,
+                                                 accumulate: accumulate)
+                            Kernels.linearRows(out: &ref, inp: x, wt: wt, bias: b, n: n, ic: ic, oc: oc, accumulate: accumulate)
+                            Kernels.linearRowsPlain(out: &plain, inp: x, weight: w, bias: b, n: n, ic: ic, oc: oc,
+                                                    accumulate: accumulate)
+                        }
+                        let what = "linearPanels n=\(n) ic=\(ic) oc=\(oc) acc=\(accumulate) bias=\(useBias) \(level)"
+                        XCTAssertEqual(out.map(\.bitPattern), ref.map(\.bitPattern), what)
+                        expectClose(out, plain, rtol: 1e-4, atol: 1e-4, what)
+                    }
+                }
+            }
+        }
+    }
+
     /// A row's output does not depend on the block it falls in or on the other rows: the sampler splits the active
     /// rows over threads and relies on this for bit-identical samples at 1 and 2 threads.
     func testLinearRowsGivesEachRowTheSameBitsAloneAsInABatch() {
