@@ -46,6 +46,27 @@ package enum Kernels {
         for j in 0..<len { let w = sc[j] * inv, vr = v + j * hd; for i in 0..<hd { y[i] += w * vr[i] } }
     }
 
+    /// All heads of one decode row (the sampler's fast path): for h in 0..<heads, y[h·hd ..< (h+1)·hd] =
+    /// softmax(scale · K_h q_h) · V_h, with q_h = q + h·hd and K_h, V_h (len, hd) at k, v + h·headStride.
+    /// Bit-identical to `attendOne` per head; 16 keys' scores per reduction tree, y in registers, heads interleaved.
+    /// `scores` is scratch (≥ heads·len floats).
+    @inline(__always)
+    package static func attendHeads(y: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>,
+                                    q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                    heads: Int, headStride: Int, len: Int, hd: Int, scale: Float) {
+        bfk_attend_heads(y, scores, q, k, v, heads, headStride, len, hd, scale)
+    }
+
+    /// Plain twin of `attendHeads`: `attendOnePlain` on each head.
+    package static func attendHeadsPlain(y: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>,
+                                         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                         heads: Int, headStride: Int, len: Int, hd: Int, scale: Float) {
+        for h in 0..<heads {
+            attendOnePlain(y: y + h * hd, scores: scores, q: q + h * hd, k: k + h * headStride, v: v + h * headStride,
+                           len: len, hd: hd, scale: scale)
+        }
+    }
+
     /// Few-row linear layer without weight packing: out (N, OC) (+)= inp (N, IC) · wt (IC, OC) + bias (OC), where
     /// wt = Wᵀ of a torch-style weight W (OC, IC). For decode steps (N ≈ number of active samples), where OpenBLAS
     /// would re-pack all of W on every call.
@@ -54,6 +75,25 @@ package enum Kernels {
                                    bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int, accumulate: Bool) {
         bfk_linear_rows(out, inp, wt, bias, n, ic, oc, accumulate ? 1 : 0)
     }
+
+    /// `linearRows` on a weight packed by `packPanels` (blocks of `panelWidth` columns of Wᵀ stored contiguously, so
+    /// every strip the kernel reads is one sequential stream). Same sums, same bits as `linearRows`. The sampler's fast path.
+    @inline(__always)
+    package static func linearPanels(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                                     packed: UnsafePointer<Float>, bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int,
+                                     accumulate: Bool) {
+        bfk_linear_panels(out, inp, packed, bias, n, ic, oc, accumulate ? 1 : 0)
+    }
+
+    /// dst (OC·IC floats) ← a torch-style weight W (OC, IC) in `linearPanels`' layout: columns j0 ..< j0 + w of Wᵀ
+    /// (j0 a multiple of `panelWidth`, w = min(panelWidth, OC − j0)) at dst + j0·IC as (IC, w) row-major.
+    @inline(__always)
+    package static func packPanels(_ dst: UnsafeMutablePointer<Float>, _ weight: UnsafePointer<Float>, oc: Int, ic: Int) {
+        bfk_pack_panels(dst, weight, oc, ic)
+    }
+
+    /// Columns per panel of `packPanels`.
+    package static var panelWidth: Int { bfk_panel_width() }
 
     /// Plain twin of `linearRows`: out = inp · W'ᵀ + bias through BLAS, with W (OC, IC) the untransposed weight.
     package static func linearRowsPlain(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,

@@ -81,9 +81,10 @@ final class DecodeState {
     /// (reserving the whole context made a 124M-parameter actor with 64 slots hold 4.8 GB of cache for 72 tokens).
     var span = 0
     let tok = IntBuffer(), probs = FloatBuffer(), order = IntBuffer()
-    /// Fast path (`GPT.transposeWeights`): each linear weight W (OC, IC) stored as Wᵀ (IC, OC), keyed by W's offset in
-    /// `params`, refreshed at the start of every sample() call. Decode steps then multiply their few rows with
-    /// `Kernels.linearRows`, where OpenBLAS would re-pack all of W for every step. Empty = use the plain path.
+    /// Fast path (`GPT.transposeWeights`): each linear weight W (OC, IC) stored as Wᵀ (IC, OC) in panels of
+    /// `Kernels.panelWidth` columns (`Kernels.packPanels`), keyed by W's offset in `params`, refreshed at the start of
+    /// every sample() call. Decode steps then multiply their few rows with `Kernels.linearPanels`, where OpenBLAS
+    /// would re-pack all of W for every step. Empty = use the plain path.
     let wt = FloatBuffer()
     var wtOffset: [Int: Int] = [:]
     /// Models above this many parameters keep the plain path (the copy would double the actor's weight memory).
@@ -179,18 +180,19 @@ extension GPT {
     func decodeStep(_ p: UnsafePointer<Float>, active: [Int], positions: [Int], slots S: Int, state d: DecodeState) {
         let A = active.count
         let ranges = d.wtOffset.isEmpty ? 1 : Parallel.ranges(A, minItems: DecodeState.minRowsPerStep)
-        d.scores.ensure(ranges * d.span)
+        let scoresPerRange = config.heads * d.span
+        d.scores.ensure(ranges * scoresPerRange)
         active.withUnsafeBufferPointer { act in
             positions.withUnsafeBufferPointer { pos in
                 if ranges == 1 { decodeRows(p, active: act, positions: pos, rows: 0..<A, scores: d.scores.ptr, slots: S, state: d); return }
                 Parallel.forRanges(A, minItems: DecodeState.minRowsPerStep) { r, slot in
-                    decodeRows(p, active: act, positions: pos, rows: r, scores: d.scores.ptr + slot * d.span, slots: S, state: d)
+                    decodeRows(p, active: act, positions: pos, rows: r, scores: d.scores.ptr + slot * scoresPerRange, slots: S, state: d)
                 }
             }
         }
     }
 
-    /// One decode step for rows `rows` of the active set (all layers); `scores` is this range's scratch (≥ span).
+    /// One decode step for rows `rows` of the active set (all layers); `scores` is this range's scratch (≥ heads·span).
     func decodeRows(_ p: UnsafePointer<Float>, active: UnsafeBufferPointer<Int>, positions: UnsafeBufferPointer<Int>,
                     rows: Range<Int>, scores: UnsafeMutablePointer<Float>, slots S: Int, state d: DecodeState) {
         let C = config.dim, V = config.vocabSize, ctx = d.span, H = config.heads, hd = C / H
@@ -210,12 +212,12 @@ extension GPT {
                 let s = active[r], pos = positions[r]
                 let q = d.qkv.ptr + r * 3 * C
                 storeKV(d, layer: l, slot: s, slots: S, pos: pos, qkvRow: q)
-                for h in 0..<H {
-                    let kb = d.kCache.ptr + ((l * S + s) * H + h) * ctx * hd, vb = d.vCache.ptr + ((l * S + s) * H + h) * ctx * hd
-                    // Fast path: the vectorised kernel (Kernels.attendOnePlain is the loop it replaces).
-                    Kernels.attendOne(y: d.atty.ptr + r * C + h * hd, scores: scores, q: q + h * hd, k: kb, v: vb,
-                                      len: pos + 1, hd: hd, scale: scale)
-                }
+                // Fast path: all heads of the row in one kernel call (Kernels.attendHeadsPlain, attendOnePlain per
+                // head, is the loop it replaces; the per-head attendOne gives the same bits).
+                let base = (l * S + s) * H * ctx * hd
+                Kernels.attendHeads(y: d.atty.ptr + r * C, scores: scores, q: q, k: d.kCache.ptr + base,
+                                    v: d.vCache.ptr + base, heads: H, headStride: ctx * hd, len: pos + 1, hd: hd,
+                                    scale: scale)
             }
             project(d, p, out: x, inp: atty, weight: o.projW, bias: o.projB, n: A, ic: C, oc: C, accumulate: true)
             Ops.layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: p + o.ln2w, bias: p + o.ln2b, n: A, c: C)
@@ -227,8 +229,9 @@ extension GPT {
         project(d, p, out: logits, inp: ln, weight: wte, bias: nil, n: A, ic: C, oc: V)
     }
 
-    /// Fills d.wt with Wᵀ of every weight the decode step multiplies (c_attn, c_proj, c_fc, mlp c_proj, the tied
-    /// head wte), or leaves it empty for models above DecodeState.transposeLimit. Once per sample() call.
+    /// Fills d.wt with Wᵀ, packed in panels, of every weight the decode step multiplies (c_attn, c_proj, c_fc,
+    /// mlp c_proj, the tied head wte), or leaves it empty for models above DecodeState.transposeLimit. Once per
+    /// sample() call.
     func transposeWeights(_ p: UnsafePointer<Float>, state d: DecodeState) {
         d.wtOffset.removeAll(keepingCapacity: true)
         guard params.count <= DecodeState.transposeLimit else { return }
@@ -238,20 +241,22 @@ extension GPT {
         d.wt.ensure(mats.reduce(0) { $0 + $1.oc * $1.ic })
         var at = 0
         for m in mats {
-            Kernels.transpose(d.wt.ptr + at, p + m.offset, rows: m.oc, cols: m.ic)
+            Kernels.packPanels(d.wt.ptr + at, p + m.offset, oc: m.oc, ic: m.ic)
             d.wtOffset[m.offset] = at
             at += m.oc * m.ic
         }
     }
 
-    /// A decode-step linear layer for the weight at `params[weight…]`: the fast path (`Kernels.linearRows` on Wᵀ)
-    /// when `transposeWeights` prepared it, else the plain `linear` below.
+    /// A decode-step linear layer for the weight at `params[weight…]`: the fast path (`Kernels.linearPanels` on
+    /// packed Wᵀ; same bits as `Kernels.linearRows` on plain Wᵀ) when `transposeWeights` prepared it, else the plain
+    /// `linear` below.
     @inline(__always)
     func project(_ d: DecodeState, _ p: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                  weight: Int, bias: Int?, n: Int, ic: Int, oc: Int, accumulate: Bool = false) {
         let b = bias.map { p + $0 }
         if let at = d.wtOffset[weight] {
-            Kernels.linearRows(out: out, inp: inp, wt: d.wt.ptr + at, bias: b, n: n, ic: ic, oc: oc, accumulate: accumulate)
+            Kernels.linearPanels(out: out, inp: inp, packed: d.wt.ptr + at, bias: b, n: n, ic: ic, oc: oc,
+                                 accumulate: accumulate)
         } else {
             linear(d, out: out, inp: inp, weight: p + weight, bias: b, n: n, ic: ic, oc: oc, accumulate: accumulate)
         }

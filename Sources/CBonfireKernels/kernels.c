@@ -377,16 +377,129 @@ void bfk_attend_one(float *y, float *scores, const float *q, const float *k, con
     DISPATCH(attend_one, y, scores, q, k, v, len, hd, scale);
 }
 
+// All heads of one decode row in one call (the fast path of the sampler's attention; attend_one is the per-head
+// kernel it replaces). Same result bit for bit as bfk_attend_one on each head at the same instruction-set level:
+//  - scores: for hd = 16, 32 or 64, 16 keys at a time. Each key's 16-lane accumulator is built exactly as dot_body
+//    builds it; then one transposed reduction tree sums all 16 accumulators at once with exactly hsum16's pairing
+//    (lanes l + l+8, then l + l+4, then (0 + 2) + (1 + 3)), leaving the 16 scores in key order in one vector, instead
+//    of 16 separate horizontal sums. Other keys (len % 16) and other hd take dot_body itself.
+//  - y = Σ_j p_j·v_j in key order, with the accumulators in registers (attend_one's y[i] += … loop went through
+//    memory on every key) and G heads interleaved, G·hd/16 = 8 vectors, so 8 independent FMA chains overlap.
+//    Each element is still the same chain of multiply-adds in key order.
+
+/// 16 keys' 16-lane partial dot products → out[0..<16] = their hsum16 values · scale, in key order (see above).
+/// (Writes through a pointer: v16 values never cross a call boundary, as for ld16.)
+BFK_INLINE void hsum16x16(float *out, const v16 *a, float scale) {
+    v16 x[8], y[4], z[2];
+    for (int p = 0; p < 8; p++)
+        x[p] = __builtin_shufflevector(a[2 * p], a[2 * p + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+             + __builtin_shufflevector(a[2 * p], a[2 * p + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    for (int p = 0; p < 4; p++)
+        y[p] = __builtin_shufflevector(x[2 * p], x[2 * p + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+             + __builtin_shufflevector(x[2 * p], x[2 * p + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    for (int p = 0; p < 2; p++)
+        z[p] = __builtin_shufflevector(y[2 * p], y[2 * p + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+             + __builtin_shufflevector(y[2 * p], y[2 * p + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    v16 w = (__builtin_shufflevector(z[0], z[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+           + __builtin_shufflevector(z[0], z[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)) * scale;
+    memcpy(out, &w, sizeof w);
+}
+
+/// 16 keys' scores from rows of HD floats (a compile-time multiple of 16: the accumulators stay in registers).
+#define ATTEND_SCORES16(HD)                                                                                      \
+    do {                                                                                                         \
+        v16 acc[16];                                                                                             \
+        for (int t = 0; t < 16; t++) {                                                                           \
+            const float *kr = k + (j + t) * (HD);                                                                \
+            acc[t] = (v16){0};                                                                                   \
+            for (int c = 0; c < (HD); c += 16) acc[t] += ld16(q + c) * ld16(kr + c);                             \
+        }                                                                                                        \
+        hsum16x16(sc + j, acc, scale);                                                                           \
+    } while (0)
+
+/// sc[j] = scale · q·k_j for j < len (K rows of hd floats), as attend_one's first loop; returns the max.
+BFK_INLINE float attend_scores(float *restrict sc, const float *restrict q, const float *restrict k, long len, long hd,
+                               float scale) {
+    float mx = -INFINITY;
+    long j = 0;
+    switch (hd) {
+    case 16: for (; j + 16 <= len; j += 16) ATTEND_SCORES16(16); break;
+    case 32: for (; j + 16 <= len; j += 16) ATTEND_SCORES16(32); break;
+    case 64: for (; j + 16 <= len; j += 16) ATTEND_SCORES16(64); break;
+    default: break;
+    }
+    for (long t = 0; t < j; t++) mx = sc[t] > mx ? sc[t] : mx;
+    for (; j < len; j++) {
+        float s = dot_body(q, k + j * hd, hd) * scale;
+        sc[j] = s;
+        mx = s > mx ? s : mx;
+    }
+    return mx;
+}
+
+/// y (G heads · hd) = Σ_j p_g[j] · v_g[j] for G heads at once, NV = hd / 16 vectors per head.
+#define ATTEND_Y(G, NV)                                                                                          \
+    do {                                                                                                         \
+        v16 acc[G][NV];                                                                                          \
+        for (int g = 0; g < G; g++) for (int u = 0; u < NV; u++) acc[g][u] = (v16){0};                          \
+        for (long j = 0; j < len; j++)                                                                           \
+            for (int g = 0; g < G; g++) {                                                                        \
+                float w = sc[(h + g) * len + j] * inv[g];                                                        \
+                const float *vr = v + (h + g) * headStride + j * hd;                                             \
+                for (int u = 0; u < NV; u++) acc[g][u] += w * ld16(vr + 16 * u);                                 \
+            }                                                                                                    \
+        for (int g = 0; g < G; g++) for (int u = 0; u < NV; u++)                                                 \
+            memcpy(y + (h + g) * hd + 16 * u, &acc[g][u], sizeof(v16));                                          \
+    } while (0)
+
+BFK_INLINE void attend_heads_body(float *restrict y, float *restrict sc, const float *restrict q,
+                                  const float *restrict k, const float *restrict v, long heads, long headStride,
+                                  long len, long hd, float scale) {
+    float invs[heads];
+    for (long h = 0; h < heads; h++) {
+        float *s = sc + h * len;
+        float mx = attend_scores(s, q + h * hd, k + h * headStride, len, hd, scale);
+        for (long j = 0; j < len; j++) s[j] = exp1(s[j] - mx);
+        invs[h] = 1.0f / sum_body(s, len);
+    }
+    long h = 0;
+    const float *inv = invs;
+    switch (hd) {
+    case 16: for (; h + 8 <= heads; h += 8, inv += 8) ATTEND_Y(8, 1); for (; h < heads; h++, inv++) ATTEND_Y(1, 1); return;
+    case 32: for (; h + 4 <= heads; h += 4, inv += 4) ATTEND_Y(4, 2); for (; h < heads; h++, inv++) ATTEND_Y(1, 2); return;
+    case 64: for (; h + 2 <= heads; h += 2, inv += 2) ATTEND_Y(2, 4); for (; h < heads; h++, inv++) ATTEND_Y(1, 4); return;
+    default: break;
+    }
+    for (; h < heads; h++) {   // other head sizes: attend_one's loop
+        float *yh = y + h * hd;
+        const float *vh = v + h * headStride;
+        for (long i = 0; i < hd; i++) yh[i] = 0;
+        for (long j = 0; j < len; j++) {
+            float w = sc[h * len + j] * invs[h];
+            const float *vr = vh + j * hd;
+            for (long i = 0; i < hd; i++) yh[i] += w * vr[i];
+        }
+    }
+}
+VARIANTS(attend_heads, (float *y, float *sc, const float *q, const float *k, const float *v, long heads,
+                        long headStride, long len, long hd, float scale),
+         (y, sc, q, k, v, heads, headStride, len, hd, scale))
+void bfk_attend_heads(float *y, float *scores, const float *q, const float *k, const float *v, long heads,
+                      long headStride, long len, long hd, float scale) {
+    DISPATCH(attend_heads, y, scores, q, k, v, heads, headStride, len, hd, scale);
+}
+
 // MARK: few-row linear layer (decode)
 
-// A register block of R rows × NV vectors of VW columns: acc[r][u] = Σ_k inp[r][k] · wt[k][j + u·VW … ].
+// A register block of R rows × NV vectors of VW columns: acc[r][u] = Σ_k inp[r][k] · W(k, j + u·VW …), where
+// W(k, j) = w[k·ldw + (j − j0)] (the weights of columns j0 ..< j1, one row of ldw floats per k).
 // Every output is a sum over k in order 0, 1, …, so blocking does not change results.
 #define LINEAR_BLOCK(VT, VW, R, NV)                                                                              \
     do {                                                                                                         \
         VT acc[R][NV];                                                                                           \
         for (int r = 0; r < R; r++) for (int u = 0; u < NV; u++) acc[r][u] = (VT){0};                           \
         for (long kk = 0; kk < ic; kk++) {                                                                       \
-            const float *wr = wt + kk * oc + j;                                                                  \
+            const float *wr = w + kk * ldw + (j - j0);                                                           \
             VT wv[NV];                                                                                           \
             for (int u = 0; u < NV; u++) memcpy(&wv[u], wr + u * VW, sizeof(VT));                               \
             for (int r = 0; r < R; r++) {                                                                        \
@@ -404,40 +517,91 @@ void bfk_attend_one(float *y, float *scores, const float *q, const float *k, con
         }                                                                                                        \
     } while (0)
 
-// Rows in blocks of R (then 1), columns in blocks of NV·VW (then VW, then one at a time).
+// Output columns j0 ..< j1 of all n rows. Columns outermost, rows inside: a strip of NV·VW columns of the weights
+// (ic × NV·VW floats: 32 KB for ic = 128, 256 KB for ic = 1024 at 64 columns) comes from memory once and then from
+// L1/L2 for every row block. (Rows outermost, the first version, streamed all of Wᵀ once per R-row block: n/R = 8
+// passes over ~19 MB of weights per decode step on `small`.) Strips of NV·VW columns (then VW, then single columns);
+// within a strip, rows in blocks of R (then 1). Each output is still one sum over k in order, so the result of a row
+// is the same whichever block it falls in (and whichever thread runs it).
+#define LINEAR_COLS(VT, VW, R, NV)                                                                               \
+    do {                                                                                                         \
+        long j = j0;                                                                                             \
+        for (; j + NV * VW <= j1; j += NV * VW) {                                                                \
+            long i = 0;                                                                                          \
+            for (; i + R <= n; i += R) LINEAR_BLOCK(VT, VW, R, NV);                                              \
+            for (; i < n; i++) LINEAR_BLOCK(VT, VW, 1, NV);                                                      \
+        }                                                                                                        \
+        for (; j + VW <= j1; j += VW) {                                                                          \
+            long i = 0;                                                                                          \
+            for (; i + R <= n; i += R) LINEAR_BLOCK(VT, VW, R, 1);                                               \
+            for (; i < n; i++) LINEAR_BLOCK(VT, VW, 1, 1);                                                       \
+        }                                                                                                        \
+        for (; j < j1; j++) for (long i = 0; i < n; i++) {                                                       \
+            float s = 0;                                                                                         \
+            for (long kk = 0; kk < ic; kk++) s += inp[i * ic + kk] * w[kk * ldw + (j - j0)];                     \
+            float *o = out + i * oc + j;                                                                         \
+            *o = (accumulate ? *o : 0) + (bias ? s + bias[j] : s);                                               \
+        }                                                                                                        \
+    } while (0)
+
+// Wᵀ (ic, oc) row-major: one block of columns, rows of oc floats.
 #define LINEAR_ROWS(NAME, ATTR, VT, VW, R, NV)                                                                   \
     ATTR static void NAME(float *out, const float *inp, const float *wt, const float *bias, long n, long ic,     \
                           long oc, int accumulate) {                                                             \
-        long i = 0;                                                                                              \
-        for (; i < n; ) {                                                                                        \
-            long rows = n - i >= R ? R : 1;                                                                      \
-            long j = 0;                                                                                          \
-            if (rows == R) {                                                                                     \
-                for (; j + NV * VW <= oc; j += NV * VW) LINEAR_BLOCK(VT, VW, R, NV);                             \
-                for (; j + VW <= oc; j += VW) LINEAR_BLOCK(VT, VW, R, 1);                                        \
-            } else {                                                                                             \
-                for (; j + NV * VW <= oc; j += NV * VW) LINEAR_BLOCK(VT, VW, 1, NV);                             \
-                for (; j + VW <= oc; j += VW) LINEAR_BLOCK(VT, VW, 1, 1);                                        \
-            }                                                                                                    \
-            for (; j < oc; j++) for (long r = 0; r < rows; r++) {                                                \
-                float s = 0;                                                                                     \
-                for (long kk = 0; kk < ic; kk++) s += inp[(i + r) * ic + kk] * wt[kk * oc + j];                 \
-                float *o = out + (i + r) * oc + j;                                                               \
-                *o = (accumulate ? *o : 0) + (bias ? s + bias[j] : s);                                           \
-            }                                                                                                    \
-            i += rows;                                                                                           \
+        const float *w = wt;                                                                                     \
+        const long j0 = 0, j1 = oc, ldw = oc;                                                                    \
+        LINEAR_COLS(VT, VW, R, NV);                                                                              \
+    }
+
+// The same on panels (bfk_pack_panels): each block of BFK_PANEL columns is contiguous, (ic, width), so a strip is
+// one sequential stream instead of ic short pieces oc floats apart (which the hardware prefetcher follows poorly and
+// which, for oc·4 bytes a multiple of 4 KB, all fall into the same few L1/L2 sets). Same sums, same bits.
+#define LINEAR_PANELS(NAME, ATTR, VT, VW, R, NV)                                                                 \
+    ATTR static void NAME(float *out, const float *inp, const float *wp, const float *bias, long n, long ic,     \
+                          long oc, int accumulate) {                                                             \
+        for (long j0 = 0; j0 < oc; j0 += BFK_PANEL) {                                                            \
+            const long j1 = j0 + BFK_PANEL < oc ? j0 + BFK_PANEL : oc, ldw = j1 - j0;                            \
+            const float *w = wp + j0 * ic;                                                                       \
+            LINEAR_COLS(VT, VW, R, NV);                                                                          \
         }                                                                                                        \
     }
+enum { BFK_PANEL = 64 };   // a multiple of every variant's NV·VW (64, 16, 8)
 
 #ifdef BFK_X86
 LINEAR_ROWS(linear_rows_avx512, BFK_AVX512, v16, 16, 4, 4)
 LINEAR_ROWS(linear_rows_avx2, BFK_AVX2, v8, 8, 4, 2)
+LINEAR_PANELS(linear_panels_avx512, BFK_AVX512, v16, 16, 4, 4)
+LINEAR_PANELS(linear_panels_avx2, BFK_AVX2, v8, 8, 4, 2)
 #endif
 LINEAR_ROWS(linear_rows_base, , v4, 4, 2, 2)
+LINEAR_PANELS(linear_panels_base, , v4, 4, 2, 2)
 
 void bfk_linear_rows(float *out, const float *inp, const float *wt, const float *bias, long n, long ic, long oc,
                      int accumulate) {
     DISPATCH(linear_rows, out, inp, wt, bias, n, ic, oc, accumulate);
+}
+
+void bfk_linear_panels(float *out, const float *inp, const float *wp, const float *bias, long n, long ic, long oc,
+                       int accumulate) {
+    DISPATCH(linear_panels, out, inp, wp, bias, n, ic, oc, accumulate);
+}
+
+long bfk_panel_width(void) { return BFK_PANEL; }
+
+// Sixteen rows of W at a time, k ascending: the reads are 16 sequential streams (which the prefetcher follows) and
+// each k fills one whole cache line of the panel (16 consecutive floats). Column by column, the first version, every
+// store of a 64 KB – 256 KB panel missed L1.
+void bfk_pack_panels(float *dst, const float *w, long oc, long ic) {
+    for (long j0 = 0; j0 < oc; j0 += BFK_PANEL) {
+        const long width = j0 + BFK_PANEL < oc ? BFK_PANEL : oc - j0;
+        float *panel = dst + j0 * ic;
+        for (long jb = 0; jb < width; jb += 16) {
+            const long jn = jb + 16 < width ? 16 : width - jb;
+            const float *rows = w + (j0 + jb) * ic;   // W's row j = column j of Wᵀ
+            for (long k = 0; k < ic; k++)
+                for (long t = 0; t < jn; t++) panel[k * width + jb + t] = rows[t * ic + k];
+        }
+    }
 }
 
 void bfk_transpose(float *dst, const float *src, long rows, long cols) {

@@ -104,9 +104,50 @@ final class KernelsTests: XCTestCase {
         }
     }
 
+    /// The all-heads decode kernel gives exactly attendOne's bits on every head (its 16-key reduction tree and
+    /// interleaved heads keep each sum's order) and matches the plain loop, for head sizes with and without the
+    /// fast paths (16, 32, 64 vs 8, 20, 48), head counts that leave interleaving remainders, key counts around 16.
+    /// Cache positions beyond `len` hold NaN: reading one would poison the output.
+    func testAttendHeadsKernelIsBitIdenticalToAttendOnePerHead() {
+        var rng = RNG(seed: 13)
+        for (heads, hd) in [(1, 32), (4, 32), (5, 32), (8, 16), (9, 16), (3, 64), (2, 8), (3, 20), (2, 48)] {
+            for len in [1, 15, 16, 17, 33, 64] {
+                let span = len + 3, stride = span * hd
+                let q = randoms(heads * hd, &rng, scale: 3)
+                var k = [Float](repeating: .nan, count: heads * stride), v = k
+                for h in 0..<heads {
+                    for i in 0..<(len * hd) { k[h * stride + i] = Float(rng.normal()); v[h * stride + i] = Float(rng.normal()) }
+                }
+                let scale = 1 / Float(hd).squareRoot()
+                forEachISA { level in
+                    var y = [Float](repeating: 7, count: heads * hd), yOne = y, yPlain = y
+                    var s = [Float](repeating: 0, count: heads * len), s1 = [Float](repeating: 0, count: len)
+                    Kernels.attendHeads(y: &y, scores: &s, q: q, k: k, v: v, heads: heads, headStride: stride, len: len,
+                                        hd: hd, scale: scale)
+                    Kernels.attendHeadsPlain(y: &yPlain, scores: &s1, q: q, k: k, v: v, heads: heads,
+                                             headStride: stride, len: len, hd: hd, scale: scale)
+                    q.withUnsafeBufferPointer { qb in k.withUnsafeBufferPointer { kb in v.withUnsafeBufferPointer { vb in
+                        yOne.withUnsafeMutableBufferPointer { yb in
+                            for h in 0..<heads {
+                                Kernels.attendOne(y: yb.baseAddress! + h * hd, scores: &s1, q: qb.baseAddress! + h * hd,
+                                                  k: kb.baseAddress! + h * stride, v: vb.baseAddress! + h * stride,
+                                                  len: len, hd: hd, scale: scale)
+                            }
+                        }
+                    } } }
+                    let what = "attendHeads heads=\(heads) hd=\(hd) len=\(len) \(level)"
+                    XCTAssertEqual(y.map(\.bitPattern), yOne.map(\.bitPattern), what)
+                    XCTAssertTrue(y.allSatisfy(\.isFinite), what)
+                    expectClose(y, yPlain, rtol: 1e-4, atol: 1e-5, what)
+                }
+            }
+        }
+    }
+
     func testLinearRowsKernelMatchesBLASOnEveryBlockingTail() {
         var rng = RNG(seed: 4)
-        for (n, ic, oc) in [(1, 16, 32), (3, 20, 70), (4, 128, 384), (5, 7, 8), (33, 64, 96), (9, 5, 3)] {
+        for (n, ic, oc) in [(1, 16, 32), (3, 20, 70), (4, 128, 384), (5, 7, 8), (33, 64, 96), (9, 5, 3),
+                            (32, 1, 80), (6, 1, 1), (13, 3, 129), (32, 128, 32), (7, 40, 200)] {
             let x = randoms(n * ic, &rng), w = randoms(oc * ic, &rng), bias = randoms(oc, &rng)
             var wt = [Float](repeating: 0, count: ic * oc)
             Kernels.transpose(&wt, w, rows: oc, cols: ic)
@@ -125,6 +166,68 @@ final class KernelsTests: XCTestCase {
                         expectClose(out, ref, rtol: 1e-4, atol: 1e-4,
                                     "linearRows n=\(n) ic=\(ic) oc=\(oc) acc=\(accumulate) bias=\(useBias) \(level)")
                     }
+                }
+            }
+        }
+    }
+
+    /// The panel layout: packPanels puts W[j][k] where the header says, and linearPanels gives exactly linearRows'
+    /// bits (same sums, only the weights' addresses differ) on shapes with a partial last panel, oc below one panel
+    /// or one vector, ic = 1 and rows that leave block remainders.
+    func testLinearPanelsIsBitIdenticalToLinearRows() {
+        var rng = RNG(seed: 15)
+        let P = Kernels.panelWidth
+        XCTAssertEqual(P % 16, 0)
+        for (n, ic, oc) in [(32, 128, 384), (5, 7, 8), (9, 1, 70), (33, 64, 96), (3, 20, 3 * P + 13), (32, 256, 64), (1, 1, 1)] {
+            let x = randoms(n * ic, &rng), w = randoms(oc * ic, &rng), bias = randoms(oc, &rng)
+            var wt = [Float](repeating: 0, count: ic * oc), packed = wt
+            Kernels.transpose(&wt, w, rows: oc, cols: ic)
+            Kernels.packPanels(&packed, w, oc: oc, ic: ic)
+            for j in 0..<oc {
+                let j0 = j / P * P, width = min(P, oc - j0)
+                for k in 0..<ic { XCTAssertEqual(packed[j0 * ic + k * width + (j - j0)], w[j * ic + k]) }
+            }
+            let start = randoms(n * oc, &rng)
+            forEachISA { level in
+                for accumulate in [false, true] {
+                    for useBias in [false, true] {
+                        var out = start, ref = start, plain = start
+                        bias.withUnsafeBufferPointer { bp in
+                            let b = useBias ? bp.baseAddress : nil
+                            Kernels.linearPanels(out: &out, inp: x, packed: packed, bias: b, n: n, ic: ic, oc: oc,
+                                                 accumulate: accumulate)
+                            Kernels.linearRows(out: &ref, inp: x, wt: wt, bias: b, n: n, ic: ic, oc: oc, accumulate: accumulate)
+                            Kernels.linearRowsPlain(out: &plain, inp: x, weight: w, bias: b, n: n, ic: ic, oc: oc,
+                                                    accumulate: accumulate)
+                        }
+                        let what = "linearPanels n=\(n) ic=\(ic) oc=\(oc) acc=\(accumulate) bias=\(useBias) \(level)"
+                        XCTAssertEqual(out.map(\.bitPattern), ref.map(\.bitPattern), what)
+                        expectClose(out, plain, rtol: 1e-4, atol: 1e-4, what)
+                    }
+                }
+            }
+        }
+    }
+
+    /// A row's output does not depend on the block it falls in or on the other rows: the sampler splits the active
+    /// rows over threads and relies on this for bit-identical samples at 1 and 2 threads.
+    func testLinearRowsGivesEachRowTheSameBitsAloneAsInABatch() {
+        var rng = RNG(seed: 14)
+        for (n, ic, oc) in [(32, 128, 384), (11, 40, 200), (9, 1, 70)] {
+            let x = randoms(n * ic, &rng), w = randoms(oc * ic, &rng), bias = randoms(oc, &rng)
+            var wt = [Float](repeating: 0, count: ic * oc)
+            Kernels.transpose(&wt, w, rows: oc, cols: ic)
+            forEachISA { level in
+                var all = [Float](repeating: 0, count: n * oc)
+                Kernels.linearRows(out: &all, inp: x, wt: wt, bias: bias, n: n, ic: ic, oc: oc, accumulate: false)
+                for r in 0..<n {
+                    var one = [Float](repeating: 0, count: oc)
+                    Array(x[(r * ic)..<((r + 1) * ic)]).withUnsafeBufferPointer { xr in
+                        Kernels.linearRows(out: &one, inp: xr.baseAddress!, wt: wt, bias: bias, n: 1, ic: ic, oc: oc,
+                                           accumulate: false)
+                    }
+                    XCTAssertEqual(one.map(\.bitPattern), all[(r * oc)..<((r + 1) * oc)].map(\.bitPattern),
+                                   "row \(r) of n=\(n) ic=\(ic) oc=\(oc) \(level)")
                 }
             }
         }

@@ -50,10 +50,25 @@ void bfk_layernorm_backward_cols(float *dweight, float *dbias, const float *dout
 void bfk_attend_one(float *y, float *scores, const float *q, const float *k, const float *v, long len, long hd,
                     float scale);
 
+/// All `heads` heads of one decode row: for each h, y[h·hd ..< (h+1)·hd] = softmax(scale · K_h q_h) · V_h with
+/// q_h = q + h·hd, K_h = k + h·headStride and V_h = v + h·headStride ((len, hd) contiguous rows each). Bit-identical to
+/// bfk_attend_one on each head (at the same instruction-set level). `scores`: scratch of ≥ heads·len floats.
+void bfk_attend_heads(float *y, float *scores, const float *q, const float *k, const float *v, long heads,
+                      long headStride, long len, long hd, float scale);
+
 /// Few-row linear layer against a transposed weight: out (N, OC) (+)= inp (N, IC) · wt (IC, OC) + bias (OC).
 /// `wt` is Wᵀ of a torch-style weight W (OC, IC) (see bfk_transpose). No packing: meant for N ≲ 64 decode rows.
 void bfk_linear_rows(float *out, const float *inp, const float *wt, const float *bias, long n, long ic, long oc,
                      int accumulate);
+/// bfk_linear_rows on a packed weight (bfk_pack_panels), bit-identical to it: the decode fast path. Each block of
+/// bfk_panel_width() output columns of Wᵀ is stored contiguously, so every strip the kernel reads is one stream.
+void bfk_linear_panels(float *out, const float *inp, const float *wp, const float *bias, long n, long ic, long oc,
+                       int accumulate);
+/// dst (oc·ic floats) ← W (oc, ic) in panels: columns j0 ..< j0 + w of Wᵀ (j0 a multiple of the panel width,
+/// w = min(width, oc − j0)) at dst + j0·ic, as (ic, w) row-major: dst[j0·ic + k·w + (j − j0)] = W[j][k].
+void bfk_pack_panels(float *dst, const float *w, long oc, long ic);
+/// Columns per panel (64).
+long bfk_panel_width(void);
 /// dst (cols, rows) = srcᵀ, src (rows, cols).
 void bfk_transpose(float *dst, const float *src, long rows, long cols);
 
