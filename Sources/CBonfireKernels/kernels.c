@@ -238,9 +238,11 @@ void bfk_gelu_backward(float *dinp, const float *inp, const float *dout, long n)
     DISPATCH(gelu_backward, dinp, inp, dout, n);
 }
 
-// The same local derivative, written instead of added: dinp may be dout itself (each element is read before it is
-// written, so no restrict on them), which spares the caller zeroing dinp and a separate output buffer.
-BFK_INLINE void gelu_backward_set_body(float *dinp, const float *restrict inp, const float *dout, long n) {
+// The same local derivative, written instead of added. dinp may be dout itself (in place): dout is copied block by
+// block into a stack buffer first, so the inner loop's pointers really are distinct (restrict) and it vectorises
+// (without that, the overlap check sends an in-place call down a scalar loop).
+BFK_INLINE void gelu_backward_set_block(float *restrict dinp, const float *restrict inp, const float *restrict dout,
+                                        long n) {
 #pragma clang fp contract(off)
     for (long i = 0; i < n; i++) {
         float x = inp[i];
@@ -249,6 +251,14 @@ BFK_INLINE void gelu_backward_set_body(float *dinp, const float *restrict inp, c
         float sech2 = 1 - th * th;
         float local = 0.5f * (1 + th) + 0.5f * x * sech2 * kGeluScale * (1 + 3 * 0.044715f * x * x);
         dinp[i] = local * dout[i];
+    }
+}
+BFK_INLINE void gelu_backward_set_body(float *dinp, const float *inp, const float *dout, long n) {
+    float buf[512];
+    for (long i0 = 0; i0 < n; i0 += 512) {
+        long m = n - i0 < 512 ? n - i0 : 512;
+        memcpy(buf, dout + i0, (size_t)m * sizeof(float));
+        gelu_backward_set_block(dinp + i0, inp + i0, buf, m);
     }
 }
 VARIANTS(gelu_backward_set, (float *dinp, const float *inp, const float *dout, long n), (dinp, inp, dout, n))
