@@ -491,12 +491,12 @@ static const v16 kLane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 /// exp1 on 16 lanes, written with vector operations (a per-lane call of exp1 stays scalar): the same operations in
 /// the same order, so each lane equals exp1 of it.
 BFK_INLINE v16 exp16(v16 x) {
-    const v16 hi = x * 0 + 88.3f, lo = x * 0 - 87.3f;
+    const v16 zero = {0}, hi = zero + 88.3f, lo = zero - 87.3f;
     v16 xc = SEL16(x > hi, hi, SEL16(x < lo, lo, x));
     v16 n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     v16 r = xc - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
-    v16 p = r * 0 + 1.9875691500e-4f;
+    v16 p = zero + 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
     p = p * r + 4.1665795894e-2f;
@@ -505,7 +505,7 @@ BFK_INLINE v16 exp16(v16 x) {
     p = p * r * r + r + 1.0f;
     v16i e = (__builtin_convertvector(n, v16i) + 127) << 23;
     v16 y = p * (v16)e;
-    return SEL16(x < lo, x * 0, y);
+    return SEL16(x < lo, zero, y);   // exp(x < −87.3) = 0, exp(−∞) = 0 (as exp1)
 }
 BFK_INLINE void causal_softmax_body(float *a, long len, long ld) {
     const v16 ninf = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY,

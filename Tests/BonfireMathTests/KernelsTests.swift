@@ -222,6 +222,7 @@ final class KernelsTests: XCTestCase {
             var a = randoms(ld * ld, &rng, scale: 3), da = randoms(ld * ld, &rng)
             let garbage: [Float] = [.nan, .infinity, -.infinity, 1e30]
             for t in 0..<len { for j in (t + 1)..<ld { a[t * ld + j] = garbage[(t + j) % 4]; da[t * ld + j] = garbage[(t + j + 1) % 4] } }
+            a[(len - 1) * ld + 3] = -.infinity          // a −∞ logit inside a vector chunk: probability exactly 0
             forEachISA { level in
                 var x = a, xr = a
                 Ops.causalSoftmax(&x, len: len, ld: ld)
@@ -230,6 +231,7 @@ final class KernelsTests: XCTestCase {
                     expectClose(Array(x[(t * ld)..<(t * ld + len)]), Array(xr[(t * ld)..<(t * ld + len)]), rtol: 1e-5,
                                 atol: 1e-7, "softmax row \(t) len=\(len) \(level)")
                 }
+                XCTAssertEqual(x[(len - 1) * ld + 3], 0, "exp(−∞) len=\(len) \(level)")
                 var d = da, dr = da
                 Ops.causalSoftmaxBackward(&d, xr, len: len, ld: ld, scale: 0.5)
                 Ops.causalSoftmaxBackwardPlain(&dr, xr, len: len, ld: ld, scale: 0.5)
