@@ -493,6 +493,7 @@ static const v16 kLane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 BFK_INLINE v16 exp16(v16 x) {
     const v16 zero = {0}, hi = zero + 88.3f, lo = zero - 87.3f;
     v16 xc = SEL16(x > hi, hi, SEL16(x < lo, lo, x));
+    xc = SEL16(xc == xc, xc, zero);   // NaN lanes (masked-off garbage) → 0: float→int of NaN is undefined
     v16 n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     v16 r = xc - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
