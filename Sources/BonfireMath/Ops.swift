@@ -136,8 +136,23 @@ package enum Ops {
     /// out (N, OC) = inp (N, IC) · weightᵀ (weight (OC, IC)) + bias (OC); `accumulate` adds to out (residual add).
     /// Without `accumulate`, out is first filled with bias rows and the product added to it (beta = 1): one pass over
     /// out instead of OpenBLAS's zeroing plus a bias pass. Row loops are split over `Parallel.threads`.
+    /// `residual` (N, OC) (fast path for the model's residual adds): out = residual + bias + inp · weightᵀ, with
+    /// residual + bias written in one pass over rows before the product adds to it (instead of copying the residual,
+    /// multiplying with beta = 1 and adding the bias in a third pass). `residual` may not overlap out.
     package static func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                                      bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int, accumulate: Bool = false) {
+                                      bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int, accumulate: Bool = false,
+                                      residual: UnsafePointer<Float>? = nil) {
+        if let residual {
+            precondition(!accumulate, "linearForward: residual and accumulate exclude each other")
+            Parallel.forRanges(n, minItems: Parallel.minRows(width: oc)) { r, _ in
+                for i in r {
+                    let o = out + i * oc, x = residual + i * oc
+                    if let bias { for j in 0..<oc { o[j] = x[j] + bias[j] } } else { o.update(from: x, count: oc) }
+                }
+            }
+            BLAS.sgemm(transA: false, transB: true, m: n, n: oc, k: ic, a: inp, b: weight, beta: 1, c: out)
+            return
+        }
         if let bias, !accumulate {
             Parallel.forRanges(n, minItems: Parallel.minRows(width: oc)) { r, _ in
                 for i in r { (out + i * oc).update(from: bias, count: oc) }
@@ -195,10 +210,16 @@ package enum Ops {
     }
 
     /// dinp (n) += GELU'(inp) · dout. Fast path: the C kernel; plain twin below.
+    /// `accumulate: false` writes dinp = GELU'(inp) · dout instead (`bfk_gelu_backward_set`), and dinp may then be
+    /// dout itself (in place): the model skips zeroing a (B·T, 4C) buffer and reading it back.
     package static func geluBackward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-                                     dout: UnsafePointer<Float>, count: Int) {
+                                     dout: UnsafePointer<Float>, count: Int, accumulate: Bool = true) {
         Parallel.forRanges(count, minItems: 1 << 15) { r, _ in
-            bfk_gelu_backward(dinp + r.lowerBound, inp + r.lowerBound, dout + r.lowerBound, r.count)
+            if accumulate {
+                bfk_gelu_backward(dinp + r.lowerBound, inp + r.lowerBound, dout + r.lowerBound, r.count)
+            } else {
+                bfk_gelu_backward_set(dinp + r.lowerBound, inp + r.lowerBound, dout + r.lowerBound, r.count)
+            }
         }
     }
 
@@ -294,9 +315,12 @@ package enum Ops {
     /// (sequence, head) pair, the pairs split over `Parallel.threads` (each pair writes only its own head's columns
     /// of its own sequence's dqkv rows, so threads never touch the same float). `scratch` is unused here (the
     /// kernel needs per-thread scratch, allocated per call); `attentionBackwardPlain` is the reference.
+    /// `accumulate: false` (fast path for the model, which would otherwise zero dqkv first): dqkv is written, not
+    /// added to — rows < L_b by the kernel (`bfk_attention_backward_set`), pad rows ≥ L_b set to 0 here.
     package static func attentionBackward(dqkv: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
                                           dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>, att: UnsafePointer<Float>,
-                                          lengths: UnsafePointer<Int>, b batch: Int, t seqLen: Int, c: Int, heads: Int) {
+                                          lengths: UnsafePointer<Int>, b batch: Int, t seqLen: Int, c: Int, heads: Int,
+                                          accumulate: Bool = true) {
         let hd = c / heads, c3 = 3 * c
         let scale = 1 / Float(hd).squareRoot()
         let pairs = batch * heads, per = hd * seqLen + seqLen * seqLen
@@ -307,9 +331,15 @@ package enum Ops {
             for pair in range {
                 let b = pair / heads, h = pair % heads, len = lengths[b]
                 let base = qkv + b * seqLen * c3 + h * hd, dbase = dqkv + b * seqLen * c3 + h * hd
-                bfk_attention_backward(dbase, dbase + c, dbase + 2 * c, c3, dout + b * seqLen * c + h * hd, c,
-                                       base, base + c, base + 2 * c, att + pair * seqLen * seqLen, seqLen, len, hd,
-                                       scale, work + slot * per)
+                let kernel = accumulate ? bfk_attention_backward : bfk_attention_backward_set
+                kernel(dbase, dbase + c, dbase + 2 * c, c3, dout + b * seqLen * c + h * hd, c,
+                       base, base + c, base + 2 * c, att + pair * seqLen * seqLen, seqLen, len, hd,
+                       scale, work + slot * per)
+            }
+        }
+        if !accumulate {
+            for b in 0..<batch where lengths[b] < seqLen {
+                (dqkv + (b * seqLen + lengths[b]) * c3).update(repeating: 0, count: (seqLen - lengths[b]) * c3)
             }
         }
     }

@@ -95,7 +95,7 @@ package final class GPT: @unchecked Sendable {
     let lnf = FloatBuffer(), lnfMean = FloatBuffer(), lnfRstd = FloatBuffer(), logits = FloatBuffer()
     // Gradient scratch.
     let dres = FloatBuffer(), dln = FloatBuffer(), datty = FloatBuffer(), dqkv = FloatBuffer()
-    let dfch = FloatBuffer(), dfchGelu = FloatBuffer(), dlogits = FloatBuffer(), dlnf = FloatBuffer(), attScratch = FloatBuffer()
+    let dfchGelu = FloatBuffer(), dlogits = FloatBuffer(), dlnf = FloatBuffer(), attScratch = FloatBuffer()
     // Per-row log-prob, entropy and loss weight of the token loss (B·T each).
     let scratchLP = FloatBuffer(), scratchH = FloatBuffer(), scratchW = FloatBuffer()
     // Sampler state (see Sampler.swift).
@@ -207,7 +207,7 @@ package final class GPT: @unchecked Sendable {
         fch.ensure(L * N * 4 * C); fchGelu.ensure(L * N * 4 * C)
         lnf.ensure(N * C); lnfMean.ensure(N); lnfRstd.ensure(N); logits.ensure(N * V)
         dres.ensure(N * C); dln.ensure(N * C); datty.ensure(N * C); dqkv.ensure(N * 3 * C)
-        dfch.ensure(N * 4 * C); dfchGelu.ensure(N * 4 * C); dlogits.ensure(N * V); dlnf.ensure(N * C)
+        dfchGelu.ensure(N * 4 * C); dlogits.ensure(N * V); dlnf.ensure(N * C)
         attScratch.ensure(T * T)
     }
 
@@ -232,14 +232,14 @@ package final class GPT: @unchecked Sendable {
                                  weight: p + o.ln1w, bias: p + o.ln1b, n: N, c: C)
             Ops.linearForward(out: qkvl, inp: ln1l, weight: p + o.attnW, bias: p + o.attnB, n: N, ic: C, oc: 3 * C)
             Ops.attentionForward(out: attyl, att: attl, qkv: qkvl, lengths: lengths.ptr, b: B, t: T, c: C, heads: H)
-            res2l.update(from: resIn, count: N * C)
-            Ops.linearForward(out: res2l, inp: attyl, weight: p + o.projW, bias: p + o.projB, n: N, ic: C, oc: C, accumulate: true)
+            Ops.linearForward(out: res2l, inp: attyl, weight: p + o.projW, bias: p + o.projB, n: N, ic: C, oc: C,
+                              residual: resIn)
             Ops.layerNormForward(out: ln2l, mean: ln2Mean.ptr + l * N, rstd: ln2Rstd.ptr + l * N, inp: res2l,
                                  weight: p + o.ln2w, bias: p + o.ln2b, n: N, c: C)
             Ops.linearForward(out: fchl, inp: ln2l, weight: p + o.fcW, bias: p + o.fcB, n: N, ic: C, oc: 4 * C)
             Ops.geluForward(out: fchGl, inp: fchl, count: N * 4 * C)
-            res3l.update(from: res2l, count: N * C)
-            Ops.linearForward(out: res3l, inp: fchGl, weight: p + o.fcProjW, bias: p + o.fcProjB, n: N, ic: 4 * C, oc: C, accumulate: true)
+            Ops.linearForward(out: res3l, inp: fchGl, weight: p + o.fcProjW, bias: p + o.fcProjB, n: N, ic: 4 * C, oc: C,
+                              residual: res2l)
         }
         let last = UnsafePointer(res3.ptr + (config.layers - 1) * N * C)
         Ops.layerNormForward(out: lnf.ptr, mean: lnfMean.ptr, rstd: lnfRstd.ptr, inp: last,
@@ -269,18 +269,17 @@ package final class GPT: @unchecked Sendable {
             // MLP: res3 = res2 + c_proj(gelu(c_fc(ln2(res2))))
             Ops.linearBackward(dinp: dfchGelu.ptr, dweight: g + o.fcProjW, dbias: g + o.fcProjB, dout: dres.ptr,
                                inp: fchGl, weight: p + o.fcProjW, n: N, ic: 4 * C, oc: C, accumulateInput: false)
-            dfch.zero(N * 4 * C)
-            Ops.geluBackward(dinp: dfch.ptr, inp: fchl, dout: dfchGelu.ptr, count: N * 4 * C)
-            Ops.linearBackward(dinp: dln.ptr, dweight: g + o.fcW, dbias: g + o.fcB, dout: dfch.ptr,
+            // GELU backward in place (dfchGelu becomes d fch): no zeroed buffer, one stream fewer.
+            Ops.geluBackward(dinp: dfchGelu.ptr, inp: fchl, dout: dfchGelu.ptr, count: N * 4 * C, accumulate: false)
+            Ops.linearBackward(dinp: dln.ptr, dweight: g + o.fcW, dbias: g + o.fcB, dout: dfchGelu.ptr,
                                inp: ln2l, weight: p + o.fcW, n: N, ic: C, oc: 4 * C, accumulateInput: false)
             Ops.layerNormBackward(dinp: dres.ptr, dweight: g + o.ln2w, dbias: g + o.ln2b, dout: dln.ptr, inp: res2l,
                                   weight: p + o.ln2w, mean: ln2Mean.ptr + l * N, rstd: ln2Rstd.ptr + l * N, n: N, c: C)
             // Attention: res2 = resIn + c_proj(attn(c_attn(ln1(resIn))))
             Ops.linearBackward(dinp: datty.ptr, dweight: g + o.projW, dbias: g + o.projB, dout: dres.ptr,
                                inp: attyl, weight: p + o.projW, n: N, ic: C, oc: C, accumulateInput: false)
-            dqkv.zero(N * 3 * C)
             Ops.attentionBackward(dqkv: dqkv.ptr, scratch: attScratch.ptr, dout: datty.ptr, qkv: qkvl, att: attl,
-                                  lengths: lengths.ptr, b: B, t: T, c: C, heads: H)
+                                  lengths: lengths.ptr, b: B, t: T, c: C, heads: H, accumulate: false)
             Ops.linearBackward(dinp: dln.ptr, dweight: g + o.attnW, dbias: g + o.attnB, dout: dqkv.ptr,
                                inp: ln1l, weight: p + o.attnW, n: N, ic: C, oc: 3 * C, accumulateInput: false)
             Ops.layerNormBackward(dinp: dres.ptr, dweight: g + o.ln1w, dbias: g + o.ln1b, dout: dln.ptr, inp: resIn,

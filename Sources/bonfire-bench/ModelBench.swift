@@ -29,6 +29,8 @@ struct ModelBench: ParsableCommand {
     var kernels: String?
     @Flag(help: "Instead of the model: time each layer op of one train step alone, fast path against its plain twin (min of 20 runs: robust on a loaded machine).")
     var ops = false
+    @Flag(help: "Instead of the model: time each linear-layer SGEMM of one train step alone (forward x·Wᵀ, dX = dY·W, dW += dYᵀ·x; CPU time, min of 7) with its GFLOP/s; Scripts/bench_gemm_torch.py times the same shapes in PyTorch.")
+    var gemm = false
 
     static let batch = 32, samples = 32, promptLength = 8, newTokens = 48
 
@@ -49,11 +51,18 @@ struct ModelBench: ParsableCommand {
             case "small": cfg = GPTConfig(vocabSize: 64, contextLength: 128, layers: 6, heads: 8, dim: 256)
             default: throw ValidationError("unknown config \(name): use tiny or small")
             }
-            if ops { benchOps(name, cfg) } else { bench(name, cfg) }
+            if gemm { benchGemm(name, cfg) } else if ops { benchOps(name, cfg) } else { bench(name, cfg) }
         }
     }
 
     func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+
+    /// CPU time of this process (all threads), seconds.
+    func cpuNow() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
 
     func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
 
@@ -64,15 +73,15 @@ struct ModelBench: ParsableCommand {
         let B = Self.batch, T = cfg.contextLength
         let batch = (0..<B).map { _ in (0..<T).map { _ in rng.int(cfg.vocabSize) } }
         let w = 1 / Float(B * (T - 1))
-        var times: [Double] = []
+        var times: [Double] = [], cpuTimes: [Double] = []
         var loss: Float = 0
         for i in 0..<(trainSteps > 0 ? trainSteps + 2 : 0) {
-            let t0 = now()
+            let t0 = now(), c0 = cpuNow()
             model.zeroGrad()
             loss = model.forwardBackward(batch) { $0.map { $0.map { _ in w } } }.loss
             clipGradNorm(&model.grads, maxNorm: 1)
             opt.update(params: &model.params, grads: model.grads)
-            if i >= 2 { times.append(now() - t0) }
+            if i >= 2 { times.append(now() - t0); cpuTimes.append(cpuNow() - c0) }
         }
         let trainMs = times.isEmpty ? 0 : median(times) * 1e3
         let trainTokS = times.isEmpty ? 0 : Double(B * T) / median(times)
@@ -98,6 +107,12 @@ struct ModelBench: ParsableCommand {
                      sampleTokS, Self.samples, Self.newTokens, stimes.isEmpty ? 0 : median(stimes) * 1e3, bestTokS))
         print(String(format: "      matmul-only lower bound of the train step %.1f ms; step / bound = %.2f",
                      boundMs, boundMs > 0 ? trainMs / boundMs : 0))
+        // On a shared machine the median wall time measures the other jobs too: the fastest step and the CPU time
+        // per step (all threads of this process) move far less with the load.
+        if !times.isEmpty {
+            print(String(format: "      train step min %.1f ms; CPU per step (all threads) min %.1f ms, median %.1f ms",
+                         times.min()! * 1e3, cpuTimes.min()! * 1e3, median(cpuTimes) * 1e3))
+        }
         print(String(format: "RESULT impl=bonfire config=%@ threads=%d train_ms=%.2f train_tok_s=%.0f sample_tok_s=%.0f matmul_ms=%.2f",
                      name, BLAS.numThreads, trainMs, trainTokS, sampleTokS, boundMs))
     }
@@ -138,6 +153,41 @@ struct ModelBench: ParsableCommand {
             if i >= 1 { times.append(now() - t0) }
         }
         return times.isEmpty ? 0 : median(times) * 1e3
+    }
+
+    /// Each linear layer's three products at the train-step shape (N = B·T rows), alone: CPU time of this process
+    /// (all threads), min of 7 — little moved by other jobs. GFLOP/s = 2·N·IC·OC / time; compare with the core's FMA
+    /// peak and with Scripts/bench_gemm_torch.py (the same shapes through torch.matmul).
+    func benchGemm(_ name: String, _ cfg: GPTConfig) {
+        let N = Self.batch * cfg.contextLength, C = cfg.dim
+        let x = [Float](repeating: 0.01, count: N * 4 * C), y = [Float](repeating: 0.02, count: N * 4 * C)
+        var out = [Float](repeating: 0, count: N * 4 * C), w = [Float](repeating: 0.03, count: 16 * C * C)
+        print("\(name): linear-layer SGEMMs at N=\(N), Bonfire threads \(Parallel.threads), OpenBLAS core \(BLAS.coreName) (CPU time, min of 7)")
+        var total = 0.0
+        for (label, ic, oc) in [("c_attn", C, 3 * C), ("attn.c_proj", C, C), ("mlp.c_fc", C, 4 * C), ("mlp.c_proj", 4 * C, C)] {
+            for mode in ["fwd x·Wᵀ (NT)", "dX = dY·W (NN)", "dW += dYᵀ·x (TN)"] {
+                var best = Double.infinity
+                for _ in 0..<7 {
+                    let c0 = cpuNow()
+                    x.withUnsafeBufferPointer { xb in y.withUnsafeBufferPointer { yb in
+                        out.withUnsafeMutableBufferPointer { ob in w.withUnsafeMutableBufferPointer { wb in
+                            let a = xb.baseAddress!, b = yb.baseAddress!, o = ob.baseAddress!, wp = wb.baseAddress!
+                            switch mode {
+                            case "fwd x·Wᵀ (NT)": BLAS.sgemm(transA: false, transB: true, m: N, n: oc, k: ic, a: a, b: b, c: o)
+                            case "dX = dY·W (NN)": BLAS.sgemm(transA: false, transB: false, m: N, n: ic, k: oc, a: a, b: b, c: o)
+                            default: BLAS.sgemm(transA: true, transB: false, m: oc, n: ic, k: N, a: a, b: b, beta: 1, c: wp)
+                            }
+                        } }
+                    } }
+                    best = min(best, cpuNow() - c0)
+                }
+                total += best
+                print(String(format: "  %-12@ IC %5d OC %5d  %-18@ %8.3f ms  %6.1f GFLOP/s", label, ic, oc, mode, best * 1e3,
+                             2 * Double(N) * Double(ic) * Double(oc) / best * 1e-9))
+            }
+        }
+        print(String(format: "  one layer's linear products: %.2f ms CPU; × %d layers = %.1f ms", total * 1e3, cfg.layers,
+                     total * 1e3 * Double(cfg.layers)))
     }
 
     /// Per-op times of one layer at the train-step shape (B = 32 full-length sequences): fast path vs plain twin.

@@ -48,6 +48,33 @@ final class KernelsTests: XCTestCase {
         }
     }
 
+    /// The writing GELU backward (`accumulate: false`), out of place and in place (dinp = dout, how the model calls
+    /// it), equals the accumulating kernel run on zeros exactly (the same unfused operations; only the sign of a zero
+    /// may differ, 0 + (−0) = +0), and the plain loop within the kernels' tolerance; lengths around its 512-float blocks.
+    func testGeluBackwardThatWritesEqualsTheAccumulatingKernelOnZerosAlsoInPlace() {
+        var rng = RNG(seed: 11)
+        let x = randoms(1500, &rng, scale: 3) + [0, -0, 1e-6, 3e-4, -3e-4, 8, -8, 50, -50, 1e4, -1e4]
+        let g = randoms(x.count, &rng)
+        for n in [0, 1, 511, 512, 513, x.count] {
+            forEachISA { level in
+                var ref = [Float](repeating: 0, count: n), plain = ref
+                Ops.geluBackward(dinp: &ref, inp: x, dout: g, count: n)
+                Ops.geluBackwardPlain(dinp: &plain, inp: x, dout: g, count: n)
+                var out = [Float](repeating: .nan, count: n)       // garbage the kernel must overwrite
+                Ops.geluBackward(dinp: &out, inp: x, dout: g, count: n, accumulate: false)
+                XCTAssertEqual(out, ref, "gelu backward set n=\(n) \(level)")
+                expectClose(out, plain, rtol: 1e-5, atol: 1e-6, "gelu backward set vs plain n=\(n) \(level)")
+                var inPlace = Array(g.prefix(n))
+                inPlace.withUnsafeMutableBufferPointer { b in
+                    if let p = b.baseAddress {
+                        Ops.geluBackward(dinp: p, inp: x, dout: p, count: n, accumulate: false)
+                    }
+                }
+                XCTAssertEqual(inPlace, ref, "gelu backward in place n=\(n) \(level)")
+            }
+        }
+    }
+
     func testLayerNormKernelMatchesPlainOnOddWidthsAndConstantRows() {
         var rng = RNG(seed: 2)
         for c in [1, 7, 16, 37, 128] {
@@ -286,6 +313,55 @@ final class KernelsTests: XCTestCase {
                 Ops.attentionBackwardPlain(dqkv: &dRef, scratch: &scratch, dout: g, qkv: qkv, att: attRef, lengths: lens,
                                            b: b, t: t, c: c, heads: h)
                 expectClose(dqkv, dRef, rtol: 1e-3, atol: 1e-4, "dqkv T=\(t) C=\(c) H=\(h) \(level)")
+            }
+        }
+    }
+
+    /// The causal softmax reads whole 16-lane chunks on the diagonal: whatever sits above the diagonal (NaN, ±∞,
+    /// huge values) must not reach the result, on lengths that end inside, at and past a chunk.
+    func testCausalSoftmaxIgnoresGarbageAboveTheDiagonal() {
+        var rng = RNG(seed: 12)
+        for (len, ld) in [(16, 16), (31, 32), (33, 48), (64, 64), (100, 128)] {
+            var a = randoms(ld * ld, &rng, scale: 3), da = randoms(ld * ld, &rng)
+            let garbage: [Float] = [.nan, .infinity, -.infinity, 1e30]
+            for t in 0..<len { for j in (t + 1)..<ld { a[t * ld + j] = garbage[(t + j) % 4]; da[t * ld + j] = garbage[(t + j + 1) % 4] } }
+            a[(len - 1) * ld + 3] = -.infinity          // a −∞ logit inside a vector chunk: probability exactly 0
+            forEachISA { level in
+                var x = a, xr = a
+                Ops.causalSoftmax(&x, len: len, ld: ld)
+                Ops.causalSoftmaxPlain(&xr, len: len, ld: ld)
+                for t in 0..<len {
+                    expectClose(Array(x[(t * ld)..<(t * ld + len)]), Array(xr[(t * ld)..<(t * ld + len)]), rtol: 1e-5,
+                                atol: 1e-7, "softmax row \(t) len=\(len) \(level)")
+                }
+                XCTAssertEqual(x[(len - 1) * ld + 3], 0, "exp(−∞) len=\(len) \(level)")
+                var d = da, dr = da
+                Ops.causalSoftmaxBackward(&d, xr, len: len, ld: ld, scale: 0.5)
+                Ops.causalSoftmaxBackwardPlain(&dr, xr, len: len, ld: ld, scale: 0.5)
+                for t in 0..<len {
+                    expectClose(Array(d[(t * ld)..<(t * ld + len)]), Array(dr[(t * ld)..<(t * ld + len)]), rtol: 1e-4,
+                                atol: 1e-6, "softmax backward row \(t) len=\(len) \(level)")
+                }
+            }
+        }
+    }
+
+    /// The writing attention backward (`accumulate: false`, what the model runs) equals the accumulating one run on
+    /// a zeroed dqkv bit for bit, and sets the pad rows of shorter sequences to 0 whatever they held.
+    func testAttentionBackwardThatWritesEqualsAccumulatingOntoZeros() {
+        var rng = RNG(seed: 13)
+        for (b, t, c, h, lens) in [(2, 33, 40, 2, [33, 7]), (2, 64, 128, 4, [64, 1]), (1, 20, 48, 3, [20])] {
+            let qkv = randoms(b * t * 3 * c, &rng, scale: 2), g = randoms(b * t * c, &rng)
+            forEachISA { level in
+                var out = [Float](repeating: 0, count: b * t * c), att = [Float](repeating: 0, count: b * h * t * t)
+                Ops.attentionForward(out: &out, att: &att, qkv: qkv, lengths: lens, b: b, t: t, c: c, heads: h)
+                var scratch = [Float](repeating: 0, count: t * t)
+                var ref = [Float](repeating: 0, count: b * t * 3 * c), set = [Float](repeating: .nan, count: b * t * 3 * c)
+                Ops.attentionBackward(dqkv: &ref, scratch: &scratch, dout: g, qkv: qkv, att: att, lengths: lens,
+                                      b: b, t: t, c: c, heads: h)
+                Ops.attentionBackward(dqkv: &set, scratch: &scratch, dout: g, qkv: qkv, att: att, lengths: lens,
+                                      b: b, t: t, c: c, heads: h, accumulate: false)
+                XCTAssertEqual(set.map(\.bitPattern), ref.map(\.bitPattern), "attention backward set T=\(t) \(level)")
             }
         }
     }

@@ -69,6 +69,27 @@ final class OpsGradientTests: XCTestCase {
         expectClose(db, numericGrad(b) { run(x, w, $0) }, rtol: 1e-2, atol: 1e-3, "dbias")
     }
 
+    /// The residual form (out = residual + bias + x·Wᵀ in one pass plus a beta = 1 product, as the model's
+    /// projections run) against the plain sum, with and without bias, with sizes large enough to split over threads.
+    func testLinearForwardWithResidualEqualsResidualPlusLinear() {
+        for (n, ic, oc) in [(3, 5, 4), (300, 64, 96)] {
+            let x = randn(n * ic), w = randn(oc * ic), b = randn(oc), r = randn(n * oc)
+            for useBias in [false, true] {
+                var plain = [Float](repeating: 0, count: n * oc)
+                b.withUnsafeBufferPointer { bp in
+                    Ops.linearForward(out: &plain, inp: x, weight: w, bias: useBias ? bp.baseAddress : nil, n: n, ic: ic, oc: oc)
+                }
+                for i in 0..<(n * oc) { plain[i] += r[i] }
+                var out = [Float](repeating: .nan, count: n * oc)   // garbage: residual + bias must overwrite it
+                b.withUnsafeBufferPointer { bp in
+                    Ops.linearForward(out: &out, inp: x, weight: w, bias: useBias ? bp.baseAddress : nil, n: n, ic: ic,
+                                      oc: oc, residual: r)
+                }
+                expectClose(out, plain, rtol: 1e-5, atol: 1e-5, "residual n=\(n) bias=\(useBias)")
+            }
+        }
+    }
+
     func testGeluGradientAndValues() {
         let x = randn(40, 2), g = randn(40)
         var y = [Float](repeating: 0, count: 40)

@@ -30,6 +30,8 @@ const char *bfk_openblas_select_core(void);
 void bfk_gelu_forward(float *out, const float *inp, long n);
 /// dinp (n) += GELU'(inp) · dout.
 void bfk_gelu_backward(float *dinp, const float *inp, const float *dout, long n);
+/// dinp (n) = GELU'(inp) · dout, written, not added (dinp may be dout: in place).
+void bfk_gelu_backward_set(float *dinp, const float *inp, const float *dout, long n);
 
 /// out (N, C), mean (N), rstd (N) ← LayerNorm(inp (N, C); weight (C), bias (C)), eps 1e-5.
 void bfk_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
@@ -98,6 +100,10 @@ void bfk_attention_forward(float *y, long ldy, float *att, long lda, const float
 void bfk_attention_backward(float *dq, float *dk, float *dv, long ld, const float *dy, long ldy, const float *q,
                             const float *k, const float *v, const float *att, long lda, long len, long hd, float scale,
                             float *scratch);
+/// bfk_attention_backward writing dq, dk, dv (rows < len) instead of adding to them: spares the caller zeroing dqkv.
+void bfk_attention_backward_set(float *dq, float *dk, float *dv, long ld, const float *dy, long ldy, const float *q,
+                                const float *k, const float *v, const float *att, long lda, long len, long hd,
+                                float scale, float *scratch);
 
 /// Σ x[i]² in double over n floats (8 fixed double lanes, then a fixed tree and a sequential tail).
 double bfk_sum_squares(const float *x, long n);
