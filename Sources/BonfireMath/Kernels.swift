@@ -106,6 +106,26 @@ package enum Kernels {
     @inline(__always)
     package static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double { bfk_sum_squares(x, count) }
 
+    /// The shared-memory parameter ring's fused pass over the first ⌊words/16⌋·16 32-bit words of `src`: copies them
+    /// to `dst` (when given; with `nonTemporal`, non-temporal stores on x86-64), adds them to the 16 Fletcher lanes `a`, `b` (lane k takes
+    /// words i ≡ k mod 16: a += w, b += a, wrapping) and ORs `boundBits − (w & 0x7FFF_FFFF)` into `over` (a negative
+    /// lane: some |x| above the bound, NaN or infinity). Returns the words done; the caller does the tail.
+    @inline(__always)
+    package static func copyFletcher16(to dst: UnsafeMutableRawPointer?, from src: UnsafeRawPointer, words: Int,
+                                       boundBits: Int32, a: inout SIMD16<UInt32>, b: inout SIMD16<UInt32>,
+                                       over: inout SIMD16<Int32>, nonTemporal: Bool) -> Int {
+        withUnsafeMutableBytes(of: &a) { pa in
+            withUnsafeMutableBytes(of: &b) { pb in
+                withUnsafeMutableBytes(of: &over) { po in
+                    bfk_copy_fletcher16(dst, src, words, boundBits, pa.baseAddress!.assumingMemoryBound(to: UInt32.self),
+                                        pb.baseAddress!.assumingMemoryBound(to: UInt32.self),
+                                        po.baseAddress!.assumingMemoryBound(to: Int32.self), nonTemporal ? 1 : 0)
+                }
+            }
+        }
+        return words / 16 * 16
+    }
+
     /// dst (cols, rows) = srcᵀ for src (rows, cols).
     @inline(__always)
     package static func transpose(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, rows: Int, cols: Int) {

@@ -916,3 +916,56 @@ double bfk_sum_squares(const float *x, long n) {
 #endif
     return sum_squares_base(x, n);
 }
+
+// MARK: parameter copy with checksum (shared-memory broadcast)
+
+#ifdef BFK_X86
+#include <emmintrin.h>
+#endif
+
+// 16 Fletcher lanes over 32-bit words (lane k takes words i ≡ k mod 16: a += w, b += a, mod 2³²) and the
+// magnitude check (over |= bound − (w & 0x7FFFFFFF), negative when a word's |x| is above the bound or not finite),
+// over the first words/16·16 words; the caller does the tail and the final mix. With dst and non_temporal on x86-64
+// the copy uses non-temporal 16-byte stores (SSE2: baseline x86-64, so no dispatch): a 40 MB copy does not read the
+// destination in first nor evict the caches, 5.5 → 3.5 ms here (a copy that fits in the caches is better left
+// there for its reader: the caller decides). Same lanes and order as the plain loop, so same checksum.
+void bfk_copy_fletcher16(void *dst, const void *src, long words, int32_t bound_bits, uint32_t a[16], uint32_t b[16],
+                         int32_t over[16], int non_temporal) {
+    long body = words / 16 * 16;
+    const uint32_t *s = (const uint32_t *)src;
+    uint32_t *d = (uint32_t *)dst;
+#ifdef BFK_X86
+    __m128i va[4], vb[4], vo[4];
+    for (int q = 0; q < 4; q++) {
+        va[q] = _mm_loadu_si128((const __m128i *)(a + 4 * q));
+        vb[q] = _mm_loadu_si128((const __m128i *)(b + 4 * q));
+        vo[q] = _mm_loadu_si128((const __m128i *)(over + 4 * q));
+    }
+    const __m128i mask = _mm_set1_epi32(0x7FFFFFFF), limit = _mm_set1_epi32(bound_bits);
+    int stream = non_temporal && d && ((uintptr_t)d & 15) == 0;
+    for (long i = 0; i < body; i += 16) {
+        for (int q = 0; q < 4; q++) {
+            __m128i w = _mm_loadu_si128((const __m128i *)(s + i + 4 * q));
+            if (stream) _mm_stream_si128((__m128i *)(d + i + 4 * q), w);
+            else if (d) _mm_storeu_si128((__m128i *)(d + i + 4 * q), w);
+            va[q] = _mm_add_epi32(va[q], w);
+            vb[q] = _mm_add_epi32(vb[q], va[q]);
+            vo[q] = _mm_or_si128(vo[q], _mm_sub_epi32(limit, _mm_and_si128(w, mask)));
+        }
+    }
+    if (stream) _mm_sfence();
+    for (int q = 0; q < 4; q++) {
+        _mm_storeu_si128((__m128i *)(a + 4 * q), va[q]);
+        _mm_storeu_si128((__m128i *)(b + 4 * q), vb[q]);
+        _mm_storeu_si128((__m128i *)(over + 4 * q), vo[q]);
+    }
+#else
+    for (long i = 0; i < body; i += 16)
+        for (int k = 0; k < 16; k++) {
+            uint32_t w = s[i + k];
+            if (d) d[i + k] = w;
+            a[k] += w; b[k] += a[k];
+            over[k] |= (int32_t)((uint32_t)bound_bits - (w & 0x7FFFFFFFu));
+        }
+#endif
+}

@@ -287,6 +287,46 @@ final class ParameterSlotRingTests: XCTestCase {
         XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir)), [live.fileName, otherRun])
     }
 
+    /// The C body (SSE2 lanes, non-temporal or plain stores) against its Swift twin: same checksum, same verdict,
+    /// same bytes, for every tail length, aligned and misaligned destinations, both store kinds, no destination, and
+    /// values at, above and beyond the bound (NaN, ±infinity, −0, denormals).
+    func testTheFastCopyAndChecksumEqualsItsPlainTwin() {
+        var rng = SystemRandomNumberGenerator()
+        let specials: [Float] = [.nan, .infinity, -.infinity, -0.0, .leastNonzeroMagnitude, 1e6, -1e6, 1.0000001e6,
+                                 .greatestFiniteMagnitude]
+        for n in [0, 1, 15, 16, 17, 31, 32, 33, 255, 1024, 4099] {
+            for offset in [0, 1, 2, 3, 4] {   // in words: dst alignment 0, 4, 8, 12, 16 bytes past a 64-byte line
+                for special in [nil] + specials.map(Optional.some) {
+                    var src = (0..<n).map { _ in Float.random(in: -2...2, using: &rng) }
+                    if let special, n > 0 { src[Int.random(in: 0..<n, using: &rng)] = special }
+                    let bound: Float = [Float(1e6), .greatestFiniteMagnitude].randomElement(using: &rng)!
+                    let fastDst = UnsafeMutableRawPointer.allocate(byteCount: (n + 8) * 4, alignment: 64)
+                    let plainDst = UnsafeMutableRawPointer.allocate(byteCount: (n + 8) * 4, alignment: 64)
+                    defer { fastDst.deallocate(); plainDst.deallocate() }
+                    fastDst.initializeMemory(as: UInt8.self, repeating: 0xA5, count: (n + 8) * 4)
+                    plainDst.initializeMemory(as: UInt8.self, repeating: 0xA5, count: (n + 8) * 4)
+                    src.withUnsafeBytes { s in
+                        let base = s.baseAddress ?? UnsafeRawPointer(fastDst)
+                        let nonTemporal = Bool.random(using: &rng)
+                        let fast = ParameterSlotRing.copyAndChecksum(from: base, to: fastDst + offset * 4, words: n, bound: bound,
+                                                                     nonTemporal: nonTemporal)
+                        let plain = ParameterSlotRing.copyAndChecksumPlain(from: base, to: plainDst + offset * 4, words: n,
+                                                                          bound: bound)
+                        let noCopy = ParameterSlotRing.copyAndChecksum(from: base, to: nil, words: n, bound: bound)
+                        XCTAssertEqual(fast.checksum, plain.checksum, "n \(n) offset \(offset) special \(String(describing: special))")
+                        XCTAssertEqual(fast.withinBound, plain.withinBound, "n \(n) special \(String(describing: special)) bound \(bound)")
+                        XCTAssertEqual(noCopy.checksum, plain.checksum)
+                        XCTAssertEqual(noCopy.withinBound, plain.withinBound)
+                        if let special, special.isNaN || special.isInfinite || special.magnitude > bound, n > 0 {
+                            XCTAssertFalse(fast.withinBound, "\(special) above bound \(bound) passed")
+                        }
+                    }
+                    XCTAssertEqual(memcmp(fastDst, plainDst, (n + 8) * 4), 0, "copied bytes differ: n \(n) offset \(offset)")
+                }
+            }
+        }
+    }
+
     func testChecksumChangesWithAnyWordAndWithOrder() {
         var words: [UInt32] = (0..<37).map { UInt32($0) &* 2_654_435_761 }
         let base = words.withUnsafeBytes { ParameterSlotRing.checksum($0) }

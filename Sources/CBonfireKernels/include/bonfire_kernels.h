@@ -1,4 +1,5 @@
 #pragma once
+#include <stdint.h>
 // Hot loops of BonfireMath in C, each compiled three times (AVX-512, AVX2+FMA, baseline) and chosen once at run
 // time from the CPU's features (__builtin_cpu_supports). No -march flag: the binary runs on any x86-64 and builds on
 // aarch64 (where only the baseline variant exists). Every kernel has a plain Swift twin in BonfireMath (Ops, Kernels)
@@ -107,3 +108,10 @@ void bfk_attention_backward_set(float *dq, float *dk, float *dv, long ld, const 
 
 /// Σ x[i]² in double over n floats (8 fixed double lanes, then a fixed tree and a sequential tail).
 double bfk_sum_squares(const float *x, long n);
+
+/// The shared-memory parameter ring's fused pass over the first words/16·16 32-bit words of src: copies them to dst
+/// (when not NULL; non-temporal stores on x86-64 when non_temporal and dst is 16-byte aligned), adds them to 16 Fletcher lanes a, b
+/// (lane k: words i ≡ k mod 16, a += w, b += a, mod 2³²) and ORs bound_bits − (w & 0x7FFFFFFF) into over (negative
+/// when a float is above the bound or not finite). a, b, over: 16 lanes each, read and updated.
+void bfk_copy_fletcher16(void *dst, const void *src, long words, int32_t bound_bits, uint32_t a[16], uint32_t b[16],
+                         int32_t over[16], int non_temporal);
