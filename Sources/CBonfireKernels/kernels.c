@@ -222,16 +222,18 @@ BFK_INLINE void gelu_forward_body(float *restrict out, const float *restrict inp
 VARIANTS(gelu_forward, (float *out, const float *inp, long n), (out, inp, n))
 void bfk_gelu_forward(float *out, const float *inp, long n) { DISPATCH(gelu_forward, out, inp, n); }
 
+// GELU's local derivative at x (tanh approximation), shared by the accumulating and the writing backward.
+BFK_INLINE float gelu_local(float x) {
+#pragma clang fp contract(off)
+    float u = kGeluScale * (x + 0.044715f * x * x * x);
+    float th = fast_tanh(u);
+    float sech2 = 1 - th * th;
+    return 0.5f * (1 + th) + 0.5f * x * sech2 * kGeluScale * (1 + 3 * 0.044715f * x * x);
+}
+
 BFK_INLINE void gelu_backward_body(float *restrict dinp, const float *restrict inp, const float *restrict dout, long n) {
 #pragma clang fp contract(off)
-    for (long i = 0; i < n; i++) {
-        float x = inp[i];
-        float u = kGeluScale * (x + 0.044715f * x * x * x);
-        float th = fast_tanh(u);
-        float sech2 = 1 - th * th;
-        float local = 0.5f * (1 + th) + 0.5f * x * sech2 * kGeluScale * (1 + 3 * 0.044715f * x * x);
-        dinp[i] += local * dout[i];
-    }
+    for (long i = 0; i < n; i++) dinp[i] += gelu_local(inp[i]) * dout[i];
 }
 VARIANTS(gelu_backward, (float *dinp, const float *inp, const float *dout, long n), (dinp, inp, dout, n))
 void bfk_gelu_backward(float *dinp, const float *inp, const float *dout, long n) {
@@ -244,14 +246,7 @@ void bfk_gelu_backward(float *dinp, const float *inp, const float *dout, long n)
 BFK_INLINE void gelu_backward_set_block(float *restrict dinp, const float *restrict inp, const float *restrict dout,
                                         long n) {
 #pragma clang fp contract(off)
-    for (long i = 0; i < n; i++) {
-        float x = inp[i];
-        float u = kGeluScale * (x + 0.044715f * x * x * x);
-        float th = fast_tanh(u);
-        float sech2 = 1 - th * th;
-        float local = 0.5f * (1 + th) + 0.5f * x * sech2 * kGeluScale * (1 + 3 * 0.044715f * x * x);
-        dinp[i] = local * dout[i];
-    }
+    for (long i = 0; i < n; i++) dinp[i] = gelu_local(inp[i]) * dout[i];
 }
 BFK_INLINE void gelu_backward_set_body(float *dinp, const float *inp, const float *dout, long n) {
     float buf[512];
