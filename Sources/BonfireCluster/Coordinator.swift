@@ -106,6 +106,7 @@ package final class Coordinator {
             if StopFlag.isSet {
                 roleLog("coordinator: stop signal \(StopFlag.signalNumber): telling every role to shut down")
                 broadcastShutdown(router, reason: "coordinator received signal \(StopFlag.signalNumber)")
+                drainUntilTheLearnerLeaves(router)
                 return 0
             }
             if let got = try router.receiveEnvelope(&decoder, timeout: .milliseconds(50)) {
@@ -354,6 +355,18 @@ package final class Coordinator {
         announcedLiveActors = live.count
         let m = WireMetrics(step: 0, version: UInt64(learnerVersion), values: [MetricKey.liveActors: Double(live.count)])
         for peer in live { if let route = routes[peer] { send(.metrics(m), to: route, router) } }
+    }
+
+    /// After a stop signal (`bonfire local` signals every role at once): keep reading for up to `stopDrainMs` until
+    /// the learner's goodbye, so the metrics lines it sent just before it (the last versions before the stop) are
+    /// written instead of lost with the socket. A learner that is gone or never came costs nothing.
+    static let stopDrainMs: Int64 = 1000
+    private func drainUntilTheLearnerLeaves(_ router: ZMQSocket) {
+        let until = monotonicMillis() + Self.stopDrainMs
+        while !liveness.livePeers(role: .learner).isEmpty, monotonicMillis() < until {
+            guard let got = try? router.receiveEnvelope(&decoder, timeout: .milliseconds(20)) else { continue }
+            handle(got, router)
+        }
     }
 
     private func broadcastShutdown(_ router: ZMQSocket, reason: String) {

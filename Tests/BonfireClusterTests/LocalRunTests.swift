@@ -104,6 +104,8 @@ final class LocalRunTests: XCTestCase {
         Thread.detachNewThread { code = supervisor.run(); done.signal() }
 
         waitUntil(90, "version ≥ 3", collected) { maxLearnerVersion(dir) >= 3 }
+        // Only a registered actor can be declared dead: with fast updates version 3 can come before actor-1's hello.
+        waitUntil(60, "actor-1 registered", collected) { collected.contains("actor-1 registered as actor") }
         XCTAssertTrue(supervisor.kill(name: "actor-1", signal: SIGKILL))
         waitUntil(30, "coordinator reports actor-1 dead", collected) { collected.contains("actor-1 DEAD") }
         let versionAtDeath = maxLearnerVersion(dir)
@@ -119,6 +121,12 @@ final class LocalRunTests: XCTestCase {
             XCTAssertNil(supervisor.pid(of: name), "\(name) still running")
         }
         XCTAssertTrue(collected.contains("learner: stop signal"), collected.text.suffix(3000).description)
+        // Nothing lost at the stop: every version up to the learner's final checkpoint has its metrics line (the
+        // coordinator reads until the learner's goodbye; it used to return at once, losing the last lines in flight).
+        let finalVersion = try XCTUnwrap(RunDirectory.open(at: dir).latestCheckpoint()?.version)
+        let versions = Set(metricsRecords(dir).filter { $0.role == "learner" }.map(\.version))
+        XCTAssertEqual((1...finalVersion).filter { !versions.contains($0) }, [],
+                       "learner versions without a metrics line after a graceful stop at version \(finalVersion)")
         _ = code
     }
 
