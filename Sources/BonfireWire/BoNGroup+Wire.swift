@@ -5,9 +5,13 @@ import CBonfireProto
 /// One response y of a BoN group.
 package struct WireBoNResponse: Equatable, Sendable {
     /// (T) token ids of the response.
-    package var tokens: [Int]
+    package var tokens: [Int] { didSet { decodedSummary = nil } }
     /// (T) log π_behaviour(y_t | x, y_<t); same length as `tokens`.
-    package var tokenLogProbs: [Float]
+    package var tokenLogProbs: [Float] { didSet { decodedSummary = nil } }
+    /// What FastCodec found about `tokens` and `tokenLogProbs` while copying them out of the frame (the validator
+    /// then needs no second pass over them); nil otherwise. Not part of the value (`==` ignores it) and cleared by
+    /// any change to either array.
+    package private(set) var decodedSummary: WireResponseSummary?
     /// r(x, y): what Best-of-N selects by.
     package var verifierScore: Double
     /// R(x, y): the task's ground truth.
@@ -17,6 +21,16 @@ package struct WireBoNResponse: Equatable, Sendable {
         precondition(tokens.count == tokenLogProbs.count,
                      "BoN response: \(tokens.count) tokens but \(tokenLogProbs.count) log-probs")
         self.tokens = tokens; self.tokenLogProbs = tokenLogProbs; self.verifierScore = verifierScore; self.reward = reward
+    }
+
+    init(tokens: [Int], tokenLogProbs: [Float], verifierScore: Double, reward: Double, decodedSummary: WireResponseSummary) {
+        self.init(tokens: tokens, tokenLogProbs: tokenLogProbs, verifierScore: verifierScore, reward: reward)
+        self.decodedSummary = decodedSummary
+    }
+
+    package static func == (a: WireBoNResponse, b: WireBoNResponse) -> Bool {
+        a.tokens == b.tokens && a.tokenLogProbs == b.tokenLogProbs && a.verifierScore == b.verifierScore
+            && a.reward == b.reward
     }
 
     init(c: UnsafePointer<Bonfire__V1__BoNResponse>) throws(WireError) {
@@ -38,10 +52,27 @@ package struct WireBoNResponse: Equatable, Sendable {
     }
 }
 
+/// What FastCodec computed about one response's arrays in the pass that copied them out of the frame: the checks of
+/// `ValidationContext.validate(_: WireBoNGroup)` in their common case, so a valid response is not read a second time.
+package struct WireResponseSummary: Equatable, Sendable {
+    /// The largest token id (the ids came off the wire as uint32, so all are in 0...maxTokenID).
+    package var maxTokenID: UInt32
+    /// Every log-prob is finite and in `ValidationContext.defaultLogProbRange` (false says nothing: the validator
+    /// then checks value by value against its own bounds).
+    package var logProbsWithinDefaultRange: Bool
+
+    package init(maxTokenID: UInt32, logProbsWithinDefaultRange: Bool) {
+        self.maxTokenID = maxTokenID; self.logProbsWithinDefaultRange = logProbsWithinDefaultRange
+    }
+}
+
 /// The N responses sampled for one prompt by one policy version.
 package struct WireBoNGroup: Equatable, Sendable {
     package var itemID: UInt64
-    package var promptTokens: [Int]
+    package var promptTokens: [Int] { didSet { decodedPromptMaxID = nil } }
+    /// The largest of `promptTokens` when FastCodec found it while copying them out of the frame; nil otherwise. Not
+    /// part of the value (`==` ignores it) and cleared by any change to `promptTokens`.
+    package private(set) var decodedPromptMaxID: UInt32?
     /// The single policy version that sampled every response of this group.
     package var behaviourVersion: UInt64
     package var temperature: Float
@@ -52,6 +83,18 @@ package struct WireBoNGroup: Equatable, Sendable {
                  responses: [WireBoNResponse]) {
         self.itemID = itemID; self.promptTokens = promptTokens; self.behaviourVersion = behaviourVersion
         self.temperature = temperature; self.responses = responses
+    }
+
+    init(itemID: UInt64, promptTokens: [Int], decodedPromptMaxID: UInt32, behaviourVersion: UInt64, temperature: Float,
+         responses: [WireBoNResponse]) {
+        self.init(itemID: itemID, promptTokens: promptTokens, behaviourVersion: behaviourVersion, temperature: temperature,
+                  responses: responses)
+        self.decodedPromptMaxID = decodedPromptMaxID
+    }
+
+    package static func == (a: WireBoNGroup, b: WireBoNGroup) -> Bool {
+        a.itemID == b.itemID && a.promptTokens == b.promptTokens && a.behaviourVersion == b.behaviourVersion
+            && a.temperature == b.temperature && a.responses == b.responses
     }
 
     init(c: UnsafePointer<Bonfire__V1__BoNGroup>) throws(WireError) {

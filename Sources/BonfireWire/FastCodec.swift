@@ -284,7 +284,7 @@ enum FastCodec {
     // - `groups` and `responses` are sized by a first pass over their tags (`count(of:in:)`: a few bytes per
     //   response), instead of growing by doubling (1, 2, 4, 8: four allocations and three copies for N = 8);
     // - short token and log-prob arrays (≤ `smallArray` elements, the common case for 1 KiB rollouts) are built in a
-    //   stack buffer and appended to an empty array (`smallInts`, `smallFloats`): that allocation is specialized
+    //   stack buffer and appended to an empty array (`tokens`, `logProbValues`): that allocation is specialized
     //   code, whereas `Array(unsafeUninitializedCapacity:)` calls into the generic runtime, which looks the array's
     //   storage type up in a locked hash map on every call (`swift_getGenericMetadata`: ~30% of decoding a 1 KiB
     //   rollout in `perf`). Longer arrays are filled in place (one pass; the lookup is small against the copy).
@@ -319,7 +319,7 @@ enum FastCodec {
         var r = Reader(m)
         var seen: UInt32 = 0
         var itemID: UInt64 = 0, version: UInt64 = 0, temperature: Float = 0
-        var prompt: [Int] = []
+        var prompt: [Int] = [], promptMax: UInt32 = 0
         var responses: [WireBoNResponse] = []
         responses.reserveCapacity(responseCount)
         while !r.atEnd {
@@ -330,36 +330,40 @@ enum FastCodec {
             }
             switch (field, wireType) {
             case (1, 0): guard let v = r.varint() else { return nil }; itemID = v
-            case (2, 2): guard let b = r.submessage(), let t = tokens(b) else { return nil }; prompt = t
+            case (2, 2): guard let b = r.submessage(), let (t, m) = tokens(b) else { return nil }; prompt = t; promptMax = m
             case (3, 0): guard let v = r.varint() else { return nil }; version = v
             case (4, 2): guard let sub = r.submessage(), let x = response(sub) else { return nil }; responses.append(x)
             case (5, 5): guard let v = r.fixed32() else { return nil }; temperature = Float(bitPattern: v)
             default: return nil
             }
         }
-        return WireBoNGroup(itemID: itemID, promptTokens: prompt, behaviourVersion: version, temperature: temperature,
-                            responses: responses)
+        return WireBoNGroup(itemID: itemID, promptTokens: prompt, decodedPromptMaxID: promptMax, behaviourVersion: version,
+                            temperature: temperature, responses: responses)
     }
 
     private static func response(_ m: UnsafeRawBufferPointer) -> WireBoNResponse? {
         var r = Reader(m)
         var seen: UInt32 = 0
         var ids: [Int] = [], logProbs: [Float] = []
+        var maxID: UInt32 = 0, withinRange = true  // (what the empty arrays of an absent field satisfy)
         var score = 0.0, reward = 0.0
         while !r.atEnd {
             guard let (field, wireType) = r.tag(), field < 32 else { return nil }
             guard seen & (1 << field) == 0 else { return nil }
             seen |= 1 << field
             switch (field, wireType) {
-            case (1, 2): guard let b = r.submessage(), let t = tokens(b) else { return nil }; ids = t
-            case (2, 2): guard let b = r.submessage(), let f = floats(b) else { return nil }; logProbs = f
+            case (1, 2): guard let b = r.submessage(), let (t, m) = tokens(b) else { return nil }; ids = t; maxID = m
+            case (2, 2):
+                guard let b = r.submessage(), let (f, ok) = logProbValues(b) else { return nil }
+                logProbs = f; withinRange = ok
             case (3, 1): guard let v = r.fixed64() else { return nil }; score = Double(bitPattern: v)
             case (4, 1): guard let v = r.fixed64() else { return nil }; reward = Double(bitPattern: v)
             default: return nil
             }
         }
         guard ids.count == logProbs.count else { return nil }
-        return WireBoNResponse(tokens: ids, tokenLogProbs: logProbs, verifierScore: score, reward: reward)
+        return WireBoNResponse(tokens: ids, tokenLogProbs: logProbs, verifierScore: score, reward: reward,
+                               decodedSummary: WireResponseSummary(maxTokenID: maxID, logProbsWithinDefaultRange: withinRange))
     }
 
     /// How many fields numbered `field` with wire type 2 the message `m` holds (to size an array before decoding
@@ -381,51 +385,104 @@ enum FastCodec {
         return n
     }
 
-    /// float32 LE bytes → [Float], one copy; nil unless a whole number of floats.
-    private static func floats(_ b: UnsafeRawBufferPointer) -> [Float]? {
-        guard b.count % 4 == 0 else { return nil }
-        let n = b.count / 4
-        guard n > 0 else { return [] }
-        if n <= 2 * smallArray { return smallFloats(b.baseAddress!, n) }
-        return [Float](unsafeUninitializedCapacity: n) { buf, c in
-            memcpy(buf.baseAddress!, b.baseAddress!, b.count)
-            c = n
-        }
-    }
+    // The copies below also compute what validation checks (`WireResponseSummary`), in the same pass, with
+    // branch-free lane operations: the largest id (an unsigned max, as a signed compare on sign-flipped lanes: x86-64's
+    // baseline has no unsigned one) and whether every log-prob is inside `ValidationContext.defaultLogProbRange` (two
+    // compares per lane; NaN fails both, ±infinity one). Measured against copy-then-validate in docs/performance.md
+    // ("Wire, fifth pass").
 
-    /// uint32 LE bytes → token ids, one widening pass; nil unless a whole number of ids.
-    private static func tokens(_ b: UnsafeRawBufferPointer) -> [Int]? {
+    /// float32 LE log-probs → [Float], one copy, and whether all are finite and inside the default range; nil unless
+    /// a whole number of floats.
+    private static func logProbValues(_ b: UnsafeRawBufferPointer) -> ([Float], Bool)? {
         guard b.count % 4 == 0 else { return nil }
         let n = b.count / 4
-        guard n > 0 else { return [] }
+        guard n > 0 else { return ([], true) }
         let src = b.baseAddress!
-        if n <= smallArray { return smallInts(src, n) }
-        return [Int](unsafeUninitializedCapacity: n) { buf, c in
-            for i in 0..<n { buf[i] = Int(UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+        if n <= 2 * smallArray {
+            return withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * smallArray) { tmp in
+                let ok = copyLogProbs(src, UnsafeMutableRawPointer(tmp.baseAddress!), n)
+                var out: [Float] = []
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: tmp[0..<n]))
+                return (out, ok)
+            }
+        }
+        var ok = true
+        let values = [Float](unsafeUninitializedCapacity: n) { buf, c in
+            ok = copyLogProbs(src, UnsafeMutableRawPointer(buf.baseAddress!), n)
             c = n
         }
+        return (values, ok)
     }
 
-    /// `n` ≤ `smallArray` uint32 LE ids at `src`, widened on the stack, then copied into a new array of exactly `n`.
+    /// Copies `n` float32 LE values from `src` (any alignment) to `dst`; true iff every one is in the default
+    /// log-prob range (hence finite).
     @inline(__always)
-    private static func smallInts(_ src: UnsafeRawPointer, _ n: Int) -> [Int] {
-        withUnsafeTemporaryAllocation(of: Int.self, capacity: smallArray) { tmp in
-            for i in 0..<n { tmp[i] = Int(UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
-            var out: [Int] = []
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: tmp[0..<n]))
-            return out
+    private static func copyLogProbs(_ src: UnsafeRawPointer, _ dst: UnsafeMutableRawPointer, _ n: Int) -> Bool {
+        let lo = ValidationContext.defaultLogProbRange.lowerBound, hi = ValidationContext.defaultLogProbRange.upperBound
+        let lo8 = SIMD8<Float>(repeating: lo), hi8 = SIMD8<Float>(repeating: hi)
+        var ok = SIMDMask<SIMD8<Int32>>(repeating: true)
+        var i = 0
+        while i + 8 <= n {
+            let v = src.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+            dst.storeBytes(of: v, toByteOffset: 4 * i, as: SIMD8<Float>.self)
+            ok = ok .& (v .>= lo8) .& (v .<= hi8)
+            i += 8
         }
+        var tail = true
+        while i < n {
+            let x = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+            dst.storeBytes(of: x, toByteOffset: 4 * i, as: Float.self)
+            tail = tail && x >= lo && x <= hi
+            i += 1
+        }
+        return tail && all(ok)
     }
 
-    /// `n` ≤ 2·`smallArray` float32 LE values at `src` (any alignment), via the stack, into a new array of `n`.
-    @inline(__always)
-    private static func smallFloats(_ src: UnsafeRawPointer, _ n: Int) -> [Float] {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * smallArray) { tmp in
-            memcpy(tmp.baseAddress!, src, 4 * n)
-            var out: [Float] = []
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: tmp[0..<n]))
-            return out
+    /// uint32 LE bytes → token ids, one widening pass, and the largest id; nil unless a whole number of ids.
+    private static func tokens(_ b: UnsafeRawBufferPointer) -> ([Int], UInt32)? {
+        guard b.count % 4 == 0 else { return nil }
+        let n = b.count / 4
+        guard n > 0 else { return ([], 0) }
+        let src = b.baseAddress!
+        if n <= smallArray {
+            return withUnsafeTemporaryAllocation(of: Int.self, capacity: smallArray) { tmp in
+                let m = widenTokens(src, tmp.baseAddress!, n)
+                var out: [Int] = []
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: tmp[0..<n]))
+                return (out, m)
+            }
         }
+        var m: UInt32 = 0
+        let ids = [Int](unsafeUninitializedCapacity: n) { buf, c in
+            m = widenTokens(src, buf.baseAddress!, n)
+            c = n
+        }
+        return (ids, m)
+    }
+
+    /// Widens `n` uint32 LE ids at `src` (any alignment) into `dst`; returns the largest.
+    @inline(__always)
+    private static func widenTokens(_ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Int>, _ n: Int) -> UInt32 {
+        let flip = SIMD8<UInt32>(repeating: 0x8000_0000)
+        var top8 = SIMD8<Int32>(repeating: .min)  // max of (id ^ 0x8000_0000) as Int32 = max id, sign-flipped
+        var i = 0
+        while i + 8 <= n {
+            let v = src.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<UInt32>.self)  // (little-endian hosts, as memcpy)
+            let s = SIMD8<Int32>(truncatingIfNeeded: v ^ flip)
+            let greater = SIMD8<Int32>(truncatingIfNeeded: (s .> top8)._storage)  // all ones where s > top8
+            top8 ^= (top8 ^ s) & greater
+            for k in 0..<8 { dst[i + k] = Int(v[k]) }
+            i += 8
+        }
+        var top: UInt32 = 0
+        for k in 0..<8 { top = max(top, UInt32(bitPattern: top8[k]) ^ 0x8000_0000) }
+        while i < n {
+            let v = UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+            top = max(top, v)
+            dst[i] = Int(v)
+            i += 1
+        }
+        return top
     }
 
     /// A bounds-checked cursor over one message's bytes; every read returns nil instead of running past the end.

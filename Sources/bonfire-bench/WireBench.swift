@@ -5,6 +5,8 @@
 //   not copied out, not parsed: the transport alone.
 // - ours: `ZMQSocket.send(WireEnvelope)` (FastCodec writes the protobuf bytes straight into the ZeroMQ message) →
 //   `receiveEnvelope` (WireDecoder: size limit, parse into Swift arrays, protocol and run-id checks).
+// - ours + admission: ours, and the receiver also validates each envelope against the learner's admission context
+//   (`learnerContext`), as `LearnerLink.receiveRollout` does before a rollout is used: the learner's whole receive.
 // Then the parameter broadcast (1 M and 10 M floats) over PUB/SUB, raw beside ours, and ours through the same-host
 // shared-memory ring (see `parameterLatency`).
 // Encode/decode µs and ms are also given for protobuf-c, the codec before FastCodec and for the other payloads.
@@ -85,8 +87,8 @@ struct WireCodec: ParsableCommand {
     mutating func run() throws {
         WireMemory.configureForLargeMessages()
         print("bonfire-bench wire codec: µs per message, fastest of \(batches) batches (each ≈ 0.2 ms of work)")
-        print("| payload | encoded bytes | encode µs | decode µs | validate µs | ours total µs | protobuf-c encode µs | protobuf-c decode µs |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("| payload | encoded bytes | encode µs | decode µs | validate µs | ours total µs | validate µs, no decode summary | protobuf-c encode µs | protobuf-c decode µs |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for k in kib {
             let label = k % 1024 == 0 ? "\(k / 1024) MiB" : "\(k) KiB"
             let env = rollout(bytes: k << 10)
@@ -114,14 +116,16 @@ struct WireCodec: ParsableCommand {
                 return b.groups.count
             }
             let validate = best { context.validate(decoded) == .valid ? 1 : 0 }
+            // The same value built locally: no summary from FastCodec, so validation reads every id and log-prob.
+            let plainValidate = best { context.validate(env) == .valid ? 1 : 0 }
             let slowEncode = best { env.encodedWithProtobufC().count }
             let slowDecode = try best {
                 guard case .bonGroups(let b) = try WireEnvelope(protobufCWire: bytes).payload else { return 0 }
                 return b.groups.count
             }
             precondition(sink > 0)
-            print(String(format: "| %@ | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |", label, bytes.count, encode, decode,
-                         validate, encode + decode + validate, slowEncode, slowDecode))
+            print(String(format: "| %@ | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |", label, bytes.count, encode, decode,
+                         validate, encode + decode + validate, plainValidate, slowEncode, slowDecode))
         }
     }
 }
@@ -150,8 +154,8 @@ struct WireThroughput: ParsableCommand {
         if curve { return try curveTable(tuned: tuned) }
         print("bonfire-bench wire: libzmq \(ZMQContext.libraryVersion), tcp://127.0.0.1, HWM \(hwm), best of \(rounds) rounds, "
               + "malloc tuned for large messages: \(tuned)")
-        print("| payload | encoded bytes | encode µs (protobuf-c) | decode µs (protobuf-c) | ours msg/s | ours MB/s | raw msg/s | raw MB/s | ours/raw |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("| payload | encoded bytes | encode µs (protobuf-c) | decode µs (protobuf-c) | ours msg/s | ours MB/s | raw msg/s | raw MB/s | ours/raw | ours+admission/raw |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for (label, size, count) in [("1 KiB", 1 << 10, 100_000), ("64 KiB", 64 << 10, 8_000),
                                      ("1 MiB", 1 << 20, 600)] {
             let env = rollout(bytes: size)
@@ -182,16 +186,18 @@ struct WireThroughput: ParsableCommand {
                 })
                 precondition(sink > 0)
             }
-            var bestOurs = Double.infinity, bestRaw = Double.infinity
+            var bestOurs = Double.infinity, bestRaw = Double.infinity, bestAdmitted = Double.infinity
+            let context = learnerContext(for: env)
             for _ in 0..<rounds {
                 bestRaw = min(bestRaw, try measure(count: n, bytes: encodedBytes, ours: nil))
                 bestOurs = min(bestOurs, try measure(count: n, bytes: encodedBytes, ours: env))
+                bestAdmitted = min(bestAdmitted, try measure(count: n, bytes: encodedBytes, ours: env, admission: context))
             }
             let oursRate = Double(n) / bestOurs, rawRate = Double(n) / bestRaw
             let mb = Double(encodedBytes) / 1e6
-            print(String(format: "| %@ | %d | %.1f (%.1f) | %.1f (%.1f) | %.0f | %.0f | %.0f | %.0f | %.2f |", label, encodedBytes,
+            print(String(format: "| %@ | %d | %.1f (%.1f) | %.1f (%.1f) | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f |", label, encodedBytes,
                          encodeUs, slowEncodeUs, decodeUs, slowDecodeUs, oursRate,
-                         oursRate * mb, rawRate, rawRate * mb, oursRate / rawRate))
+                         oursRate * mb, rawRate, rawRate * mb, oursRate / rawRate, bestRaw / bestAdmitted))
         }
         try parameterLatency()
     }
@@ -222,7 +228,10 @@ struct WireThroughput: ParsableCommand {
 
     /// Seconds to move `count` messages; `ours == nil` measures the raw byte path. `curve`: the PULL is a CURVE
     /// server behind a ZAP handler, the PUSH a CURVE client with an allow-listed key (as between actor and learner).
-    private func measure(count: Int, bytes: Int, ours: WireEnvelope?, curve: Bool = false) throws -> Double {
+    /// `admission`: the receiver also validates every envelope against it, as the learner admits a rollout
+    /// (`LearnerLink.receiveRollout`: decode, then `ValidationContext.validate`).
+    private func measure(count: Int, bytes: Int, ours: WireEnvelope?, curve: Bool = false,
+                         admission: ValidationContext? = nil) throws -> Double {
         let ctx = try ZMQContext()
         let pull = try ZMQSocket(ctx, .pull)
         try pull.set(.receiveHighWaterMark(hwm))
@@ -273,7 +282,9 @@ struct WireThroughput: ParsableCommand {
                 guard let got = try pull.receiveEnvelope(&decoder, timeout: .seconds(30)) else {
                     throw ValidationError("receiver: timed out at message \(i); \(failure.get() ?? "")")
                 }
-                guard case .bonGroups(let b) = try got.envelope.get().payload else { throw ValidationError("bad payload") }
+                let env = try got.envelope.get()
+                guard case .bonGroups(let b) = env.payload else { throw ValidationError("bad payload") }
+                if let admission, admission.validate(env) != .valid { throw ValidationError("rollout \(i) not admitted") }
                 checksum &+= b.groups[0].responses[0].tokens.count
             } else {
                 guard let n = try pull.receiveDiscarding(timeout: .seconds(30)) else {

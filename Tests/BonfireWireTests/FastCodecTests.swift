@@ -202,4 +202,91 @@ final class FastCodecTests: XCTestCase {
         XCTAssertNil(p.largestMagnitudeBits)
         guard case .invalid(.parameterNonFinite, _) = ctx.validate(p) else { return XCTFail("NaN accepted") }
     }
+
+    /// The summary FastCodec computes while copying a response out of the frame is exact: the largest id (lanes of
+    /// eight and a scalar tail, the stack-buffer and in-place paths, ids with the top bit set) and whether every
+    /// log-prob is finite and inside `ValidationContext.defaultLogProbRange` (a bad value at any position).
+    func testTheDecodeSummaryIsTheExactMaximumIdAndLogProbRangeCheck() throws {
+        var rng = SplitMix64(seed: 0x5EED)
+        let range = ValidationContext.defaultLogProbRange
+        let bad: [Float] = [.nan, -.nan, .infinity, -.infinity, range.lowerBound.nextDown, range.upperBound.nextUp, 1, -1e30,
+                            Float(bitPattern: 0x7FC0_0001), Float(bitPattern: 0xFFFF_FFFF)]
+        let edge: [Float] = [range.lowerBound, range.upperBound, -0.0, 0, -.leastNonzeroMagnitude, .leastNonzeroMagnitude]
+        let bigIDs: [Int] = [Int(UInt32.max), 1 << 31, (1 << 31) - 1, (1 << 31) + 1, 65_535, 65_536, 64, 63]
+        var checked = 0, outside = 0
+        for length in [1, 2, 7, 8, 9, 15, 16, 17, 127, 128, 129, 255, 256, 257, 258, 1000, 4099] {
+            for trial in 0..<12 {
+                var ids = (0..<length).map { _ in rng.int(64) }
+                if trial % 3 != 0 { ids[rng.int(length)] = bigIDs[rng.int(bigIDs.count)] }
+                if trial % 4 == 1 { ids[length - 1] = bigIDs[rng.int(bigIDs.count)] }  // in the scalar tail
+                var lp = (0..<length).map { _ in -Float(rng.int(10_000)) * 0.01 }
+                if trial % 2 == 1 { lp[rng.int(length)] = bad[rng.int(bad.count)] }
+                if trial % 5 == 2 { lp[length - 1] = bad[rng.int(bad.count)] }
+                if trial % 3 == 2 { lp[rng.int(length)] = edge[rng.int(edge.count)] }
+                let prompt = (0..<(1 + rng.int(length))).map { _ in rng.int(Int(UInt32.max) + 1) }
+                let g = WireBoNGroup(itemID: 3, promptTokens: prompt, behaviourVersion: 1, temperature: 1, responses: [
+                    WireBoNResponse(tokens: ids, tokenLogProbs: lp, verifierScore: 1, reward: 0),
+                    WireBoNResponse(tokens: [], tokenLogProbs: [], verifierScore: 0, reward: 0),
+                ])
+                let env = Samples.envelope(.bonGroups(WireBoNGroupBatch(task: "math", groups: [g])))
+                guard case .bonGroups(let b) = try XCTUnwrap(WireEnvelope.fastCodecDecoded(env.encoded())).payload else {
+                    return XCTFail("not BoN groups")
+                }
+                let d = b.groups[0]
+                XCTAssertEqual(d.promptTokens, prompt)
+                XCTAssertEqual(d.responses[0].tokens, ids)
+                XCTAssertEqual(d.responses[0].tokenLogProbs.map(\.bitPattern), lp.map(\.bitPattern))  // (NaN ≠ NaN)
+                XCTAssertEqual(d.decodedPromptMaxID, UInt32(prompt.max()!), "length \(length) trial \(trial)")
+                let s = try XCTUnwrap(d.responses[0].decodedSummary)
+                XCTAssertEqual(s.maxTokenID, UInt32(ids.max()!), "length \(length) trial \(trial)")
+                let within = lp.allSatisfy { $0.isFinite && range.contains($0) }
+                XCTAssertEqual(s.logProbsWithinDefaultRange, within, "length \(length) trial \(trial): \(lp.filter { !range.contains($0) })")
+                XCTAssertEqual(d.responses[1].decodedSummary, WireResponseSummary(maxTokenID: 0, logProbsWithinDefaultRange: true))
+                checked += 1
+                if !within { outside += 1 }
+            }
+        }
+        XCTAssertGreaterThan(outside, 50)
+        XCTAssertGreaterThan(checked - outside, 50)
+    }
+
+    /// A decoded group whose arrays change afterwards (a receiver editing, or a bug) must be validated on its new
+    /// contents: any change to a response's ids or log-probs, or to the prompt, drops the summary.
+    func testTheDecodeSummaryIsClearedWhenTheArraysChange() throws {
+        let env = Samples.envelope(.bonGroups(Samples.bonBatch(groups: 1, n: FuzzWorld.n, tokens: 10)))
+        func decoded() throws -> WireBoNGroup {
+            guard case .bonGroups(let b) = try XCTUnwrap(WireEnvelope.fastCodecDecoded(env.encoded())).payload else {
+                throw XCTSkip("not BoN groups")
+            }
+            return b.groups[0]
+        }
+        var c = FuzzWorld.context(.learner)
+        c.groupSizes = nil; c.itemCount = nil; c.currentVersion = nil
+        XCTAssertEqual(c.validate(try decoded()), .valid)
+
+        var g = try decoded()
+        g.responses[1].tokens[3] = FuzzWorld.vocab
+        XCTAssertNil(g.responses[1].decodedSummary)
+        guard case .invalid(.tokenOutOfVocabulary, _) = c.validate(g) else { return XCTFail("id at the vocabulary accepted") }
+
+        g = try decoded()
+        g.responses[2].tokenLogProbs[0] = .nan
+        XCTAssertNil(g.responses[2].decodedSummary)
+        guard case .invalid(.logProbNonFinite, _) = c.validate(g) else { return XCTFail("NaN log-prob accepted") }
+
+        g = try decoded()
+        g.responses[0].tokenLogProbs.append(-1); g.responses[0].tokens.append(1)
+        XCTAssertNil(g.responses[0].decodedSummary)
+        g.responses[0].tokens[0] = Int(UInt32.max) + 1  // not even a wire value
+        guard case .invalid(.tokenOutOfVocabulary, _) = c.validate(g) else { return XCTFail("id above uint32 accepted") }
+
+        g = try decoded()
+        g.promptTokens = [1, -1]
+        XCTAssertNil(g.decodedPromptMaxID)
+        guard case .invalid(.tokenOutOfVocabulary, _) = c.validate(g) else { return XCTFail("negative prompt id accepted") }
+
+        g = try decoded()
+        g.responses[0] = WireBoNResponse(tokens: [70], tokenLogProbs: [-1], verifierScore: 0, reward: 0)
+        guard case .invalid(.tokenOutOfVocabulary, _) = c.validate(g) else { return XCTFail("replaced response accepted") }
+    }
 }

@@ -368,4 +368,85 @@ final class ValidationTests: XCTestCase {
         XCTAssertGreaterThan(invalid, 1000)
         XCTAssertGreaterThan(valid, 500)
     }
+
+    /// The same checks on groups that went through FastCodec, whose decode pass computes each response's largest id
+    /// and whether its log-probs are inside the default range (`WireResponseSummary`), so the validator skips its
+    /// own passes: verdict AND detail must equal the plain definition and the validation of the same group built
+    /// locally (no summary). Hostile ids are what uint32 can carry (at and above the vocabulary, 2³¹ — negative as
+    /// Int32 —, UInt32.max); bounds are the defaults, narrower, wider, infinite or NaN.
+    func testBoNChecksGiveTheSameVerdictAndDetailOnGroupsDecodedWithTheirSummary() throws {
+        var rng = SplitMix64(seed: 0xB0B5)
+        let badFloats: [Float] = [.nan, -.nan, .infinity, -.infinity, Float(-100).nextDown, -100, 1e-4, Float(1e-4).nextUp,
+                                  .greatestFiniteMagnitude, -.greatestFiniteMagnitude, -0.0, 0, Float(bitPattern: 0x7FC0_0001),
+                                  -50.5, -0.002, 0.5]
+        var invalid = 0, valid = 0, validWithDefaults = 0
+        for trial in 0..<4000 {
+            var c = FuzzWorld.context(.learner)
+            c.vocabSize = [FuzzWorld.vocab, 1, 0, -3, 1 << 20, Int.max, 65, 49_152, Int(UInt32.max), 1 << 32][rng.int(10)]
+            c.contextLength = nil; c.maxNewTokens = nil
+            switch rng.int(10) {
+            case 0: c.logProbFloor = -.infinity
+            case 1: c.logProbCeiling = .nan
+            case 2: c.logProbFloor = .nan; c.logProbCeiling = .infinity
+            case 3: c.logProbFloor = -50; c.logProbCeiling = -1e-3        // narrower than the defaults
+            case 4: c.logProbFloor = -1000; c.logProbCeiling = 1          // wider
+            default: break
+            }
+            let v = c.vocabSize!
+            let top = Int(UInt32.max)
+            func ids(_ n: Int) -> [Int] {
+                var t = (0..<n).map { _ in rng.int(max(1, min(v, 1 << 16))) }
+                for _ in 0..<(rng.int(24) == 0 ? 1 + rng.int(2) : 0) where !t.isEmpty {
+                    let planted = [v, v &+ 1, v - 1, 0, top, Int(Int32.max), 1 << 31, (1 << 31) + 1][rng.int(8)]
+                    t[rng.int(t.count)] = min(max(planted, 0), top)
+                }
+                return t
+            }
+            let prompt = ids(1 + rng.int(40))
+            let responses = (0..<FuzzWorld.n).map { _ in
+                let t = ids(1 + rng.int(300))
+                var lp = t.map { _ in -Float(rng.int(1000)) * 0.05 }
+                for _ in 0..<(rng.int(24) == 0 ? 1 : 0) { lp[rng.int(lp.count)] = badFloats[rng.int(badFloats.count)] }
+                return WireBoNResponse(tokens: t, tokenLogProbs: lp, verifierScore: 0.5, reward: 1)
+            }
+            let g = WireBoNGroup(itemID: 1, promptTokens: prompt, behaviourVersion: UInt64(FuzzWorld.current),
+                                 temperature: 1, responses: responses)
+            let bytes = Samples.envelope(.bonGroups(WireBoNGroupBatch(task: "math", groups: [g]))).encoded()
+            guard case .bonGroups(let b) = try XCTUnwrap(WireEnvelope.fastCodecDecoded(bytes), "trial \(trial)").payload
+            else { return XCTFail("trial \(trial): not BoN groups") }
+            let decoded = b.groups[0]
+            XCTAssertNotNil(decoded.decodedPromptMaxID, "trial \(trial)")
+            XCTAssertTrue(decoded.responses.allSatisfy { $0.decodedSummary != nil }, "trial \(trial)")
+            // The plain definition (as in the test above).
+            func plainTokens(_ ts: [Int], _ field: String) -> Validation? {
+                guard let lo = ts.min(), let hi = ts.max(), lo < 0 || hi >= v else { return nil }
+                return .invalid(.tokenOutOfVocabulary, detail: "\(field): token ids \(lo)...\(hi), vocabulary \(v)")
+            }
+            var expected = plainTokens(prompt, "groups[0].prompt")
+            if expected == nil {
+                for (ri, y) in responses.enumerated() {
+                    let rf = "groups[0].responses[\(ri)]"
+                    if let e = plainTokens(y.tokens, rf) { expected = e; break }
+                    let lo = c.logProbFloor, hi = c.logProbCeiling
+                    if let i = y.tokenLogProbs.firstIndex(where: { !$0.isFinite || $0 < lo || $0 > hi }) {
+                        let x = y.tokenLogProbs[i]
+                        expected = x.isFinite
+                            ? .invalid(.logProbOutOfRange, detail: "\(rf).logprobs[\(i)] = \(x) outside [\(lo), \(hi)]")
+                            : .invalid(.logProbNonFinite, detail: "\(rf).logprobs[\(i)] = \(x)")
+                        break
+                    }
+                }
+            }
+            let got = c.validate(decoded)
+            XCTAssertEqual(got, expected ?? .valid, "trial \(trial)")
+            XCTAssertEqual(got, c.validate(g), "trial \(trial): decoded and locally built groups differ")
+            if expected == nil {
+                valid += 1
+                if c.logProbFloor == -100 && c.logProbCeiling == 1e-4 { validWithDefaults += 1 }
+            } else { invalid += 1 }
+        }
+        XCTAssertGreaterThan(invalid, 1000)
+        XCTAssertGreaterThan(valid, 500)
+        XCTAssertGreaterThan(validWithDefaults, 200)
+    }
 }

@@ -100,8 +100,11 @@ package struct ValidationContext: Sendable {
     // Values
     /// Log-probs must be in [logProbFloor, logProbCeiling]. The floor bounds importance weights: a sampled token
     /// with log-prob below −100 has probability < e⁻¹⁰⁰ (never happens). The ceiling allows float rounding above 0.
-    package var logProbFloor: Float = -100
-    package var logProbCeiling: Float = 1e-4
+    package var logProbFloor: Float = Self.defaultLogProbRange.lowerBound
+    package var logProbCeiling: Float = Self.defaultLogProbRange.upperBound
+    /// The default [logProbFloor, logProbCeiling]. FastCodec checks decoded log-probs against it while copying them
+    /// (`WireResponseSummary`); a context with these bounds or wider then needs no pass of its own.
+    package static let defaultLogProbRange: ClosedRange<Float> = -100...1e-4
     /// Rewards R (BoN responses, env steps, eval mean reward). Set it to the task's range (e.g. 0...1).
     package var rewardRange: ClosedRange<Double> = -1e3...1e3
     /// Verifier scores r.
@@ -288,8 +291,13 @@ extension ValidationContext {
         return .valid
     }
 
-    func logProbs(_ xs: [Float], _ field: @autoclosure () -> String) -> Validation {
+    func logProbs(_ xs: [Float], withinDefaultRange: Bool = false, _ field: @autoclosure () -> String) -> Validation {
         let lo = logProbFloor, hi = logProbCeiling
+        // Decoded by FastCodec, which found every value finite and inside the default range: if [lo, hi] holds
+        // that range (false for NaN bounds), every value passes the loop below.
+        if withinDefaultRange, lo <= Self.defaultLogProbRange.lowerBound, hi >= Self.defaultLogProbRange.upperBound {
+            return .valid
+        }
         // Fast pass: one branch-free (vectorised) sweep; when every value passes, so does the loop below. Anything
         // else — a bad value, or NaN bounds — goes through the loop, which finds the first offender and its reason.
         if Self.allFinite(xs, within: lo, hi) { return .valid }
@@ -347,7 +355,7 @@ extension ValidationContext {
         if let ctx = contextLength, g.promptTokens.count > ctx {
             return .invalid(.sequenceTooLong, detail: "\(f()): prompt \(g.promptTokens.count) > context \(ctx)")
         }
-        if case let r = tokens(g.promptTokens, "\(f()).prompt"), !r.isValid { return r }
+        if case let r = tokens(g.promptTokens, maxID: g.decodedPromptMaxID, "\(f()).prompt"), !r.isValid { return r }
         for (ri, y) in g.responses.enumerated() {
             func rf() -> String { "\(f()).responses[\(ri)]" }
             if y.tokens.isEmpty { return .invalid(.emptyResponse, detail: "\(rf()) has no tokens") }
@@ -361,8 +369,11 @@ extension ValidationContext {
             if y.tokenLogProbs.count != y.tokens.count {
                 return .invalid(.invalidField, detail: "\(rf()): \(y.tokens.count) tokens, \(y.tokenLogProbs.count) log-probs")
             }
-            if case let r = tokens(y.tokens, rf()), !r.isValid { return r }
-            if case let r = logProbs(y.tokenLogProbs, "\(rf()).logprobs"), !r.isValid { return r }
+            // (a summary FastCodec computed while decoding spares the passes over the arrays in the valid case)
+            let summary = y.decodedSummary
+            if case let r = tokens(y.tokens, maxID: summary?.maxTokenID, rf()), !r.isValid { return r }
+            if case let r = logProbs(y.tokenLogProbs, withinDefaultRange: summary?.logProbsWithinDefaultRange ?? false,
+                                     "\(rf()).logprobs"), !r.isValid { return r }
             if !y.verifierScore.isFinite { return .invalid(.scoreNonFinite, detail: "\(rf()).verifier_score = \(y.verifierScore)") }
             if !scoreRange.contains(y.verifierScore) {
                 return .invalid(.scoreOutOfRange, detail: "\(rf()).verifier_score = \(y.verifierScore) outside \(scoreRange)")
@@ -372,8 +383,10 @@ extension ValidationContext {
         return .valid
     }
 
-    func tokens(_ ts: [Int], _ field: @autoclosure () -> String) -> Validation {
+    /// `maxID`: the largest id, when the decoder found it (ids off the wire are uint32, so none is negative).
+    func tokens(_ ts: [Int], maxID: UInt32? = nil, _ field: @autoclosure () -> String) -> Validation {
         let v = vocabSize ?? Int.max
+        if let maxID, Int(maxID) < v { return .valid }
         // Fast pass: all ids in 0..<v (read as unsigned, a negative id is huge). The OR of the ids bounds each of
         // them and vectorises; if it is not below v, the exact maximum decides; the loop below (lowest and highest
         // id, for the detail) runs only for a bad prompt or response, or a vocabulary size ≤ 0.
