@@ -55,24 +55,26 @@ package struct WireBoNResponse: Equatable, Sendable {
 /// What FastCodec computed about one response's arrays in the pass that copied them out of the frame: the checks of
 /// `ValidationContext.validate(_: WireBoNGroup)` in their common case, so a valid response is not read a second time.
 package struct WireResponseSummary: Equatable, Sendable {
-    /// The largest token id (the ids came off the wire as uint32, so all are in 0...maxTokenID).
-    package var maxTokenID: UInt32
+    /// The bitwise OR of the token ids: every id is ≤ it (the ids came off the wire as uint32, so none is negative).
+    /// Below the vocabulary size, it proves every id is; otherwise the validator finds the largest id itself.
+    package var tokenIDBits: UInt32
     /// Every log-prob is finite and in `ValidationContext.defaultLogProbRange` (false says nothing: the validator
     /// then checks value by value against its own bounds).
     package var logProbsWithinDefaultRange: Bool
 
-    package init(maxTokenID: UInt32, logProbsWithinDefaultRange: Bool) {
-        self.maxTokenID = maxTokenID; self.logProbsWithinDefaultRange = logProbsWithinDefaultRange
+    package init(tokenIDBits: UInt32, logProbsWithinDefaultRange: Bool) {
+        self.tokenIDBits = tokenIDBits; self.logProbsWithinDefaultRange = logProbsWithinDefaultRange
     }
 }
 
 /// The N responses sampled for one prompt by one policy version.
 package struct WireBoNGroup: Equatable, Sendable {
     package var itemID: UInt64
-    package var promptTokens: [Int] { didSet { decodedPromptMaxID = nil } }
-    /// The largest of `promptTokens` when FastCodec found it while copying them out of the frame; nil otherwise. Not
-    /// part of the value (`==` ignores it) and cleared by any change to `promptTokens`.
-    package private(set) var decodedPromptMaxID: UInt32?
+    package var promptTokens: [Int] { didSet { decodedPromptIDBits = nil } }
+    /// The bitwise OR of `promptTokens` when FastCodec computed it while copying them out of the frame (see
+    /// `WireResponseSummary.tokenIDBits`); nil otherwise. Not part of the value (`==` ignores it) and cleared by any
+    /// change to `promptTokens`.
+    package private(set) var decodedPromptIDBits: UInt32?
     /// The single policy version that sampled every response of this group.
     package var behaviourVersion: UInt64
     package var temperature: Float
@@ -85,11 +87,11 @@ package struct WireBoNGroup: Equatable, Sendable {
         self.temperature = temperature; self.responses = responses
     }
 
-    init(itemID: UInt64, promptTokens: [Int], decodedPromptMaxID: UInt32, behaviourVersion: UInt64, temperature: Float,
+    init(itemID: UInt64, promptTokens: [Int], decodedPromptIDBits: UInt32, behaviourVersion: UInt64, temperature: Float,
          responses: [WireBoNResponse]) {
         self.init(itemID: itemID, promptTokens: promptTokens, behaviourVersion: behaviourVersion, temperature: temperature,
                   responses: responses)
-        self.decodedPromptMaxID = decodedPromptMaxID
+        self.decodedPromptIDBits = decodedPromptIDBits
     }
 
     package static func == (a: WireBoNGroup, b: WireBoNGroup) -> Bool {

@@ -319,7 +319,7 @@ enum FastCodec {
         var r = Reader(m)
         var seen: UInt32 = 0
         var itemID: UInt64 = 0, version: UInt64 = 0, temperature: Float = 0
-        var prompt: [Int] = [], promptMax: UInt32 = 0
+        var prompt: [Int] = [], promptBits: UInt32 = 0
         var responses: [WireBoNResponse] = []
         responses.reserveCapacity(responseCount)
         while !r.atEnd {
@@ -330,14 +330,14 @@ enum FastCodec {
             }
             switch (field, wireType) {
             case (1, 0): guard let v = r.varint() else { return nil }; itemID = v
-            case (2, 2): guard let b = r.submessage(), let (t, m) = tokens(b) else { return nil }; prompt = t; promptMax = m
+            case (2, 2): guard let b = r.submessage(), let (t, m) = tokens(b) else { return nil }; prompt = t; promptBits = m
             case (3, 0): guard let v = r.varint() else { return nil }; version = v
             case (4, 2): guard let sub = r.submessage(), let x = response(sub) else { return nil }; responses.append(x)
             case (5, 5): guard let v = r.fixed32() else { return nil }; temperature = Float(bitPattern: v)
             default: return nil
             }
         }
-        return WireBoNGroup(itemID: itemID, promptTokens: prompt, decodedPromptMaxID: promptMax, behaviourVersion: version,
+        return WireBoNGroup(itemID: itemID, promptTokens: prompt, decodedPromptIDBits: promptBits, behaviourVersion: version,
                             temperature: temperature, responses: responses)
     }
 
@@ -345,14 +345,14 @@ enum FastCodec {
         var r = Reader(m)
         var seen: UInt32 = 0
         var ids: [Int] = [], logProbs: [Float] = []
-        var maxID: UInt32 = 0, withinRange = true  // (what the empty arrays of an absent field satisfy)
+        var idBits: UInt32 = 0, withinRange = true  // (what the empty arrays of an absent field satisfy)
         var score = 0.0, reward = 0.0
         while !r.atEnd {
             guard let (field, wireType) = r.tag(), field < 32 else { return nil }
             guard seen & (1 << field) == 0 else { return nil }
             seen |= 1 << field
             switch (field, wireType) {
-            case (1, 2): guard let b = r.submessage(), let (t, m) = tokens(b) else { return nil }; ids = t; maxID = m
+            case (1, 2): guard let b = r.submessage(), let (t, m) = tokens(b) else { return nil }; ids = t; idBits = m
             case (2, 2):
                 guard let b = r.submessage(), let (f, ok) = logProbValues(b) else { return nil }
                 logProbs = f; withinRange = ok
@@ -363,7 +363,7 @@ enum FastCodec {
         }
         guard ids.count == logProbs.count else { return nil }
         return WireBoNResponse(tokens: ids, tokenLogProbs: logProbs, verifierScore: score, reward: reward,
-                               decodedSummary: WireResponseSummary(maxTokenID: maxID, logProbsWithinDefaultRange: withinRange))
+                               decodedSummary: WireResponseSummary(tokenIDBits: idBits, logProbsWithinDefaultRange: withinRange))
     }
 
     /// How many fields numbered `field` with wire type 2 the message `m` holds (to size an array before decoding
@@ -386,10 +386,10 @@ enum FastCodec {
     }
 
     // The copies below also compute what validation checks (`WireResponseSummary`), in the same pass, with
-    // branch-free lane operations: the largest id (an unsigned max, as a signed compare on sign-flipped lanes: x86-64's
-    // baseline has no unsigned one) and whether every log-prob is inside `ValidationContext.defaultLogProbRange` (two
-    // compares per lane; NaN fails both, ±infinity one). Measured against copy-then-validate in docs/performance.md
-    // ("Wire, fifth pass").
+    // branch-free lane operations: the OR of the ids (one instruction per lane group; an exact maximum costs ~10×
+    // that on x86-64's baseline, which has no unsigned compare: measured, docs/performance.md "Wire, fifth pass")
+    // and whether every log-prob is inside `ValidationContext.defaultLogProbRange` (two compares per lane; NaN fails
+    // both, ±infinity one).
 
     /// float32 LE log-probs → [Float], one copy, and whether all are finite and inside the default range; nil unless
     /// a whole number of floats.
@@ -419,14 +419,14 @@ enum FastCodec {
     @inline(__always)
     private static func copyLogProbs(_ src: UnsafeRawPointer, _ dst: UnsafeMutableRawPointer, _ n: Int) -> Bool {
         let lo = ValidationContext.defaultLogProbRange.lowerBound, hi = ValidationContext.defaultLogProbRange.upperBound
-        let lo8 = SIMD8<Float>(repeating: lo), hi8 = SIMD8<Float>(repeating: hi)
-        var ok = SIMDMask<SIMD8<Int32>>(repeating: true)
+        let lo16 = SIMD16<Float>(repeating: lo), hi16 = SIMD16<Float>(repeating: hi)
+        var ok = SIMDMask<SIMD16<Int32>>(repeating: true)
         var i = 0
-        while i + 8 <= n {
-            let v = src.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
-            dst.storeBytes(of: v, toByteOffset: 4 * i, as: SIMD8<Float>.self)
-            ok = ok .& (v .>= lo8) .& (v .<= hi8)
-            i += 8
+        while i + 16 <= n {  // (little-endian hosts, as memcpy)
+            let v = src.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+            dst.storeBytes(of: v, toByteOffset: 4 * i, as: SIMD16<Float>.self)
+            ok = ok .& (v .>= lo16) .& (v .<= hi16)
+            i += 16
         }
         var tail = true
         while i < n {
@@ -438,7 +438,7 @@ enum FastCodec {
         return tail && all(ok)
     }
 
-    /// uint32 LE bytes → token ids, one widening pass, and the largest id; nil unless a whole number of ids.
+    /// uint32 LE bytes → token ids, one widening pass, and their OR; nil unless a whole number of ids.
     private static func tokens(_ b: UnsafeRawBufferPointer) -> ([Int], UInt32)? {
         guard b.count % 4 == 0 else { return nil }
         let n = b.count / 4
@@ -446,43 +446,30 @@ enum FastCodec {
         let src = b.baseAddress!
         if n <= smallArray {
             return withUnsafeTemporaryAllocation(of: Int.self, capacity: smallArray) { tmp in
-                let m = widenTokens(src, tmp.baseAddress!, n)
+                let bits = widenTokens(src, tmp.baseAddress!, n)
                 var out: [Int] = []
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: tmp[0..<n]))
-                return (out, m)
+                return (out, bits)
             }
         }
-        var m: UInt32 = 0
+        var bits: UInt32 = 0
         let ids = [Int](unsafeUninitializedCapacity: n) { buf, c in
-            m = widenTokens(src, buf.baseAddress!, n)
+            bits = widenTokens(src, buf.baseAddress!, n)
             c = n
         }
-        return (ids, m)
+        return (ids, bits)
     }
 
-    /// Widens `n` uint32 LE ids at `src` (any alignment) into `dst`; returns the largest.
+    /// Widens `n` uint32 LE ids at `src` (any alignment) into `dst`; returns their OR.
     @inline(__always)
     private static func widenTokens(_ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Int>, _ n: Int) -> UInt32 {
-        let flip = SIMD8<UInt32>(repeating: 0x8000_0000)
-        var top8 = SIMD8<Int32>(repeating: .min)  // max of (id ^ 0x8000_0000) as Int32 = max id, sign-flipped
-        var i = 0
-        while i + 8 <= n {
-            let v = src.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<UInt32>.self)  // (little-endian hosts, as memcpy)
-            let s = SIMD8<Int32>(truncatingIfNeeded: v ^ flip)
-            let greater = SIMD8<Int32>(truncatingIfNeeded: (s .> top8)._storage)  // all ones where s > top8
-            top8 ^= (top8 ^ s) & greater
-            for k in 0..<8 { dst[i + k] = Int(v[k]) }
-            i += 8
-        }
-        var top: UInt32 = 0
-        for k in 0..<8 { top = max(top, UInt32(bitPattern: top8[k]) ^ 0x8000_0000) }
-        while i < n {
+        var bits: UInt32 = 0
+        for i in 0..<n {
             let v = UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
-            top = max(top, v)
+            bits |= v
             dst[i] = Int(v)
-            i += 1
         }
-        return top
+        return bits
     }
 
     /// A bounds-checked cursor over one message's bytes; every read returns nil instead of running past the end.

@@ -203,10 +203,10 @@ final class FastCodecTests: XCTestCase {
         guard case .invalid(.parameterNonFinite, _) = ctx.validate(p) else { return XCTFail("NaN accepted") }
     }
 
-    /// The summary FastCodec computes while copying a response out of the frame is exact: the largest id (lanes of
-    /// eight and a scalar tail, the stack-buffer and in-place paths, ids with the top bit set) and whether every
-    /// log-prob is finite and inside `ValidationContext.defaultLogProbRange` (a bad value at any position).
-    func testTheDecodeSummaryIsTheExactMaximumIdAndLogProbRangeCheck() throws {
+    /// The summary FastCodec computes while copying a response out of the frame is exact: the OR of the ids (the
+    /// stack-buffer and in-place paths, ids with the top bit set) and whether every log-prob is finite and inside
+    /// `ValidationContext.defaultLogProbRange` (a bad value at any position: lanes of sixteen and the scalar tail).
+    func testTheDecodeSummaryIsTheExactIdBitsAndLogProbRangeCheck() throws {
         var rng = SplitMix64(seed: 0x5EED)
         let range = ValidationContext.defaultLogProbRange
         let bad: [Float] = [.nan, -.nan, .infinity, -.infinity, range.lowerBound.nextDown, range.upperBound.nextUp, 1, -1e30,
@@ -236,12 +236,12 @@ final class FastCodecTests: XCTestCase {
                 XCTAssertEqual(d.promptTokens, prompt)
                 XCTAssertEqual(d.responses[0].tokens, ids)
                 XCTAssertEqual(d.responses[0].tokenLogProbs.map(\.bitPattern), lp.map(\.bitPattern))  // (NaN ≠ NaN)
-                XCTAssertEqual(d.decodedPromptMaxID, UInt32(prompt.max()!), "length \(length) trial \(trial)")
+                XCTAssertEqual(d.decodedPromptIDBits, prompt.reduce(0) { $0 | UInt32($1) }, "length \(length) trial \(trial)")
                 let s = try XCTUnwrap(d.responses[0].decodedSummary)
-                XCTAssertEqual(s.maxTokenID, UInt32(ids.max()!), "length \(length) trial \(trial)")
+                XCTAssertEqual(s.tokenIDBits, ids.reduce(0) { $0 | UInt32($1) }, "length \(length) trial \(trial)")
                 let within = lp.allSatisfy { $0.isFinite && range.contains($0) }
                 XCTAssertEqual(s.logProbsWithinDefaultRange, within, "length \(length) trial \(trial): \(lp.filter { !range.contains($0) })")
-                XCTAssertEqual(d.responses[1].decodedSummary, WireResponseSummary(maxTokenID: 0, logProbsWithinDefaultRange: true))
+                XCTAssertEqual(d.responses[1].decodedSummary, WireResponseSummary(tokenIDBits: 0, logProbsWithinDefaultRange: true))
                 checked += 1
                 if !within { outside += 1 }
             }
@@ -282,7 +282,7 @@ final class FastCodecTests: XCTestCase {
 
         g = try decoded()
         g.promptTokens = [1, -1]
-        XCTAssertNil(g.decodedPromptMaxID)
+        XCTAssertNil(g.decodedPromptIDBits)
         guard case .invalid(.tokenOutOfVocabulary, _) = c.validate(g) else { return XCTFail("negative prompt id accepted") }
 
         g = try decoded()

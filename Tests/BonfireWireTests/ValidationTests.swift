@@ -369,8 +369,8 @@ final class ValidationTests: XCTestCase {
         XCTAssertGreaterThan(valid, 500)
     }
 
-    /// The same checks on groups that went through FastCodec, whose decode pass computes each response's largest id
-    /// and whether its log-probs are inside the default range (`WireResponseSummary`), so the validator skips its
+    /// The same checks on groups that went through FastCodec, whose decode pass computes the OR of each response's
+    /// ids and whether its log-probs are inside the default range (`WireResponseSummary`), so the validator skips its
     /// own passes: verdict AND detail must equal the plain definition and the validation of the same group built
     /// locally (no summary). Hostile ids are what uint32 can carry (at and above the vocabulary, 2³¹ — negative as
     /// Int32 —, UInt32.max); bounds are the defaults, narrower, wider, infinite or NaN.
@@ -415,7 +415,7 @@ final class ValidationTests: XCTestCase {
             guard case .bonGroups(let b) = try XCTUnwrap(WireEnvelope.fastCodecDecoded(bytes), "trial \(trial)").payload
             else { return XCTFail("trial \(trial): not BoN groups") }
             let decoded = b.groups[0]
-            XCTAssertNotNil(decoded.decodedPromptMaxID, "trial \(trial)")
+            XCTAssertNotNil(decoded.decodedPromptIDBits, "trial \(trial)")
             XCTAssertTrue(decoded.responses.allSatisfy { $0.decodedSummary != nil }, "trial \(trial)")
             // The plain definition (as in the test above).
             func plainTokens(_ ts: [Int], _ field: String) -> Validation? {

@@ -355,7 +355,7 @@ extension ValidationContext {
         if let ctx = contextLength, g.promptTokens.count > ctx {
             return .invalid(.sequenceTooLong, detail: "\(f()): prompt \(g.promptTokens.count) > context \(ctx)")
         }
-        if case let r = tokens(g.promptTokens, maxID: g.decodedPromptMaxID, "\(f()).prompt"), !r.isValid { return r }
+        if case let r = tokens(g.promptTokens, idBits: g.decodedPromptIDBits, "\(f()).prompt"), !r.isValid { return r }
         for (ri, y) in g.responses.enumerated() {
             func rf() -> String { "\(f()).responses[\(ri)]" }
             if y.tokens.isEmpty { return .invalid(.emptyResponse, detail: "\(rf()) has no tokens") }
@@ -371,7 +371,7 @@ extension ValidationContext {
             }
             // (a summary FastCodec computed while decoding spares the passes over the arrays in the valid case)
             let summary = y.decodedSummary
-            if case let r = tokens(y.tokens, maxID: summary?.maxTokenID, rf()), !r.isValid { return r }
+            if case let r = tokens(y.tokens, idBits: summary?.tokenIDBits, rf()), !r.isValid { return r }
             if case let r = logProbs(y.tokenLogProbs, withinDefaultRange: summary?.logProbsWithinDefaultRange ?? false,
                                      "\(rf()).logprobs"), !r.isValid { return r }
             if !y.verifierScore.isFinite { return .invalid(.scoreNonFinite, detail: "\(rf()).verifier_score = \(y.verifierScore)") }
@@ -383,14 +383,16 @@ extension ValidationContext {
         return .valid
     }
 
-    /// `maxID`: the largest id, when the decoder found it (ids off the wire are uint32, so none is negative).
-    func tokens(_ ts: [Int], maxID: UInt32? = nil, _ field: @autoclosure () -> String) -> Validation {
+    /// `idBits`: the OR of the ids, when the decoder computed it (ids off the wire are uint32: none is negative, and
+    /// each is ≤ their OR).
+    func tokens(_ ts: [Int], idBits: UInt32? = nil, _ field: @autoclosure () -> String) -> Validation {
         let v = vocabSize ?? Int.max
-        if let maxID, Int(maxID) < v { return .valid }
+        if let idBits, Int(idBits) < v { return .valid }
         // Fast pass: all ids in 0..<v (read as unsigned, a negative id is huge). The OR of the ids bounds each of
         // them and vectorises; if it is not below v, the exact maximum decides; the loop below (lowest and highest
         // id, for the detail) runs only for a bad prompt or response, or a vocabulary size ≤ 0.
-        if v > 0, Self.allBelow(ts, UInt(v)) { return .valid }
+        // (with the decoder's OR already not below v, the OR pass would fail again: straight to the maximum)
+        if v > 0, Self.allBelow(ts, UInt(v), orIsNotBelow: idBits != nil) { return .valid }
         var lo = Int.max, hi = Int.min
         for t in ts { lo = Swift.min(lo, t); hi = Swift.max(hi, t) }
         if !ts.isEmpty && (lo < 0 || hi >= v) {
@@ -421,12 +423,14 @@ extension ValidationContext {
         }
     }
 
-    /// Every id, read as unsigned, below `v`.
-    static func allBelow(_ ts: [Int], _ v: UInt) -> Bool {
+    /// Every id, read as unsigned, below `v`. `orIsNotBelow`: the caller knows the OR of the ids is ≥ v.
+    static func allBelow(_ ts: [Int], _ v: UInt, orIsNotBelow: Bool = false) -> Bool {
         ts.withUnsafeBufferPointer { b in
-            var any: UInt = 0
-            for t in b { any |= UInt(bitPattern: t) }
-            if any < v { return true }
+            if !orIsNotBelow {
+                var any: UInt = 0
+                for t in b { any |= UInt(bitPattern: t) }
+                if any < v { return true }
+            }
             var top: UInt = 0
             for t in b { top = Swift.max(top, UInt(bitPattern: t)) }
             return top < v
