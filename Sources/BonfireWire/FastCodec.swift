@@ -6,7 +6,9 @@
 // mallocs, a uint32 copy of the token ids, a copy of the log-probs, a size walk) and decodes into malloc'd copies of
 // every bytes field, which we then copied again into Swift arrays. Here encoding writes the wire bytes straight into
 // the destination (the ZeroMQ message), narrowing token ids on the way, and decoding copies each field once, from
-// the received frame into its Swift array. Parameters: one memcpy on each side.
+// the received frame into its Swift array. Parameters: one memcpy on each side. The decoding copies also compute what
+// validation checks in its common case (the parameters' largest |x|; per BoN response the OR of its ids and whether
+// its log-probs are in the default range), so the learner reads a received value once, not twice.
 //
 // Encoding is byte-identical to protobuf-c's (fields in number order, proto3 zero values omitted, floats compared
 // with `== 0` as protobuf-c does); FastCodecTests checks it on random and hostile values.
