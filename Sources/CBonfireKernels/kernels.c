@@ -517,12 +517,16 @@ void bfk_attend_heads(float *y, float *scores, const float *q, const float *k, c
 // A register block of R rows × NV vectors of VW columns: acc[r][u] = Σ_k inp[r][k] · W(k, j + u·VW …), where
 // W(k, j) = w[k·ldw + (j − j0)] (the weights of columns j0 ..< j1, one row of ldw floats per k).
 // Every output is a sum over k in order 0, 1, …, so blocking does not change results.
-#define LINEAR_BLOCK(VT, VW, R, NV)                                                                              \
+// PF (a literal 0 or 1): also prefetch, into L2, the same columns of the next panel (`pfw`, same ldw), one cache
+// line per 16 floats of the block's columns per k: the first row block of a strip pulls the next strip in while the
+// other row blocks compute on this one (see LINEAR_PANELS).
+#define LINEAR_BLOCK(VT, VW, R, NV, PF)                                                                          \
     do {                                                                                                         \
         VT acc[R][NV];                                                                                           \
         for (int r = 0; r < R; r++) for (int u = 0; u < NV; u++) acc[r][u] = (VT){0};                           \
         for (long kk = 0; kk < ic; kk++) {                                                                       \
             const float *wr = w + kk * ldw + (j - j0);                                                           \
+            if (PF) for (int u = 0; u < NV * VW; u += 16) __builtin_prefetch(pfw + kk * ldw + (j - j0) + u, 0, 2); \
             VT wv[NV];                                                                                           \
             for (int u = 0; u < NV; u++) memcpy(&wv[u], wr + u * VW, sizeof(VT));                               \
             for (int r = 0; r < R; r++) {                                                                        \
@@ -551,13 +555,17 @@ void bfk_attend_heads(float *y, float *scores, const float *q, const float *k, c
         long j = j0;                                                                                             \
         for (; j + NV * VW <= j1; j += NV * VW) {                                                                \
             long i = 0;                                                                                          \
-            for (; i + R <= n; i += R) LINEAR_BLOCK(VT, VW, R, NV);                                              \
-            for (; i < n; i++) LINEAR_BLOCK(VT, VW, 1, NV);                                                      \
+            if (pfw) {                                                                                           \
+                if (R <= n) { LINEAR_BLOCK(VT, VW, R, NV, 1); i = R; }                                           \
+                else if (n > 0) { LINEAR_BLOCK(VT, VW, 1, NV, 1); i = 1; }                                       \
+            }                                                                                                    \
+            for (; i + R <= n; i += R) LINEAR_BLOCK(VT, VW, R, NV, 0);                                           \
+            for (; i < n; i++) LINEAR_BLOCK(VT, VW, 1, NV, 0);                                                   \
         }                                                                                                        \
         for (; j + VW <= j1; j += VW) {                                                                          \
             long i = 0;                                                                                          \
-            for (; i + R <= n; i += R) LINEAR_BLOCK(VT, VW, R, 1);                                               \
-            for (; i < n; i++) LINEAR_BLOCK(VT, VW, 1, 1);                                                       \
+            for (; i + R <= n; i += R) LINEAR_BLOCK(VT, VW, R, 1, 0);                                            \
+            for (; i < n; i++) LINEAR_BLOCK(VT, VW, 1, 1, 0);                                                    \
         }                                                                                                        \
         for (; j < j1; j++) for (long i = 0; i < n; i++) {                                                       \
             float s = 0;                                                                                         \
@@ -571,7 +579,7 @@ void bfk_attend_heads(float *y, float *scores, const float *q, const float *k, c
 #define LINEAR_ROWS(NAME, ATTR, VT, VW, R, NV)                                                                   \
     ATTR static void NAME(float *out, const float *inp, const float *wt, const float *bias, long n, long ic,     \
                           long oc, int accumulate) {                                                             \
-        const float *w = wt;                                                                                     \
+        const float *w = wt, *pfw = NULL;                                                                        \
         const long j0 = 0, j1 = oc, ldw = oc;                                                                    \
         LINEAR_COLS(VT, VW, R, NV);                                                                              \
     }
@@ -585,6 +593,7 @@ void bfk_attend_heads(float *y, float *scores, const float *q, const float *k, c
         for (long j0 = 0; j0 < oc; j0 += BFK_PANEL) {                                                            \
             const long j1 = j0 + BFK_PANEL < oc ? j0 + BFK_PANEL : oc, ldw = j1 - j0;                            \
             const float *w = wp + j0 * ic;                                                                       \
+            const float *pfw = j1 < oc ? w + ic * ldw : NULL;   /* the next panel */                             \
             LINEAR_COLS(VT, VW, R, NV);                                                                          \
         }                                                                                                        \
     }
