@@ -57,6 +57,38 @@ package enum Kernels {
         bfk_attend_heads(y, scores, q, k, v, heads, headStride, len, hd, scale)
     }
 
+    /// `attendHeads` with a shared prefix (a BoN group's prompt, stored once and read by every sample of the group):
+    /// keys and values 0 ..< plen at `kp`, `vp`, the others (plen ..< len) at `k`, `v`; both laid out as in
+    /// `attendHeads` (key j of head h at h·headStride + j·hd; the positions below plen at k, v and from plen at kp,
+    /// vp are never read). Bit-identical to `attendHeads` on one cache holding the prefix's rows and then the others.
+    @inline(__always)
+    package static func attendHeadsPrefix(y: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>,
+                                          q: UnsafePointer<Float>, kp: UnsafePointer<Float>, vp: UnsafePointer<Float>,
+                                          k: UnsafePointer<Float>, v: UnsafePointer<Float>, heads: Int,
+                                          headStride: Int, plen: Int, len: Int, hd: Int, scale: Float) {
+        bfk_attend_heads_prefix(y, scores, q, kp, vp, k, v, heads, headStride, plen, len, hd, scale)
+    }
+
+    /// Plain twin of `attendHeadsPrefix`: gathers each head's keys and values into one contiguous (len, hd) cache
+    /// and runs `attendOnePlain` on it.
+    package static func attendHeadsPrefixPlain(y: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>,
+                                               q: UnsafePointer<Float>, kp: UnsafePointer<Float>,
+                                               vp: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                                               v: UnsafePointer<Float>, heads: Int, headStride: Int, plen: Int,
+                                               len: Int, hd: Int, scale: Float) {
+        var kh = [Float](repeating: 0, count: len * hd), vh = kh
+        for h in 0..<heads {
+            for j in 0..<len {
+                let (ks, vs) = j < plen ? (kp, vp) : (k, v)
+                for i in 0..<hd {
+                    kh[j * hd + i] = ks[h * headStride + j * hd + i]
+                    vh[j * hd + i] = vs[h * headStride + j * hd + i]
+                }
+            }
+            attendOnePlain(y: y + h * hd, scores: scores, q: q + h * hd, k: kh, v: vh, len: len, hd: hd, scale: scale)
+        }
+    }
+
     /// Plain twin of `attendHeads`: `attendOnePlain` on each head.
     package static func attendHeadsPlain(y: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>,
                                          q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,

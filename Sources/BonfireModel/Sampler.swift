@@ -1,6 +1,7 @@
-// Batched KV-cache sampling. All prompts are prefilled in one full forward (their K/V rows are copied into the
-// cache slots of their BoN group: slot = prompt·N + sample); then each step feeds one token for every unfinished
-// slot: the linear layers run as one sgemm over the A active rows, attention reads each slot's own cache.
+// Batched KV-cache sampling. All prompts are prefilled in one full forward (each prompt's K/V rows are stored once,
+// in the cache slot of its BoN group's first sample: slot = prompt·N + sample); then each step feeds one token for
+// every unfinished slot: the linear layers run over the A active rows at once, attention reads the group's shared
+// prompt rows and then the slot's own rows.
 // Sampling distribution: softmax(logits / T), restricted first to the top-k logits (k > 0) and then to the
 // smallest prefix (by probability) whose mass is ≥ top-p; T ≤ 1e-6 is greedy (argmax, ties → lowest id).
 // Reported log-probs are log π_T(token) under the temperature-scaled FULL softmax — the same definition as
@@ -109,6 +110,13 @@ final class DecodeState {
     /// (reserving the whole context made a 124M-parameter actor with 64 slots hold 4.8 GB of cache for 72 tokens).
     var span = 0
     let tok = IntBuffer(), probs = AlignedFloatBuffer(), order = IntBuffer()
+    /// Shared prompt rows: slot s reads cache positions < prefix[s] (its prompt) from the slot of its group's first
+    /// sample, s / samplesPerPrompt · samplesPerPrompt, and the later ones from its own slot. The prompt's keys and
+    /// values are the same for every sample of a BoN group: stored once, they come from L3 once per step and from
+    /// L1/L2 for the group's other samples (on `tiny` at 32 samples, 8 of ≈ 32 rows per slot and layer), and the
+    /// prefill no longer copies them N times.
+    let prefix = IntBuffer()
+    var samplesPerPrompt = 1
     /// Fast path (`GPT.transposeWeights`): each linear weight W (OC, IC) stored as Wᵀ (IC, OC) in panels of
     /// `Kernels.panelWidth` columns (`Kernels.packPanels`), keyed by W's offset in `params`, refreshed at the start of
     /// every sample() call. Decode steps then multiply their few rows with `Kernels.linearPanels`, where OpenBLAS
@@ -132,7 +140,7 @@ final class DecodeState {
         logits.ensure(s * c.vocabSize); slotLogits.ensure(s * c.vocabSize)
         scores.ensure(c.contextLength)
         kCache.ensure(c.layers * s * n * C); vCache.ensure(c.layers * s * n * C)
-        tok.ensure(s); probs.ensure(c.vocabSize); order.ensure(c.vocabSize)
+        tok.ensure(s); probs.ensure(c.vocabSize); order.ensure(c.vocabSize); prefix.ensure(s)
     }
 }
 
@@ -159,17 +167,19 @@ extension GPT {
             forwardLogits(p, N: B * T)
             let longest = prompts.map(\.count).max() ?? 0
             d.ensure(slots: S, config: config, span: min(ctx, longest + max(sc.maxNewTokens, 0)))
+            d.samplesPerPrompt = NS
             let N = B * T
             for pi in 0..<P {
                 let len = prompts[pi].count
                 for s in (pi * NS)..<((pi + 1) * NS) {
                     length[s] = len
+                    d.prefix.ptr[s] = len
                     done[s] = len >= ctx || sc.maxNewTokens <= 0
                     d.slotLogits.ptr.advanced(by: s * V).update(from: logits.ptr + (pi * T + len - 1) * V, count: V)
-                    for l in 0..<L {
-                        let src = qkv.ptr + l * N * 3 * C + pi * T * 3 * C
-                        for t in 0..<len { storeKV(d, layer: l, slot: s, slots: S, pos: t, qkvRow: src + t * 3 * C) }
-                    }
+                }
+                for l in 0..<L {   // the prompt's rows, once per group (DecodeState.prefix)
+                    let src = qkv.ptr + l * N * 3 * C + pi * T * 3 * C
+                    for t in 0..<len { storeKV(d, layer: l, slot: pi * NS, slots: S, pos: t, qkvRow: src + t * 3 * C) }
                 }
             }
             var active: [Int] = []
@@ -240,12 +250,15 @@ extension GPT {
                 let s = active[r], pos = positions[r]
                 let q = d.qkv.ptr + r * 3 * C
                 storeKV(d, layer: l, slot: s, slots: S, pos: pos, qkvRow: q)
-                // Fast path: all heads of the row in one kernel call (Kernels.attendHeadsPlain, attendOnePlain per
-                // head, is the loop it replaces; the per-head attendOne gives the same bits).
+                // Fast path: all heads of the row in one kernel call, the group's shared prompt rows first
+                // (DecodeState.prefix; Kernels.attendHeadsPrefixPlain is the plain twin; attendHeads on one slot
+                // holding all rows gives the same bits).
                 let base = (l * S + s) * H * ctx * hd
-                Kernels.attendHeads(y: d.atty.ptr + r * C, scores: scores, q: q, k: d.kCache.ptr + base,
-                                    v: d.vCache.ptr + base, heads: H, headStride: ctx * hd, len: pos + 1, hd: hd,
-                                    scale: scale)
+                let base0 = (l * S + s / d.samplesPerPrompt * d.samplesPerPrompt) * H * ctx * hd
+                Kernels.attendHeadsPrefix(y: d.atty.ptr + r * C, scores: scores, q: q, kp: d.kCache.ptr + base0,
+                                          vp: d.vCache.ptr + base0, k: d.kCache.ptr + base, v: d.vCache.ptr + base,
+                                          heads: H, headStride: ctx * hd, plen: d.prefix.ptr[s], len: pos + 1,
+                                          hd: hd, scale: scale)
             }
             project(d, p, out: x, inp: atty, weight: o.projW, bias: o.projB, n: A, ic: C, oc: C, accumulate: true)
             Ops.layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: p + o.ln2w, bias: p + o.ln2b, n: A, c: C)
@@ -390,6 +403,8 @@ extension GPT {
             forwardTrunk(p, B: B, T: T)
             forwardLogits(p, N: B * T)
             d.ensure(slots: 1, config: config)
+            d.samplesPerPrompt = 1
+            d.prefix.ptr[0] = prompt.count
             rows.append(Array(UnsafeBufferPointer(start: logits.ptr + (prompt.count - 1) * V, count: V)))
             for l in 0..<config.layers {
                 let src = qkv.ptr + l * T * 3 * C

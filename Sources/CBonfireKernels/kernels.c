@@ -460,28 +460,38 @@ BFK_INLINE float attend_scores(float *restrict sc, const float *restrict q, cons
     return mx;
 }
 
-/// y (G heads · hd) = Σ_j p_g[j] · v_g[j] for G heads at once, NV = hd / 16 vectors per head.
+/// y (G heads · hd) = Σ_j p_g[j] · v_g[j] for G heads at once, NV = hd / 16 vectors per head; keys j < plen from
+/// the shared prefix vp, the others from v (one loop over j in key order: the same chains as one segment).
 #define ATTEND_Y(G, NV)                                                                                          \
     do {                                                                                                         \
         v16 acc[G][NV];                                                                                          \
         for (int g = 0; g < G; g++) for (int u = 0; u < NV; u++) acc[g][u] = (v16){0};                          \
-        for (long j = 0; j < len; j++)                                                                           \
+        for (long j = 0; j < len; j++) {                                                                         \
+            const float *vs = j < plen ? vp : v;                                                                 \
             for (int g = 0; g < G; g++) {                                                                        \
                 float w = sc[(h + g) * len + j] * inv[g];                                                        \
-                const float *vr = v + (h + g) * headStride + j * hd;                                             \
+                const float *vr = vs + (h + g) * headStride + j * hd;                                            \
                 for (int u = 0; u < NV; u++) acc[g][u] += w * ld16(vr + 16 * u);                                 \
             }                                                                                                    \
+        }                                                                                                        \
         for (int g = 0; g < G; g++) for (int u = 0; u < NV; u++)                                                 \
             memcpy(y + (h + g) * hd + 16 * u, &acc[g][u], sizeof(v16));                                          \
     } while (0)
 
+// Keys 0 ..< plen come from the shared prefix (kp, vp), keys plen ..< len from (k, v), both laid out alike (key j
+// of head h at h·headStride + j·hd). Each score is one key's own dot product (the 16-key tree gives each key
+// hsum16 of its own accumulator), so where a 16-key block starts does not change any score; the max, the exps
+// and their sum run over the contiguous scores, and y walks the keys in order: the same bits as one segment.
 BFK_INLINE void attend_heads_body(float *restrict y, float *restrict sc, const float *restrict q,
-                                  const float *restrict k, const float *restrict v, long heads, long headStride,
-                                  long len, long hd, float scale) {
+                                  const float *kp, const float *vp, const float *k, const float *v, long heads,
+                                  long headStride, long plen, long len, long hd, float scale) {
     float invs[heads];
+    if (plen > len) plen = len;
     for (long h = 0; h < heads; h++) {
         float *s = sc + h * len;
-        float mx = attend_scores(s, q + h * hd, k + h * headStride, len, hd, scale);
+        float mx = attend_scores(s, q + h * hd, kp + h * headStride, plen, hd, scale);
+        float m2 = attend_scores(s + plen, q + h * hd, k + h * headStride + plen * hd, len - plen, hd, scale);
+        mx = m2 > mx ? m2 : mx;
         for (long j = 0; j < len; j++) s[j] = exp1(s[j] - mx);
         invs[h] = 1.0f / sum_body(s, len);
     }
@@ -495,21 +505,25 @@ BFK_INLINE void attend_heads_body(float *restrict y, float *restrict sc, const f
     }
     for (; h < heads; h++) {   // other head sizes: attend_one's loop
         float *yh = y + h * hd;
-        const float *vh = v + h * headStride;
         for (long i = 0; i < hd; i++) yh[i] = 0;
         for (long j = 0; j < len; j++) {
             float w = sc[h * len + j] * invs[h];
-            const float *vr = vh + j * hd;
+            const float *vr = (j < plen ? vp : v) + h * headStride + j * hd;
             for (long i = 0; i < hd; i++) yh[i] += w * vr[i];
         }
     }
 }
-VARIANTS(attend_heads, (float *y, float *sc, const float *q, const float *k, const float *v, long heads,
-                        long headStride, long len, long hd, float scale),
-         (y, sc, q, k, v, heads, headStride, len, hd, scale))
+VARIANTS(attend_heads, (float *y, float *sc, const float *q, const float *kp, const float *vp, const float *k,
+                        const float *v, long heads, long headStride, long plen, long len, long hd, float scale),
+         (y, sc, q, kp, vp, k, v, heads, headStride, plen, len, hd, scale))
 void bfk_attend_heads(float *y, float *scores, const float *q, const float *k, const float *v, long heads,
                       long headStride, long len, long hd, float scale) {
-    DISPATCH(attend_heads, y, scores, q, k, v, heads, headStride, len, hd, scale);
+    DISPATCH(attend_heads, y, scores, q, k, v, k, v, heads, headStride, 0, len, hd, scale);
+}
+void bfk_attend_heads_prefix(float *y, float *scores, const float *q, const float *kp, const float *vp,
+                             const float *k, const float *v, long heads, long headStride, long plen, long len,
+                             long hd, float scale) {
+    DISPATCH(attend_heads, y, scores, q, kp, vp, k, v, heads, headStride, plen, len, hd, scale);
 }
 
 // MARK: few-row linear layer (decode)

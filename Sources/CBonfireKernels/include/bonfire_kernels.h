@@ -58,6 +58,13 @@ void bfk_attend_one(float *y, float *scores, const float *q, const float *k, con
 /// bfk_attend_one on each head (at the same instruction-set level). `scores`: scratch of ≥ heads·len floats.
 void bfk_attend_heads(float *y, float *scores, const float *q, const float *k, const float *v, long heads,
                       long headStride, long len, long hd, float scale);
+/// bfk_attend_heads with a shared prefix (the sampler's BoN group: one copy of the prompt's keys and values, read
+/// by every sample of the group): keys/values 0 ..< plen at kp, vp, keys/values plen ..< len at k, v, both laid out
+/// as above (key j of head h at h·headStride + j·hd). Bit-identical to bfk_attend_heads on a cache holding the
+/// prefix's rows followed by the others (plen > len counts as len; kp = k, vp = v, plen = 0 is bfk_attend_heads).
+void bfk_attend_heads_prefix(float *y, float *scores, const float *q, const float *kp, const float *vp,
+                             const float *k, const float *v, long heads, long headStride, long plen, long len,
+                             long hd, float scale);
 
 /// Few-row linear layer against a transposed weight: out (N, OC) (+)= inp (N, IC) · wt (IC, OC) + bias (OC).
 /// `wt` is Wᵀ of a torch-style weight W (OC, IC) (see bfk_transpose). No packing: meant for N ≲ 64 decode rows.
