@@ -110,11 +110,13 @@ package enum Kernels {
 
     /// `linearRows` on a weight packed by `packPanels` (blocks of `panelWidth` columns of Wᵀ stored contiguously, so
     /// every strip the kernel reads is one sequential stream). Same sums, same bits as `linearRows`. The sampler's fast path.
+    /// While it computes a panel it prefetches the next into L2, and during the last one `prefetchAfter`
+    /// (`prefetchCount` floats: the first panel of the weight used next), which changes no result.
     @inline(__always)
     package static func linearPanels(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                      packed: UnsafePointer<Float>, bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int,
-                                     accumulate: Bool) {
-        bfk_linear_panels(out, inp, packed, bias, n, ic, oc, accumulate ? 1 : 0)
+                                     accumulate: Bool, prefetchAfter: UnsafePointer<Float>? = nil, prefetchCount: Int = 0) {
+        bfk_linear_panels(out, inp, packed, bias, n, ic, oc, accumulate ? 1 : 0, prefetchAfter, prefetchCount)
     }
 
     /// dst (OC·IC floats) ← a torch-style weight W (OC, IC) in `linearPanels`' layout: columns j0 ..< j0 + w of Wᵀ

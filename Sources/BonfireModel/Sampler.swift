@@ -244,8 +244,11 @@ extension GPT {
             for j in 0..<C { o[j] = te[j] + pe[j] }
         }
         for (l, o) in blocks.enumerated() {
+            // Each product also prefetches the first panel of the next one (`then:`): see Kernels.linearPanels.
+            let next: (weight: Int, ic: Int, oc: Int) = l + 1 < blocks.count ? (blocks[l + 1].attnW, C, 3 * C) : (wte, C, V)
             Ops.layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: p + o.ln1w, bias: p + o.ln1b, n: A, c: C)
-            project(d, p, out: qkvRows, inp: ln, weight: o.attnW, bias: o.attnB, n: A, ic: C, oc: 3 * C)
+            project(d, p, out: qkvRows, inp: ln, weight: o.attnW, bias: o.attnB, n: A, ic: C, oc: 3 * C,
+                    then: (o.projW, C, C))
             for r in rows {
                 let s = active[r], pos = positions[r]
                 let q = d.qkv.ptr + r * 3 * C
@@ -260,11 +263,13 @@ extension GPT {
                                           heads: H, headStride: ctx * hd, plen: d.prefix.ptr[s], len: pos + 1,
                                           hd: hd, scale: scale)
             }
-            project(d, p, out: x, inp: atty, weight: o.projW, bias: o.projB, n: A, ic: C, oc: C, accumulate: true)
+            project(d, p, out: x, inp: atty, weight: o.projW, bias: o.projB, n: A, ic: C, oc: C, accumulate: true,
+                    then: (o.fcW, C, 4 * C))
             Ops.layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: p + o.ln2w, bias: p + o.ln2b, n: A, c: C)
-            project(d, p, out: fch, inp: ln, weight: o.fcW, bias: o.fcB, n: A, ic: C, oc: 4 * C)
+            project(d, p, out: fch, inp: ln, weight: o.fcW, bias: o.fcB, n: A, ic: C, oc: 4 * C, then: (o.fcProjW, 4 * C, C))
             Ops.geluForward(out: fchG, inp: fch, count: A * 4 * C)
-            project(d, p, out: x, inp: fchG, weight: o.fcProjW, bias: o.fcProjB, n: A, ic: 4 * C, oc: C, accumulate: true)
+            project(d, p, out: x, inp: fchG, weight: o.fcProjW, bias: o.fcProjB, n: A, ic: 4 * C, oc: C, accumulate: true,
+                    then: next)
         }
         Ops.layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: p + lnfw, bias: p + lnfb, n: A, c: C)
         project(d, p, out: logits, inp: ln, weight: wte, bias: nil, n: A, ic: C, oc: V)
@@ -290,14 +295,17 @@ extension GPT {
 
     /// A decode-step linear layer for the weight at `params[weight…]`: the fast path (`Kernels.linearPanels` on
     /// packed Wᵀ; same bits as `Kernels.linearRows` on plain Wᵀ) when `transposeWeights` prepared it, else the plain
-    /// `linear` below.
+    /// `linear` below. `then`: the weight multiplied next (offset, ic, oc), whose first panel the fast path
+    /// prefetches into L2 during its last one.
     @inline(__always)
     func project(_ d: DecodeState, _ p: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-                 weight: Int, bias: Int?, n: Int, ic: Int, oc: Int, accumulate: Bool = false) {
+                 weight: Int, bias: Int?, n: Int, ic: Int, oc: Int, accumulate: Bool = false,
+                 then next: (weight: Int, ic: Int, oc: Int)? = nil) {
         let b = bias.map { p + $0 }
         if let at = d.wtOffset[weight] {
+            let after = next.flatMap { nx in d.wtOffset[nx.weight].map { (UnsafePointer(d.wt.ptr + $0), nx.ic * min(nx.oc, Kernels.panelWidth)) } }
             Kernels.linearPanels(out: out, inp: inp, packed: d.wt.ptr + at, bias: b, n: n, ic: ic, oc: oc,
-                                 accumulate: accumulate)
+                                 accumulate: accumulate, prefetchAfter: after?.0, prefetchCount: after?.1 ?? 0)
         } else {
             linear(d, out: out, inp: inp, weight: p + weight, bias: b, n: n, ic: ic, oc: oc, accumulate: accumulate)
         }

@@ -261,17 +261,24 @@ final class KernelsTests: XCTestCase {
             forEachISA { level in
                 for accumulate in [false, true] {
                     for useBias in [false, true] {
-                        var out = start, ref = start, plain = start
+                        var out = start, ref = start, plain = start, prefetching = start
                         bias.withUnsafeBufferPointer { bp in
                             let b = useBias ? bp.baseAddress : nil
                             Kernels.linearPanels(out: &out, inp: x, packed: packed, bias: b, n: n, ic: ic, oc: oc,
                                                  accumulate: accumulate)
+                            // Prefetching the weights used next (here: W itself, and a region of 1 float) changes nothing.
+                            w.withUnsafeBufferPointer { wb in
+                                Kernels.linearPanels(out: &prefetching, inp: x, packed: packed, bias: b, n: n, ic: ic,
+                                                     oc: oc, accumulate: accumulate, prefetchAfter: wb.baseAddress!,
+                                                     prefetchCount: useBias ? wb.count : 1)
+                            }
                             Kernels.linearRows(out: &ref, inp: x, wt: wt, bias: b, n: n, ic: ic, oc: oc, accumulate: accumulate)
                             Kernels.linearRowsPlain(out: &plain, inp: x, weight: w, bias: b, n: n, ic: ic, oc: oc,
                                                     accumulate: accumulate)
                         }
                         let what = "linearPanels n=\(n) ic=\(ic) oc=\(oc) acc=\(accumulate) bias=\(useBias) \(level)"
                         XCTAssertEqual(out.map(\.bitPattern), ref.map(\.bitPattern), what)
+                        XCTAssertEqual(prefetching.map(\.bitPattern), out.map(\.bitPattern), what)
                         expectClose(out, plain, rtol: 1e-4, atol: 1e-4, what)
                     }
                 }

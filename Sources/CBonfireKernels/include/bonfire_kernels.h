@@ -72,8 +72,11 @@ void bfk_linear_rows(float *out, const float *inp, const float *wt, const float 
                      int accumulate);
 /// bfk_linear_rows on a packed weight (bfk_pack_panels), bit-identical to it: the decode fast path. Each block of
 /// bfk_panel_width() output columns of Wᵀ is stored contiguously, so every strip the kernel reads is one stream.
+/// `after` (NULL or the weights used next, `after_count` floats: the next layer's first panel) is prefetched into
+/// L2 while the last panel is computed; each panel before the last prefetches the next one. Prefetching never changes
+/// a result.
 void bfk_linear_panels(float *out, const float *inp, const float *wp, const float *bias, long n, long ic, long oc,
-                       int accumulate);
+                       int accumulate, const float *after, long after_count);
 /// dst (oc·ic floats) ← W (oc, ic) in panels: columns j0 ..< j0 + w of Wᵀ (j0 a multiple of the panel width,
 /// w = min(width, oc − j0)) at dst + j0·ic, as (ic, w) row-major: dst[j0·ic + k·w + (j − j0)] = W[j][k].
 void bfk_pack_panels(float *dst, const float *w, long oc, long ic);
