@@ -57,6 +57,38 @@ package enum Kernels {
         bfk_attend_heads(y, scores, q, k, v, heads, headStride, len, hd, scale)
     }
 
+    /// `attendHeads` with a shared prefix (a BoN group's prompt, stored once and read by every sample of the group):
+    /// keys and values 0 ..< plen at `kp`, `vp`, the others (plen ..< len) at `k`, `v`; both laid out as in
+    /// `attendHeads` (key j of head h at h·headStride + j·hd; the positions below plen at k, v and from plen at kp,
+    /// vp are never read). Bit-identical to `attendHeads` on one cache holding the prefix's rows and then the others.
+    @inline(__always)
+    package static func attendHeadsPrefix(y: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>,
+                                          q: UnsafePointer<Float>, kp: UnsafePointer<Float>, vp: UnsafePointer<Float>,
+                                          k: UnsafePointer<Float>, v: UnsafePointer<Float>, heads: Int,
+                                          headStride: Int, plen: Int, len: Int, hd: Int, scale: Float) {
+        bfk_attend_heads_prefix(y, scores, q, kp, vp, k, v, heads, headStride, plen, len, hd, scale)
+    }
+
+    /// Plain twin of `attendHeadsPrefix`: gathers each head's keys and values into one contiguous (len, hd) cache
+    /// and runs `attendOnePlain` on it.
+    package static func attendHeadsPrefixPlain(y: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>,
+                                               q: UnsafePointer<Float>, kp: UnsafePointer<Float>,
+                                               vp: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                                               v: UnsafePointer<Float>, heads: Int, headStride: Int, plen: Int,
+                                               len: Int, hd: Int, scale: Float) {
+        var kh = [Float](repeating: 0, count: len * hd), vh = kh
+        for h in 0..<heads {
+            for j in 0..<len {
+                let (ks, vs) = j < plen ? (kp, vp) : (k, v)
+                for i in 0..<hd {
+                    kh[j * hd + i] = ks[h * headStride + j * hd + i]
+                    vh[j * hd + i] = vs[h * headStride + j * hd + i]
+                }
+            }
+            attendOnePlain(y: y + h * hd, scores: scores, q: q + h * hd, k: kh, v: vh, len: len, hd: hd, scale: scale)
+        }
+    }
+
     /// Plain twin of `attendHeads`: `attendOnePlain` on each head.
     package static func attendHeadsPlain(y: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>,
                                          q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
@@ -78,11 +110,13 @@ package enum Kernels {
 
     /// `linearRows` on a weight packed by `packPanels` (blocks of `panelWidth` columns of Wᵀ stored contiguously, so
     /// every strip the kernel reads is one sequential stream). Same sums, same bits as `linearRows`. The sampler's fast path.
+    /// While it computes a panel it prefetches the next into L2, and during the last one `prefetchAfter`
+    /// (`prefetchCount` floats: the first panel of the weight used next), which changes no result.
     @inline(__always)
     package static func linearPanels(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                      packed: UnsafePointer<Float>, bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int,
-                                     accumulate: Bool) {
-        bfk_linear_panels(out, inp, packed, bias, n, ic, oc, accumulate ? 1 : 0)
+                                     accumulate: Bool, prefetchAfter: UnsafePointer<Float>? = nil, prefetchCount: Int = 0) {
+        bfk_linear_panels(out, inp, packed, bias, n, ic, oc, accumulate ? 1 : 0, prefetchAfter, prefetchCount)
     }
 
     /// dst (OC·IC floats) ← a torch-style weight W (OC, IC) in `linearPanels`' layout: columns j0 ..< j0 + w of Wᵀ

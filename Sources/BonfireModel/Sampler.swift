@@ -1,6 +1,7 @@
-// Batched KV-cache sampling. All prompts are prefilled in one full forward (their K/V rows are copied into the
-// cache slots of their BoN group: slot = prompt·N + sample); then each step feeds one token for every unfinished
-// slot: the linear layers run as one sgemm over the A active rows, attention reads each slot's own cache.
+// Batched KV-cache sampling. All prompts are prefilled in one full forward (each prompt's K/V rows are stored once,
+// in the cache slot of its BoN group's first sample: slot = prompt·N + sample); then each step feeds one token for
+// every unfinished slot: the linear layers run over the A active rows at once, attention reads the group's shared
+// prompt rows and then the slot's own rows.
 // Sampling distribution: softmax(logits / T), restricted first to the top-k logits (k > 0) and then to the
 // smallest prefix (by probability) whose mass is ≥ top-p; T ≤ 1e-6 is greedy (argmax, ties → lowest id).
 // Reported log-probs are log π_T(token) under the temperature-scaled FULL softmax — the same definition as
@@ -70,22 +71,57 @@ func samplingEntropy(_ row: UnsafePointer<Float>, _ pr: UnsafePointer<Float>, V:
     return Float(max(0, log(total) - dot / total))
 }
 
-/// Buffers of the incremental decoder, sized for `slots` sequences (grown on demand).
+/// FloatBuffer with its storage on a 64-byte boundary (one cache line, one AVX-512 vector). The decode kernels
+/// read 16-float vectors at multiples of 16 floats from the start of each buffer (weight panel rows of 64 floats,
+/// cache rows of hd floats): from malloc's 16-byte alignment every such vector straddled two cache lines, so a
+/// panel row touched 5 lines instead of 4 and a 32-float cache row 3 instead of 2 (a replay of the decode kernels on
+/// 16-byte-offset buffers: tiny 33.3 → 36.0 ms, small 159–172 → 209–216 ms per call). Contents start zeroed.
+package final class AlignedFloatBuffer {
+    package static let alignment = 64
+    package private(set) var ptr: UnsafeMutablePointer<Float>
+    package private(set) var capacity: Int
+    package init(_ n: Int = 1) {
+        capacity = max(n, 1)
+        ptr = Self.allocate(capacity)
+    }
+    package func ensure(_ n: Int) {
+        if n > capacity {
+            UnsafeMutableRawPointer(ptr).deallocate()
+            capacity = n
+            ptr = Self.allocate(n)
+        }
+    }
+    private static func allocate(_ n: Int) -> UnsafeMutablePointer<Float> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: n * MemoryLayout<Float>.stride, alignment: alignment)
+        return raw.initializeMemory(as: Float.self, repeating: 0, count: n)
+    }
+    deinit { UnsafeMutableRawPointer(ptr).deallocate() }
+}
+
+/// Buffers of the incremental decoder, sized for `slots` sequences (grown on demand), all cache-line aligned.
 final class DecodeState {
     var slots = 0
-    let x = FloatBuffer(), ln = FloatBuffer(), mean = FloatBuffer(), rstd = FloatBuffer()
-    let qkv = FloatBuffer(), atty = FloatBuffer(), fch = FloatBuffer(), fchG = FloatBuffer()
-    let logits = FloatBuffer(), slotLogits = FloatBuffer(), scores = FloatBuffer(), tmp = FloatBuffer()
-    let kCache = FloatBuffer(), vCache = FloatBuffer()   // (L, S, H, span, hd) each
+    let x = AlignedFloatBuffer(), ln = AlignedFloatBuffer(), mean = AlignedFloatBuffer(), rstd = AlignedFloatBuffer()
+    let qkv = AlignedFloatBuffer(), atty = AlignedFloatBuffer(), fch = AlignedFloatBuffer(), fchG = AlignedFloatBuffer()
+    let logits = AlignedFloatBuffer(), slotLogits = AlignedFloatBuffer(), scores = AlignedFloatBuffer()
+    let tmp = AlignedFloatBuffer()
+    let kCache = AlignedFloatBuffer(), vCache = AlignedFloatBuffer()   // (L, S, H, span, hd) each
     /// Positions reserved per slot in the cache: prompt + maxNewTokens of the current call, at most contextLength
     /// (reserving the whole context made a 124M-parameter actor with 64 slots hold 4.8 GB of cache for 72 tokens).
     var span = 0
-    let tok = IntBuffer(), probs = FloatBuffer(), order = IntBuffer()
+    let tok = IntBuffer(), probs = AlignedFloatBuffer(), order = IntBuffer()
+    /// Shared prompt rows: slot s reads cache positions < prefix[s] (its prompt) from the slot of its group's first
+    /// sample, s / samplesPerPrompt · samplesPerPrompt, and the later ones from its own slot. The prompt's keys and
+    /// values are the same for every sample of a BoN group: stored once, they come from L3 once per step and from
+    /// L1/L2 for the group's other samples (on `tiny` at 32 samples, 8 of ≈ 32 rows per slot and layer), and the
+    /// prefill no longer copies them N times.
+    let prefix = IntBuffer()
+    var samplesPerPrompt = 1
     /// Fast path (`GPT.transposeWeights`): each linear weight W (OC, IC) stored as Wᵀ (IC, OC) in panels of
     /// `Kernels.panelWidth` columns (`Kernels.packPanels`), keyed by W's offset in `params`, refreshed at the start of
     /// every sample() call. Decode steps then multiply their few rows with `Kernels.linearPanels`, where OpenBLAS
     /// would re-pack all of W for every step. Empty = use the plain path.
-    let wt = FloatBuffer()
+    let wt = AlignedFloatBuffer()
     var wtOffset: [Int: Int] = [:]
     /// Models above this many parameters keep the plain path (the copy would double the actor's weight memory).
     static let transposeLimit = 32 << 20
@@ -104,7 +140,7 @@ final class DecodeState {
         logits.ensure(s * c.vocabSize); slotLogits.ensure(s * c.vocabSize)
         scores.ensure(c.contextLength)
         kCache.ensure(c.layers * s * n * C); vCache.ensure(c.layers * s * n * C)
-        tok.ensure(s); probs.ensure(c.vocabSize); order.ensure(c.vocabSize)
+        tok.ensure(s); probs.ensure(c.vocabSize); order.ensure(c.vocabSize); prefix.ensure(s)
     }
 }
 
@@ -131,17 +167,19 @@ extension GPT {
             forwardLogits(p, N: B * T)
             let longest = prompts.map(\.count).max() ?? 0
             d.ensure(slots: S, config: config, span: min(ctx, longest + max(sc.maxNewTokens, 0)))
+            d.samplesPerPrompt = NS
             let N = B * T
             for pi in 0..<P {
                 let len = prompts[pi].count
                 for s in (pi * NS)..<((pi + 1) * NS) {
                     length[s] = len
+                    d.prefix.ptr[s] = len
                     done[s] = len >= ctx || sc.maxNewTokens <= 0
                     d.slotLogits.ptr.advanced(by: s * V).update(from: logits.ptr + (pi * T + len - 1) * V, count: V)
-                    for l in 0..<L {
-                        let src = qkv.ptr + l * N * 3 * C + pi * T * 3 * C
-                        for t in 0..<len { storeKV(d, layer: l, slot: s, slots: S, pos: t, qkvRow: src + t * 3 * C) }
-                    }
+                }
+                for l in 0..<L {   // the prompt's rows, once per group (DecodeState.prefix)
+                    let src = qkv.ptr + l * N * 3 * C + pi * T * 3 * C
+                    for t in 0..<len { storeKV(d, layer: l, slot: pi * NS, slots: S, pos: t, qkvRow: src + t * 3 * C) }
                 }
             }
             var active: [Int] = []
@@ -206,24 +244,32 @@ extension GPT {
             for j in 0..<C { o[j] = te[j] + pe[j] }
         }
         for (l, o) in blocks.enumerated() {
+            // Each product also prefetches the first panel of the next one (`then:`): see Kernels.linearPanels.
+            let next: (weight: Int, ic: Int, oc: Int) = l + 1 < blocks.count ? (blocks[l + 1].attnW, C, 3 * C) : (wte, C, V)
             Ops.layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: p + o.ln1w, bias: p + o.ln1b, n: A, c: C)
-            project(d, p, out: qkvRows, inp: ln, weight: o.attnW, bias: o.attnB, n: A, ic: C, oc: 3 * C)
+            project(d, p, out: qkvRows, inp: ln, weight: o.attnW, bias: o.attnB, n: A, ic: C, oc: 3 * C,
+                    then: (o.projW, C, C))
             for r in rows {
                 let s = active[r], pos = positions[r]
                 let q = d.qkv.ptr + r * 3 * C
                 storeKV(d, layer: l, slot: s, slots: S, pos: pos, qkvRow: q)
-                // Fast path: all heads of the row in one kernel call (Kernels.attendHeadsPlain, attendOnePlain per
-                // head, is the loop it replaces; the per-head attendOne gives the same bits).
+                // Fast path: all heads of the row in one kernel call, the group's shared prompt rows first
+                // (DecodeState.prefix; Kernels.attendHeadsPrefixPlain is the plain twin; attendHeads on one slot
+                // holding all rows gives the same bits).
                 let base = (l * S + s) * H * ctx * hd
-                Kernels.attendHeads(y: d.atty.ptr + r * C, scores: scores, q: q, k: d.kCache.ptr + base,
-                                    v: d.vCache.ptr + base, heads: H, headStride: ctx * hd, len: pos + 1, hd: hd,
-                                    scale: scale)
+                let base0 = (l * S + s / d.samplesPerPrompt * d.samplesPerPrompt) * H * ctx * hd
+                Kernels.attendHeadsPrefix(y: d.atty.ptr + r * C, scores: scores, q: q, kp: d.kCache.ptr + base0,
+                                          vp: d.vCache.ptr + base0, k: d.kCache.ptr + base, v: d.vCache.ptr + base,
+                                          heads: H, headStride: ctx * hd, plen: d.prefix.ptr[s], len: pos + 1,
+                                          hd: hd, scale: scale)
             }
-            project(d, p, out: x, inp: atty, weight: o.projW, bias: o.projB, n: A, ic: C, oc: C, accumulate: true)
+            project(d, p, out: x, inp: atty, weight: o.projW, bias: o.projB, n: A, ic: C, oc: C, accumulate: true,
+                    then: (o.fcW, C, 4 * C))
             Ops.layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: p + o.ln2w, bias: p + o.ln2b, n: A, c: C)
-            project(d, p, out: fch, inp: ln, weight: o.fcW, bias: o.fcB, n: A, ic: C, oc: 4 * C)
+            project(d, p, out: fch, inp: ln, weight: o.fcW, bias: o.fcB, n: A, ic: C, oc: 4 * C, then: (o.fcProjW, 4 * C, C))
             Ops.geluForward(out: fchG, inp: fch, count: A * 4 * C)
-            project(d, p, out: x, inp: fchG, weight: o.fcProjW, bias: o.fcProjB, n: A, ic: 4 * C, oc: C, accumulate: true)
+            project(d, p, out: x, inp: fchG, weight: o.fcProjW, bias: o.fcProjB, n: A, ic: 4 * C, oc: C, accumulate: true,
+                    then: next)
         }
         Ops.layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: p + lnfw, bias: p + lnfb, n: A, c: C)
         project(d, p, out: logits, inp: ln, weight: wte, bias: nil, n: A, ic: C, oc: V)
@@ -249,14 +295,17 @@ extension GPT {
 
     /// A decode-step linear layer for the weight at `params[weight…]`: the fast path (`Kernels.linearPanels` on
     /// packed Wᵀ; same bits as `Kernels.linearRows` on plain Wᵀ) when `transposeWeights` prepared it, else the plain
-    /// `linear` below.
+    /// `linear` below. `then`: the weight multiplied next (offset, ic, oc), whose first panel the fast path
+    /// prefetches into L2 during its last one.
     @inline(__always)
     func project(_ d: DecodeState, _ p: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-                 weight: Int, bias: Int?, n: Int, ic: Int, oc: Int, accumulate: Bool = false) {
+                 weight: Int, bias: Int?, n: Int, ic: Int, oc: Int, accumulate: Bool = false,
+                 then next: (weight: Int, ic: Int, oc: Int)? = nil) {
         let b = bias.map { p + $0 }
         if let at = d.wtOffset[weight] {
+            let after = next.flatMap { nx in d.wtOffset[nx.weight].map { (UnsafePointer(d.wt.ptr + $0), nx.ic * min(nx.oc, Kernels.panelWidth)) } }
             Kernels.linearPanels(out: out, inp: inp, packed: d.wt.ptr + at, bias: b, n: n, ic: ic, oc: oc,
-                                 accumulate: accumulate)
+                                 accumulate: accumulate, prefetchAfter: after?.0, prefetchCount: after?.1 ?? 0)
         } else {
             linear(d, out: out, inp: inp, weight: p + weight, bias: b, n: n, ic: ic, oc: oc, accumulate: accumulate)
         }
@@ -362,6 +411,8 @@ extension GPT {
             forwardTrunk(p, B: B, T: T)
             forwardLogits(p, N: B * T)
             d.ensure(slots: 1, config: config)
+            d.samplesPerPrompt = 1
+            d.prefix.ptr[0] = prompt.count
             rows.append(Array(UnsafeBufferPointer(start: logits.ptr + (prompt.count - 1) * V, count: V)))
             for l in 0..<config.layers {
                 let src = qkv.ptr + l * T * 3 * C

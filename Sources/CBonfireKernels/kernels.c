@@ -460,28 +460,38 @@ BFK_INLINE float attend_scores(float *restrict sc, const float *restrict q, cons
     return mx;
 }
 
-/// y (G heads · hd) = Σ_j p_g[j] · v_g[j] for G heads at once, NV = hd / 16 vectors per head.
+/// y (G heads · hd) = Σ_j p_g[j] · v_g[j] for G heads at once, NV = hd / 16 vectors per head; keys j < plen from
+/// the shared prefix vp, the others from v (one loop over j in key order: the same chains as one segment).
 #define ATTEND_Y(G, NV)                                                                                          \
     do {                                                                                                         \
         v16 acc[G][NV];                                                                                          \
         for (int g = 0; g < G; g++) for (int u = 0; u < NV; u++) acc[g][u] = (v16){0};                          \
-        for (long j = 0; j < len; j++)                                                                           \
+        for (long j = 0; j < len; j++) {                                                                         \
+            const float *vs = j < plen ? vp : v;                                                                 \
             for (int g = 0; g < G; g++) {                                                                        \
                 float w = sc[(h + g) * len + j] * inv[g];                                                        \
-                const float *vr = v + (h + g) * headStride + j * hd;                                             \
+                const float *vr = vs + (h + g) * headStride + j * hd;                                            \
                 for (int u = 0; u < NV; u++) acc[g][u] += w * ld16(vr + 16 * u);                                 \
             }                                                                                                    \
+        }                                                                                                        \
         for (int g = 0; g < G; g++) for (int u = 0; u < NV; u++)                                                 \
             memcpy(y + (h + g) * hd + 16 * u, &acc[g][u], sizeof(v16));                                          \
     } while (0)
 
+// Keys 0 ..< plen come from the shared prefix (kp, vp), keys plen ..< len from (k, v), both laid out alike (key j
+// of head h at h·headStride + j·hd). Each score is one key's own dot product (the 16-key tree gives each key
+// hsum16 of its own accumulator), so where a 16-key block starts does not change any score; the max, the exps
+// and their sum run over the contiguous scores, and y walks the keys in order: the same bits as one segment.
 BFK_INLINE void attend_heads_body(float *restrict y, float *restrict sc, const float *restrict q,
-                                  const float *restrict k, const float *restrict v, long heads, long headStride,
-                                  long len, long hd, float scale) {
+                                  const float *kp, const float *vp, const float *k, const float *v, long heads,
+                                  long headStride, long plen, long len, long hd, float scale) {
     float invs[heads];
+    if (plen > len) plen = len;
     for (long h = 0; h < heads; h++) {
         float *s = sc + h * len;
-        float mx = attend_scores(s, q + h * hd, k + h * headStride, len, hd, scale);
+        float mx = attend_scores(s, q + h * hd, kp + h * headStride, plen, hd, scale);
+        float m2 = attend_scores(s + plen, q + h * hd, k + h * headStride + plen * hd, len - plen, hd, scale);
+        mx = m2 > mx ? m2 : mx;
         for (long j = 0; j < len; j++) s[j] = exp1(s[j] - mx);
         invs[h] = 1.0f / sum_body(s, len);
     }
@@ -495,21 +505,25 @@ BFK_INLINE void attend_heads_body(float *restrict y, float *restrict sc, const f
     }
     for (; h < heads; h++) {   // other head sizes: attend_one's loop
         float *yh = y + h * hd;
-        const float *vh = v + h * headStride;
         for (long i = 0; i < hd; i++) yh[i] = 0;
         for (long j = 0; j < len; j++) {
             float w = sc[h * len + j] * invs[h];
-            const float *vr = vh + j * hd;
+            const float *vr = (j < plen ? vp : v) + h * headStride + j * hd;
             for (long i = 0; i < hd; i++) yh[i] += w * vr[i];
         }
     }
 }
-VARIANTS(attend_heads, (float *y, float *sc, const float *q, const float *k, const float *v, long heads,
-                        long headStride, long len, long hd, float scale),
-         (y, sc, q, k, v, heads, headStride, len, hd, scale))
+VARIANTS(attend_heads, (float *y, float *sc, const float *q, const float *kp, const float *vp, const float *k,
+                        const float *v, long heads, long headStride, long plen, long len, long hd, float scale),
+         (y, sc, q, kp, vp, k, v, heads, headStride, plen, len, hd, scale))
 void bfk_attend_heads(float *y, float *scores, const float *q, const float *k, const float *v, long heads,
                       long headStride, long len, long hd, float scale) {
-    DISPATCH(attend_heads, y, scores, q, k, v, heads, headStride, len, hd, scale);
+    DISPATCH(attend_heads, y, scores, q, k, v, k, v, heads, headStride, 0, len, hd, scale);
+}
+void bfk_attend_heads_prefix(float *y, float *scores, const float *q, const float *kp, const float *vp,
+                             const float *k, const float *v, long heads, long headStride, long plen, long len,
+                             long hd, float scale) {
+    DISPATCH(attend_heads, y, scores, q, kp, vp, k, v, heads, headStride, plen, len, hd, scale);
 }
 
 // MARK: few-row linear layer (decode)
@@ -517,12 +531,17 @@ void bfk_attend_heads(float *y, float *scores, const float *q, const float *k, c
 // A register block of R rows × NV vectors of VW columns: acc[r][u] = Σ_k inp[r][k] · W(k, j + u·VW …), where
 // W(k, j) = w[k·ldw + (j − j0)] (the weights of columns j0 ..< j1, one row of ldw floats per k).
 // Every output is a sum over k in order 0, 1, …, so blocking does not change results.
+// Prefetch: while computing, the strip also pulls into L2 its share of the weights that come next (`pfs`, `pfn`
+// cache lines; see LINEAR_COLS), one line per k, line (i / R0)·ic + k: spread over the row blocks instead of a
+// burst that would fill the line-fill buffers and stall the multiply-adds.
 #define LINEAR_BLOCK(VT, VW, R, NV)                                                                              \
     do {                                                                                                         \
         VT acc[R][NV];                                                                                           \
         for (int r = 0; r < R; r++) for (int u = 0; u < NV; u++) acc[r][u] = (VT){0};                           \
         for (long kk = 0; kk < ic; kk++) {                                                                       \
             const float *wr = w + kk * ldw + (j - j0);                                                           \
+            const long pl = (i / R0) * ic + kk;                                                                  \
+            if (pl < pfn) __builtin_prefetch(pfs + pl * 16, 0, 2);                                               \
             VT wv[NV];                                                                                           \
             for (int u = 0; u < NV; u++) memcpy(&wv[u], wr + u * VW, sizeof(VT));                               \
             for (int r = 0; r < R; r++) {                                                                        \
@@ -550,11 +569,17 @@ void bfk_attend_heads(float *y, float *scores, const float *q, const float *k, c
     do {                                                                                                         \
         long j = j0;                                                                                             \
         for (; j + NV * VW <= j1; j += NV * VW) {                                                                \
+            /* this strip's share of the region to prefetch: columns (j − j0 …) of ldw, in proportion */        \
+            const long pfa = (j - j0) * pfcount / ldw, pfb = (j - j0 + NV * VW) * pfcount / ldw;                 \
+            const float *pfs = pfregion + pfa;                                                                   \
+            const long pfn = pfregion ? (pfb - pfa + 15) / 16 : 0;                                               \
             long i = 0;                                                                                          \
             for (; i + R <= n; i += R) LINEAR_BLOCK(VT, VW, R, NV);                                              \
             for (; i < n; i++) LINEAR_BLOCK(VT, VW, 1, NV);                                                      \
         }                                                                                                        \
         for (; j + VW <= j1; j += VW) {                                                                          \
+            const float *pfs = pfregion;                                                                         \
+            const long pfn = 0;                                                                                  \
             long i = 0;                                                                                          \
             for (; i + R <= n; i += R) LINEAR_BLOCK(VT, VW, R, 1);                                               \
             for (; i < n; i++) LINEAR_BLOCK(VT, VW, 1, 1);                                                       \
@@ -571,20 +596,28 @@ void bfk_attend_heads(float *y, float *scores, const float *q, const float *k, c
 #define LINEAR_ROWS(NAME, ATTR, VT, VW, R, NV)                                                                   \
     ATTR static void NAME(float *out, const float *inp, const float *wt, const float *bias, long n, long ic,     \
                           long oc, int accumulate) {                                                             \
-        const float *w = wt;                                                                                     \
-        const long j0 = 0, j1 = oc, ldw = oc;                                                                    \
+        const float *w = wt, *pfregion = NULL;                                                                   \
+        const long j0 = 0, j1 = oc, ldw = oc, pfcount = 0, R0 = R;                                               \
         LINEAR_COLS(VT, VW, R, NV);                                                                              \
     }
 
 // The same on panels (bfk_pack_panels): each block of BFK_PANEL columns is contiguous, (ic, width), so a strip is
 // one sequential stream instead of ic short pieces oc floats apart (which the hardware prefetcher follows poorly and
 // which, for oc·4 bytes a multiple of 4 KB, all fall into the same few L1/L2 sets). Same sums, same bits.
+// While a panel is computed, the next one (after the last: `after`, the next layer's first panel) is prefetched
+// into L2: a decode step streams every weight from L3 once, and the hardware prefetcher alone left the
+// multiply-adds waiting (a 32-row product on L3-resident weights ran at 94–129 GFLOP/s against 163–169 with them
+// in L2).
 #define LINEAR_PANELS(NAME, ATTR, VT, VW, R, NV)                                                                 \
     ATTR static void NAME(float *out, const float *inp, const float *wp, const float *bias, long n, long ic,     \
-                          long oc, int accumulate) {                                                             \
+                          long oc, int accumulate, const float *after, long afterCount) {                        \
+        const long R0 = R;                                                                                       \
         for (long j0 = 0; j0 < oc; j0 += BFK_PANEL) {                                                            \
             const long j1 = j0 + BFK_PANEL < oc ? j0 + BFK_PANEL : oc, ldw = j1 - j0;                            \
             const float *w = wp + j0 * ic;                                                                       \
+            const long nextWidth = oc - j1 < BFK_PANEL ? oc - j1 : BFK_PANEL;                                    \
+            const float *pfregion = j1 < oc ? w + ic * ldw : after;                                              \
+            const long pfcount = j1 < oc ? ic * nextWidth : (after ? afterCount : 0);                            \
             LINEAR_COLS(VT, VW, R, NV);                                                                          \
         }                                                                                                        \
     }
@@ -605,8 +638,8 @@ void bfk_linear_rows(float *out, const float *inp, const float *wt, const float 
 }
 
 void bfk_linear_panels(float *out, const float *inp, const float *wp, const float *bias, long n, long ic, long oc,
-                       int accumulate) {
-    DISPATCH(linear_panels, out, inp, wp, bias, n, ic, oc, accumulate);
+                       int accumulate, const float *after, long after_count) {
+    DISPATCH(linear_panels, out, inp, wp, bias, n, ic, oc, accumulate, after, after_count);
 }
 
 long bfk_panel_width(void) { return BFK_PANEL; }

@@ -171,6 +171,49 @@ final class KernelsTests: XCTestCase {
         }
     }
 
+    /// The shared-prefix kernel (the sampler's BoN groups read their prompt's rows from one slot) gives exactly
+    /// attendHeads' bits on the joined cache, for prefixes of 0, 1, around 16 and at or beyond len, and matches the
+    /// plain twin. Rows that must not be read (the prefix buffer from plen on, the own buffer below plen, both
+    /// beyond len) hold NaN: reading one would poison the output.
+    func testAttendHeadsPrefixIsBitIdenticalToAttendHeadsOnTheJoinedCache() {
+        var rng = RNG(seed: 16)
+        for (heads, hd) in [(4, 32), (8, 32), (5, 32), (9, 16), (3, 64), (3, 20), (2, 8)] {
+            for len in [1, 9, 16, 17, 40] {
+                let span = len + 5, stride = span * hd
+                let q = randoms(heads * hd, &rng, scale: 3)
+                var k = [Float](repeating: .nan, count: heads * stride), v = k
+                for h in 0..<heads {
+                    for i in 0..<(len * hd) { k[h * stride + i] = Float(rng.normal()); v[h * stride + i] = Float(rng.normal()) }
+                }
+                let scale = 1 / Float(hd).squareRoot()
+                for plen in Set([0, 1, 8, 15, 16, 17, len - 1, len, len + 2]) where plen >= 0 {
+                    var kp = [Float](repeating: .nan, count: heads * stride), vp = kp, ko = k, vo = v
+                    for h in 0..<heads {
+                        for i in 0..<(min(plen, span) * hd) {
+                            kp[h * stride + i] = k[h * stride + i]; vp[h * stride + i] = v[h * stride + i]
+                            ko[h * stride + i] = .nan; vo[h * stride + i] = .nan
+                        }
+                    }
+                    forEachISA { level in
+                        var y = [Float](repeating: 7, count: heads * hd), yJoined = y, yPlain = y
+                        var s = [Float](repeating: 0, count: heads * len), s1 = s
+                        Kernels.attendHeadsPrefix(y: &y, scores: &s, q: q, kp: kp, vp: vp, k: ko, v: vo, heads: heads,
+                                                  headStride: stride, plen: plen, len: len, hd: hd, scale: scale)
+                        Kernels.attendHeads(y: &yJoined, scores: &s1, q: q, k: k, v: v, heads: heads, headStride: stride,
+                                            len: len, hd: hd, scale: scale)
+                        Kernels.attendHeadsPrefixPlain(y: &yPlain, scores: &s1, q: q, kp: kp, vp: vp, k: ko, v: vo,
+                                                       heads: heads, headStride: stride, plen: plen, len: len, hd: hd,
+                                                       scale: scale)
+                        let what = "attendHeadsPrefix heads=\(heads) hd=\(hd) len=\(len) plen=\(plen) \(level)"
+                        XCTAssertEqual(y.map(\.bitPattern), yJoined.map(\.bitPattern), what)
+                        XCTAssertTrue(y.allSatisfy(\.isFinite), what)
+                        expectClose(y, yPlain, rtol: 1e-4, atol: 1e-5, what)
+                    }
+                }
+            }
+        }
+    }
+
     func testLinearRowsKernelMatchesBLASOnEveryBlockingTail() {
         var rng = RNG(seed: 4)
         for (n, ic, oc) in [(1, 16, 32), (3, 20, 70), (4, 128, 384), (5, 7, 8), (33, 64, 96), (9, 5, 3),
@@ -218,17 +261,24 @@ final class KernelsTests: XCTestCase {
             forEachISA { level in
                 for accumulate in [false, true] {
                     for useBias in [false, true] {
-                        var out = start, ref = start, plain = start
+                        var out = start, ref = start, plain = start, prefetching = start
                         bias.withUnsafeBufferPointer { bp in
                             let b = useBias ? bp.baseAddress : nil
                             Kernels.linearPanels(out: &out, inp: x, packed: packed, bias: b, n: n, ic: ic, oc: oc,
                                                  accumulate: accumulate)
+                            // Prefetching the weights used next (here: W itself, and a region of 1 float) changes nothing.
+                            w.withUnsafeBufferPointer { wb in
+                                Kernels.linearPanels(out: &prefetching, inp: x, packed: packed, bias: b, n: n, ic: ic,
+                                                     oc: oc, accumulate: accumulate, prefetchAfter: wb.baseAddress!,
+                                                     prefetchCount: useBias ? wb.count : 1)
+                            }
                             Kernels.linearRows(out: &ref, inp: x, wt: wt, bias: b, n: n, ic: ic, oc: oc, accumulate: accumulate)
                             Kernels.linearRowsPlain(out: &plain, inp: x, weight: w, bias: b, n: n, ic: ic, oc: oc,
                                                     accumulate: accumulate)
                         }
                         let what = "linearPanels n=\(n) ic=\(ic) oc=\(oc) acc=\(accumulate) bias=\(useBias) \(level)"
                         XCTAssertEqual(out.map(\.bitPattern), ref.map(\.bitPattern), what)
+                        XCTAssertEqual(prefetching.map(\.bitPattern), out.map(\.bitPattern), what)
                         expectClose(out, plain, rtol: 1e-4, atol: 1e-4, what)
                     }
                 }

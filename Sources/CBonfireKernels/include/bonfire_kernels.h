@@ -58,6 +58,13 @@ void bfk_attend_one(float *y, float *scores, const float *q, const float *k, con
 /// bfk_attend_one on each head (at the same instruction-set level). `scores`: scratch of ≥ heads·len floats.
 void bfk_attend_heads(float *y, float *scores, const float *q, const float *k, const float *v, long heads,
                       long headStride, long len, long hd, float scale);
+/// bfk_attend_heads with a shared prefix (the sampler's BoN group: one copy of the prompt's keys and values, read
+/// by every sample of the group): keys/values 0 ..< plen at kp, vp, keys/values plen ..< len at k, v, both laid out
+/// as above (key j of head h at h·headStride + j·hd). Bit-identical to bfk_attend_heads on a cache holding the
+/// prefix's rows followed by the others (plen > len counts as len; kp = k, vp = v, plen = 0 is bfk_attend_heads).
+void bfk_attend_heads_prefix(float *y, float *scores, const float *q, const float *kp, const float *vp,
+                             const float *k, const float *v, long heads, long headStride, long plen, long len,
+                             long hd, float scale);
 
 /// Few-row linear layer against a transposed weight: out (N, OC) (+)= inp (N, IC) · wt (IC, OC) + bias (OC).
 /// `wt` is Wᵀ of a torch-style weight W (OC, IC) (see bfk_transpose). No packing: meant for N ≲ 64 decode rows.
@@ -65,8 +72,11 @@ void bfk_linear_rows(float *out, const float *inp, const float *wt, const float 
                      int accumulate);
 /// bfk_linear_rows on a packed weight (bfk_pack_panels), bit-identical to it: the decode fast path. Each block of
 /// bfk_panel_width() output columns of Wᵀ is stored contiguously, so every strip the kernel reads is one stream.
+/// `after` (NULL or the weights used next, `after_count` floats: the next layer's first panel) is prefetched into
+/// L2 while the last panel is computed; each panel before the last prefetches the next one. Prefetching never changes
+/// a result.
 void bfk_linear_panels(float *out, const float *inp, const float *wp, const float *bias, long n, long ic, long oc,
-                       int accumulate);
+                       int accumulate, const float *after, long after_count);
 /// dst (oc·ic floats) ← W (oc, ic) in panels: columns j0 ..< j0 + w of Wᵀ (j0 a multiple of the panel width,
 /// w = min(width, oc − j0)) at dst + j0·ic, as (ic, w) row-major: dst[j0·ic + k·w + (j − j0)] = W[j][k].
 void bfk_pack_panels(float *dst, const float *w, long oc, long ic);
