@@ -1,0 +1,324 @@
+// Bonfire's own single-precision GEMM (see bfk_sgemm in include/bonfire_kernels.h): row-major
+//   C (m×n) = alpha · op(A) (m×k) · op(B) (k×n) + beta · C
+// for the linear-layer shapes of the train step (N = B·T rows, C..4C columns, k = C..4C or N), where OpenBLAS 0.3.21's
+// SkylakeX kernel runs ~1.3× slower than MKL on Emerald Rapids. AVX-512 only: below it bfk_sgemm returns 0 ("not
+// handled") and BLAS.sgemmPlain calls OpenBLAS, as it does on aarch64.
+//
+// Design (Goto/BLIS, transposed for row-major C): B is packed into NR = 64-column panels (kc rows × 64 floats, zero
+// padded), one kc-block of k at a time; A is not packed: the micro-kernel broadcasts A's elements straight from its
+// rows (op(A) = A: MR row pointers lda apart, k contiguous) or columns (op(A) = Aᵀ: MR contiguous floats, lda per k).
+// Loops: k-block (pack B) → MC rows → 64-column panel (stays in L1) → MR = 6 rows (A streamed from L2) → micro-kernel
+// with 6 × 4 zmm accumulators (24 FMAs per k for 4 loads of B and 6 broadcasts of A). Edge tiles: fewer rows (a
+// kernel per row count) and masked C loads/stores for the last 16-column vector, never scalar code.
+//
+// Summation order of every C element: k is cut into nb = ⌈k / KC⌉ blocks at pc_i = i·k / nb (a function of k
+// alone); within a block the products are added in k order by one FMA chain; each block's sum is scaled by alpha and
+// added to C (the first block: to beta·C, C not read when beta = 0). Nothing depends on the element's position, on
+// m, n, the tile or the thread: a product split over threads by rows or columns of C gives the same bits.
+
+#include "bonfire_kernels.h"
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+// As in kernels.c: per-function instruction sets, never a global -march.
+#define GEMM_X86 1
+#define GEMM_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")))
+#endif
+#define GEMM_INLINE static inline __attribute__((always_inline))
+
+enum {
+    GEMM_MR = 6,       // rows of C per micro-tile (broadcasts of A)
+    GEMM_NR = 64,      // columns of C per micro-tile (4 zmm)
+#ifndef GEMM_KC_T
+    GEMM_KC = 128,     // target k-block: a packed B panel is KC·NR·4 = 32 KiB (L1d is 48 KiB)
+#else
+    GEMM_KC = GEMM_KC_T,
+#endif
+#ifndef GEMM_MC_T
+    GEMM_MC = 96,      // rows of A packed at once (kc·MC·4 = 48 KiB)
+#else
+    GEMM_MC = GEMM_MC_T,
+#endif
+    GEMM_NC = 1024,    // columns of B packed at once (kc·NC·4 = 512 KiB)
+};
+
+long bfk_sgemm_kblocks(long k) { return k <= 0 ? 0 : (k + GEMM_KC - 1) / GEMM_KC; }
+
+#ifdef GEMM_X86
+
+// MARK: micro-kernel
+
+// C[0 ..< MRV, 0 ..< 16·NVV] (last vector masked by `last`) = alpha · Σ_kk a(r, kk) · bp[kk][·] + beta · C.
+// AROWS: a(r, kk) = a[r·lda + kk] (op(A) = A); else a[kk·lda + r] (op(A) = Aᵀ). bp: packed panel, 64 floats per kk.
+// Accumulators are named registers (an array made clang zero it through memory); rows ≥ MRV and vectors ≥ NVV are
+// compile-time dead.
+#define ACC_ROW(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = c##r##0, c##r##2 = c##r##0, c##r##3 = c##r##0;
+#define FMA_ROW(r, X)                                                                                            \
+    if (MRV > r) {                                                                                               \
+        const __m512 x = (X);                                                                                    \
+        c##r##0 = _mm512_fmadd_ps(x, b0, c##r##0);                                                               \
+        if (NVV > 1) c##r##1 = _mm512_fmadd_ps(x, b1, c##r##1);                                                  \
+        if (NVV > 2) c##r##2 = _mm512_fmadd_ps(x, b2, c##r##2);                                                  \
+        if (NVV > 3) c##r##3 = _mm512_fmadd_ps(x, b3, c##r##3);                                                  \
+    }
+#define LOAD_B()                                                                                                 \
+    const __m512 b0 = _mm512_load_ps(bp);                                                                        \
+    const __m512 b1 = NVV > 1 ? _mm512_load_ps(bp + 16) : b0;                                                    \
+    const __m512 b2 = NVV > 2 ? _mm512_load_ps(bp + 32) : b0;                                                    \
+    const __m512 b3 = NVV > 3 ? _mm512_load_ps(bp + 48) : b0;
+
+GEMM_AVX512 GEMM_INLINE __m512 c_update(__m512 t, float *p, __mmask16 mk, float alpha, float beta) {
+    if (alpha != 1.0f) t = _mm512_mul_ps(t, _mm512_set1_ps(alpha));
+    if (beta == 1.0f) t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(mk, p));
+    else if (beta != 0.0f) t = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(mk, p), t);
+    return t;
+}
+#define STORE_ROW(r)                                                                                             \
+    if (MRV > r) {                                                                                               \
+        float *cr = c + r * ldc;                                                                                 \
+        if (NVV == 1) _mm512_mask_storeu_ps(cr, last, c_update(c##r##0, cr, last, alpha, beta));                 \
+        else _mm512_storeu_ps(cr, c_update(c##r##0, cr, 0xFFFF, alpha, beta));                                   \
+        if (NVV == 2) _mm512_mask_storeu_ps(cr + 16, last, c_update(c##r##1, cr + 16, last, alpha, beta));       \
+        else if (NVV > 2) _mm512_storeu_ps(cr + 16, c_update(c##r##1, cr + 16, 0xFFFF, alpha, beta));            \
+        if (NVV == 3) _mm512_mask_storeu_ps(cr + 32, last, c_update(c##r##2, cr + 32, last, alpha, beta));       \
+        else if (NVV > 3) _mm512_storeu_ps(cr + 32, c_update(c##r##2, cr + 32, 0xFFFF, alpha, beta));            \
+        if (NVV == 4) _mm512_mask_storeu_ps(cr + 48, last, c_update(c##r##3, cr + 48, last, alpha, beta));       \
+    }
+
+GEMM_AVX512 GEMM_INLINE void micro(const int MRV, const int NVV, const int AROWS, long kc, const float *a, long lda,
+                                   const float *bp, float *c, long ldc, float alpha, float beta, __mmask16 last,
+                                   const char *const *pf) {
+    ACC_ROW(0) ACC_ROW(1) ACC_ROW(2) ACC_ROW(3) ACC_ROW(4) ACC_ROW(5)
+    // pf: ⌈kc / 2⌉ cache lines, one prefetched every second k step (spread out, so that a few misses at a time are
+    // in flight rather than a burst that fills the line-fill buffers and stalls the FMAs).
+    if (AROWS) {
+        const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda, *a5 = a + 5 * lda;
+        for (long kk = 0; kk < kc; kk++) {
+            if (!(kk & 1)) _mm_prefetch(pf[kk >> 1], _MM_HINT_T1);
+            LOAD_B()
+            FMA_ROW(0, _mm512_set1_ps(a0[kk])) FMA_ROW(1, _mm512_set1_ps(a1[kk])) FMA_ROW(2, _mm512_set1_ps(a2[kk]))
+            FMA_ROW(3, _mm512_set1_ps(a3[kk])) FMA_ROW(4, _mm512_set1_ps(a4[kk])) FMA_ROW(5, _mm512_set1_ps(a5[kk]))
+            bp += GEMM_NR;
+        }
+    } else {
+        for (long kk = 0; kk < kc; kk++) {
+            if (!(kk & 1)) _mm_prefetch(pf[kk >> 1], _MM_HINT_T1);
+            LOAD_B()
+            FMA_ROW(0, _mm512_set1_ps(a[0])) FMA_ROW(1, _mm512_set1_ps(a[1])) FMA_ROW(2, _mm512_set1_ps(a[2]))
+            FMA_ROW(3, _mm512_set1_ps(a[3])) FMA_ROW(4, _mm512_set1_ps(a[4])) FMA_ROW(5, _mm512_set1_ps(a[5]))
+            a += lda;
+            bp += GEMM_NR;
+        }
+    }
+    STORE_ROW(0) STORE_ROW(1) STORE_ROW(2) STORE_ROW(3) STORE_ROW(4) STORE_ROW(5)
+}
+
+typedef void (*micro_fn)(long kc, const float *a, long lda, const float *bp, float *c, long ldc, float alpha,
+                         float beta, __mmask16 last, const char *const *pf);
+
+#define MICRO(MRV, NVV, AROWS)                                                                                   \
+    GEMM_AVX512 static void micro_##MRV##_##NVV##_##AROWS(long kc, const float *a, long lda, const float *bp,     \
+                                                          float *c, long ldc, float alpha, float beta,          \
+                                                          __mmask16 last, const char *const *pf) {              \
+        micro(MRV, NVV, AROWS, kc, a, lda, bp, c, ldc, alpha, beta, last, pf);                                   \
+    }
+#define MICRO_NV(MRV, AROWS) MICRO(MRV, 1, AROWS) MICRO(MRV, 2, AROWS) MICRO(MRV, 3, AROWS) MICRO(MRV, 4, AROWS)
+#define MICRO_ALL(AROWS) MICRO_NV(1, AROWS) MICRO_NV(2, AROWS) MICRO_NV(3, AROWS) MICRO_NV(4, AROWS) \
+    MICRO_NV(5, AROWS) MICRO_NV(6, AROWS)
+MICRO_ALL(0)
+MICRO_ALL(1)
+#define ROW_FNS(MRV, AROWS) { micro_##MRV##_1_##AROWS, micro_##MRV##_2_##AROWS, micro_##MRV##_3_##AROWS, \
+    micro_##MRV##_4_##AROWS }
+// [AROWS][MRV − 1][NVV − 1]
+static const micro_fn micro_table[2][GEMM_MR][4] = {
+    {ROW_FNS(1, 0), ROW_FNS(2, 0), ROW_FNS(3, 0), ROW_FNS(4, 0), ROW_FNS(5, 0), ROW_FNS(6, 0)},
+    {ROW_FNS(1, 1), ROW_FNS(2, 1), ROW_FNS(3, 1), ROW_FNS(4, 1), ROW_FNS(5, 1), ROW_FNS(6, 1)},
+};
+
+// MARK: packing
+
+// op(B)[pc ..< pc + kc, jc ..< jc + nc] into ⌈nc / 64⌉ panels of kc × 64 floats at dst + p·kc·64; the columns of the
+// last panel past nc up to its last 16-float vector are zero.
+GEMM_AVX512 static void pack_b(float *dst, const float *b, long ldb, int transB, long pc, long kc, long jc, long nc) {
+    for (long j0 = 0; j0 < nc; j0 += GEMM_NR) {
+        const long w = nc - j0 < GEMM_NR ? nc - j0 : GEMM_NR;
+        float *d = dst + (j0 / GEMM_NR) * kc * GEMM_NR;
+        if (!transB) {
+            const float *s = b + pc * ldb + jc + j0;
+            const long nv = (w + 15) / 16;
+            const __mmask16 last = (w & 15) ? (__mmask16)((1u << (w & 15)) - 1) : (__mmask16)0xFFFF;
+            for (long kk = 0; kk < kc; kk++, s += ldb, d += GEMM_NR) {
+                for (long v = 0; v < nv; v++) {
+                    const __mmask16 mk = v == nv - 1 ? last : (__mmask16)0xFFFF;
+                    _mm512_store_ps(d + 16 * v, _mm512_maskz_loadu_ps(mk, s + 16 * v));
+                }
+            }
+        } else {
+            // op(B)[kk][j] = B[j][kk]: 16 × 16 blocks through a gather-free transpose would be faster, but B is the
+            // weight here (packed once per call, reused over all N rows).
+            const float *s = b + (jc + j0) * ldb + pc;
+            for (long j = 0; j < w; j++) {
+                const float *sj = s + j * ldb;
+                for (long kk = 0; kk < kc; kk++) d[kk * GEMM_NR + j] = sj[kk];
+            }
+            const long wpad = (w + 15) / 16 * 16;
+            for (long kk = 0; kk < kc; kk++) for (long j = w; j < wpad; j++) d[kk * GEMM_NR + j] = 0;
+        }
+    }
+}
+
+// op(A) = Aᵀ (A stored k×m): the block's kc runs of mc floats (A[pc + kk][ic ..< ic + mc]) copied contiguously, at
+// dst + kk·mc. The kernel then reads MR consecutive floats per k step mc·4 bytes apart instead of lda·4: for lda·4 a
+// multiple of 1 KiB (every dW product of the model) A's own column falls into a few L1 sets and misses on every k.
+// op(A) = A needs no packing: the kernel reads its MR rows, each kc consecutive floats.
+GEMM_AVX512 static void pack_at(float *dst, const float *a, long lda, long ic, long mc, long pc, long kc) {
+    const float *s = a + pc * lda + ic;
+    for (long kk = 0; kk < kc; kk++, s += lda, dst += mc) memcpy(dst, s, (size_t)mc * sizeof(float));
+}
+
+// MARK: driver
+
+static _Thread_local float *t_pack[2];
+static _Thread_local long t_pack_cap[2];
+
+// This thread's packing buffer `which` (0: B, 1: A) of at least `floats` floats, 64-byte aligned; NULL if out of memory.
+static float *pack_buffer(int which, long floats) {
+    if (t_pack_cap[which] < floats) {
+        free(t_pack[which]);
+        t_pack[which] = aligned_alloc(64, (size_t)((floats + 15) / 16 * 16) * sizeof(float));
+        t_pack_cap[which] = t_pack[which] ? floats : 0;
+    }
+    return t_pack[which];
+}
+
+// Software prefetch. Packing reads A and B from wherever they are (DRAM for the activations of a train step); so
+// that it does not stall, the lines the next pack will read are prefetched into L2 while the current blocks are
+// multiplied, together with the next micro-tile's C lines, a few per micro-kernel call, handed to the kernel as a
+// list it issues one entry per two k steps. A region is `rows` runs of `len` bytes, `stride` bytes apart.
+typedef struct { const char *base; long rows, len, stride, r, off; } prefetch_region;
+
+static prefetch_region region(const float *base, long rows, long len, long stride) {
+    prefetch_region p = {(const char *)base, rows, len * 4, stride * 4, 0, 0};
+    return p;
+}
+// Lines of a region (a run not aligned to 64 bytes may touch one more line).
+static long region_lines(const prefetch_region *p) { return p->rows * ((p->len + 63) / 64 + 1); }
+// Appends up to `count` of the region's next lines to list[*n ..< cap].
+static void region_take(prefetch_region *p, long count, const char **list, long *n, long cap) {
+    for (; count > 0 && *n < cap && p->r < p->rows; count--) {
+        list[(*n)++] = p->base + p->r * p->stride + p->off;
+        p->off += 64;
+        if (p->off >= p->len + 63) { p->off = 0; p->r++; }
+    }
+}
+// op(A)'s block (rows ic ..< ic + mc, k pc ..< pc + kc) and op(B)'s (k pc ..< pc + kc, columns jc ..< jc + nc).
+static prefetch_region region_a(const float *a, long lda, int transA, long ic, long mc, long pc, long kc) {
+    return transA ? region(a + pc * lda + ic, kc, mc, lda) : region(a + ic * lda + pc, mc, kc, lda);
+}
+static prefetch_region region_b(const float *b, long ldb, int transB, long pc, long kc, long jc, long nc) {
+    return transB ? region(b + jc * ldb + pc, nc, kc, ldb) : region(b + pc * ldb + jc, kc, nc, ldb);
+}
+static long min_l(long x, long y) { return x < y ? x : y; }
+static long ceil_div(long x, long y) { return (x + y - 1) / y; }
+
+GEMM_AVX512 static int sgemm_avx512(int transA, int transB, long m, long n, long k, float alpha, const float *a,
+                                    long lda, const float *b, long ldb, float beta, float *c, long ldc) {
+    const long nb = bfk_sgemm_kblocks(k);
+    const long kcmax = ceil_div(k, nb);
+    const long ncmax = min_l(n, GEMM_NC), mcmax = min_l(m, GEMM_MC);
+    float *bp = pack_buffer(0, kcmax * ceil_div(ncmax, GEMM_NR) * GEMM_NR);
+    float *ap = transA ? pack_buffer(1, kcmax * mcmax) : NULL;
+    if (!bp || (transA && !ap)) return 0;
+    const int arows = !transA;
+    const char *pf[GEMM_KC / 2 + 2];
+    for (long jc = 0; jc < n; jc += GEMM_NC) {
+        const long nc = min_l(n - jc, GEMM_NC);
+        const long panels = ceil_div(nc, GEMM_NR);
+        for (long bi = 0; bi < nb; bi++) {
+            const long pc = bi * k / nb, kc = (bi + 1) * k / nb - pc;
+            const long slots = ceil_div(kc, 2);
+            pack_b(bp, b, ldb, transB, pc, kc, jc, nc);
+            const float be = bi == 0 ? beta : 1.0f;
+            // The next k-block (or column block): its B over all of this k-block's calls, its first A block over
+            // the last row block's calls.
+            const int more = bi + 1 < nb || jc + GEMM_NC < n;
+            const long nbi = bi + 1 < nb ? bi + 1 : 0, njc = bi + 1 < nb ? jc : jc + GEMM_NC;
+            const long npc = nbi * k / nb, nkc = (nbi + 1) * k / nb - npc;
+            prefetch_region pb = {0};
+            if (more) pb = region_b(b, ldb, transB, npc, nkc, njc, min_l(n - njc, GEMM_NC));
+            const long perB = ceil_div(region_lines(&pb), panels * ceil_div(m, GEMM_MR));
+            for (long ic = 0; ic < m; ic += GEMM_MC) {
+                const long mc = min_l(m - ic, GEMM_MC);
+                if (transA) pack_at(ap, a, lda, ic, mc, pc, kc);
+                prefetch_region pa = {0};
+                if (ic + GEMM_MC < m) pa = region_a(a, lda, transA, ic + GEMM_MC, min_l(m - ic - GEMM_MC, GEMM_MC), pc, kc);
+                else if (more) pa = region_a(a, lda, transA, 0, mcmax, npc, nkc);
+                const long perA = ceil_div(region_lines(&pa), panels * ceil_div(mc, GEMM_MR));
+                for (long j0 = 0; j0 < nc; j0 += GEMM_NR) {
+                    const long w = min_l(nc - j0, GEMM_NR);
+                    const int nv = (int)((w + 15) / 16);
+                    const __mmask16 last = (w & 15) ? (__mmask16)((1u << (w & 15)) - 1) : (__mmask16)0xFFFF;
+                    const float *panel = bp + (j0 / GEMM_NR) * kc * GEMM_NR;
+                    for (long ir = 0; ir < mc; ir += GEMM_MR) {
+                        const long i = ic + ir, mr = min_l(mc - ir, GEMM_MR);
+                        float *ct = c + i * ldc + jc + j0;
+                        long np = 0;
+                        // The next micro-tile's C (rows below, same columns): needed at its end, fetched during ours.
+                        if (ir + GEMM_MR < mc) {
+                            const long nmr = min_l(mc - ir - GEMM_MR, GEMM_MR);
+                            for (long r = 0; r < nmr && np + nv + 1 <= slots; r++) {
+                                const float *cr = ct + (GEMM_MR + r) * ldc;
+                                for (int v = 0; v < nv; v++) pf[np++] = (const char *)(cr + 16 * v);
+                                pf[np++] = (const char *)(cr + w - 1);
+                            }
+                        }
+                        region_take(&pb, perB, pf, &np, slots);
+                        region_take(&pa, perA, pf, &np, slots);
+                        while (np < slots) pf[np++] = (const char *)panel;
+                        const float *at = transA ? ap + ir : a + i * lda + pc;
+                        micro_table[arows][mr - 1][nv - 1](kc, at, transA ? mc : lda, panel, ct, ldc, alpha, be, last,
+                                                           pf);
+                    }
+                }
+            }
+        }
+    }
+    return 1;
+}
+#endif
+
+// C = beta · C over m × n (beta = 0 writes zeros without reading C): the alpha = 0 or k = 0 case.
+static void scale_c(long m, long n, float beta, float *c, long ldc) {
+    for (long i = 0; i < m; i++) {
+        float *cr = c + i * ldc;
+        if (beta == 0.0f) memset(cr, 0, (size_t)n * sizeof(float));
+        else if (beta != 1.0f) for (long j = 0; j < n; j++) cr[j] *= beta;
+    }
+}
+
+int bfk_sgemm_available(void) {
+#ifdef GEMM_X86
+    return bfk_isa() >= 2;
+#else
+    return 0;
+#endif
+}
+
+static int g_enabled = 1;
+int bfk_sgemm_enabled(void) { return __atomic_load_n(&g_enabled, __ATOMIC_RELAXED); }
+void bfk_sgemm_set_enabled(int on) { __atomic_store_n(&g_enabled, on ? 1 : 0, __ATOMIC_RELAXED); }
+
+int bfk_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda, const float *b,
+              long ldb, float beta, float *c, long ldc) {
+    if (!bfk_sgemm_available()) return 0;
+    if (m <= 0 || n <= 0) return 1;
+    if (k <= 0 || alpha == 0.0f) { scale_c(m, n, beta, c, ldc); return 1; }
+#ifdef GEMM_X86
+    return sgemm_avx512(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#else
+    (void)a; (void)lda; (void)b; (void)ldb;
+    return 0;
+#endif
+}
