@@ -32,16 +32,22 @@ enum {
     GEMM_MR = 6,       // rows of C per micro-tile (broadcasts of A)
     GEMM_NR = 64,      // columns of C per micro-tile (4 zmm)
 #ifndef GEMM_KC_T
-    GEMM_KC = 128,     // target k-block: a packed B panel is KC·NR·4 = 32 KiB (L1d is 48 KiB)
+    GEMM_KC = 256,     // target k-block (a packed B panel is KC·NR·4 = 64 KiB, streamed from L2)
 #else
     GEMM_KC = GEMM_KC_T,
 #endif
 #ifndef GEMM_MC_T
-    GEMM_MC = 96,      // rows of A packed at once (kc·MC·4 = 48 KiB)
+    GEMM_MC = 192,     // rows of A per block (op(A) = Aᵀ: packed, kc·MC·4 = 192 KiB)
 #else
     GEMM_MC = GEMM_MC_T,
 #endif
     GEMM_NC = 1024,    // columns of B packed at once (kc·NC·4 = 512 KiB)
+    PACK_AT_MIN_LDA = 512,
+#ifndef PACK_AHEAD_T
+    PACK_AHEAD = 4,    // rows of A prefetched ahead while packing
+#else
+    PACK_AHEAD = PACK_AHEAD_T,
+#endif
 };
 
 long bfk_sgemm_kblocks(long k) { return k <= 0 ? 0 : (k + GEMM_KC - 1) / GEMM_KC; }
@@ -88,15 +94,11 @@ GEMM_AVX512 GEMM_INLINE __m512 c_update(__m512 t, float *p, __mmask16 mk, float 
     }
 
 GEMM_AVX512 GEMM_INLINE void micro(const int MRV, const int NVV, const int AROWS, long kc, const float *a, long lda,
-                                   const float *bp, float *c, long ldc, float alpha, float beta, __mmask16 last,
-                                   const char *const *pf) {
+                                   const float *bp, float *c, long ldc, float alpha, float beta, __mmask16 last) {
     ACC_ROW(0) ACC_ROW(1) ACC_ROW(2) ACC_ROW(3) ACC_ROW(4) ACC_ROW(5)
-    // pf: ⌈kc / 2⌉ cache lines, one prefetched every second k step (spread out, so that a few misses at a time are
-    // in flight rather than a burst that fills the line-fill buffers and stalls the FMAs).
     if (AROWS) {
         const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda, *a5 = a + 5 * lda;
         for (long kk = 0; kk < kc; kk++) {
-            if (!(kk & 1)) _mm_prefetch(pf[kk >> 1], _MM_HINT_T1);
             LOAD_B()
             FMA_ROW(0, _mm512_set1_ps(a0[kk])) FMA_ROW(1, _mm512_set1_ps(a1[kk])) FMA_ROW(2, _mm512_set1_ps(a2[kk]))
             FMA_ROW(3, _mm512_set1_ps(a3[kk])) FMA_ROW(4, _mm512_set1_ps(a4[kk])) FMA_ROW(5, _mm512_set1_ps(a5[kk]))
@@ -104,7 +106,6 @@ GEMM_AVX512 GEMM_INLINE void micro(const int MRV, const int NVV, const int AROWS
         }
     } else {
         for (long kk = 0; kk < kc; kk++) {
-            if (!(kk & 1)) _mm_prefetch(pf[kk >> 1], _MM_HINT_T1);
             LOAD_B()
             FMA_ROW(0, _mm512_set1_ps(a[0])) FMA_ROW(1, _mm512_set1_ps(a[1])) FMA_ROW(2, _mm512_set1_ps(a[2]))
             FMA_ROW(3, _mm512_set1_ps(a[3])) FMA_ROW(4, _mm512_set1_ps(a[4])) FMA_ROW(5, _mm512_set1_ps(a[5]))
@@ -116,13 +117,13 @@ GEMM_AVX512 GEMM_INLINE void micro(const int MRV, const int NVV, const int AROWS
 }
 
 typedef void (*micro_fn)(long kc, const float *a, long lda, const float *bp, float *c, long ldc, float alpha,
-                         float beta, __mmask16 last, const char *const *pf);
+                         float beta, __mmask16 last);
 
 #define MICRO(MRV, NVV, AROWS)                                                                                   \
     GEMM_AVX512 static void micro_##MRV##_##NVV##_##AROWS(long kc, const float *a, long lda, const float *bp,     \
                                                           float *c, long ldc, float alpha, float beta,          \
-                                                          __mmask16 last, const char *const *pf) {              \
-        micro(MRV, NVV, AROWS, kc, a, lda, bp, c, ldc, alpha, beta, last, pf);                                   \
+                                                          __mmask16 last) {                                     \
+        micro(MRV, NVV, AROWS, kc, a, lda, bp, c, ldc, alpha, beta, last);                                       \
     }
 #define MICRO_NV(MRV, AROWS) MICRO(MRV, 1, AROWS) MICRO(MRV, 2, AROWS) MICRO(MRV, 3, AROWS) MICRO(MRV, 4, AROWS)
 #define MICRO_ALL(AROWS) MICRO_NV(1, AROWS) MICRO_NV(2, AROWS) MICRO_NV(3, AROWS) MICRO_NV(4, AROWS) \
@@ -175,7 +176,15 @@ GEMM_AVX512 static void pack_b(float *dst, const float *b, long ldb, int transB,
 // op(A) = A needs no packing: the kernel reads its MR rows, each kc consecutive floats.
 GEMM_AVX512 static void pack_at(float *dst, const float *a, long lda, long ic, long mc, long pc, long kc) {
     const float *s = a + pc * lda + ic;
-    for (long kk = 0; kk < kc; kk++, s += lda, dst += mc) memcpy(dst, s, (size_t)mc * sizeof(float));
+    const long nv = mc / 16;
+    const __mmask16 tail = (__mmask16)((1u << (mc & 15)) - 1);
+    for (long kk = 0; kk < kc; kk++, s += lda, dst += mc) {
+        // Runs of mc floats lda apart are too short for the hardware prefetcher: fetch PACK_AHEAD rows ahead.
+        if (kk + PACK_AHEAD < kc)
+            for (long v = 0; v <= nv; v++) _mm_prefetch((const char *)(s + PACK_AHEAD * lda + 16 * v), _MM_HINT_T0);
+        for (long v = 0; v < nv; v++) _mm512_storeu_ps(dst + 16 * v, _mm512_loadu_ps(s + 16 * v));
+        if (tail) _mm512_mask_storeu_ps(dst + 16 * nv, tail, _mm512_maskz_loadu_ps(tail, s + 16 * nv));
+    }
 }
 
 // MARK: driver
@@ -193,33 +202,6 @@ static float *pack_buffer(int which, long floats) {
     return t_pack[which];
 }
 
-// Software prefetch. Packing reads A and B from wherever they are (DRAM for the activations of a train step); so
-// that it does not stall, the lines the next pack will read are prefetched into L2 while the current blocks are
-// multiplied, together with the next micro-tile's C lines, a few per micro-kernel call, handed to the kernel as a
-// list it issues one entry per two k steps. A region is `rows` runs of `len` bytes, `stride` bytes apart.
-typedef struct { const char *base; long rows, len, stride, r, off; } prefetch_region;
-
-static prefetch_region region(const float *base, long rows, long len, long stride) {
-    prefetch_region p = {(const char *)base, rows, len * 4, stride * 4, 0, 0};
-    return p;
-}
-// Lines of a region (a run not aligned to 64 bytes may touch one more line).
-static long region_lines(const prefetch_region *p) { return p->rows * ((p->len + 63) / 64 + 1); }
-// Appends up to `count` of the region's next lines to list[*n ..< cap].
-static void region_take(prefetch_region *p, long count, const char **list, long *n, long cap) {
-    for (; count > 0 && *n < cap && p->r < p->rows; count--) {
-        list[(*n)++] = p->base + p->r * p->stride + p->off;
-        p->off += 64;
-        if (p->off >= p->len + 63) { p->off = 0; p->r++; }
-    }
-}
-// op(A)'s block (rows ic ..< ic + mc, k pc ..< pc + kc) and op(B)'s (k pc ..< pc + kc, columns jc ..< jc + nc).
-static prefetch_region region_a(const float *a, long lda, int transA, long ic, long mc, long pc, long kc) {
-    return transA ? region(a + pc * lda + ic, kc, mc, lda) : region(a + ic * lda + pc, mc, kc, lda);
-}
-static prefetch_region region_b(const float *b, long ldb, int transB, long pc, long kc, long jc, long nc) {
-    return transB ? region(b + jc * ldb + pc, nc, kc, ldb) : region(b + pc * ldb + jc, kc, nc, ldb);
-}
 static long min_l(long x, long y) { return x < y ? x : y; }
 static long ceil_div(long x, long y) { return (x + y - 1) / y; }
 
@@ -229,33 +211,22 @@ GEMM_AVX512 static int sgemm_avx512(int transA, int transB, long m, long n, long
     const long kcmax = ceil_div(k, nb);
     const long ncmax = min_l(n, GEMM_NC), mcmax = min_l(m, GEMM_MC);
     float *bp = pack_buffer(0, kcmax * ceil_div(ncmax, GEMM_NR) * GEMM_NR);
-    float *ap = transA ? pack_buffer(1, kcmax * mcmax) : NULL;
-    if (!bp || (transA && !ap)) return 0;
+    // op(A) = Aᵀ is packed (pack_at) only for long rows: for lda ≤ PACK_AT_MIN_LDA the kernel reading A in place
+    // measured faster than copying it (the copy is ~10% of a dW product; A's column then stays in few L1 sets but L2
+    // serves it), for lda = 768 and 1024 (small's 3C and 4C) slower.
+    const int packA = transA && lda > PACK_AT_MIN_LDA;
+    float *ap = packA ? pack_buffer(1, kcmax * mcmax) : NULL;
+    if (!bp || (packA && !ap)) return 0;
     const int arows = !transA;
-    const char *pf[GEMM_KC / 2 + 2];
     for (long jc = 0; jc < n; jc += GEMM_NC) {
         const long nc = min_l(n - jc, GEMM_NC);
-        const long panels = ceil_div(nc, GEMM_NR);
         for (long bi = 0; bi < nb; bi++) {
             const long pc = bi * k / nb, kc = (bi + 1) * k / nb - pc;
-            const long slots = ceil_div(kc, 2);
             pack_b(bp, b, ldb, transB, pc, kc, jc, nc);
             const float be = bi == 0 ? beta : 1.0f;
-            // The next k-block (or column block): its B over all of this k-block's calls, its first A block over
-            // the last row block's calls.
-            const int more = bi + 1 < nb || jc + GEMM_NC < n;
-            const long nbi = bi + 1 < nb ? bi + 1 : 0, njc = bi + 1 < nb ? jc : jc + GEMM_NC;
-            const long npc = nbi * k / nb, nkc = (nbi + 1) * k / nb - npc;
-            prefetch_region pb = {0};
-            if (more) pb = region_b(b, ldb, transB, npc, nkc, njc, min_l(n - njc, GEMM_NC));
-            const long perB = ceil_div(region_lines(&pb), panels * ceil_div(m, GEMM_MR));
             for (long ic = 0; ic < m; ic += GEMM_MC) {
                 const long mc = min_l(m - ic, GEMM_MC);
-                if (transA) pack_at(ap, a, lda, ic, mc, pc, kc);
-                prefetch_region pa = {0};
-                if (ic + GEMM_MC < m) pa = region_a(a, lda, transA, ic + GEMM_MC, min_l(m - ic - GEMM_MC, GEMM_MC), pc, kc);
-                else if (more) pa = region_a(a, lda, transA, 0, mcmax, npc, nkc);
-                const long perA = ceil_div(region_lines(&pa), panels * ceil_div(mc, GEMM_MR));
+                if (packA) pack_at(ap, a, lda, ic, mc, pc, kc);
                 for (long j0 = 0; j0 < nc; j0 += GEMM_NR) {
                     const long w = min_l(nc - j0, GEMM_NR);
                     const int nv = (int)((w + 15) / 16);
@@ -264,22 +235,8 @@ GEMM_AVX512 static int sgemm_avx512(int transA, int transB, long m, long n, long
                     for (long ir = 0; ir < mc; ir += GEMM_MR) {
                         const long i = ic + ir, mr = min_l(mc - ir, GEMM_MR);
                         float *ct = c + i * ldc + jc + j0;
-                        long np = 0;
-                        // The next micro-tile's C (rows below, same columns): needed at its end, fetched during ours.
-                        if (ir + GEMM_MR < mc) {
-                            const long nmr = min_l(mc - ir - GEMM_MR, GEMM_MR);
-                            for (long r = 0; r < nmr && np + nv + 1 <= slots; r++) {
-                                const float *cr = ct + (GEMM_MR + r) * ldc;
-                                for (int v = 0; v < nv; v++) pf[np++] = (const char *)(cr + 16 * v);
-                                pf[np++] = (const char *)(cr + w - 1);
-                            }
-                        }
-                        region_take(&pb, perB, pf, &np, slots);
-                        region_take(&pa, perA, pf, &np, slots);
-                        while (np < slots) pf[np++] = (const char *)panel;
-                        const float *at = transA ? ap + ir : a + i * lda + pc;
-                        micro_table[arows][mr - 1][nv - 1](kc, at, transA ? mc : lda, panel, ct, ldc, alpha, be, last,
-                                                           pf);
+                        const float *at = packA ? ap + ir : transA ? a + pc * lda + i : a + i * lda + pc;
+                        micro_table[arows][mr - 1][nv - 1](kc, at, packA ? mc : lda, panel, ct, ldc, alpha, be, last);
                     }
                 }
             }

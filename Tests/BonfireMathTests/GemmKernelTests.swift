@@ -67,11 +67,11 @@ final class GemmKernelTests: XCTestCase {
         }
     }
 
-    /// Every transpose case; m, n, k from 0 and 1 through the tile edges (6 rows, 16/64 columns, 128-deep k-blocks,
-    /// 96-row A blocks) to a few hundred; padded lda/ldb/ldc; alpha and beta in {0, 1, −0.5} (beta = 0 over a NaN C).
+    /// Every transpose case; m, n, k from 0 and 1 through the tile edges (6 rows, 16/64 columns, 256-deep k-blocks,
+    /// 192-row A blocks, 1024-column B blocks) to a few hundred; padded lda/ldb/ldc; alpha and beta in {0, 1, −0.5} (beta = 0 over a NaN C).
     func testOwnKernelMatchesDoubleLoopInEveryCaseAtEveryLevel() {
         var rng = RNG(seed: 51)
-        let ms = [0, 1, 5, 6, 7, 13, 97], ns = [0, 1, 15, 16, 17, 63, 64, 65, 130], ks = [0, 1, 2, 127, 129, 257]
+        let ms = [0, 1, 5, 6, 7, 13, 97], ns = [0, 1, 15, 16, 17, 63, 64, 65, 130], ks = [0, 1, 2, 127, 257, 513]
         let scalars: [Float] = [0, 1, -0.5]
         var products: [Product] = []
         var index = 0
@@ -84,6 +84,8 @@ final class GemmKernelTests: XCTestCase {
             // Larger: several 96-row A blocks and 128-deep k-blocks, and more than 1024 columns (two B blocks).
             products.append(Product(tA: tA, tB: tB, m: 300, n: 200, k: 260, alpha: 1, beta: 1))
             products.append(Product(tA: tA, tB: tB, m: 20, n: 1100, k: 140, alpha: -0.5, beta: 0))
+            // lda > 512: op(A) = Aᵀ is packed (below that, read in place).
+            products.append(Product(tA: tA, tB: tB, m: 600, n: 70, k: 300, alpha: 1, beta: -0.5))
         } }
         for level in Kernels.ISA.allCases where level.rawValue <= Kernels.detectedISA.rawValue {
             Kernels.setISA(level)
