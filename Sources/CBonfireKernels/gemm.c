@@ -41,7 +41,11 @@ enum {
 #else
     GEMM_MC = GEMM_MC_T,
 #endif
-    GEMM_NC = 1024,    // columns of B packed at once (kc·NC·4 = 512 KiB)
+#ifndef GEMM_NC_T
+    GEMM_NC = 512,     // columns of B packed at once (kc·NC·4 = 512 KiB)
+#else
+    GEMM_NC = GEMM_NC_T,
+#endif
     PACK_AT_MIN_LDA = 512,
 #ifndef PACK_AHEAD_T
     PACK_AHEAD = 4,    // rows of A prefetched ahead while packing
@@ -140,6 +144,34 @@ static const micro_fn micro_table[2][GEMM_MR][4] = {
 
 // MARK: packing
 
+// In-register transpose of a 16 × 16 block: r[q][l] ← r[l][q].
+GEMM_AVX512 GEMM_INLINE void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int q = 0; q < 16; q += 2) {
+        t[q] = _mm512_unpacklo_ps(r[q], r[q + 1]);
+        t[q + 1] = _mm512_unpackhi_ps(r[q], r[q + 1]);
+    }
+    for (int q = 0; q < 16; q += 4) {
+        r[q] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[q]), _mm512_castps_pd(t[q + 2])));
+        r[q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[q]), _mm512_castps_pd(t[q + 2])));
+        r[q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[q + 1]), _mm512_castps_pd(t[q + 3])));
+        r[q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[q + 1]), _mm512_castps_pd(t[q + 3])));
+    }
+    // r[4i + c] now holds, per 128-bit lane L, rows 4L..4L+3 of column (4i... ) — regroup the 128-bit lanes.
+    for (int q = 0; q < 4; q++) {
+        t[q] = _mm512_shuffle_f32x4(r[q], r[q + 4], 0x88);
+        t[q + 4] = _mm512_shuffle_f32x4(r[q], r[q + 4], 0xDD);
+        t[q + 8] = _mm512_shuffle_f32x4(r[q + 8], r[q + 12], 0x88);
+        t[q + 12] = _mm512_shuffle_f32x4(r[q + 8], r[q + 12], 0xDD);
+    }
+    for (int q = 0; q < 4; q++) {
+        r[q] = _mm512_shuffle_f32x4(t[q], t[q + 8], 0x88);
+        r[q + 8] = _mm512_shuffle_f32x4(t[q], t[q + 8], 0xDD);
+        r[q + 4] = _mm512_shuffle_f32x4(t[q + 4], t[q + 12], 0x88);
+        r[q + 12] = _mm512_shuffle_f32x4(t[q + 4], t[q + 12], 0xDD);
+    }
+}
+
 // op(B)[pc ..< pc + kc, jc ..< jc + nc] into ⌈nc / 64⌉ panels of kc × 64 floats at dst + p·kc·64; the columns of the
 // last panel past nc up to its last 16-float vector are zero.
 GEMM_AVX512 static void pack_b(float *dst, const float *b, long ldb, int transB, long pc, long kc, long jc, long nc) {
@@ -157,15 +189,21 @@ GEMM_AVX512 static void pack_b(float *dst, const float *b, long ldb, int transB,
                 }
             }
         } else {
-            // op(B)[kk][j] = B[j][kk]: 16 × 16 blocks through a gather-free transpose would be faster, but B is the
-            // weight here (packed once per call, reused over all N rows).
+            // op(B)[kk][j] = B[j][kk]: 16 × 16 blocks transposed in registers (rows past w and k steps past kc are
+            // masked off: zeros in, not stored).
             const float *s = b + (jc + j0) * ldb + pc;
-            for (long j = 0; j < w; j++) {
-                const float *sj = s + j * ldb;
-                for (long kk = 0; kk < kc; kk++) d[kk * GEMM_NR + j] = sj[kk];
+            for (long j = 0; j < w; j += 16) {
+                const long rows = w - j < 16 ? w - j : 16;
+                for (long kk = 0; kk < kc; kk += 16) {
+                    const long cols = kc - kk < 16 ? kc - kk : 16;
+                    const __mmask16 cm = (__mmask16)((1u << cols) - 1);
+                    __m512 r[16];
+                    for (int q = 0; q < 16; q++)
+                        r[q] = q < rows ? _mm512_maskz_loadu_ps(cm, s + (j + q) * ldb + kk) : _mm512_setzero_ps();
+                    transpose16(r);
+                    for (int q = 0; q < cols; q++) _mm512_store_ps(d + (kk + q) * GEMM_NR + j, r[q]);
+                }
             }
-            const long wpad = (w + 15) / 16 * 16;
-            for (long kk = 0; kk < kc; kk++) for (long j = w; j < wpad; j++) d[kk * GEMM_NR + j] = 0;
         }
     }
 }
