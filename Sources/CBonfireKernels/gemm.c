@@ -4,12 +4,16 @@
 // SkylakeX kernel runs ~1.3× slower than MKL on Emerald Rapids. AVX-512 only: below it bfk_sgemm returns 0 ("not
 // handled") and BLAS.sgemmPlain calls OpenBLAS, as it does on aarch64.
 //
-// Design (Goto/BLIS, transposed for row-major C): B is packed into NR = 64-column panels (kc rows × 64 floats, zero
-// padded), one kc-block of k at a time; A is not packed: the micro-kernel broadcasts A's elements straight from its
-// rows (op(A) = A: MR row pointers lda apart, k contiguous) or columns (op(A) = Aᵀ: MR contiguous floats, lda per k).
-// Loops: k-block (pack B) → MC rows → 64-column panel (stays in L1) → MR = 6 rows (A streamed from L2) → micro-kernel
-// with 6 × 4 zmm accumulators (24 FMAs per k for 4 loads of B and 6 broadcasts of A). Edge tiles: fewer rows (a
-// kernel per row count) and masked C loads/stores for the last 16-column vector, never scalar code.
+// Design (Goto/BLIS, transposed for row-major C): op(B) is packed into NR = 64-column panels (kc rows × 64 floats,
+// zero padded; op(B) = Bᵀ through 16 × 16 in-register transposes), one kc-block of k and NC columns at a time. A is
+// read in place: op(A) = A by MR row pointers lda apart (k contiguous), op(A) = Aᵀ by MR contiguous floats per k
+// step, lda apart; only Aᵀ with long rows (lda > 512) is first copied into a contiguous (kc, mc) block, because a
+// column of A then falls into a handful of L1 sets. Loops: column block → k-block (pack B) → MC rows → 64-column
+// panel → MR = 6 rows → micro-kernel with 6 × 4 zmm accumulators (24 FMAs per k for 4 loads of B and 6 broadcasts
+// of A; 98% of the FMA peak when its operands are in cache). Edge tiles: a kernel per row count (1…6) and per
+// vector count (1…4), the last 16-column vector of C loaded/stored under an AVX-512 mask, never scalar code.
+// Measured and dropped: software prefetch of the next blocks (slower: it stalled the FMAs more than it hid),
+// 12 × 32 tiles, k-blocks of 128 (C re-read more often), packing op(A) = A (a copy that cost more than it saved).
 //
 // Summation order of every C element: k is cut into nb = ⌈k / KC⌉ blocks at pc_i = i·k / nb (a function of k
 // alone); within a block the products are added in k order by one FMA chain; each block's sum is scaled by alpha and
@@ -31,27 +35,11 @@
 enum {
     GEMM_MR = 6,       // rows of C per micro-tile (broadcasts of A)
     GEMM_NR = 64,      // columns of C per micro-tile (4 zmm)
-#ifndef GEMM_KC_T
     GEMM_KC = 256,     // target k-block (a packed B panel is KC·NR·4 = 64 KiB, streamed from L2)
-#else
-    GEMM_KC = GEMM_KC_T,
-#endif
-#ifndef GEMM_MC_T
-    GEMM_MC = 192,     // rows of A per block (op(A) = Aᵀ: packed, kc·MC·4 = 192 KiB)
-#else
-    GEMM_MC = GEMM_MC_T,
-#endif
-#ifndef GEMM_NC_T
+    GEMM_MC = 192,     // rows of C per block (packed op(A) = Aᵀ: kc·MC·4 = 192 KiB)
     GEMM_NC = 512,     // columns of B packed at once (kc·NC·4 = 512 KiB)
-#else
-    GEMM_NC = GEMM_NC_T,
-#endif
-    PACK_AT_MIN_LDA = 512,
-#ifndef PACK_AHEAD_T
-    PACK_AHEAD = 4,    // rows of A prefetched ahead while packing
-#else
-    PACK_AHEAD = PACK_AHEAD_T,
-#endif
+    PACK_AT_MIN_LDA = 512,   // op(A) = Aᵀ is packed only when lda > this (see sgemm_avx512)
+    PACK_AHEAD = 4,    // rows of A prefetched ahead while packing it
 };
 
 long bfk_sgemm_kblocks(long k) { return k <= 0 ? 0 : (k + GEMM_KC - 1) / GEMM_KC; }
@@ -313,7 +301,7 @@ int bfk_sgemm(int transA, int transB, long m, long n, long k, float alpha, const
 #ifdef GEMM_X86
     return sgemm_avx512(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 #else
-    (void)a; (void)lda; (void)b; (void)ldb;
+    (void)transA; (void)transB; (void)a; (void)lda; (void)b; (void)ldb;
     return 0;
 #endif
 }

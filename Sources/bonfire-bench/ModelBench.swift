@@ -12,6 +12,11 @@ import Foundation
 import BonfireMath
 import BonfireModel
 
+/// `--sgemm`: which SGEMM the model's products run on.
+enum SGEMMChoice: String, ExpressibleByArgument, CaseIterable {
+    case auto, openblas
+}
+
 struct ModelBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
@@ -27,6 +32,8 @@ struct ModelBench: ParsableCommand {
     var configs = "tiny,small"
     @Option(help: "Run the C kernels at this level instead of the CPU's best: baseline, avx2, avx512 (A/B of the dispatch).")
     var kernels: String?
+    @Option(help: "SGEMM kernel for the model's products: auto (BLAS.sgemm's choice: Bonfire's own AVX-512 kernel where it measured faster, else OpenBLAS) or openblas (OpenBLAS everywhere: the A/B baseline).")
+    var sgemm: SGEMMChoice = .auto
     @Flag(help: "Instead of the model: time each layer op of one train step alone, fast path against its plain twin (min of 20 runs: robust on a loaded machine).")
     var ops = false
     @Flag(help: "Instead of the model: time each linear-layer SGEMM of one train step alone (forward x·Wᵀ, dX = dY·W, dW += dYᵀ·x; CPU time, min of 7) on OpenBLAS and on Bonfire's own AVX-512 kernel, with GFLOP/s and the kernel BLAS.sgemm uses; Scripts/bench_gemm_torch.py times the same shapes in PyTorch.")
@@ -42,8 +49,9 @@ struct ModelBench: ParsableCommand {
             }
             Kernels.setISA(level)
         }
+        BLAS.ownKernelEnabled = sgemm == .auto
         let replaced = BLAS.replacedCore.map { " (replacing OpenBLAS's own choice \($0))" } ?? ""
-        print("bonfire-bench model: OpenBLAS core \(BLAS.coreName)\(replaced), threads \(BLAS.numThreads), kernels \(Kernels.isa)")
+        print("bonfire-bench model: OpenBLAS core \(BLAS.coreName)\(replaced), threads \(BLAS.numThreads), kernels \(Kernels.isa), sgemm \(sgemm.rawValue)")
         for name in configs.split(separator: ",").map(String.init) {
             let cfg: GPTConfig
             switch name {
@@ -199,7 +207,8 @@ struct ModelBench: ParsableCommand {
                 chosen += uses == .own ? best[1] : best[0]
                 let ownText = ownAvailable ? String(format: "%8.3f %7.1f %10.2f×", best[1] * 1e3, flops / best[1], best[0] / best[1])
                                            : "       —       —           —"
-                print(String(format: "  %-12@ %5d %5d  %-18@ %9.3f %7.1f  %@     %@", label, ic, oc, mode, best[0] * 1e3,
+                print(String(format: "  %@ %5d %5d  %@ %9.3f %7.1f  %@     %@", label.padding(toLength: 12, withPad: " ", startingAt: 0),
+                             ic, oc, mode.padding(toLength: 18, withPad: " ", startingAt: 0), best[0] * 1e3,
                              flops / best[0], ownText, uses.description))
             }
         }
