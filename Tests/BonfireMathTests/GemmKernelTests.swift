@@ -1,5 +1,6 @@
 import XCTest
 import BonfireMath
+import BonfireTestSupport
 
 /// Bonfire's own SGEMM (CBonfireKernels/gemm.c through `BLAS.sgemmOwn` / `BLAS.sgemm`) against a triple loop in
 /// Double, at every instruction-set level this CPU has.
@@ -160,5 +161,29 @@ final class GemmKernelTests: XCTestCase {
             } }
             XCTAssertLessThan(worst, 1e-3, "\(p): own vs OpenBLAS (sums of \(k) products of unit normals)")
         }
+    }
+
+    /// A linear layer at the tiny train step's shape (N = 2048 rows, 128 → 384) through `Ops.linearForward` (bias
+    /// rows under a beta = 1 product) and `Ops.linearBackward` (dX written, dW accumulated onto a nonzero gradient):
+    /// the own kernel's results agree with OpenBLAS's to float rounding.
+    func testLinearLayerOnOwnKernelMatchesOpenBLAS() throws {
+        guard Kernels.detectedISA == .avx512 else { throw XCTSkip("own SGEMM needs AVX-512") }
+        let n = 2048, ic = 128, oc = 384
+        XCTAssertEqual(BLAS.kernel(m: n, n: oc, k: ic), .own)
+        var rng = RNG(seed: 54)
+        func randoms(_ count: Int) -> [Float] { (0..<count).map { _ in Float(rng.normal()) } }
+        let x = randoms(n * ic), w = randoms(oc * ic), bias = randoms(oc), dy = randoms(n * oc), dw0 = randoms(oc * ic)
+        func run(own: Bool) -> (out: [Float], dx: [Float], dw: [Float]) {
+            BLAS.ownKernelEnabled = own
+            var out = [Float](repeating: .nan, count: n * oc), dx = [Float](repeating: .nan, count: n * ic), dw = dw0
+            Ops.linearForward(out: &out, inp: x, weight: w, bias: bias, n: n, ic: ic, oc: oc)
+            Ops.linearBackward(dinp: &dx, dweight: &dw, dbias: nil, dout: dy, inp: x, weight: w, n: n, ic: ic, oc: oc,
+                               accumulateInput: false)
+            return (out, dx, dw)
+        }
+        let mine = run(own: true), reference = run(own: false)
+        expectClose(mine.out, reference.out, rtol: 1e-4, atol: 1e-4, "forward")
+        expectClose(mine.dx, reference.dx, rtol: 1e-4, atol: 1e-4, "dX")
+        expectClose(mine.dw, reference.dw, rtol: 1e-4, atol: 1e-3, "dW (sums over 2048 rows)")
     }
 }
