@@ -2,7 +2,7 @@
 //   C (m×n) = alpha · op(A) (m×k) · op(B) (k×n) + beta · C
 // for the linear-layer shapes of the train step (N = B·T rows, C..4C columns, k = C..4C or N), where OpenBLAS 0.3.21's
 // SkylakeX kernel runs ~1.3× slower than MKL on Emerald Rapids. AVX-512 only: below it bfk_sgemm returns 0 ("not
-// handled") and BLAS.sgemmPlain calls OpenBLAS, as it does on aarch64.
+// handled") and BLAS.sgemm calls OpenBLAS, as it does on aarch64.
 //
 // Design (Goto/BLIS, transposed for row-major C): op(B) is packed into NR = 64-column panels (kc rows × 64 floats,
 // zero padded; op(B) = Bᵀ through 16 × 16 in-register transposes), one kc-block of k and NC columns at a time. A is
