@@ -1,16 +1,21 @@
 import COpenBLAS
 import CBonfireKernels
 
-// The one place heavy loops live: single-precision GEMM through OpenBLAS (row-major), split over Bonfire's threads.
+// The one place heavy loops live: single-precision GEMM (row-major), split over Bonfire's threads.
 //   C (m×n) = alpha · op(A) · op(B) + beta · C,   op(A) is m×k, op(B) is k×n.
 // `transA`/`transB` say whether A/B are stored transposed (A stored k×m, B stored n×k).
+// Two kernels: Bonfire's own AVX-512 SGEMM (CBonfireKernels/gemm.c, `bfk_sgemm`) for the shapes where it measured
+// faster than OpenBLAS (the linear layers of the train step; see `kernel(m:n:k:)` and docs/performance.md "Own
+// SGEMM"), OpenBLAS for everything else and on CPUs without AVX-512 (or aarch64).
 
 package enum BLAS {
     /// Raw-pointer SGEMM. `lda/ldb/ldc` default to the packed row-major leading dimensions.
     /// Fast path for threads: with `Parallel.threads` > 1 and enough work in every part, C is split into contiguous
-    /// blocks of rows (or of columns, when C is wider than tall) and each block is one single-threaded OpenBLAS call
-    /// on its own thread (`sgemmParts`). Every part stays above OpenBLAS's small-matrix cut-off (M·N·K ≤ 10⁶ takes
-    /// a different kernel), so each element is summed by the same kernel in the same order as in one call.
+    /// blocks of rows (or of columns, when C is wider than tall) and each block is one single-threaded call on its
+    /// own thread (`sgemmParts`). The kernel is chosen once from the whole product's shape (`kernel(m:n:k:)`), so all
+    /// parts run the same one; the own kernel sums each element in an order independent of its position, and every
+    /// OpenBLAS part stays above its small-matrix cut-off (M·N·K ≤ 10⁶ takes a different kernel): each element is
+    /// summed by the same kernel in the same order as in one call.
     @inline(__always)
     package static func sgemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
@@ -25,22 +30,76 @@ package enum BLAS {
         let lb = ldb ?? (transB ? k : n)
         let lc = ldc ?? n
         let parts = sgemmParts(m: m, n: n, k: k)
+        let kern = kernel(m: m, n: n, k: k)
         if parts <= 1 {
-            sgemmPlain(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: la, b: b, ldb: lb,
-                       beta: beta, c: c, ldc: lc)
+            sgemmOne(kern, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: la, b: b,
+                     ldb: lb, beta: beta, c: c, ldc: lc)
         } else if m >= n {   // blocks of rows of C: rows of op(A)
             Parallel.forRanges(m, minItems: parts) { r, _ in
                 let a0 = transA ? a + r.lowerBound : a + r.lowerBound * la
-                sgemmPlain(transA: transA, transB: transB, m: r.count, n: n, k: k, alpha: alpha, a: a0, lda: la,
-                           b: b, ldb: lb, beta: beta, c: c + r.lowerBound * lc, ldc: lc)
+                sgemmOne(kern, transA: transA, transB: transB, m: r.count, n: n, k: k, alpha: alpha, a: a0, lda: la,
+                         b: b, ldb: lb, beta: beta, c: c + r.lowerBound * lc, ldc: lc)
             }
         } else {             // blocks of columns of C: columns of op(B)
             Parallel.forRanges(n, minItems: parts) { r, _ in
                 let b0 = transB ? b + r.lowerBound * lb : b + r.lowerBound
-                sgemmPlain(transA: transA, transB: transB, m: m, n: r.count, k: k, alpha: alpha, a: a, lda: la,
-                           b: b0, ldb: lb, beta: beta, c: c + r.lowerBound, ldc: lc)
+                sgemmOne(kern, transA: transA, transB: transB, m: m, n: r.count, k: k, alpha: alpha, a: a, lda: la,
+                         b: b0, ldb: lb, beta: beta, c: c + r.lowerBound, ldc: lc)
             }
         }
+    }
+
+    /// Which SGEMM computes a product.
+    package enum Kernel: Sendable, CustomStringConvertible {
+        /// OpenBLAS's `cblas_sgemm` (single-threaded per call).
+        case openBLAS
+        /// Bonfire's own AVX-512 kernel (`bfk_sgemm`, CBonfireKernels/gemm.c).
+        case own
+        package var description: String { self == .own ? "own" : "OpenBLAS" }
+    }
+
+    /// Whether products may run on the own kernel (default true). Off, every product runs on OpenBLAS: the A/B switch
+    /// of `bonfire-bench model --gemm` and the way back if the own kernel is ever suspected. Set it before starting
+    /// work on other threads.
+    package static var ownKernelEnabled: Bool {
+        get { bfk_sgemm_enabled() != 0 }
+        set { bfk_sgemm_set_enabled(newValue ? 1 : 0) }
+    }
+
+    /// The own kernel is used when every dimension is at least this (every linear-layer product of the tiny and small
+    /// train steps: m, n, k ≥ 128; smaller products — attention's T × T × hd, decode rows — stay on OpenBLAS, where
+    /// the own kernel's 64-column tiles and packing are not measured to win).
+    package static let ownKernelMinDim = 128
+
+    /// The kernel a product of this shape runs on: the own one when it is enabled, the CPU has AVX-512 (at the level
+    /// `Kernels.setISA` leaves) and m, n, k ≥ `ownKernelMinDim`; OpenBLAS otherwise.
+    package static func kernel(m: Int, n: Int, k: Int) -> Kernel {
+        ownKernelEnabled && bfk_sgemm_available() != 0
+            && min(m, n, k) >= ownKernelMinDim ? .own : .openBLAS
+    }
+
+    /// One single-threaded call on `kern` (the own kernel falls back to OpenBLAS if it cannot allocate its packing
+    /// buffer).
+    @inline(__always)
+    static func sgemmOne(_ kern: Kernel, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+                         c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if kern == .own,
+           bfk_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) != 0 { return }
+        cblas_sgemm(CblasRowMajor,
+                    transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha,
+                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// The own kernel alone, whatever the shape (tests and benchmarks): false, with C untouched, when it does not
+    /// handle products at the current instruction-set level (below AVX-512, or aarch64).
+    package static func sgemmOwn(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                                 a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+                                 c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+        precondition(m >= 0 && n >= 0 && k >= 0, "sgemmOwn: negative dims m=\(m) n=\(n) k=\(k)")
+        return bfk_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) != 0
     }
 
     /// How many threads a product of this shape is split over (1 = one call): only when each part keeps
@@ -55,16 +114,14 @@ package enum BLAS {
     /// Work per part below which a product is not split (above OpenBLAS 0.3.21's SkylakeX small-matrix limit, 10⁶).
     package static let splitMinWork = 2.0e6
 
-    /// Plain twin: one OpenBLAS call (single-threaded: OpenBLAS's own threads are set to 1, see `prepare`).
+    /// Plain twin: one single-threaded call, on the kernel `kernel(m:n:k:)` picks for this shape (OpenBLAS's own
+    /// threads are set to 1, see `prepare`).
     @inline(__always)
     package static func sgemmPlain(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
                                    c: UnsafeMutablePointer<Float>, ldc: Int) {
-        cblas_sgemm(CblasRowMajor,
-                    transA ? CblasTrans : CblasNoTrans,
-                    transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha,
-                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        sgemmOne(kernel(m: m, n: n, k: k), transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a,
+                 lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
 
     /// Array convenience: C = alpha·op(A)·op(B) + beta·C with size checks.

@@ -12,6 +12,11 @@ import Foundation
 import BonfireMath
 import BonfireModel
 
+/// `--sgemm`: which SGEMM the model's products run on.
+enum SGEMMChoice: String, ExpressibleByArgument, CaseIterable {
+    case auto, openblas
+}
+
 struct ModelBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
@@ -27,9 +32,11 @@ struct ModelBench: ParsableCommand {
     var configs = "tiny,small"
     @Option(help: "Run the C kernels at this level instead of the CPU's best: baseline, avx2, avx512 (A/B of the dispatch).")
     var kernels: String?
+    @Option(help: "SGEMM kernel for the model's products: auto (BLAS.sgemm's choice: Bonfire's own AVX-512 kernel where it measured faster, else OpenBLAS) or openblas (OpenBLAS everywhere: the A/B baseline).")
+    var sgemm: SGEMMChoice = .auto
     @Flag(help: "Instead of the model: time each layer op of one train step alone, fast path against its plain twin (min of 20 runs: robust on a loaded machine).")
     var ops = false
-    @Flag(help: "Instead of the model: time each linear-layer SGEMM of one train step alone (forward x·Wᵀ, dX = dY·W, dW += dYᵀ·x; CPU time, min of 7) with its GFLOP/s; Scripts/bench_gemm_torch.py times the same shapes in PyTorch.")
+    @Flag(help: "Instead of the model: time each linear-layer SGEMM of one train step alone (forward x·Wᵀ, dX = dY·W, dW += dYᵀ·x; CPU time, min of 7) on OpenBLAS and on Bonfire's own AVX-512 kernel, with GFLOP/s and the kernel BLAS.sgemm uses; Scripts/bench_gemm_torch.py times the same shapes in PyTorch.")
     var gemm = false
 
     static let batch = 32, samples = 32, promptLength = 8, newTokens = 48
@@ -42,8 +49,9 @@ struct ModelBench: ParsableCommand {
             }
             Kernels.setISA(level)
         }
+        BLAS.ownKernelEnabled = sgemm == .auto
         let replaced = BLAS.replacedCore.map { " (replacing OpenBLAS's own choice \($0))" } ?? ""
-        print("bonfire-bench model: OpenBLAS core \(BLAS.coreName)\(replaced), threads \(BLAS.numThreads), kernels \(Kernels.isa)")
+        print("bonfire-bench model: OpenBLAS core \(BLAS.coreName)\(replaced), threads \(BLAS.numThreads), kernels \(Kernels.isa), sgemm \(sgemm.rawValue)")
         for name in configs.split(separator: ",").map(String.init) {
             let cfg: GPTConfig
             switch name {
@@ -155,39 +163,57 @@ struct ModelBench: ParsableCommand {
         return times.isEmpty ? 0 : median(times) * 1e3
     }
 
-    /// Each linear layer's three products at the train-step shape (N = B·T rows), alone: CPU time of this process
-    /// (all threads), min of 7 — little moved by other jobs. GFLOP/s = 2·N·IC·OC / time; compare with the core's FMA
-    /// peak and with Scripts/bench_gemm_torch.py (the same shapes through torch.matmul).
+    /// Each linear layer's three products at the train-step shape (N = B·T rows), alone, on both kernels: OpenBLAS and
+    /// Bonfire's own AVX-512 SGEMM (gemm.c), alternating run by run so that both see the same load. CPU time of this
+    /// process (all threads), min of 7 per kernel — little moved by other jobs. GFLOP/s = 2·N·IC·OC / time; compare
+    /// with the core's FMA peak and with Scripts/bench_gemm_torch.py (the same shapes through torch.matmul). The
+    /// `uses` column is the kernel `BLAS.sgemm` picks for the shape (BLAS.kernel(m:n:k:)).
     func benchGemm(_ name: String, _ cfg: GPTConfig) {
         let N = Self.batch * cfg.contextLength, C = cfg.dim
         let x = [Float](repeating: 0.01, count: N * 4 * C), y = [Float](repeating: 0.02, count: N * 4 * C)
         var out = [Float](repeating: 0, count: N * 4 * C), w = [Float](repeating: 0.03, count: 16 * C * C)
-        print("\(name): linear-layer SGEMMs at N=\(N), Bonfire threads \(Parallel.threads), OpenBLAS core \(BLAS.coreName) (CPU time, min of 7)")
-        var total = 0.0
+        let ownAvailable = Kernels.isa == .avx512   // bfk_sgemm is AVX-512 only
+        print("\(name): linear-layer SGEMMs at N=\(N), Bonfire threads \(Parallel.threads), OpenBLAS core \(BLAS.coreName), own kernel \(ownAvailable ? "avx512" : "not available (needs AVX-512)") (CPU time, min of 7)")
+        print("  layer        IC    OC     product             OpenBLAS ms GFLOP/s   own ms GFLOP/s  own/OpenBLAS  uses")
+        let saved = BLAS.ownKernelEnabled
+        defer { BLAS.ownKernelEnabled = saved }
+        var total = [0.0, 0.0], chosen = 0.0
         for (label, ic, oc) in [("c_attn", C, 3 * C), ("attn.c_proj", C, C), ("mlp.c_fc", C, 4 * C), ("mlp.c_proj", 4 * C, C)] {
             for mode in ["fwd x·Wᵀ (NT)", "dX = dY·W (NN)", "dW += dYᵀ·x (TN)"] {
-                var best = Double.infinity
+                let (m, n, k) = mode.hasPrefix("fwd") ? (N, oc, ic) : mode.hasPrefix("dX") ? (N, ic, oc) : (oc, ic, N)
+                var best = [Double.infinity, Double.infinity]
                 for _ in 0..<7 {
-                    let c0 = cpuNow()
-                    x.withUnsafeBufferPointer { xb in y.withUnsafeBufferPointer { yb in
-                        out.withUnsafeMutableBufferPointer { ob in w.withUnsafeMutableBufferPointer { wb in
-                            let a = xb.baseAddress!, b = yb.baseAddress!, o = ob.baseAddress!, wp = wb.baseAddress!
-                            switch mode {
-                            case "fwd x·Wᵀ (NT)": BLAS.sgemm(transA: false, transB: true, m: N, n: oc, k: ic, a: a, b: b, c: o)
-                            case "dX = dY·W (NN)": BLAS.sgemm(transA: false, transB: false, m: N, n: ic, k: oc, a: a, b: b, c: o)
-                            default: BLAS.sgemm(transA: true, transB: false, m: oc, n: ic, k: N, a: a, b: b, beta: 1, c: wp)
-                            }
+                    for (i, own) in [false, true].enumerated() where !own || ownAvailable {
+                        BLAS.ownKernelEnabled = own
+                        let c0 = cpuNow()
+                        x.withUnsafeBufferPointer { xb in y.withUnsafeBufferPointer { yb in
+                            out.withUnsafeMutableBufferPointer { ob in w.withUnsafeMutableBufferPointer { wb in
+                                let a = xb.baseAddress!, b = yb.baseAddress!, o = ob.baseAddress!, wp = wb.baseAddress!
+                                switch mode {
+                                case "fwd x·Wᵀ (NT)": BLAS.sgemm(transA: false, transB: true, m: m, n: n, k: k, a: a, b: b, c: o)
+                                case "dX = dY·W (NN)": BLAS.sgemm(transA: false, transB: false, m: m, n: n, k: k, a: a, b: b, c: o)
+                                default: BLAS.sgemm(transA: true, transB: false, m: m, n: n, k: k, a: a, b: b, beta: 1, c: wp)
+                                }
+                            } }
                         } }
-                    } }
-                    best = min(best, cpuNow() - c0)
+                        best[i] = min(best[i], cpuNow() - c0)
+                    }
                 }
-                total += best
-                print(String(format: "  %-12@ IC %5d OC %5d  %-18@ %8.3f ms  %6.1f GFLOP/s", label, ic, oc, mode, best * 1e3,
-                             2 * Double(N) * Double(ic) * Double(oc) / best * 1e-9))
+                BLAS.ownKernelEnabled = saved
+                let uses = BLAS.kernel(m: m, n: n, k: k)
+                let flops = 2 * Double(N) * Double(ic) * Double(oc) * 1e-9
+                total[0] += best[0]
+                total[1] += ownAvailable ? best[1] : best[0]
+                chosen += uses == .own ? best[1] : best[0]
+                let ownText = ownAvailable ? String(format: "%8.3f %7.1f %10.2f×", best[1] * 1e3, flops / best[1], best[0] / best[1])
+                                           : "       —       —           —"
+                print(String(format: "  %@ %5d %5d  %@ %9.3f %7.1f  %@     %@", label.padding(toLength: 12, withPad: " ", startingAt: 0),
+                             ic, oc, mode.padding(toLength: 18, withPad: " ", startingAt: 0), best[0] * 1e3,
+                             flops / best[0], ownText, uses.description))
             }
         }
-        print(String(format: "  one layer's linear products: %.2f ms CPU; × %d layers = %.1f ms", total * 1e3, cfg.layers,
-                     total * 1e3 * Double(cfg.layers)))
+        print(String(format: "  one layer's linear products: OpenBLAS %.2f ms, own %.2f ms (%.2f×), as BLAS.sgemm picks %.2f ms CPU; × %d layers = %.1f ms",
+                     total[0] * 1e3, total[1] * 1e3, total[0] / total[1], chosen * 1e3, cfg.layers, chosen * 1e3 * Double(cfg.layers)))
     }
 
     /// Per-op times of one layer at the train-step shape (B = 32 full-length sequences): fast path vs plain twin.

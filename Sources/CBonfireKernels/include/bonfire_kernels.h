@@ -125,3 +125,22 @@ double bfk_sum_squares(const float *x, long n);
 /// when a float is above the bound or not finite). a, b, over: 16 lanes each, read and updated.
 void bfk_copy_fletcher16(void *dst, const void *src, long words, int32_t bound_bits, uint32_t a[16], uint32_t b[16],
                          int32_t over[16], int non_temporal);
+
+// MARK: own SGEMM (gemm.c)
+
+/// Row-major C (m×n) = alpha · op(A) · op(B) + beta · C with op(A) m×k (A stored k×m, leading dimension lda, when
+/// transA), op(B) k×n (B stored n×k when transB), as cblas_sgemm(CblasRowMajor, …). beta = 0 writes C without
+/// reading it; alpha = 0 or k = 0 only scales C. Each C element is summed in the same order wherever it lies (k cut
+/// into bfk_sgemm_kblocks(k) blocks at i·k / nb, products in k order within a block), so splitting C by rows or
+/// columns over threads gives the same bits. Returns 1 when done, 0 when not handled (the CPU, or the level set by
+/// bfk_set_isa, is below AVX-512, or aarch64; or out of memory for the packing buffer): the caller then uses OpenBLAS.
+int bfk_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda, const float *b,
+              long ldb, float beta, float *c, long ldc);
+/// Whether bfk_sgemm handles products at the current instruction-set level (AVX-512).
+int bfk_sgemm_available(void);
+/// BonfireMath's switch between this kernel and OpenBLAS (BLAS.ownKernelEnabled; 1 = use it where it is faster, the
+/// default). bfk_sgemm itself does not look at it.
+int bfk_sgemm_enabled(void);
+void bfk_sgemm_set_enabled(int on);
+/// Blocks bfk_sgemm cuts k into (⌈k / 128⌉; 0 for k ≤ 0).
+long bfk_sgemm_kblocks(long k);
