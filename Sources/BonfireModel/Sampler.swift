@@ -71,45 +71,18 @@ func samplingEntropy(_ row: UnsafePointer<Float>, _ pr: UnsafePointer<Float>, V:
     return Float(max(0, log(total) - dot / total))
 }
 
-/// FloatBuffer with its storage on a 64-byte boundary (one cache line, one AVX-512 vector). The decode kernels
-/// read 16-float vectors at multiples of 16 floats from the start of each buffer (weight panel rows of 64 floats,
-/// cache rows of hd floats): from malloc's 16-byte alignment every such vector straddled two cache lines, so a
-/// panel row touched 5 lines instead of 4 and a 32-float cache row 3 instead of 2 (a replay of the decode kernels on
-/// 16-byte-offset buffers: tiny 33.3 → 36.0 ms, small 159–172 → 209–216 ms per call). Contents start zeroed.
-package final class AlignedFloatBuffer {
-    package static let alignment = 64
-    package private(set) var ptr: UnsafeMutablePointer<Float>
-    package private(set) var capacity: Int
-    package init(_ n: Int = 1) {
-        capacity = max(n, 1)
-        ptr = Self.allocate(capacity)
-    }
-    package func ensure(_ n: Int) {
-        if n > capacity {
-            UnsafeMutableRawPointer(ptr).deallocate()
-            capacity = n
-            ptr = Self.allocate(n)
-        }
-    }
-    private static func allocate(_ n: Int) -> UnsafeMutablePointer<Float> {
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: n * MemoryLayout<Float>.stride, alignment: alignment)
-        return raw.initializeMemory(as: Float.self, repeating: 0, count: n)
-    }
-    deinit { UnsafeMutableRawPointer(ptr).deallocate() }
-}
-
 /// Buffers of the incremental decoder, sized for `slots` sequences (grown on demand), all cache-line aligned.
 final class DecodeState {
     var slots = 0
-    let x = AlignedFloatBuffer(), ln = AlignedFloatBuffer(), mean = AlignedFloatBuffer(), rstd = AlignedFloatBuffer()
-    let qkv = AlignedFloatBuffer(), atty = AlignedFloatBuffer(), fch = AlignedFloatBuffer(), fchG = AlignedFloatBuffer()
-    let logits = AlignedFloatBuffer(), slotLogits = AlignedFloatBuffer(), scores = AlignedFloatBuffer()
-    let tmp = AlignedFloatBuffer()
-    let kCache = AlignedFloatBuffer(), vCache = AlignedFloatBuffer()   // (L, S, H, span, hd) each
+    let x = FloatBuffer(), ln = FloatBuffer(), mean = FloatBuffer(), rstd = FloatBuffer()
+    let qkv = FloatBuffer(), atty = FloatBuffer(), fch = FloatBuffer(), fchG = FloatBuffer()
+    let logits = FloatBuffer(), slotLogits = FloatBuffer(), scores = FloatBuffer()
+    let tmp = FloatBuffer()
+    let kCache = FloatBuffer(), vCache = FloatBuffer()   // (L, S, H, span, hd) each
     /// Positions reserved per slot in the cache: prompt + maxNewTokens of the current call, at most contextLength
     /// (reserving the whole context made a 124M-parameter actor with 64 slots hold 4.8 GB of cache for 72 tokens).
     var span = 0
-    let tok = IntBuffer(), probs = AlignedFloatBuffer(), order = IntBuffer()
+    let tok = IntBuffer(), probs = FloatBuffer(), order = IntBuffer()
     /// Shared prompt rows: slot s reads cache positions < prefix[s] (its prompt) from the slot of its group's first
     /// sample, s / samplesPerPrompt · samplesPerPrompt, and the later ones from its own slot. The prompt's keys and
     /// values are the same for every sample of a BoN group: stored once, they come from L3 once per step and from
@@ -121,7 +94,7 @@ final class DecodeState {
     /// `Kernels.panelWidth` columns (`Kernels.packPanels`), keyed by W's offset in `params`, refreshed at the start of
     /// every sample() call. Decode steps then multiply their few rows with `Kernels.linearPanels`, where OpenBLAS
     /// would re-pack all of W for every step. Empty = use the plain path.
-    let wt = AlignedFloatBuffer()
+    let wt = FloatBuffer()
     var wtOffset: [Int: Int] = [:]
     /// Models above this many parameters keep the plain path (the copy would double the actor's weight memory).
     static let transposeLimit = 32 << 20

@@ -14,14 +14,14 @@ final class SamplerTests: XCTestCase {
         return m
     }
 
-    /// The decode buffers start on a cache line (the kernels' 16-float vectors then never straddle two lines),
+    /// Every FloatBuffer (decode buffers, train-step activations) starts on a cache line (the kernels' 16-float vectors then never straddle two lines),
     /// also after growing, for sizes malloc serves from its heap and from mmap, and start zeroed.
-    func testAlignedFloatBufferStartsOnACacheLineAndZeroedAfterGrowing() {
-        let b = AlignedFloatBuffer(3)
+    func testFloatBufferStartsOnACacheLineAndZeroedAfterGrowing() {
+        let b = FloatBuffer(3)
         for n in [3, 5, 1000, 4097, 1 << 20, 3 << 20] {
             b.ensure(n)
             XCTAssertGreaterThanOrEqual(b.capacity, n)
-            XCTAssertEqual(UInt(bitPattern: b.ptr) % UInt(AlignedFloatBuffer.alignment), 0, "n=\(n)")
+            XCTAssertEqual(UInt(bitPattern: b.ptr) % UInt(FloatBuffer.alignment), 0, "n=\(n)")
             XCTAssertTrue(UnsafeBufferPointer(start: b.ptr, count: n).allSatisfy { $0 == 0 }, "n=\(n)")
             b.ptr[n - 1] = 1
         }
