@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "BonfireModel", dependencies: ["BonfireMath"]),
         .target(name: "BonfireTasks", dependencies: ["BonfireMath", "BonfireModel"]),
         .target(name: "BonfireAlgorithms", dependencies: ["BonfireMath", "BonfireModel", "BonfireTasks"]),
-        .target(name: "BonfireWire", dependencies: ["CZeroMQ", "CBonfireProto"]),
+        .target(name: "BonfireWire", dependencies: ["CZeroMQ", "CBonfireProto", "CBonfireKernels"]),
         .target(name: "BonfireCluster", dependencies: [
             "BonfireMath", "BonfireModel", "BonfireTasks", "BonfireAlgorithms", "BonfireWire",
         ]),
@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "BonfireAlgorithmsTests", dependencies: [
             "BonfireAlgorithms", "BonfireModel", "BonfireTasks", "BonfireTestSupport",
         ], resources: [.copy("Fixtures")]),
-        .testTarget(name: "BonfireWireTests", dependencies: ["BonfireWire", "BonfireTestSupport"]),
+        .testTarget(name: "BonfireWireTests", dependencies: ["BonfireWire", "BonfireTestSupport", "CBonfireKernels"]),
         .testTarget(name: "BonfireClusterTests", dependencies: [
             "BonfireCluster", "BonfireWire", "BonfireAlgorithms", "BonfireTasks", "BonfireModel", "BonfireTestSupport",
         ]),

@@ -997,3 +997,59 @@ void bfk_copy_fletcher16(void *dst, const void *src, long words, int32_t bound_b
         }
 #endif
 }
+
+// MARK: BoN rollout decode copies (wire)
+
+// The wire decoder's two array copies, each with the summary validation needs computed in the same pass (see
+// FastCodec.swift): little-endian source bytes at any alignment (x86-64 and aarch64 are little-endian). Plain loops
+// the compiler vectorises per instruction set; the OR reductions are order-free, so every variant gives the same.
+BFK_INLINE int copy_in_range_body(float *restrict dst, const unsigned char *restrict src, long n, float lo, float hi) {
+    int bad = 0;
+    for (long i = 0; i < n; i++) {
+        float x;
+        memcpy(&x, src + 4 * i, 4);
+        dst[i] = x;
+        bad |= (x < lo) | (x > hi) | (x != x);   // NaN fails the last; ±inf one of the first two when lo, hi finite
+    }
+    return !bad;
+}
+BFK_INLINE uint32_t widen_ids_body(int64_t *restrict dst, const unsigned char *restrict src, long n) {
+    uint32_t bits = 0;
+    for (long i = 0; i < n; i++) {
+        uint32_t v;
+        memcpy(&v, src + 4 * i, 4);
+        bits |= v;
+        dst[i] = (int64_t)v;
+    }
+    return bits;
+}
+#ifdef BFK_X86
+BFK_AVX512 static int copy_in_range_avx512(float *d, const unsigned char *s, long n, float lo, float hi) { return copy_in_range_body(d, s, n, lo, hi); }
+BFK_AVX2 static int copy_in_range_avx2(float *d, const unsigned char *s, long n, float lo, float hi) { return copy_in_range_body(d, s, n, lo, hi); }
+BFK_AVX512 static uint32_t widen_ids_avx512(int64_t *d, const unsigned char *s, long n) { return widen_ids_body(d, s, n); }
+BFK_AVX2 static uint32_t widen_ids_avx2(int64_t *d, const unsigned char *s, long n) { return widen_ids_body(d, s, n); }
+#endif
+static int copy_in_range_base(float *d, const unsigned char *s, long n, float lo, float hi) { return copy_in_range_body(d, s, n, lo, hi); }
+static uint32_t widen_ids_base(int64_t *d, const unsigned char *s, long n) { return widen_ids_body(d, s, n); }
+
+int bfk_copy_f32_in_range(float *dst, const void *src, long n, float lo, float hi) {
+#ifdef BFK_X86
+    switch (bfk_isa()) {
+    case 2: return copy_in_range_avx512(dst, src, n, lo, hi);
+    case 1: return copy_in_range_avx2(dst, src, n, lo, hi);
+    default: break;
+    }
+#endif
+    return copy_in_range_base(dst, src, n, lo, hi);
+}
+
+uint32_t bfk_widen_u32_ids(int64_t *dst, const void *src, long n) {
+#ifdef BFK_X86
+    switch (bfk_isa()) {
+    case 2: return widen_ids_avx512(dst, src, n);
+    case 1: return widen_ids_avx2(dst, src, n);
+    default: break;
+    }
+#endif
+    return widen_ids_base(dst, src, n);
+}

@@ -2,6 +2,7 @@
 // parameters and BoN-groups envelope (ordinary, edge and hostile values), and on fuzzed frames the fast decoder
 // either declines or returns exactly what protobuf-c returns — so WireDecoder accepts and rejects what it did before.
 import BonfireWire
+import CBonfireKernels
 import XCTest
 
 final class FastCodecTests: XCTestCase {
@@ -289,4 +290,68 @@ final class FastCodecTests: XCTestCase {
         g.responses[0] = WireBoNResponse(tokens: [70], tokenLogProbs: [-1], verifierScore: 0, reward: 0)
         guard case .invalid(.tokenOutOfVocabulary, _) = c.validate(g) else { return XCTFail("replaced response accepted") }
     }
+
+    /// The decoder's two copies (C kernels at every instruction-set level this CPU has) against their plain Swift
+    /// twins: same output bits and the same summary, over lengths around the vector widths, every source alignment,
+    /// and hostile values (NaN, ±infinity, the range's ends and just outside them, −0, subnormals; ids 0, 2³¹,
+    /// UInt32.max). A wrong summary would let admission skip a check, so each hostile value is also placed alone.
+    func testDecodeCopyKernelsEqualTheirPlainTwinsAtEveryLevel() {
+        let lo = ValidationContext.defaultLogProbRange.lowerBound, hi = ValidationContext.defaultLogProbRange.upperBound
+        let hostileFloats: [Float] = [.nan, -.nan, .infinity, -.infinity, lo, hi, lo.nextDown, hi.nextUp, -0.0, 0,
+                                      .leastNonzeroMagnitude, -.leastNonzeroMagnitude, -1, -99.5, 1e-5, -Float.greatestFiniteMagnitude]
+        let hostileIDs: [UInt32] = [0, 1, 1 << 31, UInt32.max, 49_151, 151_935, 0x7FFF_FFFF]
+        var rng = SplitMix64(seed: 0xC0DE)
+        let detected = bfk_isa_detected()
+        defer { bfk_set_isa(detected) }
+        var checked = 0
+        for level in 0...detected {
+            bfk_set_isa(level)
+            for n in [0, 1, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 255, 1000, 8160] {
+                for offset in 0..<4 {
+                    // Ordinary values, then each hostile value alone at a random position, then all of them mixed in.
+                    var cases: [[Float]] = [(0..<n).map { _ in -Float(rng.next() % 10_000) / 100 }]
+                    if n > 0 {
+                        for h in hostileFloats {
+                            var v = cases[0]; v[Int(rng.next() % UInt64(n))] = h; cases.append(v)
+                        }
+                        cases.append((0..<n).map { i in hostileFloats[(i * 7 + offset) % hostileFloats.count] })
+                    }
+                    for values in cases {
+                        var bytes = [UInt8](repeating: 0xAB, count: offset + 4 * n)
+                        for (i, x) in values.enumerated() { withUnsafeBytes(of: x.bitPattern.littleEndian) { for b in 0..<4 { bytes[offset + 4 * i + b] = $0[b] } } }
+                        var fast = [Float](repeating: 7, count: n), plain = [Float](repeating: 7, count: n)
+                        let (okFast, okPlain) = bytes.withUnsafeBytes { raw -> (Bool, Bool) in
+                            let src = raw.baseAddress! + offset
+                            return (fast.withUnsafeMutableBytes { FastCodec.copyLogProbsFast(src, $0.baseAddress!, n) },
+                                    plain.withUnsafeMutableBytes { FastCodec.copyLogProbsPlain(src, $0.baseAddress!, n) })
+                        }
+                        XCTAssertEqual(okFast, okPlain, "level \(level) n \(n) offset \(offset)")
+                        XCTAssertEqual(okPlain, values.allSatisfy { $0 >= lo && $0 <= hi }, "plain summary, n \(n)")
+                        XCTAssertEqual(fast.map(\.bitPattern), values.map(\.bitPattern), "level \(level) n \(n) offset \(offset)")
+                        XCTAssertEqual(plain.map(\.bitPattern), values.map(\.bitPattern))
+                        checked += 1
+                    }
+                    var idCases: [[UInt32]] = [(0..<n).map { _ in UInt32(rng.next() % 64) }]
+                    if n > 0 { for h in hostileIDs { var v = idCases[0]; v[Int(rng.next() % UInt64(n))] = h; idCases.append(v) } }
+                    for ids in idCases {
+                        var bytes = [UInt8](repeating: 0xCD, count: offset + 4 * n)
+                        for (i, x) in ids.enumerated() { withUnsafeBytes(of: x.littleEndian) { for b in 0..<4 { bytes[offset + 4 * i + b] = $0[b] } } }
+                        var fast = [Int](repeating: -1, count: n), plain = [Int](repeating: -1, count: n)
+                        let (bitsFast, bitsPlain) = bytes.withUnsafeBytes { raw -> (UInt32, UInt32) in
+                            let src = raw.baseAddress! + offset
+                            return (fast.withUnsafeMutableBufferPointer { FastCodec.widenTokensFast(src, $0.baseAddress!, n) },
+                                    plain.withUnsafeMutableBufferPointer { FastCodec.widenTokensPlain(src, $0.baseAddress!, n) })
+                        }
+                        XCTAssertEqual(bitsFast, bitsPlain, "level \(level) n \(n) offset \(offset)")
+                        XCTAssertEqual(bitsPlain, ids.reduce(0, |))
+                        XCTAssertEqual(fast, ids.map { Int($0) }, "level \(level) n \(n) offset \(offset)")
+                        XCTAssertEqual(plain, fast)
+                        checked += 1
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 1000)
+    }
+
 }

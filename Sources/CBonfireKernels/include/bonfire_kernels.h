@@ -126,6 +126,12 @@ double bfk_sum_squares(const float *x, long n);
 void bfk_copy_fletcher16(void *dst, const void *src, long words, int32_t bound_bits, uint32_t a[16], uint32_t b[16],
                          int32_t over[16], int non_temporal);
 
+/// The BoN-rollout decoder's copies (little-endian bytes at any alignment): dst (n) = the float32s at src; returns 1
+/// iff every one is in [lo, hi] (so finite, for finite lo and hi), else 0.
+int bfk_copy_f32_in_range(float *dst, const void *src, long n, float lo, float hi);
+/// dst (n) = the uint32 ids at src widened to int64; returns the OR of the ids (no id is above it).
+uint32_t bfk_widen_u32_ids(int64_t *dst, const void *src, long n);
+
 // MARK: own SGEMM (gemm.c)
 
 /// Row-major C (m×n) = alpha · op(A) · op(B) + beta · C with op(A) m×k (A stored k×m, leading dimension lda, when
