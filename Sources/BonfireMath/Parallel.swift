@@ -10,9 +10,11 @@
 //
 // `Parallel.threads` is the configured thread count: OPENBLAS_NUM_THREADS (else the CPU count) at start, or
 // BLAS.setNumThreads. It is the only thread pool: OpenBLAS runs single-threaded and BLAS.sgemm splits big products
-// over these threads too. At 1 nothing changes: every loop runs on the caller, as before. Threads come from
-// Dispatch's `concurrentPerform` (a pool that already exists), used only when a loop has enough work to pay for the
-// wake-up.
+// over these threads too. At 1 nothing changes: every loop runs on the caller, as before. Threads come from the
+// worker pool in Sources/CBonfireKernels/pool.c (`bfk_parallel_run`: persistent workers that spin up to 200 µs between
+// regions, then sleep), used only when a loop has enough work to pay for the hand-off. Fast path beside the simple
+// one: `usesWorkerPool = false` runs the same ranges through Dispatch's `concurrentPerform`, which on 2-vCPU VMs
+// starts its second thread 50–170 µs late in every region (pool.c's header has the measurements).
 
 import Dispatch
 import CBonfireKernels
@@ -40,17 +42,25 @@ package enum Parallel {
         if count <= 0 { return }
         let t = ranges(count, minItems: minItems)
         if t <= 1 { body(0..<count, 0); return }
-        // `body` only runs until concurrentPerform returns, and its ranges are disjoint (the contract above).
+        // `body` only runs until the region returns, and its ranges are disjoint (the contract above).
         withoutActuallyEscaping(body) { run in
-            let shared = UncheckedSendable(run)
-            DispatchQueue.concurrentPerform(iterations: t) { i in
-                let outer = bfk_in_parallel()
-                bfk_set_in_parallel(1)
-                shared.value((i * count / t)..<((i + 1) * count / t), i)
-                bfk_set_in_parallel(outer)
+            var job = RangeJob(count: count, parts: t, body: run)
+            if usesWorkerPool {
+                withUnsafeMutablePointer(to: &job) { p in
+                    bfk_parallel_run(t, { ctx, i in
+                        ctx!.assumingMemoryBound(to: RangeJob.self).pointee.run(Int(i))
+                    }, p)
+                }
+            } else {
+                let shared = UncheckedSendable(job)
+                DispatchQueue.concurrentPerform(iterations: t) { i in shared.value.run(i) }
             }
         }
     }
+
+    /// Tests and A/B benchmarks only: false runs parallel regions through Dispatch instead of the worker pool (same
+    /// ranges, same results). Not thread-safe.
+    package nonisolated(unsafe) static var usesWorkerPool = true
 
     /// The number of ranges `forRanges` would use for `count` items (size per-thread scratch with it).
     /// A loop inside a range (nested) runs on its own thread: one level of threads only.
@@ -61,6 +71,18 @@ package enum Parallel {
 
     /// `minItems` for a loop over rows of `width` floats: parallel from about 32 K floats of work on.
     package static func minRows(width: Int) -> Int { max(2, (1 << 15) / max(1, width)) }
+}
+
+/// One `Parallel.forRanges` region: range i of `parts` contiguous ranges over `count` items.
+private struct RangeJob {
+    let count: Int, parts: Int
+    let body: (Range<Int>, Int) -> Void
+    func run(_ i: Int) {
+        let outer = bfk_in_parallel()
+        bfk_set_in_parallel(1)
+        body((i * count / parts)..<((i + 1) * count / parts), i)
+        bfk_set_in_parallel(outer)
+    }
 }
 
 /// A value handed to the threads of one `Parallel.forRanges` call (which keeps them apart by range).

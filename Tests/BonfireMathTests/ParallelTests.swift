@@ -2,6 +2,10 @@
 // loops stay on their thread, and every threaded op gives the 1-thread result bit for bit (the partition never sums a
 // float across threads). OpenBLAS stays at the test's thread count; only Bonfire's own threads change here.
 import XCTest
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 import BonfireMath
 import BonfireTestSupport
 
@@ -138,4 +142,38 @@ final class ParallelTests: XCTestCase {
         var empty: [Float] = []
         XCTAssertEqual(clipGradNorm(&empty, maxNorm: 1), 0)
     }
+
+    /// The worker pool (pool.c) under callers that race: four threads each run 300 regions of up to 8 parts at once
+    /// (one holds the pool, the others run their parts themselves); every part of every region runs exactly once, on
+    /// its own range, and a region returns only after all its parts finished. Then the same regions through
+    /// Dispatch (`usesWorkerPool = false`) mark the same items.
+    func testWorkerPoolRunsEveryPartOnceUnderConcurrentCallers() {
+        for pool in [true, false] {
+            Parallel.usesWorkerPool = pool
+            defer { Parallel.usesWorkerPool = true }
+            Parallel.setThreads(8)
+            let callers = 4, regions = 300
+            let failures = UnsafeMutablePointer<Int>.allocate(capacity: callers)
+            failures.initialize(repeating: 0, count: callers)
+            defer { failures.deallocate() }
+            let failuresAddress = Int(bitPattern: failures)   // (a pointer is not Sendable; each caller owns its slot)
+            DispatchQueue.concurrentPerform(iterations: callers) { c in
+                let failures = UnsafeMutablePointer<Int>(bitPattern: failuresAddress)!
+                var rng = RNG(seed: UInt64(c + 1))
+                for _ in 0..<regions {
+                    let count = 1 + Int(rng.next() % 3000)
+                    let hits = UnsafeMutablePointer<Int32>.allocate(capacity: count)
+                    hits.initialize(repeating: 0, count: count)
+                    Parallel.forRanges(count) { range, _ in
+                        for i in range { hits[i] += 1 }
+                        if range.count > 1000 { usleep(20) }   // keep some parts busy while others finish
+                    }
+                    for i in 0..<count where hits[i] != 1 { failures[c] += 1 }
+                    hits.deallocate()
+                }
+            }
+            XCTAssertEqual((0..<callers).map { failures[$0] }, Array(repeating: 0, count: callers), "pool \(pool)")
+        }
+    }
+
 }

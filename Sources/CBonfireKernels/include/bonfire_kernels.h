@@ -19,6 +19,12 @@ void bfk_set_threads(int n);
 int bfk_in_parallel(void);
 void bfk_set_in_parallel(int on);
 
+/// One parallel region on Bonfire's worker pool (pool.c): runs fn(ctx, i) for i in 0 ..< parts, part 0 on the
+/// caller and the others on persistent worker threads (started on first use), and returns when all are done.
+/// Parts must be independent. Called while the pool serves another caller, it runs every part on the caller.
+typedef void (*bfk_task_fn)(void *ctx, long part);
+void bfk_parallel_run(long parts, bfk_task_fn fn, void *ctx);
+
 /// OpenBLAS 0.3.21 falls back to its SSE3 "Prescott" kernel on CPUs it does not know by model number (for example
 /// Sapphire/Emerald Rapids), which is 2–4× slower than its AVX2/AVX-512 kernels. If OPENBLAS_CORETYPE is unset and the
 /// library picked such a generic core while the CPU supports AVX-512 (or AVX2 + FMA), re-run OpenBLAS's own core

@@ -1,0 +1,150 @@
+// Bonfire's worker pool (see bfk_parallel_run in include/bonfire_kernels.h): persistent threads that spin briefly
+// between parallel regions, then sleep on a futex.
+//
+// Why not Dispatch's concurrentPerform (what Parallel.forRanges used): on this project's 2-vCPU VMs a sleeping
+// thread takes 50–170 µs to start running after it is woken (the idle vCPU is halted by the hypervisor), and a
+// train step of the tiny model has ~150 parallel regions of 20–600 µs each, often a few µs apart. Measured with a
+// C harness (2 parts of W µs of work, G µs of serial work between calls): Dispatch 2 × 20 µs → 54–86 µs per call,
+// 2 × 200 µs → 323–372 µs, 2 × 1000 µs → 1140–1190 µs; this pool, with its worker spinning between regions up to
+// SPIN_US, 21–23 / 202–204 / 1005–1017 µs when the regions are closer than that (a region after a longer pause pays
+// the futex wake-up, as Dispatch does).
+//
+// Spinning costs CPU another process could use: a worker spins at most SPIN_US after each region (pausing the core
+// between checks), then sleeps. The caller runs part 0 itself. One caller at a time: a second thread that calls
+// while the pool is busy (two roles of `bonfire train` in one process) runs all its parts itself, in order — the
+// same results, since parts are independent and each is the same code whichever thread runs it.
+
+#include "bonfire_kernels.h"
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+enum { POOL_MAX_WORKERS = 255 };
+#define SPIN_US 200.0   // how long an idle worker (and a waiting caller) spins before sleeping / yielding
+#define WAIT_SPIN_US 50.0
+
+static struct {
+    pthread_mutex_t busy;        // held by the caller of a region
+    pthread_mutex_t grow;        // held while starting workers
+    long workers;                // started so far (ids 1 … workers)
+    uint64_t job;                // region number << 32 | parts: what a worker decides from, read in one load
+    uint32_t gen;                // the region number again, as the futex word sleeping workers wait on
+    uint32_t pending;            // parts still running on workers
+    uint32_t sleepers;           // workers asleep (or about to be) on gen
+    bfk_task_fn fn;              // read only by workers with a part: the caller cannot move on before they finish
+    void *ctx;
+} pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER };
+
+static double now_us(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e6 + (double)t.tv_nsec * 1e-3;
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static void futex_wait(uint32_t *word, uint32_t value) {
+#if defined(__linux__)
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
+#else
+    (void)word; (void)value; sched_yield();
+#endif
+}
+
+static void futex_wake_all(uint32_t *word) {
+#if defined(__linux__)
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+#else
+    (void)word;
+#endif
+}
+
+struct worker_start { uint64_t id; uint32_t seen; };
+
+static void *worker_main(void *arg) {
+    // The region number when the worker was started (by a caller holding `busy`, before it published its region):
+    // reading it here instead could already see that region and wait for the next one forever.
+    const uint64_t id = ((struct worker_start *)arg)->id;
+    uint32_t seen = ((struct worker_start *)arg)->seen;
+    free(arg);
+    for (;;) {
+        double t0 = now_us();
+        uint64_t j;
+        for (long k = 1; (uint32_t)((j = __atomic_load_n(&pool.job, __ATOMIC_ACQUIRE)) >> 32) == seen; k++) {
+            if (k % 64 == 0 && now_us() - t0 > SPIN_US) {
+                __atomic_add_fetch(&pool.sleepers, 1, __ATOMIC_SEQ_CST);
+                uint32_t g = __atomic_load_n(&pool.gen, __ATOMIC_SEQ_CST);
+                if ((uint32_t)(__atomic_load_n(&pool.job, __ATOMIC_SEQ_CST) >> 32) == seen) futex_wait(&pool.gen, g);
+                __atomic_sub_fetch(&pool.sleepers, 1, __ATOMIC_SEQ_CST);
+                t0 = now_us();
+            }
+            cpu_relax();
+        }
+        seen = (uint32_t)(j >> 32);
+        if (id < (j & 0xFFFFFFFFu)) {   // a worker without a part reads nothing else of the region
+            pool.fn(pool.ctx, (long)id);
+            __atomic_sub_fetch(&pool.pending, 1, __ATOMIC_ACQ_REL);
+        }
+    }
+    return NULL;
+}
+
+/// Starts workers 1 … n − 1 (those not started yet); returns how many exist (fewer if the system refused).
+static long ensure_workers(long n) {
+    if (__atomic_load_n(&pool.workers, __ATOMIC_ACQUIRE) >= n - 1) return n - 1;
+    pthread_mutex_lock(&pool.grow);
+    while (pool.workers < n - 1 && pool.workers < POOL_MAX_WORKERS) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        struct worker_start *start = malloc(sizeof *start);
+        if (!start) { pthread_attr_destroy(&attr); break; }
+        start->id = (uint64_t)(pool.workers + 1);
+        start->seen = __atomic_load_n(&pool.gen, __ATOMIC_ACQUIRE);
+        int rc = pthread_create(&t, &attr, worker_main, start);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) { free(start); break; }
+        __atomic_store_n(&pool.workers, pool.workers + 1, __ATOMIC_RELEASE);
+    }
+    long w = pool.workers;
+    pthread_mutex_unlock(&pool.grow);
+    return w;
+}
+
+void bfk_parallel_run(long parts, bfk_task_fn fn, void *ctx) {
+    if (parts <= 1 || pthread_mutex_trylock(&pool.busy) != 0) {
+        for (long i = 0; i < parts; i++) fn(ctx, i);
+        return;
+    }
+    long workers = ensure_workers(parts);
+    long onWorkers = workers < parts - 1 ? workers : parts - 1;   // parts 1 … onWorkers go to workers
+    pool.fn = fn;
+    pool.ctx = ctx;
+    __atomic_store_n(&pool.pending, (uint32_t)onWorkers, __ATOMIC_RELEASE);
+    uint32_t g = pool.gen + 1;                                       // only the caller holding `busy` writes these
+    __atomic_store_n(&pool.job, (uint64_t)g << 32 | (uint64_t)(onWorkers + 1), __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pool.gen, g, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&pool.sleepers, __ATOMIC_SEQ_CST) > 0) futex_wake_all(&pool.gen);
+    fn(ctx, 0);
+    for (long i = onWorkers + 1; i < parts; i++) fn(ctx, i);      // parts no worker could take (none normally)
+    double t0 = now_us();
+    for (long k = 1; __atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) != 0; k++) {
+        if (k % 64 == 0 && now_us() - t0 > WAIT_SPIN_US) sched_yield();   // let a descheduled worker run
+        else cpu_relax();
+    }
+    pthread_mutex_unlock(&pool.busy);
+}
