@@ -5,14 +5,19 @@
 // thread takes 50–170 µs to start running after it is woken (the idle vCPU is halted by the hypervisor), and a
 // train step of the tiny model has ~150 parallel regions of 20–600 µs each, often a few µs apart. Measured with a
 // C harness (2 parts of W µs of work, G µs of serial work between calls): Dispatch 2 × 20 µs → 54–86 µs per call,
-// 2 × 200 µs → 323–372 µs, 2 × 1000 µs → 1140–1190 µs; this pool, with its worker spinning between regions up to
-// SPIN_US, 21–23 / 202–204 / 1005–1017 µs when the regions are closer than that (a region after a longer pause pays
-// the futex wake-up, as Dispatch does).
+// 2 × 200 µs → 323–372 µs, 2 × 1000 µs → 1140–1190 µs; a pool whose worker spins between regions, 21–23 / 202–204 /
+// 1005–1017 µs when the regions are closer than its spin (docs/performance.md, "Both cores, fifth pass").
 //
-// Spinning costs CPU another process could use: a worker spins at most SPIN_US after each region (pausing the core
-// between checks), then sleeps. The caller runs part 0 itself. One caller at a time: a second thread that calls
-// while the pool is busy (two roles of `bonfire train` in one process) runs all its parts itself, in order — the
-// same results, since parts are independent and each is the same code whichever thread runs it.
+// Parts are claimed, not assigned: the caller and the workers take the next unclaimed part with one compare-and-swap
+// (the caller starts with part 0), so a worker that is slow to wake finds nothing left instead of holding the region
+// up, and the caller never waits for a wake-up — only for parts a worker is already running. Spinning costs CPU
+// another process could use: a worker spins at most SPIN_US after each region (pausing the core between checks), then
+// sleeps. With `bonfire local` (coordinator, learner, 2 actors on 2 cores, every role at 2 threads) the default job
+// took 13.3–15.4 s wall / 23–26 s CPU against 19.3–20.1 s / 26.5–27.4 s with Dispatch; a first version that assigned
+// part i to worker i and spun 200 µs took 21.5 s / 36.5 s (its caller waited for sleeping workers).
+// One caller at a time: a second thread that calls while the pool is busy (two roles of `bonfire train` in one
+// process) runs all its parts itself, in order — the same results, since parts are independent and each is the same
+// code whichever thread runs it.
 
 #include "bonfire_kernels.h"
 #include <pthread.h>
@@ -27,16 +32,17 @@
 #endif
 
 enum { POOL_MAX_WORKERS = 255 };
-#define SPIN_US 200.0   // how long an idle worker (and a waiting caller) spins before sleeping / yielding
-#define WAIT_SPIN_US 50.0
+#define SPIN_US 50.0    // how long an idle worker spins before sleeping on the futex
+#define WAIT_SPIN_US 50.0   // how long the caller spins on parts running on workers before yielding the core
 
 static struct {
     pthread_mutex_t busy;        // held by the caller of a region
     pthread_mutex_t grow;        // held while starting workers
     long workers;                // started so far (ids 1 … workers)
     uint64_t job;                // region number << 32 | parts: what a worker decides from, read in one load
+    uint64_t claim;              // region number << 32 | next unclaimed part: workers and the caller take parts here
     uint32_t gen;                // the region number again, as the futex word sleeping workers wait on
-    uint32_t pending;            // parts still running on workers
+    uint32_t pending;            // parts of the region not finished yet
     uint32_t sleepers;           // workers asleep (or about to be) on gen
     bfk_task_fn fn;              // read only by workers with a part: the caller cannot move on before they finish
     void *ctx;
@@ -72,6 +78,20 @@ static void futex_wake_all(uint32_t *word) {
 #endif
 }
 
+/// Takes unclaimed parts of region `gen` (of `parts`) one at a time and runs them, until none is left. A part is
+/// claimed by one compare-and-swap on `claim`, which names the region, so a late worker can never take a part of a
+/// region that is over; fn and ctx are read only after a claim succeeded, and the caller cannot start the next region
+/// before this part's `pending` decrement.
+static void run_claimed_parts(uint32_t gen, uint32_t parts) {
+    for (;;) {
+        uint64_t c = __atomic_load_n(&pool.claim, __ATOMIC_ACQUIRE);
+        if ((uint32_t)(c >> 32) != gen || (uint32_t)c >= parts) return;
+        if (!__atomic_compare_exchange_n(&pool.claim, &c, c + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
+        pool.fn(pool.ctx, (long)(uint32_t)c);
+        __atomic_sub_fetch(&pool.pending, 1, __ATOMIC_ACQ_REL);
+    }
+}
+
 struct worker_start { uint64_t id; uint32_t seen; };
 
 static void *worker_main(void *arg) {
@@ -94,10 +114,8 @@ static void *worker_main(void *arg) {
             cpu_relax();
         }
         seen = (uint32_t)(j >> 32);
-        if (id < (j & 0xFFFFFFFFu)) {   // a worker without a part reads nothing else of the region
-            pool.fn(pool.ctx, (long)id);
-            __atomic_sub_fetch(&pool.pending, 1, __ATOMIC_ACQ_REL);
-        }
+        (void)id;
+        run_claimed_parts(seen, (uint32_t)(j & 0xFFFFFFFFu));
     }
     return NULL;
 }
@@ -126,24 +144,25 @@ static long ensure_workers(long n) {
 }
 
 void bfk_parallel_run(long parts, bfk_task_fn fn, void *ctx) {
-    if (parts <= 1 || pthread_mutex_trylock(&pool.busy) != 0) {
+    if (parts <= 1 || parts > UINT32_MAX || pthread_mutex_trylock(&pool.busy) != 0) {
         for (long i = 0; i < parts; i++) fn(ctx, i);
         return;
     }
-    long workers = ensure_workers(parts);
-    long onWorkers = workers < parts - 1 ? workers : parts - 1;   // parts 1 … onWorkers go to workers
+    ensure_workers(parts);
     pool.fn = fn;
     pool.ctx = ctx;
-    __atomic_store_n(&pool.pending, (uint32_t)onWorkers, __ATOMIC_RELEASE);
+    __atomic_store_n(&pool.pending, (uint32_t)parts, __ATOMIC_RELEASE);
     uint32_t g = pool.gen + 1;                                       // only the caller holding `busy` writes these
-    __atomic_store_n(&pool.job, (uint64_t)g << 32 | (uint64_t)(onWorkers + 1), __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pool.claim, (uint64_t)g << 32, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pool.job, (uint64_t)g << 32 | (uint64_t)parts, __ATOMIC_SEQ_CST);
     __atomic_store_n(&pool.gen, g, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&pool.sleepers, __ATOMIC_SEQ_CST) > 0) futex_wake_all(&pool.gen);
-    fn(ctx, 0);
-    for (long i = onWorkers + 1; i < parts; i++) fn(ctx, i);      // parts no worker could take (none normally)
+    // The caller takes parts too: part 0 first, then whatever no worker has claimed yet — a worker that is slow to
+    // wake finds nothing left instead of holding the region up.
+    run_claimed_parts(g, (uint32_t)parts);
     double t0 = now_us();
-    for (long k = 1; __atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) != 0; k++) {
-        if (k % 64 == 0 && now_us() - t0 > WAIT_SPIN_US) sched_yield();   // let a descheduled worker run
+    for (long k = 1; __atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) != 0; k++) {   // parts running on workers
+        if (k % 64 == 0 && now_us() - t0 > WAIT_SPIN_US) sched_yield();
         else cpu_relax();
     }
     pthread_mutex_unlock(&pool.busy);
