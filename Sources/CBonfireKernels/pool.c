@@ -9,7 +9,7 @@
 // 1005–1017 µs when the regions are closer than its spin (docs/performance.md, "Both cores, fifth pass").
 //
 // Parts are claimed, not assigned: the caller and the workers take the next unclaimed part with one compare-and-swap
-// (the caller starts with part 0), so a worker that is slow to wake finds nothing left instead of holding the region
+// (the caller usually gets part 0), so a worker that is slow to wake finds nothing left instead of holding the region
 // up, and the caller never waits for a wake-up — only for parts a worker is already running. Spinning costs CPU
 // another process could use: a worker spins at most SPIN_US after each region (pausing the core between checks), then
 // sleeps. With `bonfire local` (coordinator, learner, 2 actors on 2 cores, every role at 2 threads) the default job
@@ -38,13 +38,13 @@ enum { POOL_MAX_WORKERS = 255 };
 static struct {
     pthread_mutex_t busy;        // held by the caller of a region
     pthread_mutex_t grow;        // held while starting workers
-    long workers;                // started so far (ids 1 … workers)
+    long workers;                // started so far
     uint64_t job;                // region number << 32 | parts: what a worker decides from, read in one load
     uint64_t claim;              // region number << 32 | next unclaimed part: workers and the caller take parts here
     uint32_t gen;                // the region number again, as the futex word sleeping workers wait on
     uint32_t pending;            // parts of the region not finished yet
     uint32_t sleepers;           // workers asleep (or about to be) on gen
-    bfk_task_fn fn;              // read only by workers with a part: the caller cannot move on before they finish
+    bfk_task_fn fn;              // read only after a claim: the caller cannot move on before that part finishes
     void *ctx;
 } pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER };
 
@@ -92,12 +92,11 @@ static void run_claimed_parts(uint32_t gen, uint32_t parts) {
     }
 }
 
-struct worker_start { uint64_t id; uint32_t seen; };
+struct worker_start { uint32_t seen; };
 
 static void *worker_main(void *arg) {
     // The region number when the worker was started (by a caller holding `busy`, before it published its region):
     // reading it here instead could already see that region and wait for the next one forever.
-    const uint64_t id = ((struct worker_start *)arg)->id;
     uint32_t seen = ((struct worker_start *)arg)->seen;
     free(arg);
     for (;;) {
@@ -114,13 +113,12 @@ static void *worker_main(void *arg) {
             cpu_relax();
         }
         seen = (uint32_t)(j >> 32);
-        (void)id;
         run_claimed_parts(seen, (uint32_t)(j & 0xFFFFFFFFu));
     }
     return NULL;
 }
 
-/// Starts workers 1 … n − 1 (those not started yet); returns how many exist (fewer if the system refused).
+/// Starts workers until there are n − 1; returns how many exist (fewer if the system refused).
 static long ensure_workers(long n) {
     if (__atomic_load_n(&pool.workers, __ATOMIC_ACQUIRE) >= n - 1) return n - 1;
     pthread_mutex_lock(&pool.grow);
@@ -131,7 +129,6 @@ static long ensure_workers(long n) {
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         struct worker_start *start = malloc(sizeof *start);
         if (!start) { pthread_attr_destroy(&attr); break; }
-        start->id = (uint64_t)(pool.workers + 1);
         start->seen = __atomic_load_n(&pool.gen, __ATOMIC_ACQUIRE);
         int rc = pthread_create(&t, &attr, worker_main, start);
         pthread_attr_destroy(&attr);
@@ -157,8 +154,8 @@ void bfk_parallel_run(long parts, bfk_task_fn fn, void *ctx) {
     __atomic_store_n(&pool.job, (uint64_t)g << 32 | (uint64_t)parts, __ATOMIC_SEQ_CST);
     __atomic_store_n(&pool.gen, g, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&pool.sleepers, __ATOMIC_SEQ_CST) > 0) futex_wake_all(&pool.gen);
-    // The caller takes parts too: part 0 first, then whatever no worker has claimed yet — a worker that is slow to
-    // wake finds nothing left instead of holding the region up.
+    // The caller claims parts like the workers (usually part 0 first, since it is already running): a worker that is
+    // slow to wake finds nothing left instead of holding the region up.
     run_claimed_parts(g, (uint32_t)parts);
     double t0 = now_us();
     for (long k = 1; __atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) != 0; k++) {   // parts running on workers

@@ -19,8 +19,9 @@ void bfk_set_threads(int n);
 int bfk_in_parallel(void);
 void bfk_set_in_parallel(int on);
 
-/// One parallel region on Bonfire's worker pool (pool.c): runs fn(ctx, i) for i in 0 ..< parts, part 0 on the
-/// caller and the others on persistent worker threads (started on first use), and returns when all are done.
+/// One parallel region on Bonfire's worker pool (pool.c): runs fn(ctx, i) for i in 0 ..< parts on the caller and
+/// persistent worker threads (started on first use; each part is claimed by whichever of them is free first), and
+/// returns when all are done.
 /// Parts must be independent. Called while the pool serves another caller, it runs every part on the caller.
 typedef void (*bfk_task_fn)(void *ctx, long part);
 void bfk_parallel_run(long parts, bfk_task_fn fn, void *ctx);
