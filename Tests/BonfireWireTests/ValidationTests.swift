@@ -309,6 +309,29 @@ final class ValidationTests: XCTestCase {
     /// plain definitions, verdict AND detail: random groups with hostile ids and log-probs planted at random places,
     /// bounds that are NaN or infinite, vocabulary sizes at the edges. The detail names the first offender exactly
     /// as before (the field names are built only on failure now).
+    /// The plain definition of the BoN token and log-prob checks: the first failing field in the validator's order,
+    /// with its message; nil when the group passes them (both differential tests below compare against it).
+    private func plainBoNVerdict(prompt: [Int], responses: [WireBoNResponse], vocabulary v: Int,
+                                 context c: ValidationContext) -> Validation? {
+        func plainTokens(_ ts: [Int], _ field: String) -> Validation? {
+            guard let lo = ts.min(), let hi = ts.max(), lo < 0 || hi >= v else { return nil }
+            return .invalid(.tokenOutOfVocabulary, detail: "\(field): token ids \(lo)...\(hi), vocabulary \(v)")
+        }
+        if let e = plainTokens(prompt, "groups[0].prompt") { return e }
+        for (ri, y) in responses.enumerated() {
+            let rf = "groups[0].responses[\(ri)]"
+            if let e = plainTokens(y.tokens, rf) { return e }
+            let lo = c.logProbFloor, hi = c.logProbCeiling
+            if let i = y.tokenLogProbs.firstIndex(where: { !$0.isFinite || $0 < lo || $0 > hi }) {
+                let x = y.tokenLogProbs[i]
+                return x.isFinite
+                    ? .invalid(.logProbOutOfRange, detail: "\(rf).logprobs[\(i)] = \(x) outside [\(lo), \(hi)]")
+                    : .invalid(.logProbNonFinite, detail: "\(rf).logprobs[\(i)] = \(x)")
+            }
+        }
+        return nil
+    }
+
     func testBoNTokenAndLogProbChecksMatchTheirPlainDefinitionsVerdictAndDetail() {
         var rng = SplitMix64(seed: 0xB0B0)
         let badFloats: [Float] = [.nan, -.nan, .infinity, -.infinity, Float(-100).nextDown, -100, 1e-4, Float(1e-4).nextUp,
@@ -341,26 +364,7 @@ final class ValidationTests: XCTestCase {
             }
             let g = WireBoNGroup(itemID: 1, promptTokens: prompt, behaviourVersion: UInt64(FuzzWorld.current),
                                  temperature: 1, responses: responses)
-            // The plain definition: the first failing field in the validator's order, with its message.
-            func plainTokens(_ ts: [Int], _ field: String) -> Validation? {
-                guard let lo = ts.min(), let hi = ts.max(), lo < 0 || hi >= v else { return nil }
-                return .invalid(.tokenOutOfVocabulary, detail: "\(field): token ids \(lo)...\(hi), vocabulary \(v)")
-            }
-            var expected = plainTokens(prompt, "groups[0].prompt")
-            if expected == nil {
-                for (ri, y) in responses.enumerated() {
-                    let rf = "groups[0].responses[\(ri)]"
-                    if let e = plainTokens(y.tokens, rf) { expected = e; break }
-                    let lo = c.logProbFloor, hi = c.logProbCeiling
-                    if let i = y.tokenLogProbs.firstIndex(where: { !$0.isFinite || $0 < lo || $0 > hi }) {
-                        let x = y.tokenLogProbs[i]
-                        expected = x.isFinite
-                            ? .invalid(.logProbOutOfRange, detail: "\(rf).logprobs[\(i)] = \(x) outside [\(lo), \(hi)]")
-                            : .invalid(.logProbNonFinite, detail: "\(rf).logprobs[\(i)] = \(x)")
-                        break
-                    }
-                }
-            }
+            let expected = plainBoNVerdict(prompt: prompt, responses: responses, vocabulary: v, context: c)
             let got = c.validate(g)
             XCTAssertEqual(got, expected ?? .valid, "trial \(trial)")
             if expected == nil { valid += 1 } else { invalid += 1 }
@@ -417,26 +421,7 @@ final class ValidationTests: XCTestCase {
             let decoded = b.groups[0]
             XCTAssertNotNil(decoded.decodedPromptIDBits, "trial \(trial)")
             XCTAssertTrue(decoded.responses.allSatisfy { $0.decodedSummary != nil }, "trial \(trial)")
-            // The plain definition (as in the test above).
-            func plainTokens(_ ts: [Int], _ field: String) -> Validation? {
-                guard let lo = ts.min(), let hi = ts.max(), lo < 0 || hi >= v else { return nil }
-                return .invalid(.tokenOutOfVocabulary, detail: "\(field): token ids \(lo)...\(hi), vocabulary \(v)")
-            }
-            var expected = plainTokens(prompt, "groups[0].prompt")
-            if expected == nil {
-                for (ri, y) in responses.enumerated() {
-                    let rf = "groups[0].responses[\(ri)]"
-                    if let e = plainTokens(y.tokens, rf) { expected = e; break }
-                    let lo = c.logProbFloor, hi = c.logProbCeiling
-                    if let i = y.tokenLogProbs.firstIndex(where: { !$0.isFinite || $0 < lo || $0 > hi }) {
-                        let x = y.tokenLogProbs[i]
-                        expected = x.isFinite
-                            ? .invalid(.logProbOutOfRange, detail: "\(rf).logprobs[\(i)] = \(x) outside [\(lo), \(hi)]")
-                            : .invalid(.logProbNonFinite, detail: "\(rf).logprobs[\(i)] = \(x)")
-                        break
-                    }
-                }
-            }
+            let expected = plainBoNVerdict(prompt: prompt, responses: responses, vocabulary: v, context: c)
             let got = c.validate(decoded)
             XCTAssertEqual(got, expected ?? .valid, "trial \(trial)")
             XCTAssertEqual(got, c.validate(g), "trial \(trial): decoded and locally built groups differ")
