@@ -12,6 +12,8 @@ package protocol LanguageModel: CheckpointModel {
     var contextLength: Int { get }
     var params: [Float] { get set }
     var grads: [Float] { get set }
+    /// Whether `grads` is allocated: it is on first use, so a model that only samples (an actor's) never holds it.
+    var hasGradients: Bool { get }
     var layout: ParameterLayout { get }
 
     func zeroGrad()

@@ -26,7 +26,8 @@ package final class BoNGroupSource: RolloutSource {
     let config: RunConfig
     let task: any VerifiableTask
     let verifier: any Verifier
-    let model: any LanguageModel
+    /// The actor's copy of the policy: it samples and scores, never trains (so it never allocates gradients).
+    package let model: any LanguageModel
     let text: TextFormat
     /// This actor's offset into the train split, and the prompts taken with the current version: prompt indices are
     /// a function of (actor, incarnation, version, count), so a resumed run samples what an uninterrupted one would.
@@ -107,7 +108,7 @@ package final class BoNPolicyLearner: PolicyLearner {
     let algorithm: AlgorithmKind
     let options: AlgorithmOptions
     let groupLearner: (any GroupLearner)?
-    let model: any LanguageModel
+    package let model: any LanguageModel
     let text: TextFormat
     var optimizer: AdamW
     /// π_start for the KL penalty (rl-* with algorithm.klCoefficient > 0): the version-0 policy (after the init

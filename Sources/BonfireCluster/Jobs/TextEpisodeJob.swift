@@ -99,7 +99,8 @@ struct TextEpisodeRejection: Error, Equatable {
 package final class TextEpisodeSource: RolloutSource {
     let config: RunConfig
     let actorID: Int, incarnation: Int
-    let model: GPT
+    /// The actor's copy of the policy: it plays episodes, never trains (so it never allocates gradients).
+    package let model: GPT
     let probe: any Environment
     var episodeCounter: UInt64 = 0
     /// Episodes played in lock-step per call.

@@ -24,7 +24,18 @@ struct LlamaBlockOffsets {
 package final class LlamaModel: @unchecked Sendable, LanguageModel {
     package let config: LlamaConfig
     package var params: [Float]
-    package var grads: [Float]
+    /// Gradients, shaped like `params`, allocated on first use (sampling-only roles never touch them; see GPT.grads).
+    package var grads: [Float] {
+        get { allocateGradients(); return gradStorage! }
+        _modify { allocateGradients(); yield &gradStorage! }
+        set { gradStorage = newValue }
+    }
+    /// Whether `grads` has been allocated (tests: a sampling-only model must not have).
+    package var hasGradients: Bool { gradStorage != nil }
+    private var gradStorage: [Float]?
+    private func allocateGradients() {
+        if gradStorage == nil { gradStorage = [Float](repeating: 0, count: layout.totalCount) }
+    }
     package let layout: ParameterLayout
     package var vocabSize: Int { config.vocabSize }
     package var contextLength: Int { config.contextLength }
@@ -89,7 +100,6 @@ package final class LlamaModel: @unchecked Sendable, LanguageModel {
         let lay = LlamaModel.makeLayout(c)
         layout = lay
         params = [Float](repeating: 0, count: layout.totalCount)
-        grads = [Float](repeating: 0, count: layout.totalCount)
         embed = layout["model.embed_tokens.weight"].offset
         normF = layout["model.norm.weight"].offset
         head = c.tiedHead ? embed : layout["lm_head.weight"].offset
