@@ -90,7 +90,10 @@ struct BlockOffsets {
 
 package final class GPT: @unchecked Sendable {
     package let config: GPTConfig
-    package var params: [Float]
+    package var params: [Float] { didSet { paramsGeneration &+= 1 } }
+    /// Changes whenever `params` is written (any mutation through the property: assignment, subscript,
+    /// withUnsafeMutableBufferPointer, inout). The sampler re-packs its decode weights only when it moved.
+    private(set) var paramsGeneration: UInt64 = 0
     /// Gradients, shaped like `params`. Allocated on first use: a sampling-only role (an actor, the evaluator) never
     /// touches them, and for a 124 M-parameter model they are 0.47 GiB of resident memory it would not need.
     package var grads: [Float] {

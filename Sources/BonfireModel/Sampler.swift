@@ -92,10 +92,14 @@ final class DecodeState {
     var samplesPerPrompt = 1
     /// Fast path (`GPT.transposeWeights`): each linear weight W (OC, IC) stored as Wᵀ (IC, OC) in panels of
     /// `Kernels.panelWidth` columns (`Kernels.packPanels`), keyed by W's offset in `params`, refreshed at the start of
-    /// every sample() call. Decode steps then multiply their few rows with `Kernels.linearPanels`, where OpenBLAS
-    /// would re-pack all of W for every step. Empty = use the plain path.
+    /// a sample() call when the parameters changed since the last packing (`wtGeneration`: an actor samples several
+    /// messages and evaluations per policy version, and packing was 12% of a default-job actor's CPU when it ran on
+    /// every call). Decode steps then multiply their few rows with `Kernels.linearPanels`, where OpenBLAS would re-pack
+    /// all of W for every step. Empty = use the plain path.
     let wt = FloatBuffer()
     var wtOffset: [Int: Int] = [:]
+    /// `GPT.paramsGeneration` that `wt` was packed from (nil: never packed).
+    var wtGeneration: UInt64?
     /// Models above this many parameters keep the plain path (the copy would double the actor's weight memory).
     static let transposeLimit = 32 << 20
     /// Active rows below which a decode step stays on one thread (a wake-up costs about what 4 rows do on tiny).
@@ -249,9 +253,11 @@ extension GPT {
     }
 
     /// Fills d.wt with Wᵀ, packed in panels, of every weight the decode step multiplies (c_attn, c_proj, c_fc,
-    /// mlp c_proj, the tied head wte), or leaves it empty for models above DecodeState.transposeLimit. Once per
-    /// sample() call.
+    /// mlp c_proj, the tied head wte), or leaves it empty for models above DecodeState.transposeLimit. At the start of
+    /// a sample() call; nothing to do when `params` has not been written since the last packing.
     func transposeWeights(_ p: UnsafePointer<Float>, state d: DecodeState) {
+        if d.wtGeneration == paramsGeneration { return }
+        d.wtGeneration = paramsGeneration
         d.wtOffset.removeAll(keepingCapacity: true)
         guard params.count <= DecodeState.transposeLimit else { return }
         let C = config.dim

@@ -27,6 +27,38 @@ final class SamplerTests: XCTestCase {
         }
     }
 
+    /// The decode weights are packed once per parameter version (`DecodeState.wtGeneration`): every way of writing
+    /// `params` between two sample() calls must reach the samples — they equal a fresh model's with the same
+    /// parameters, and differ from the stale ones'.
+    func testEveryParameterWriteReachesTheNextSample() {
+        let m = model()
+        let sc = SamplingConfig(temperature: 1, maxNewTokens: 8, stopToken: -1)
+        func draw(_ x: GPT) -> [[SampledResponse]] {
+            var rng = RNG(seed: 3)
+            return x.sample(prompts: [[1, 4], [1, 5, 6]], samplesPerPrompt: 3, config: sc, rng: &rng)
+        }
+        func fresh() -> GPT { let f = GPT(config: Self.cfg, seed: 0, randomInit: false); f.params = m.params; return f }
+        var rng = RNG(seed: 21)
+        func noise() -> Float { Float(rng.normal()) * 0.5 }
+        func bump(_ v: inout [Float]) { for i in v.indices { v[i] += noise() } }
+        let writes: [(String, () -> Void)] = [
+            ("subscript", { for i in m.params.indices { m.params[i] += noise() } }),
+            ("withUnsafeMutableBufferPointer", { m.params.withUnsafeMutableBufferPointer { b in for i in b.indices { b[i] += noise() } } }),
+            ("assignment", { m.params = m.params.map { $0 + noise() } }),
+            ("inout", { bump(&m.params) }),
+        ]
+        var before = draw(m)
+        XCTAssertEqual(before.map { $0.map(\.tokens) }, draw(m).map { $0.map(\.tokens) }, "unchanged parameters, same draw")
+        for (how, write) in writes {
+            write()
+            let after = draw(m)
+            XCTAssertEqual(after.map { $0.map(\.tokens) }, draw(fresh()).map { $0.map(\.tokens) }, how)
+            XCTAssertEqual(after.map { $0.map(\.logProbs) }, draw(fresh()).map { $0.map(\.logProbs) }, how)
+            XCTAssertNotEqual(after.map { $0.map(\.logProbs) }, before.map { $0.map(\.logProbs) }, "\(how): stale weights")
+            before = after
+        }
+    }
+
     func testKVCacheLogitsEqualFullForwardAtEveryPosition() {
         let m = model()
         let prompt = [1, 4, 7], cont = [3, 9, 9, 12, 5, 2, 8, 8, 10, 11, 4, 6, 13]
