@@ -58,7 +58,7 @@ package struct SampledResponse: Sendable, Equatable {
 /// Entropy (nats) of the distribution p_j ∝ pr[j] = exp(z_j − mx) over the kept ids (`ids[0..<keep]`, or all V when
 /// `ids` is nil), from the unnormalised weights and the scaled logits z_j = row[j]·invT:
 ///   H = log Σ pr − Σ pr·(z − mx) / Σ pr.
-/// Shared by GPT.sampleToken and LlamaModel.drawToken.
+/// Shared by GPT's and LlamaModel's samplers (`drawToken`).
 func samplingEntropy(_ row: UnsafePointer<Float>, _ pr: UnsafePointer<Float>, V: Int, invT: Float, mx: Float,
                      ids: [Int]?, keep: Int) -> Float {
     var total: Double = 0, dot: Double = 0
@@ -69,6 +69,72 @@ func samplingEntropy(_ row: UnsafePointer<Float>, _ pr: UnsafePointer<Float>, V:
     if let ids { for i in 0..<keep { add(ids[i]) } } else { for j in 0..<V { add(j) } }
     guard total > 0 else { return 0 }
     return Float(max(0, log(total) - dot / total))
+}
+
+/// Draws one token from a logits row (V) and returns it with its log π_T under the full softmax and (with
+/// `recordEntropy`, else 0) the entropy of the distribution it was drawn from. `pr`: V floats of scratch.
+/// Shared by GPT's and LlamaModel's samplers (same RNG draws, same tie rules).
+package func drawToken(_ row: UnsafeMutablePointer<Float>, V: Int, config sc: SamplingConfig, rng: inout RNG,
+                       probs pr: UnsafeMutablePointer<Float>) -> (Int, Float, Float) {
+    let lpInvT = 1 / GPT.logProbTemperature(sc.temperature)
+    let lse: Float
+    var tok = 0
+    var h: Float = 0
+    if sc.temperature <= 1e-6 {
+        lse = Ops.logSumExp(row, V, scale: lpInvT)
+        for j in 1..<V where row[j] > row[tok] { tok = j }
+    } else {
+        let invT = 1 / sc.temperature
+        var mx = -Float.infinity
+        for j in 0..<V { mx = max(mx, row[j] * invT) }
+        for j in 0..<V { pr[j] = expf(row[j] * invT - mx) }
+        if invT == lpInvT {
+            // Ops.logSumExp(row, V, scale: lpInvT) from the same max and the same exps, summed in the same
+            // order: the same bits without a second exp pass over the vocabulary.
+            var s: Float = 0
+            for j in 0..<V { s += pr[j] }
+            lse = mx + logf(s)
+        } else {
+            lse = Ops.logSumExp(row, V, scale: lpInvT)
+        }
+        let useK = sc.topK > 0 && sc.topK < V
+        if !useK && sc.topP >= 1 {
+            var total: Double = 0
+            for j in 0..<V { total += Double(pr[j]) }
+            var u = rng.uniform() * total
+            tok = -1
+            for j in 0..<V where pr[j] > 0 {
+                u -= Double(pr[j])
+                tok = j
+                if u < 0 { break }
+            }
+            if sc.recordEntropy { h = samplingEntropy(row, pr, V: V, invT: invT, mx: mx, ids: nil, keep: V) }
+        } else {
+            // Sort ids by probability (descending, ties by id), keep top-k, then the top-p prefix.
+            var ids = Array(0..<V)
+            ids.sort { pr[$0] != pr[$1] ? pr[$0] > pr[$1] : $0 < $1 }
+            var keep = useK ? sc.topK : V
+            var total: Double = 0
+            for i in 0..<keep { total += Double(pr[ids[i]]) }
+            if sc.topP < 1 {
+                var cum: Double = 0
+                for i in 0..<keep {
+                    cum += Double(pr[ids[i]])
+                    if cum >= Double(sc.topP) * total { keep = i + 1; break }
+                }
+                total = 0
+                for i in 0..<keep { total += Double(pr[ids[i]]) }
+            }
+            var u = rng.uniform() * total
+            tok = ids[keep - 1]
+            for i in 0..<keep {
+                u -= Double(pr[ids[i]])
+                if u < 0 { tok = ids[i]; break }
+            }
+            if sc.recordEntropy { h = samplingEntropy(row, pr, V: V, invT: invT, mx: mx, ids: ids, keep: keep) }
+        }
+    }
+    return (tok, row[tok] * lpInvT - lse, h)
 }
 
 /// Buffers of the incremental decoder, sized for `slots` sequences (grown on demand), all cache-line aligned.
@@ -316,60 +382,10 @@ extension GPT {
         }
     }
 
-    /// Draws one token from a logits row (V) and returns it with its log π_T under the full softmax and (with
-    /// `recordEntropy`, else 0) the entropy of the distribution it was drawn from.
+    /// Draws one token from a logits row (V): `drawToken` with this decoder's probability buffer.
     func sampleToken(_ row: UnsafeMutablePointer<Float>, V: Int, config sc: SamplingConfig, rng: inout RNG,
                      state d: DecodeState) -> (Int, Float, Float) {
-        let lpInvT = 1 / GPT.logProbTemperature(sc.temperature)
-        let lse = Ops.logSumExp(row, V, scale: lpInvT)
-        var tok = 0
-        var h: Float = 0
-        if sc.temperature <= 1e-6 {
-            for j in 1..<V where row[j] > row[tok] { tok = j }
-        } else {
-            let invT = 1 / sc.temperature
-            var mx = -Float.infinity
-            for j in 0..<V { mx = max(mx, row[j] * invT) }
-            let pr = d.probs.ptr
-            for j in 0..<V { pr[j] = expf(row[j] * invT - mx) }
-            let useK = sc.topK > 0 && sc.topK < V
-            if !useK && sc.topP >= 1 {
-                var total: Double = 0
-                for j in 0..<V { total += Double(pr[j]) }
-                var u = rng.uniform() * total
-                tok = -1
-                for j in 0..<V where pr[j] > 0 {
-                    u -= Double(pr[j])
-                    tok = j
-                    if u < 0 { break }
-                }
-                if sc.recordEntropy { h = samplingEntropy(row, pr, V: V, invT: invT, mx: mx, ids: nil, keep: V) }
-            } else {
-                // Sort ids by probability (descending, ties by id), keep top-k, then the top-p prefix.
-                var ids = Array(0..<V)
-                ids.sort { pr[$0] != pr[$1] ? pr[$0] > pr[$1] : $0 < $1 }
-                var keep = useK ? sc.topK : V
-                var total: Double = 0
-                for i in 0..<keep { total += Double(pr[ids[i]]) }
-                if sc.topP < 1 {
-                    var cum: Double = 0
-                    for i in 0..<keep {
-                        cum += Double(pr[ids[i]])
-                        if cum >= Double(sc.topP) * total { keep = i + 1; break }
-                    }
-                    total = 0
-                    for i in 0..<keep { total += Double(pr[ids[i]]) }
-                }
-                var u = rng.uniform() * total
-                tok = ids[keep - 1]
-                for i in 0..<keep {
-                    u -= Double(pr[ids[i]])
-                    if u < 0 { tok = ids[i]; break }
-                }
-                if sc.recordEntropy { h = samplingEntropy(row, pr, V: V, invT: invT, mx: mx, ids: ids, keep: keep) }
-            }
-        }
-        return (tok, row[tok] * lpInvT - lse, h)
+        drawToken(row, V: V, config: sc, rng: &rng, probs: d.probs.ptr)
     }
 }
 

@@ -59,6 +59,38 @@ final class SamplerTests: XCTestCase {
         }
     }
 
+    /// drawToken's log π_T reuses the sampling exps when the two temperatures agree: it must be exactly
+    /// row[tok]/T − logSumExp(row/T), the definition tokenLogProbs uses, also on extreme rows.
+    func testDrawnLogProbIsExactlyTheLogSoftmax() {
+        var rng = RNG(seed: 4)
+        let V = 37
+        let rows: [[Float]] = [
+            (0..<V).map { _ in Float(rng.normal()) * 3 },
+            (0..<V).map { $0 == 5 ? 80 : Float(rng.normal()) },                  // one dominant logit
+            (0..<V).map { $0 % 3 == 0 ? -.infinity : Float(rng.normal()) * 20 },  // masked ids
+            (0..<V).map { _ in Float(rng.normal()) * 1e30 },                      // huge logits
+            [Float](repeating: 2.5, count: V),                                    // uniform
+        ]
+        let probs = UnsafeMutablePointer<Float>.allocate(capacity: V)
+        defer { probs.deallocate() }
+        for (r, row) in rows.enumerated() {
+            for sc in [SamplingConfig(temperature: 1), SamplingConfig(temperature: 0.7), SamplingConfig(temperature: 1.9),
+                       SamplingConfig(temperature: 0), SamplingConfig(temperature: 0.7, topK: 5),
+                       SamplingConfig(temperature: 1, topP: 0.5, recordEntropy: true)] {
+                var x = row
+                let lpInvT = 1 / GPT.logProbTemperature(sc.temperature)
+                for _ in 0..<20 {
+                    let (tok, lp, _) = x.withUnsafeMutableBufferPointer {
+                        drawToken($0.baseAddress!, V: V, config: sc, rng: &rng, probs: probs)
+                    }
+                    XCTAssertTrue((0..<V).contains(tok), "row \(r)")
+                    let want = x[tok] * lpInvT - x.withUnsafeBufferPointer { Ops.logSumExp($0.baseAddress!, V, scale: lpInvT) }
+                    XCTAssertEqual(lp.bitPattern, want.bitPattern, "row \(r), T = \(sc.temperature): \(lp) vs \(want)")
+                }
+            }
+        }
+    }
+
     func testKVCacheLogitsEqualFullForwardAtEveryPosition() {
         let m = model()
         let prompt = [1, 4, 7], cont = [3, 9, 9, 12, 5, 2, 8, 8, 10, 11, 4, 6, 13]

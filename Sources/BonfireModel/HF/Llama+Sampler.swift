@@ -3,7 +3,7 @@
 // each step feeds one token per unfinished slot, linear layers run over the A active rows, attention reads the
 // slot's own cache. Cache layout (L, S, KV, maxLen, hd) with maxLen = min(contextLength, longest prompt +
 // maxNewTokens), so a model with a 128k context does not allocate 128k rows. Token choice and reported log-probs
-// are GPT's (`drawToken` below mirrors `GPT.sampleToken`: same RNG draws, same tie rules).
+// are GPT's (the one `drawToken` of Sampler.swift: same RNG draws, same tie rules).
 
 #if canImport(Glibc)
 import Glibc
@@ -72,7 +72,7 @@ extension LlamaModel {
             while true {
                 active.removeAll(keepingCapacity: true)
                 for s in 0..<S where !done[s] {
-                    let (tok, lp, h) = LlamaModel.drawToken(d.slotLogits.ptr + s * V, V: V, config: sc, rng: &rng, probs: d.probs.ptr)
+                    let (tok, lp, h) = drawToken(d.slotLogits.ptr + s * V, V: V, config: sc, rng: &rng, probs: d.probs.ptr)
                     out[s / NS][s % NS].tokens.append(tok)
                     out[s / NS][s % NS].logProbs.append(lp)
                     if sc.recordEntropy { out[s / NS][s % NS].entropies.append(h) }
@@ -206,60 +206,5 @@ extension LlamaModel {
             }
         }
         return rows
-    }
-
-    /// One token from a logits row (V), its log π_T under the full softmax and (with `recordEntropy`) the entropy of
-    /// the distribution it was drawn from — GPT.sampleToken's rule, duplicated
-    /// so Sampler.swift stays untouched (a later refactor can share it).
-    static func drawToken(_ row: UnsafeMutablePointer<Float>, V: Int, config sc: SamplingConfig, rng: inout RNG,
-                          probs pr: UnsafeMutablePointer<Float>) -> (Int, Float, Float) {
-        let lpInvT = 1 / GPT.logProbTemperature(sc.temperature)
-        let lse = Ops.logSumExp(row, V, scale: lpInvT)
-        var tok = 0
-        var h: Float = 0
-        if sc.temperature <= 1e-6 {
-            for j in 1..<V where row[j] > row[tok] { tok = j }
-        } else {
-            let invT = 1 / sc.temperature
-            var mx = -Float.infinity
-            for j in 0..<V { mx = max(mx, row[j] * invT) }
-            for j in 0..<V { pr[j] = expf(row[j] * invT - mx) }
-            let useK = sc.topK > 0 && sc.topK < V
-            if !useK && sc.topP >= 1 {
-                var total: Double = 0
-                for j in 0..<V { total += Double(pr[j]) }
-                var u = rng.uniform() * total
-                tok = -1
-                for j in 0..<V where pr[j] > 0 {
-                    u -= Double(pr[j])
-                    tok = j
-                    if u < 0 { break }
-                }
-                if sc.recordEntropy { h = samplingEntropy(row, pr, V: V, invT: invT, mx: mx, ids: nil, keep: V) }
-            } else {
-                var ids = Array(0..<V)
-                ids.sort { pr[$0] != pr[$1] ? pr[$0] > pr[$1] : $0 < $1 }
-                var keep = useK ? sc.topK : V
-                var total: Double = 0
-                for i in 0..<keep { total += Double(pr[ids[i]]) }
-                if sc.topP < 1 {
-                    var cum: Double = 0
-                    for i in 0..<keep {
-                        cum += Double(pr[ids[i]])
-                        if cum >= Double(sc.topP) * total { keep = i + 1; break }
-                    }
-                    total = 0
-                    for i in 0..<keep { total += Double(pr[ids[i]]) }
-                }
-                var u = rng.uniform() * total
-                tok = ids[keep - 1]
-                for i in 0..<keep {
-                    u -= Double(pr[ids[i]])
-                    if u < 0 { tok = ids[i]; break }
-                }
-                if sc.recordEntropy { h = samplingEntropy(row, pr, V: V, invT: invT, mx: mx, ids: ids, keep: keep) }
-            }
-        }
-        return (tok, row[tok] * lpInvT - lse, h)
     }
 }
