@@ -217,7 +217,56 @@ package enum MathAnswer: Equatable {
     case answer(Int)
     case malformed(String)
 
+    /// The answer of a response: trailing spaces/newlines dropped, it must end in exactly one '#', and the canonical
+    /// integer after the last '=' (or the whole body) is the answer. ASCII responses (every character-tokenizer
+    /// response) take `extractASCII`, which reads bytes instead of grapheme clusters — the verifier ran on every
+    /// sample and Character iteration plus a Foundation substring search were 5% of an actor's CPU; anything else
+    /// takes `extractPlain`. Same verdicts (MathTaskTests compares them on hostile strings).
     package static func extract(_ response: String) -> MathAnswer {
+        extractASCII(response) ?? extractPlain(response)
+    }
+
+    /// `extractPlain` on the UTF-8 bytes of an ASCII response; nil when the response is not ASCII.
+    package static func extractASCII(_ response: String) -> MathAnswer? {
+        var r = response
+        return r.withUTF8 { b -> MathAnswer? in
+            guard !b.contains(where: { $0 >= 0x80 }) else { return nil }
+            let hash = UInt8(ascii: "#"), eq = UInt8(ascii: "="), minus = UInt8(ascii: "-"), zero = UInt8(ascii: "0")
+            var end = b.count
+            // In ASCII every byte is one Character except "\r\n", a single grapheme that is not "\n": the plain
+            // path stops there, so does this loop.
+            while end > 0 {
+                let c = b[end - 1]
+                guard c == UInt8(ascii: " ") || (c == UInt8(ascii: "\n") && !(end >= 2 && b[end - 2] == UInt8(ascii: "\r")))
+                else { break }
+                end -= 1
+            }
+            if end == 0 { return .malformed("empty response") }
+            guard b[end - 1] == hash else { return .malformed("does not end with the final-answer marker '#'") }
+            let bodyEnd = end - 1
+            if b[0..<bodyEnd].contains(hash) { return .malformed("'#' appears more than once") }
+            var start = 0
+            if let e = b[0..<bodyEnd].lastIndex(of: eq) { start = e + 1 }
+            let text = b[start..<bodyEnd]
+            func malformedAnswer() -> MathAnswer {
+                let prefix = String(decoding: text, as: UTF8.self).prefix(16)
+                return .malformed("final answer '\(prefix)' is not a canonical integer")
+            }
+            var i = start
+            let negative = i < bodyEnd && b[i] == minus
+            if negative { i += 1 }
+            let n = bodyEnd - i
+            guard n > 0, n <= 12, b[i..<bodyEnd].allSatisfy({ $0 >= zero && $0 <= zero + 9 }) else { return malformedAnswer() }
+            if n > 1 && b[i] == zero { return malformedAnswer() }
+            if negative && n == 1 && b[i] == zero { return malformedAnswer() }
+            var mag = 0
+            for j in i..<bodyEnd { mag = mag * 10 + Int(b[j] - zero) }
+            return .answer(negative ? -mag : mag)
+        }
+    }
+
+    /// The definition, on grapheme clusters (any Unicode).
+    package static func extractPlain(_ response: String) -> MathAnswer {
         var s = Substring(response)
         while let last = s.last, last == " " || last == "\n" { s = s.dropLast() }
         if s.isEmpty { return .malformed("empty response") }

@@ -1,6 +1,7 @@
 // Tests for the `math` task: determinism, split disjointness, strict answer extraction, reference solutions,
 // tokenizer coverage and length limits.
 import XCTest
+import BonfireMath
 import BonfireModel
 import BonfireTasks
 
@@ -97,6 +98,30 @@ final class MathTaskTests: XCTestCase {
         XCTAssertEqual(MathAnswer.extract("12# "), .answer(12))
         if case .malformed(let reason) = MathAnswer.extract("12") { XCTAssertTrue(reason.contains("#")) }
         else { XCTFail("missing marker accepted") }
+    }
+
+    /// The byte-level fast path gives the plain (grapheme) definition's verdict, reason included, on every ASCII
+    /// string — random ones over the characters that matter plus hostile ones ("\r\n" is one grapheme, not "\n") —
+    /// and declines non-ASCII input, which then takes the plain path.
+    func testASCIIExtractionMatchesThePlainDefinition() {
+        var cases = ["", " ", "\n", "12#", "12#\n", "12#\r\n", "12#\r", "12\r\n#", "12#\n\r\n", "=#", "-#", "-0#", "00#",
+                     "1=2=3#", "1=-2#", "#\n#", "\r\n", "12# \n \n", "999999999999#", "1000000000000#", "-999999999999#",
+                     "3\r\n4=5#", "a=\r\n12#", String(repeating: "1", count: 40) + "#", "x=0000000000000000000001#"]
+        let alphabet = Array("0123456789-=#+ \n\rx*")
+        var rng = RNG(seed: 17)
+        for _ in 0..<20_000 {
+            let n = rng.int(14)
+            var t = String((0..<n).map { _ in alphabet[rng.int(alphabet.count)] })
+            if rng.int(2) == 0 { t += "#" }
+            cases.append(t)
+        }
+        for c in cases {
+            XCTAssertEqual(MathAnswer.extractASCII(c), MathAnswer.extractPlain(c), "\(c.debugDescription)")
+        }
+        for c in ["12#\u{301}", "é=3#", "3#\u{301}", "１２#", "\u{FEFF}12#"] {
+            XCTAssertNil(MathAnswer.extractASCII(c), c.debugDescription)
+            XCTAssertEqual(MathAnswer.extract(c), MathAnswer.extractPlain(c), c.debugDescription)
+        }
     }
 
     func testRewardIsZeroWithReasonForWrongAndMalformed() {
