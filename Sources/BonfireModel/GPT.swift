@@ -278,6 +278,13 @@ package final class GPT: @unchecked Sendable {
         Ops.linearForward(out: logits.ptr, inp: lnf.ptr, weight: p + wte, bias: nil, n: N, ic: config.dim, oc: config.vocabSize)
     }
 
+    /// The sampler's prefill needs each prompt's last row only: logits rows 0..<rows.count = lnf rows `rows` · wteᵀ
+    /// (lnf is gathered in place). For a 50k vocabulary this skips a (B·T, V) product per sample() call.
+    func forwardLogits(_ p: UnsafePointer<Float>, rows: [Int]) {
+        gatherRowsInPlace(lnf.ptr, rows: rows, width: config.dim)
+        forwardLogits(p, N: rows.count)
+    }
+
     // MARK: backward
 
     /// Given dlnf (B·T, C), backpropagates through LN_f, every block and the embeddings into grads `g`.

@@ -137,6 +137,15 @@ package func drawToken(_ row: UnsafeMutablePointer<Float>, V: Int, config sc: Sa
     return (tok, row[tok] * lpInvT - lse, h)
 }
 
+/// Moves row rows[i] (of `width` floats) of `buf` to row i, for ascending `rows` with rows[i] ≥ i (each prompt's
+/// last row of a packed batch): every source row is read before a later destination can overwrite it.
+func gatherRowsInPlace(_ buf: UnsafeMutablePointer<Float>, rows: [Int], width: Int) {
+    for (i, r) in rows.enumerated() {
+        precondition(r >= i && (i == 0 || r > rows[i - 1]), "gatherRowsInPlace: rows must ascend with rows[i] ≥ i, got \(rows)")
+        if r != i { (buf + i * width).update(from: buf + r * width, count: width) }
+    }
+}
+
 /// Buffers of the incremental decoder, sized for `slots` sequences (grown on demand), all cache-line aligned.
 final class DecodeState {
     var slots = 0
@@ -207,7 +216,7 @@ extension GPT {
             // Prefill: one full forward over the prompts, then copy K/V into every slot of the group.
             let (B, T) = pack(prompts)
             forwardTrunk(p, B: B, T: T)
-            forwardLogits(p, N: B * T)
+            forwardLogits(p, rows: prompts.indices.map { $0 * T + prompts[$0].count - 1 })   // each prompt's last row
             let longest = prompts.map(\.count).max() ?? 0
             d.ensure(slots: S, config: config, span: min(ctx, longest + max(sc.maxNewTokens, 0)))
             d.samplesPerPrompt = NS
@@ -218,7 +227,7 @@ extension GPT {
                     length[s] = len
                     d.prefix.ptr[s] = len
                     done[s] = len >= ctx || sc.maxNewTokens <= 0
-                    d.slotLogits.ptr.advanced(by: s * V).update(from: logits.ptr + (pi * T + len - 1) * V, count: V)
+                    d.slotLogits.ptr.advanced(by: s * V).update(from: logits.ptr + pi * V, count: V)
                 }
                 for l in 0..<L {   // the prompt's rows, once per group (DecodeState.prefix)
                     let src = qkv.ptr + l * N * 3 * C + pi * T * 3 * C

@@ -50,7 +50,7 @@ extension LlamaModel {
             let p = pb.baseAddress!
             let (B, T) = pack(prompts)
             forwardTrunk(p, B: B, T: T)
-            forwardLogits(p, N: B * T)
+            forwardLogits(p, rows: prompts.indices.map { $0 * T + prompts[$0].count - 1 })   // each prompt's last row
             d.ensure(slots: S, maxLen: maxLen, config: config)
             ensureRope(maxLen)
             let N = B * T
@@ -59,7 +59,7 @@ extension LlamaModel {
                 for s in (pi * NS)..<((pi + 1) * NS) {
                     length[s] = len
                     done[s] = len >= ctx || sc.maxNewTokens <= 0
-                    d.slotLogits.ptr.advanced(by: s * V).update(from: logitsBuf.ptr + (pi * T + len - 1) * V, count: V)
+                    d.slotLogits.ptr.advanced(by: s * V).update(from: logitsBuf.ptr + pi * V, count: V)
                     for l in 0..<L {
                         for t in 0..<len {
                             let row = l * N * K + (pi * T + t) * K

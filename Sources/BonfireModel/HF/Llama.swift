@@ -223,6 +223,12 @@ package final class LlamaModel: @unchecked Sendable, LanguageModel {
         Ops.linearForward(out: logitsBuf.ptr, inp: lnf.ptr, weight: p + head, bias: nil, n: N, ic: C, oc: config.vocabSize)
     }
 
+    /// Logits of the lnf rows `rows` only, into logitsBuf rows 0..<rows.count (GPT.forwardLogits(_:rows:)).
+    func forwardLogits(_ p: UnsafePointer<Float>, rows: [Int]) {
+        gatherRowsInPlace(lnf.ptr, rows: rows, width: C)
+        forwardLogits(p, N: rows.count)
+    }
+
     // MARK: backward
 
     /// Given dlnf (B·T, C), backpropagates through the final norm, every block and the embedding into `g`.
