@@ -90,22 +90,32 @@ struct BlockOffsets {
 
 package final class GPT: @unchecked Sendable {
     package let config: GPTConfig
-    package var params: [Float] { didSet { paramsGeneration &+= 1 } }
-    /// Changes whenever `params` is written (any mutation through the property: assignment, subscript,
-    /// withUnsafeMutableBufferPointer, inout). The sampler re-packs its decode weights only when it moved.
+    /// Parameters. Every write through this property (assignment, subscript, withUnsafeMutableBufferPointer, inout)
+    /// moves `paramsGeneration`, so the sampler re-packs its decode weights only when they changed. Explicit
+    /// accessors over plain storage: a first version (`didSet` here, an Optional gradient buffer yielded as
+    /// `&storage!`) raised the gpt2-124m learner's peak RSS by 474 MiB — one parameter-sized copy, cause not
+    /// isolated; this form measures as before (`bonfire-bench memory`: 3479 MiB) and GradientAllocationTests checks
+    /// that every write keeps the buffer's address.
+    package var params: [Float] {
+        get { paramStorage }
+        _modify { paramsGeneration &+= 1; yield &paramStorage }
+        set { paramStorage = newValue; paramsGeneration &+= 1 }
+    }
+    private var paramStorage: [Float]
     private(set) var paramsGeneration: UInt64 = 0
     /// Gradients, shaped like `params`. Allocated on first use: a sampling-only role (an actor, the evaluator) never
     /// touches them, and for a 124 M-parameter model they are 0.47 GiB of resident memory it would not need.
     package var grads: [Float] {
-        get { allocateGradients(); return gradStorage! }
-        _modify { allocateGradients(); yield &gradStorage! }
+        get { allocateGradients(); return gradStorage }
+        _modify { allocateGradients(); yield &gradStorage }
         set { gradStorage = newValue }
     }
     /// Whether `grads` has been allocated (tests: a sampling-only model must not have).
-    package var hasGradients: Bool { gradStorage != nil }
-    private var gradStorage: [Float]?
+    package var hasGradients: Bool { !gradStorage.isEmpty }
+    /// Empty until first use (a layout always has parameters); see `params` for why plain storage.
+    private var gradStorage: [Float] = []
     private func allocateGradients() {
-        if gradStorage == nil { gradStorage = [Float](repeating: 0, count: layout.totalCount) }
+        if gradStorage.isEmpty { gradStorage = [Float](repeating: 0, count: layout.totalCount) }
     }
     package let layout: ParameterLayout
 
@@ -158,7 +168,7 @@ package final class GPT: @unchecked Sendable {
         precondition(config.vocabSize > 0 && config.contextLength > 0 && config.layers > 0, "GPTConfig: bad sizes \(config)")
         self.config = config
         layout = GPT.makeLayout(config)
-        params = [Float](repeating: 0, count: layout.totalCount)
+        paramStorage = [Float](repeating: 0, count: layout.totalCount)
         wte = layout["wte"].offset; wpe = layout["wpe"].offset
         lnfw = layout["ln_f.weight"].offset; lnfb = layout["ln_f.bias"].offset
         scoreW = layout.entry(named: "score.weight")?.offset ?? -1

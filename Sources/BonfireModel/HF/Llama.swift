@@ -26,15 +26,16 @@ package final class LlamaModel: @unchecked Sendable, LanguageModel {
     package var params: [Float]
     /// Gradients, shaped like `params`, allocated on first use (sampling-only roles never touch them; see GPT.grads).
     package var grads: [Float] {
-        get { allocateGradients(); return gradStorage! }
-        _modify { allocateGradients(); yield &gradStorage! }
+        get { allocateGradients(); return gradStorage }
+        _modify { allocateGradients(); yield &gradStorage }
         set { gradStorage = newValue }
     }
     /// Whether `grads` has been allocated (tests: a sampling-only model must not have).
-    package var hasGradients: Bool { gradStorage != nil }
-    private var gradStorage: [Float]?
+    package var hasGradients: Bool { !gradStorage.isEmpty }
+    /// Empty until first use (a layout always has parameters); see GPT.params for why plain storage.
+    private var gradStorage: [Float] = []
     private func allocateGradients() {
-        if gradStorage == nil { gradStorage = [Float](repeating: 0, count: layout.totalCount) }
+        if gradStorage.isEmpty { gradStorage = [Float](repeating: 0, count: layout.totalCount) }
     }
     package let layout: ParameterLayout
     package var vocabSize: Int { config.vocabSize }
