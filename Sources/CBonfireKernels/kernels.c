@@ -700,11 +700,13 @@ BFK_INLINE v16 exp16(v16 x) {
     v16 y = p * (v16)e;
     return SEL16(x < lo, zero, y);   // exp(x < −87.3) = 0, exp(−∞) = 0 (as exp1)
 }
-BFK_INLINE void causal_softmax_body(float *a, long len, long ld) {
+/// Rows [t0, t1) of the causal softmax of a (len, len; stride ld) block (each row on its own: any split of the rows
+/// gives the same values).
+BFK_INLINE void causal_softmax_rows(float *a, long t0, long t1, long len, long ld) {
     const v16 ninf = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY,
                       -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
     const v16 zero = {0};
-    for (long t = 0; t < len; t++) {
+    for (long t = t0; t < t1; t++) {
         float *row = a + t * ld;
         const long n = t + 1, nv = (n + 15) / 16 * 16 <= len ? (n + 15) / 16 * 16 : n / 16 * 16;
         // max over j ≤ t (exact, so the order does not matter)
@@ -737,13 +739,15 @@ BFK_INLINE void causal_softmax_body(float *a, long len, long ld) {
         for (long j = nv > n ? nv : n; j < len; j++) row[j] = 0;
     }
 }
+BFK_INLINE void causal_softmax_body(float *a, long len, long ld) { causal_softmax_rows(a, 0, len, len, ld); }
 VARIANTS(causal_softmax, (float *a, long len, long ld), (a, len, ld))
 void bfk_causal_softmax(float *a, long len, long ld) { DISPATCH(causal_softmax, a, len, ld); }
 
 // Same chunking as the forward: the diagonal's chunk is masked (dA above the diagonal may hold anything).
-BFK_INLINE void causal_softmax_backward_body(float *restrict da, const float *restrict a, long len, long ld, float scale) {
+BFK_INLINE void causal_softmax_backward_rows(float *restrict da, const float *restrict a, long t0, long t1, long len,
+                                             long ld, float scale) {
     const v16 zero = {0};
-    for (long t = 0; t < len; t++) {
+    for (long t = t0; t < t1; t++) {
         const float *ar = a + t * ld;
         float *dr = da + t * ld;
         const long n = t + 1, nv = (n + 15) / 16 * 16 <= len ? (n + 15) / 16 * 16 : n / 16 * 16;
@@ -762,6 +766,9 @@ BFK_INLINE void causal_softmax_backward_body(float *restrict da, const float *re
         for (long j = nv; j < n; j++) dr[j] = ar[j] * (dr[j] - s) * scale;
         for (long j = nv > n ? nv : n; j < len; j++) dr[j] = 0;
     }
+}
+BFK_INLINE void causal_softmax_backward_body(float *restrict da, const float *restrict a, long len, long ld, float scale) {
+    causal_softmax_backward_rows(da, a, 0, len, len, ld, scale);
 }
 VARIANTS(causal_softmax_backward, (float *da, const float *a, long len, long ld, float scale), (da, a, len, ld, scale))
 void bfk_causal_softmax_backward(float *da, const float *a, long len, long ld, float scale) {
@@ -881,16 +888,125 @@ static void mm_rows(float *out, long ldo, const float *a, long sar, long sak, co
     DISPATCH(mm_rows, out, ldo, a, sar, sak, b, ldb, m, n, kdim, mode, causalCols, alpha, accumulate);
 }
 
-/// dst (cols, rows) = src (rows, cols; row stride ld)ᵀ.
-static void transpose_ld(float *restrict dst, const float *restrict src, long rows, long cols, long ld) {
+/// dst (cols, rows) = src (rows, cols; row stride ld)ᵀ: 16 × 16 tiles transposed in registers (four stages, each
+/// swapping one bit between the row and the column index: one two-register permute per row pair), scalar edges.
+/// The scalar loop took 16% of a T = 128 pair's forward.
+#define TR_STAGE(r, s, lo, hi) do { v16 x_ = t[r], y_ = t[(r) + (s)]; \
+    t[r] = __builtin_shufflevector(x_, y_, lo); t[(r) + (s)] = __builtin_shufflevector(x_, y_, hi); } while (0)
+#define TR_LO1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
+#define TR_HI1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
+#define TR_LO2 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
+#define TR_HI2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
+#define TR_LO4 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
+#define TR_HI4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
+#define TR_LO8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#define TR_HI8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+BFK_INLINE void transpose_ld_body(float *restrict dst, const float *restrict src, long rows, long cols, long ld) {
+    const long rv = rows / 16 * 16, cv = cols / 16 * 16;
+    for (long i0 = 0; i0 < rv; i0 += 16)
+        for (long j0 = 0; j0 < cv; j0 += 16) {
+            v16 t[16];
+            for (int r = 0; r < 16; r++) t[r] = ld16(src + (i0 + r) * ld + j0);
+            for (int r = 0; r < 16; r += 2) TR_STAGE(r, 1, TR_LO1, TR_HI1);
+            for (int r = 0; r < 16; r += 4) { TR_STAGE(r, 2, TR_LO2, TR_HI2); TR_STAGE(r + 1, 2, TR_LO2, TR_HI2); }
+            for (int r = 0; r < 16; r += 8) for (int u = 0; u < 4; u++) TR_STAGE(r + u, 4, TR_LO4, TR_HI4);
+            for (int u = 0; u < 8; u++) TR_STAGE(u, 8, TR_LO8, TR_HI8);
+            for (int c = 0; c < 16; c++) memcpy(dst + (j0 + c) * rows + i0, &t[c], sizeof(v16));
+        }
     for (long i = 0; i < rows; i++)
-        for (long j = 0; j < cols; j++) dst[j * rows + i] = src[i * ld + j];
+        for (long j = i < rv ? cv : 0; j < cols; j++) dst[j * rows + i] = src[i * ld + j];
+}
+VARIANTS(transpose_ld, (float *restrict dst, const float *restrict src, long rows, long cols, long ld),
+         (dst, src, rows, cols, ld))
+static void transpose_ld(float *restrict dst, const float *restrict src, long rows, long cols, long ld) {
+    DISPATCH(transpose_ld, dst, src, rows, cols, ld);
+}
+
+// MARK: training attention fused per block of query rows (AVX-512, head dim 32)
+
+// The forward's products and softmax run one block of ATT_RB query rows at a time, so that the block's scores and
+// probabilities are used while they sit in L1 (the unfused kernel streams the whole (len, len) matrix through L2
+// three times). Every element is the same chain of FMAs as in mm_rows (S: a full sum over d < hd; Y: k ≤ the
+// block's last row in increasing k, the terms beyond a row's diagonal exact zeros written by the softmax), so the
+// result equals the unfused kernel's bit for bit (KernelsTests checks it with the switch below). The backward was
+// tried the same way (dV and dK as rank-8 updates of an accumulator by each query block, which keeps the per-element
+// order): no faster, so it stays unfused.
+#define ATT_HD 32
+#define ATT_RB 8
+static int g_att_fused = 1;
+int bfk_attention_fused(void) { return __atomic_load_n(&g_att_fused, __ATOMIC_RELAXED); }
+void bfk_set_attention_fused(int on) { __atomic_store_n(&g_att_fused, on != 0, __ATOMIC_RELAXED); }
+
+#ifdef BFK_X86
+/// out rows [i0, i1) (stride ldo), columns j < the causal limit of each 4-row block (as mm_rows's causalCols)
+/// = alpha · Σ_{d < 32} a[t·sar + d] · bt[d·ldb + j] (bt: the transposed right operand, (32, n)).
+BFK_AVX512 static void att_rows_nt_avx512(float *out, long ldo, const float *a, long sar, const float *b, long ldb,
+                                          long n, long i0, long i1, float alpha) {
+    const long sak = 1, klo = 0, khi = ATT_HD;
+    const int accumulate = 0;
+    for (long i = i0; i < i1; ) {
+        const long rows = i1 - i >= 4 ? 4 : 1;
+        const long lim = (i + rows + 15) / 16 * 16, ncols = lim < n ? lim : n;
+        long j = 0;
+        if (rows == 4) {
+            for (; j + 64 <= ncols; j += 64) MM_BLOCK(v16, 16, 4, 4);
+            for (; j + 16 <= ncols; j += 16) MM_BLOCK(v16, 16, 4, 1);
+        } else {
+            for (; j + 16 <= ncols; j += 16) MM_BLOCK(v16, 16, 1, 1);
+        }
+        for (; j < ncols; j++) for (long r = 0; r < rows; r++) {
+            float s = 0;
+            for (long kk = klo; kk < khi; kk++) s += a[(i + r) * sar + kk * sak] * b[kk * ldb + j];
+            float *o = out + (i + r) * ldo + j;
+            *o = (accumulate ? *o : 0) + s * alpha;
+        }
+        i += rows;
+    }
+}
+
+/// out rows [i0, i1) (32 columns, stride ldo) (+)= Σ_{k < min(i1, kdim)} a[t·sar + k] · b[k·ldb + ·] (a lower
+/// triangular: the sum of a block of rows stops at its last row, as mm_rows's MM_LOWER).
+BFK_AVX512 static void att_rows_lower_avx512(float *out, long ldo, const float *a, long sar, const float *b, long ldb,
+                                             long kdim, long i0, long i1, int accumulate) {
+    const long sak = 1, klo = 0, j = 0;
+    const float alpha = 1;
+    for (long i = i0; i < i1; ) {
+        const long rows = i1 - i >= ATT_RB ? ATT_RB : 1;
+        const long khi = i + rows < kdim ? i + rows : kdim;
+        if (rows == ATT_RB) MM_BLOCK(v16, 16, ATT_RB, 2);
+        else MM_BLOCK(v16, 16, 1, 2);
+        i += rows;
+    }
+}
+
+BFK_AVX512 static void att_forward_avx512(float *y, long ldy, float *att, long lda, const float *q, const float *kt,
+                                          const float *v, long ld, long len, float scale) {
+    for (long i0 = 0; i0 < len; i0 += ATT_RB) {
+        const long i1 = i0 + ATT_RB < len ? i0 + ATT_RB : len;
+        att_rows_nt_avx512(att, lda, q, ld, kt, len, len, i0, i1, scale);           // S rows = scale·Q·Kᵀ
+        causal_softmax_rows(att, i0, i1, len, lda);                                 // P rows
+        att_rows_lower_avx512(y, ldy, att, lda, v, ld, len, i0, i1, 0);             // Y rows = P·V
+    }
+}
+
+#endif
+
+static int att_fused_applies(long hd) {
+#ifdef BFK_X86
+    return hd == ATT_HD && bfk_isa() == 2 && bfk_attention_fused();
+#else
+    (void)hd;
+    return 0;
+#endif
 }
 
 void bfk_attention_forward(float *y, long ldy, float *att, long lda, const float *q, const float *k, const float *v,
                            long ld, long len, long hd, float scale, float *scratch) {
     float *kt = scratch;                                                        // (hd, len)
     transpose_ld(kt, k, len, hd, ld);
+#ifdef BFK_X86
+    if (att_fused_applies(hd)) { att_forward_avx512(y, ldy, att, lda, q, kt, v, ld, len, scale); return; }
+#endif
     mm_rows(att, lda, q, ld, 1, kt, len, len, len, hd, MM_FULL, 1, scale, 0);   // S = scale·Q·Kᵀ (j ≤ t)
     bfk_causal_softmax(att, len, lda);                                          // A = softmax_causal(S)
     mm_rows(y, ldy, att, lda, 1, v, ld, len, hd, len, MM_LOWER, 0, 1, 0);       // Y = A·V
