@@ -323,7 +323,7 @@ package enum Ops {
                                           accumulate: Bool = true) {
         let hd = c / heads, c3 = 3 * c
         let scale = 1 / Float(hd).squareRoot()
-        let pairs = batch * heads, per = hd * seqLen + seqLen * seqLen
+        let pairs = batch * heads, per = hd * seqLen + seqLen * (seqLen + 16)   // the kernel's scratch: Vᵀ, dS (rows padded)
         let ranges = Parallel.ranges(pairs, minItems: attentionMinPairs)
         let work = UnsafeMutablePointer<Float>.allocate(capacity: ranges * per)
         defer { work.deallocate() }

@@ -700,13 +700,11 @@ BFK_INLINE v16 exp16(v16 x) {
     v16 y = p * (v16)e;
     return SEL16(x < lo, zero, y);   // exp(x < −87.3) = 0, exp(−∞) = 0 (as exp1)
 }
-/// Rows [t0, t1) of the causal softmax of a (len, len; stride ld) block (each row on its own: any split of the rows
-/// gives the same values).
-BFK_INLINE void causal_softmax_rows(float *a, long t0, long t1, long len, long ld) {
+BFK_INLINE void causal_softmax_body(float *a, long len, long ld) {
     const v16 ninf = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY,
                       -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
     const v16 zero = {0};
-    for (long t = t0; t < t1; t++) {
+    for (long t = 0; t < len; t++) {
         float *row = a + t * ld;
         const long n = t + 1, nv = (n + 15) / 16 * 16 <= len ? (n + 15) / 16 * 16 : n / 16 * 16;
         // max over j ≤ t (exact, so the order does not matter)
@@ -739,17 +737,16 @@ BFK_INLINE void causal_softmax_rows(float *a, long t0, long t1, long len, long l
         for (long j = nv > n ? nv : n; j < len; j++) row[j] = 0;
     }
 }
-BFK_INLINE void causal_softmax_body(float *a, long len, long ld) { causal_softmax_rows(a, 0, len, len, ld); }
 VARIANTS(causal_softmax, (float *a, long len, long ld), (a, len, ld))
 void bfk_causal_softmax(float *a, long len, long ld) { DISPATCH(causal_softmax, a, len, ld); }
 
 // Same chunking as the forward: the diagonal's chunk is masked (dA above the diagonal may hold anything).
-BFK_INLINE void causal_softmax_backward_rows(float *restrict da, const float *restrict a, long t0, long t1, long len,
-                                             long ld, float scale) {
+BFK_INLINE void causal_softmax_backward_ld_body(float *restrict da, long ldd, const float *restrict a, long ld, long len,
+                                                float scale) {
     const v16 zero = {0};
-    for (long t = t0; t < t1; t++) {
+    for (long t = 0; t < len; t++) {
         const float *ar = a + t * ld;
-        float *dr = da + t * ld;
+        float *dr = da + t * ldd;
         const long n = t + 1, nv = (n + 15) / 16 * 16 <= len ? (n + 15) / 16 * 16 : n / 16 * 16;
         v16 acc = zero;
         for (long j = 0; j < nv; j += 16) {
@@ -767,12 +764,14 @@ BFK_INLINE void causal_softmax_backward_rows(float *restrict da, const float *re
         for (long j = nv > n ? nv : n; j < len; j++) dr[j] = 0;
     }
 }
-BFK_INLINE void causal_softmax_backward_body(float *restrict da, const float *restrict a, long len, long ld, float scale) {
-    causal_softmax_backward_rows(da, a, 0, len, len, ld, scale);
+VARIANTS(causal_softmax_backward_ld, (float *da, long ldd, const float *a, long ld, long len, float scale),
+         (da, ldd, a, ld, len, scale))
+/// The same with dA's rows ldd apart and A's ld apart.
+static void causal_softmax_backward_ld(float *da, long ldd, const float *a, long ld, long len, float scale) {
+    DISPATCH(causal_softmax_backward_ld, da, ldd, a, ld, len, scale);
 }
-VARIANTS(causal_softmax_backward, (float *da, const float *a, long len, long ld, float scale), (da, a, len, ld, scale))
 void bfk_causal_softmax_backward(float *da, const float *a, long len, long ld, float scale) {
-    DISPATCH(causal_softmax_backward, da, a, len, ld, scale);
+    causal_softmax_backward_ld(da, ld, a, ld, len, scale);
 }
 
 // MARK: AdamW
@@ -823,7 +822,7 @@ void bfk_adamw(float *p, const float *g, float *m, float *v, const float *mask, 
 // zeros, so the result of a row does not depend on the block it falls in.
 enum { MM_FULL = 0, MM_LOWER = 1, MM_UPPER = 2 };
 
-#define MM_BLOCK(VT, VW, R, NV)                                                                                  \
+#define MM_BLOCK(VT, VW, R, NV)                                                                           \
     do {                                                                                                         \
         VT acc[R][NV];                                                                                           \
         for (int r = 0; r < R; r++) for (int u = 0; u < NV; u++) acc[r][u] = (VT){0};                           \
@@ -922,91 +921,10 @@ static void transpose_ld(float *restrict dst, const float *restrict src, long ro
     DISPATCH(transpose_ld, dst, src, rows, cols, ld);
 }
 
-// MARK: training attention fused per block of query rows (AVX-512, head dim 32)
-
-// The forward's products and softmax run one block of ATT_RB query rows at a time, so that the block's scores and
-// probabilities are used while they sit in L1 (the unfused kernel streams the whole (len, len) matrix through L2
-// three times). Every element is the same chain of FMAs as in mm_rows (S: a full sum over d < hd; Y: k ≤ the
-// block's last row in increasing k, the terms beyond a row's diagonal exact zeros written by the softmax), so the
-// result equals the unfused kernel's bit for bit (KernelsTests checks it with the switch below). The backward was
-// tried the same way (dV and dK as rank-8 updates of an accumulator by each query block, which keeps the per-element
-// order): no faster, so it stays unfused.
-#define ATT_HD 32
-#define ATT_RB 8
-static int g_att_fused = 1;
-int bfk_attention_fused(void) { return __atomic_load_n(&g_att_fused, __ATOMIC_RELAXED); }
-void bfk_set_attention_fused(int on) { __atomic_store_n(&g_att_fused, on != 0, __ATOMIC_RELAXED); }
-
-#ifdef BFK_X86
-/// out rows [i0, i1) (stride ldo), columns j < the causal limit of each 4-row block (as mm_rows's causalCols)
-/// = alpha · Σ_{d < 32} a[t·sar + d] · bt[d·ldb + j] (bt: the transposed right operand, (32, n)).
-BFK_AVX512 static void att_rows_nt_avx512(float *out, long ldo, const float *a, long sar, const float *b, long ldb,
-                                          long n, long i0, long i1, float alpha) {
-    const long sak = 1, klo = 0, khi = ATT_HD;
-    const int accumulate = 0;
-    for (long i = i0; i < i1; ) {
-        const long rows = i1 - i >= 4 ? 4 : 1;
-        const long lim = (i + rows + 15) / 16 * 16, ncols = lim < n ? lim : n;
-        long j = 0;
-        if (rows == 4) {
-            for (; j + 64 <= ncols; j += 64) MM_BLOCK(v16, 16, 4, 4);
-            for (; j + 16 <= ncols; j += 16) MM_BLOCK(v16, 16, 4, 1);
-        } else {
-            for (; j + 16 <= ncols; j += 16) MM_BLOCK(v16, 16, 1, 1);
-        }
-        for (; j < ncols; j++) for (long r = 0; r < rows; r++) {
-            float s = 0;
-            for (long kk = klo; kk < khi; kk++) s += a[(i + r) * sar + kk * sak] * b[kk * ldb + j];
-            float *o = out + (i + r) * ldo + j;
-            *o = (accumulate ? *o : 0) + s * alpha;
-        }
-        i += rows;
-    }
-}
-
-/// out rows [i0, i1) (32 columns, stride ldo) (+)= Σ_{k < min(i1, kdim)} a[t·sar + k] · b[k·ldb + ·] (a lower
-/// triangular: the sum of a block of rows stops at its last row, as mm_rows's MM_LOWER).
-BFK_AVX512 static void att_rows_lower_avx512(float *out, long ldo, const float *a, long sar, const float *b, long ldb,
-                                             long kdim, long i0, long i1, int accumulate) {
-    const long sak = 1, klo = 0, j = 0;
-    const float alpha = 1;
-    for (long i = i0; i < i1; ) {
-        const long rows = i1 - i >= ATT_RB ? ATT_RB : 1;
-        const long khi = i + rows < kdim ? i + rows : kdim;
-        if (rows == ATT_RB) MM_BLOCK(v16, 16, ATT_RB, 2);
-        else MM_BLOCK(v16, 16, 1, 2);
-        i += rows;
-    }
-}
-
-BFK_AVX512 static void att_forward_avx512(float *y, long ldy, float *att, long lda, const float *q, const float *kt,
-                                          const float *v, long ld, long len, float scale) {
-    for (long i0 = 0; i0 < len; i0 += ATT_RB) {
-        const long i1 = i0 + ATT_RB < len ? i0 + ATT_RB : len;
-        att_rows_nt_avx512(att, lda, q, ld, kt, len, len, i0, i1, scale);           // S rows = scale·Q·Kᵀ
-        causal_softmax_rows(att, i0, i1, len, lda);                                 // P rows
-        att_rows_lower_avx512(y, ldy, att, lda, v, ld, len, i0, i1, 0);             // Y rows = P·V
-    }
-}
-
-#endif
-
-static int att_fused_applies(long hd) {
-#ifdef BFK_X86
-    return hd == ATT_HD && bfk_isa() == 2 && bfk_attention_fused();
-#else
-    (void)hd;
-    return 0;
-#endif
-}
-
 void bfk_attention_forward(float *y, long ldy, float *att, long lda, const float *q, const float *k, const float *v,
                            long ld, long len, long hd, float scale, float *scratch) {
     float *kt = scratch;                                                        // (hd, len)
     transpose_ld(kt, k, len, hd, ld);
-#ifdef BFK_X86
-    if (att_fused_applies(hd)) { att_forward_avx512(y, ldy, att, lda, q, kt, v, ld, len, scale); return; }
-#endif
     mm_rows(att, lda, q, ld, 1, kt, len, len, len, hd, MM_FULL, 1, scale, 0);   // S = scale·Q·Kᵀ (j ≤ t)
     bfk_causal_softmax(att, len, lda);                                          // A = softmax_causal(S)
     mm_rows(y, ldy, att, lda, 1, v, ld, len, hd, len, MM_LOWER, 0, 1, 0);       // Y = A·V
@@ -1015,13 +933,19 @@ void bfk_attention_forward(float *y, long ldy, float *att, long lda, const float
 static void attention_backward(float *dq, float *dk, float *dv, long ld, const float *dy, long ldy, const float *q,
                                const float *k, const float *v, const float *att, long lda, long len, long hd,
                                float scale, float *scratch, int accumulate) {
-    float *vt = scratch, *da = scratch + hd * len;                              // (hd, len), (len, len; stride lda)
+    // dS is read by columns for dK: its rows are padded to ldd = lda + 16 floats so that a column walk does not keep
+    // hitting the same 8 of L1's 64 sets (with lda = 128, every row starts 512 bytes after the last).
+    const long ldd = lda + 16;
+    float *vt = scratch, *da = scratch + hd * len;                              // (hd, len), (len, len; stride ldd)
     transpose_ld(vt, v, len, hd, ld);
-    mm_rows(da, lda, dy, ldy, 1, vt, len, len, len, hd, MM_FULL, 1, 1, 0);      // dA = dY·Vᵀ (j ≤ t)
+    mm_rows(da, ldd, dy, ldy, 1, vt, len, len, len, hd, MM_FULL, 1, 1, 0);      // dA = dY·Vᵀ (j ≤ t)
+    // The softmax backward reads A row by row (sequential: the hardware prefetcher streams it in from memory) before
+    // dV reads it by columns (a 4·lda-byte stride, one demand miss per row when A comes from memory): dV first spent
+    // a third of the backward waiting for A. dV does not depend on dS, so the order changes no bit.
+    causal_softmax_backward_ld(da, ldd, att, lda, len, scale);                 // dS = A ⊙ (dA − rowsum)·scale
     mm_rows(dv, ld, att, 1, lda, dy, ldy, len, hd, len, MM_UPPER, 0, 1, accumulate);  // dV (+)= Aᵀ·dY
-    bfk_causal_softmax_backward(da, att, len, lda, scale);                     // dS = A ⊙ (dA − rowsum)·scale
-    mm_rows(dq, ld, da, lda, 1, k, ld, len, hd, len, MM_LOWER, 0, 1, accumulate);     // dQ (+)= dS·K
-    mm_rows(dk, ld, da, 1, lda, q, ld, len, hd, len, MM_UPPER, 0, 1, accumulate);     // dK (+)= dSᵀ·Q
+    mm_rows(dq, ld, da, ldd, 1, k, ld, len, hd, len, MM_LOWER, 0, 1, accumulate);     // dQ (+)= dS·K
+    mm_rows(dk, ld, da, 1, ldd, q, ld, len, hd, len, MM_UPPER, 0, 1, accumulate);     // dK (+)= dSᵀ·Q
 }
 
 void bfk_attention_backward(float *dq, float *dk, float *dv, long ld, const float *dy, long ldy, const float *q,

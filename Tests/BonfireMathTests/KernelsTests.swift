@@ -339,8 +339,11 @@ final class KernelsTests: XCTestCase {
     /// a length-1 sequence, T not a multiple of any block, and a sequence with huge logits.
     func testAttentionKernelsMatchTheBLASLoopOnAwkwardShapes() {
         var rng = RNG(seed: 7)
+        // (T = 50 and 16 with head dims 48 and 32: whole 16 × 16 transpose tiles plus row and column edges, a
+        // length-17 sequence one row past a tile, a sequence exactly one tile long.)
         for (b, t, c, h, lens) in [(2, 5, 8, 2, [5, 3]), (3, 33, 40, 2, [33, 1, 20]), (2, 64, 128, 4, [64, 61]),
-                                   (1, 70, 96, 3, [70]), (2, 9, 48, 1, [9, 8])] {
+                                   (1, 70, 96, 3, [70]), (2, 9, 48, 1, [9, 8]), (2, 50, 96, 2, [50, 17]),
+                                   (1, 16, 32, 1, [16])] {
             var qkv = randoms(b * t * 3 * c, &rng, scale: 2)
             for i in 0..<(3 * c) { qkv[i] *= 40 }          // first row of sequence 0: logits far from zero
             let g = randoms(b * t * c, &rng)

@@ -114,7 +114,7 @@ void bfk_adamw(float *p, const float *g, float *m, float *v, const float *mask, 
 void bfk_attention_forward(float *y, long ldy, float *att, long lda, const float *q, const float *k, const float *v,
                            long ld, long len, long hd, float scale, float *scratch);
 /// Its backward, accumulating: dq, dk, dv (len, hd; row stride ld) += … ← dy (len, hd; row stride ldy), q, k, v and
-/// att from the forward. `scratch`: hd·len + len·lda floats.
+/// att from the forward. `scratch`: hd·len + len·(lda + 16) floats (dS's rows are padded by 16 floats).
 void bfk_attention_backward(float *dq, float *dk, float *dv, long ld, const float *dy, long ldy, const float *q,
                             const float *k, const float *v, const float *att, long lda, long len, long hd, float scale,
                             float *scratch);
