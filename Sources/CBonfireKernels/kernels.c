@@ -700,11 +700,57 @@ BFK_INLINE v16 exp16(v16 x) {
     v16 y = p * (v16)e;
     return SEL16(x < lo, zero, y);   // exp(x < −87.3) = 0, exp(−∞) = 0 (as exp1)
 }
+/// The max of 16 lanes as a fixed tree (max is exact: any order gives the same value).
+BFK_INLINE float max16_tree(v16 vm) {
+    v8 m8 = __builtin_shufflevector(vm, vm, 0, 1, 2, 3, 4, 5, 6, 7), h8 = __builtin_shufflevector(vm, vm, 8, 9, 10, 11, 12, 13, 14, 15);
+    m8 = (v8)(((v8i)m8 & (m8 > h8)) | ((v8i)h8 & ~(m8 > h8)));
+    v4 m4 = __builtin_shufflevector(m8, m8, 0, 1, 2, 3), h4 = __builtin_shufflevector(m8, m8, 4, 5, 6, 7);
+    m4 = (v4)(((v4i)m4 & (m4 > h4)) | ((v4i)h4 & ~(m4 > h4)));
+    float mx = m4[0] > m4[2] ? m4[0] : m4[2], mx2 = m4[1] > m4[3] ? m4[1] : m4[3];
+    return mx > mx2 ? mx : mx2;
+}
+/// row[from ..< to] = 0 (whole 16-lane stores, then single floats).
+BFK_INLINE void zero_tail(float *row, long from, long to) {
+    const v16 zero = {0};
+    long j = from;
+    for (; j + 16 <= to; j += 16) memcpy(row + j, &zero, sizeof zero);
+    for (; j < to; j++) row[j] = 0;
+}
+// Four rows at a time where they share their chunk count (t ≡ 0 mod 4, the rows' chunks all inside len): the same
+// operations per row as the one-row loop below, interleaved, so that one row's reductions and division (serial
+// latency, ~100 cycles a row) overlap the others' exps.
+#define SM_RB 4
 BFK_INLINE void causal_softmax_body(float *a, long len, long ld) {
     const v16 ninf = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY,
                       -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
     const v16 zero = {0};
-    for (long t = 0; t < len; t++) {
+    long t = 0;
+    for (; t + SM_RB <= len && (t + 16) / 16 * 16 <= len; t += SM_RB) {
+        const long nv = (t + 16) / 16 * 16;   // = (n + 15) / 16 · 16 for n = t + 1 … t + SM_RB
+        float *row[SM_RB];
+        v16 vm[SM_RB], acc[SM_RB];
+        float mx[SM_RB], inv[SM_RB];
+        for (int r = 0; r < SM_RB; r++) { row[r] = a + (t + r) * ld; vm[r] = ninf; acc[r] = zero; }
+        for (long j = 0; j < nv; j += 16)
+            for (int r = 0; r < SM_RB; r++) {
+                v16i keep = (kLane + (float)j) <= (float)(t + r);
+                v16 x = SEL16(keep, ld16(row[r] + j), ninf);
+                vm[r] = SEL16(x > vm[r], x, vm[r]);
+            }
+        for (int r = 0; r < SM_RB; r++) mx[r] = max16_tree(vm[r]);
+        for (long j = 0; j < nv; j += 16)
+            for (int r = 0; r < SM_RB; r++) {
+                v16i keep = (kLane + (float)j) <= (float)(t + r);
+                v16 e = SEL16(keep, exp16(ld16(row[r] + j) - mx[r]), zero);
+                acc[r] += e;
+                memcpy(row[r] + j, &e, sizeof e);
+            }
+        for (int r = 0; r < SM_RB; r++) inv[r] = 1.0f / hsum16(acc[r]);
+        for (long j = 0; j < nv; j += 16)
+            for (int r = 0; r < SM_RB; r++) { v16 e = ld16(row[r] + j) * inv[r]; memcpy(row[r] + j, &e, sizeof e); }
+        for (int r = 0; r < SM_RB; r++) zero_tail(row[r], nv, len);
+    }
+    for (; t < len; t++) {
         float *row = a + t * ld;
         const long n = t + 1, nv = (n + 15) / 16 * 16 <= len ? (n + 15) / 16 * 16 : n / 16 * 16;
         // max over j ≤ t (exact, so the order does not matter)
@@ -714,12 +760,7 @@ BFK_INLINE void causal_softmax_body(float *a, long len, long ld) {
             v16 x = SEL16(keep, ld16(row + j), ninf);
             vm = SEL16(x > vm, x, vm);
         }
-        v8 m8 = __builtin_shufflevector(vm, vm, 0, 1, 2, 3, 4, 5, 6, 7), h8 = __builtin_shufflevector(vm, vm, 8, 9, 10, 11, 12, 13, 14, 15);
-        m8 = (v8)(((v8i)m8 & (m8 > h8)) | ((v8i)h8 & ~(m8 > h8)));   // a tree (max is exact: any order, same value)
-        v4 m4 = __builtin_shufflevector(m8, m8, 0, 1, 2, 3), h4 = __builtin_shufflevector(m8, m8, 4, 5, 6, 7);
-        m4 = (v4)(((v4i)m4 & (m4 > h4)) | ((v4i)h4 & ~(m4 > h4)));
-        float mx = m4[0] > m4[2] ? m4[0] : m4[2], mx2 = m4[1] > m4[3] ? m4[1] : m4[3];
-        mx = mx > mx2 ? mx : mx2;
+        float mx = max16_tree(vm);
         for (long j = nv; j < n; j++) mx = row[j] > mx ? row[j] : mx;
         // e = exp(x − max), 0 above the diagonal; Σ e in 16 lanes (fixed tree), then the scalar tail in order
         v16 acc = zero;
@@ -734,7 +775,7 @@ BFK_INLINE void causal_softmax_body(float *a, long len, long ld) {
         const float inv = 1.0f / s;
         for (long j = 0; j < nv; j += 16) { v16 e = ld16(row + j) * inv; memcpy(row + j, &e, sizeof e); }
         for (long j = nv; j < n; j++) row[j] *= inv;
-        for (long j = nv > n ? nv : n; j < len; j++) row[j] = 0;
+        zero_tail(row, nv > n ? nv : n, len);
     }
 }
 VARIANTS(causal_softmax, (float *a, long len, long ld), (a, len, ld))
@@ -744,7 +785,28 @@ void bfk_causal_softmax(float *a, long len, long ld) { DISPATCH(causal_softmax, 
 BFK_INLINE void causal_softmax_backward_ld_body(float *restrict da, long ldd, const float *restrict a, long ld, long len,
                                                 float scale) {
     const v16 zero = {0};
-    for (long t = 0; t < len; t++) {
+    long t = 0;
+    for (; t + SM_RB <= len && (t + 16) / 16 * 16 <= len; t += SM_RB) {   // four rows interleaved, as the forward
+        const long nv = (t + 16) / 16 * 16;
+        const float *ar[SM_RB];
+        float *dr[SM_RB], s[SM_RB];
+        v16 acc[SM_RB];
+        for (int r = 0; r < SM_RB; r++) { ar[r] = a + (t + r) * ld; dr[r] = da + (t + r) * ldd; acc[r] = zero; }
+        for (long j = 0; j < nv; j += 16)
+            for (int r = 0; r < SM_RB; r++) {
+                v16i keep = (kLane + (float)j) <= (float)(t + r);
+                acc[r] += SEL16(keep, ld16(ar[r] + j) * ld16(dr[r] + j), zero);
+            }
+        for (int r = 0; r < SM_RB; r++) s[r] = hsum16(acc[r]);
+        for (long j = 0; j < nv; j += 16)
+            for (int r = 0; r < SM_RB; r++) {
+                v16i keep = (kLane + (float)j) <= (float)(t + r);
+                v16 g = SEL16(keep, ld16(ar[r] + j) * (ld16(dr[r] + j) - s[r]) * scale, zero);
+                memcpy(dr[r] + j, &g, sizeof g);
+            }
+        for (int r = 0; r < SM_RB; r++) zero_tail(dr[r], nv, len);
+    }
+    for (; t < len; t++) {
         const float *ar = a + t * ld;
         float *dr = da + t * ldd;
         const long n = t + 1, nv = (n + 15) / 16 * 16 <= len ? (n + 15) / 16 * 16 : n / 16 * 16;
@@ -761,7 +823,7 @@ BFK_INLINE void causal_softmax_backward_ld_body(float *restrict da, long ldd, co
             memcpy(dr + j, &g, sizeof g);
         }
         for (long j = nv; j < n; j++) dr[j] = ar[j] * (dr[j] - s) * scale;
-        for (long j = nv > n ? nv : n; j < len; j++) dr[j] = 0;
+        zero_tail(dr, nv > n ? nv : n, len);
     }
 }
 VARIANTS(causal_softmax_backward_ld, (float *da, long ldd, const float *a, long ld, long len, float scale),
@@ -859,6 +921,8 @@ enum { MM_FULL = 0, MM_LOWER = 1, MM_UPPER = 2 };
             long j = 0;                                                                                          \
             if (rows == RA && wide) {                                                                            \
                 for (; j + NVA * VW <= ncols; j += NVA * VW) MM_BLOCK(VT, VW, RA, NVA);                          \
+                if (NVA > 3 && j + 3 * VW <= ncols) { MM_BLOCK(VT, VW, RA, 3); j += 3 * VW; }                    \
+                if (NVA > 2 && j + 2 * VW <= ncols) { MM_BLOCK(VT, VW, RA, 2); j += 2 * VW; }                    \
                 for (; j + VW <= ncols; j += VW) MM_BLOCK(VT, VW, RA, 1);                                        \
             } else if (rows == RB && !wide) {                                                                    \
                 for (; j + NVB * VW <= ncols; j += NVB * VW) MM_BLOCK(VT, VW, RB, NVB);                          \
