@@ -2,6 +2,7 @@
 // kernels.c, "old" (a git revision) and "new" (the working tree), and
 //   1. checks that new equals old bit for bit (out, att rows, dqkv writing and accumulating) at every instruction-set
 //      level, on awkward shapes (T not a multiple of 16, head dims 4/20/32/48, sequences shorter than T, length 1);
+//   The layer runs through bfk_attention_forward_pairs / backward_pairs where a copy has them (else pair by pair).
 //   2. times one layer of small (B = 32, T = 128, C = 256, H = 8: 256 (sequence, head) pairs) old/new alternating,
 //      CPU time, min of N: "cold" = every pair once (each pair's data last touched a layer ago, as in the model),
 //      "hot" = one pair 256 times (its data in L1/L2).
@@ -21,12 +22,20 @@ void new_bwd(int, float*, float*, float*, long, const float*, long, const float*
 static double cpu(void){ struct timespec ts; clock_gettime(CLOCK_THREAD_CPUTIME_ID,&ts); return ts.tv_sec+1e-9*ts.tv_nsec; }
 static unsigned long long rs = 88172645463325252ull;
 static float rnd(void){ rs ^= rs<<13; rs ^= rs>>7; rs ^= rs<<17; return ((rs>>40)/(float)(1<<24))*2-1; }
+void old_layer_fwd(float*, float*, const float*, const long*, long, long, long, long, float*);
+void new_layer_fwd(float*, float*, const float*, const long*, long, long, long, long, float*);
+void old_layer_bwd(int, float*, const float*, const float*, const float*, const long*, long, long, long, long, float*);
+void new_layer_bwd(int, float*, const float*, const float*, const float*, const long*, long, long, long, long, float*);
 static void layer_fwd(fwd_t f, float *out, float *att, const float *qkv, const long *lens, long B, long T, long C, long H, float *scr){
+  if (f == old_fwd) { old_layer_fwd(out, att, qkv, lens, B, T, C, H, scr); return; }
+  if (f == new_fwd) { new_layer_fwd(out, att, qkv, lens, B, T, C, H, scr); return; }
   long hd=C/H, c3=3*C; float scale=1/sqrtf((float)hd);
   for(long p=0;p<B*H;p++){ long b=p/H,h=p%H; const float *base=qkv+b*T*c3+h*hd;
     f(out+b*T*C+h*hd, C, att+p*T*T, T, base, base+C, base+2*C, c3, lens[b], hd, scale, scr); }
 }
 static void layer_bwd(bwd_t f, int acc, float *dqkv, const float *dout, const float *qkv, const float *att, const long *lens, long B, long T, long C, long H, float *scr){
+  if (f == old_bwd) { old_layer_bwd(acc, dqkv, dout, qkv, att, lens, B, T, C, H, scr); return; }
+  if (f == new_bwd) { new_layer_bwd(acc, dqkv, dout, qkv, att, lens, B, T, C, H, scr); return; }
   long hd=C/H, c3=3*C; float scale=1/sqrtf((float)hd);
   for(long p=0;p<B*H;p++){ long b=p/H,h=p%H; const float *base=qkv+b*T*c3+h*hd; float *db=dqkv+b*T*c3+h*hd;
     f(acc, db, db+C, db+2*C, c3, dout+b*T*C+h*hd, C, base, base+C, base+2*C, att+p*T*T, T, lens[b], hd, scale, scr); }
