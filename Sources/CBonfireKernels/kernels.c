@@ -884,7 +884,7 @@ void bfk_adamw(float *p, const float *g, float *m, float *v, const float *mask, 
 // zeros, so the result of a row does not depend on the block it falls in.
 enum { MM_FULL = 0, MM_LOWER = 1, MM_UPPER = 2 };
 
-#define MM_BLOCK(VT, VW, R, NV)                                                                           \
+#define MM_BLOCK(VT, VW, R, NV)                                                                                  \
     do {                                                                                                         \
         VT acc[R][NV];                                                                                           \
         for (int r = 0; r < R; r++) for (int u = 0; u < NV; u++) acc[r][u] = (VT){0};                           \
@@ -1059,8 +1059,8 @@ static void attention_backward(float *dq, float *dk, float *dv, long ld, const f
     mm_rows(da, ldd, dy, ldy, 1, vt, len, len, len, hd, MM_FULL, 1, 1, 0);      // dA = dY·Vᵀ (j ≤ t)
     att_prefetch(nx, 1, 5);
     // The softmax backward reads A row by row (sequential: the hardware prefetcher streams it in from memory) before
-    // dV reads it by columns (a 4·lda-byte stride, one demand miss per row when A comes from memory): dV first spent
-    // a third of the backward waiting for A. dV does not depend on dS, so the order changes no bit.
+    // dV reads it by columns (a 4·lda-byte stride, one demand miss per row when A comes from memory; dV alone over a
+    // small layer: 4.1 ms with A in memory, 0.84 ms with A in cache). dV does not depend on dS: no bit changes.
     causal_softmax_backward_ld(da, ldd, att, lda, len, scale);                 // dS = A ⊙ (dA − rowsum)·scale
     att_prefetch(nx, 2, 5);
     mm_rows(dv, ld, att, 1, lda, dy, ldy, len, hd, len, MM_UPPER, 0, 1, accumulate);  // dV (+)= Aᵀ·dY
