@@ -277,15 +277,15 @@ package enum Ops {
 
     /// out (B, T, C), att (B, H, T, T) probabilities ← qkv (B, T, 3C) laid out [q | k | v] per row.
     /// Sequence b has `lengths[b]` ≤ T real rows; rows ≥ L_b of `out` are set to 0, att rows ≥ L_b are unused.
-    /// Fast path: one C kernel call per (sequence, head) pair (`bfk_attention_forward`: small register-blocked
-    /// products that skip the upper triangle, no BLAS call overhead), the pairs split over `Parallel.threads`.
+    /// Fast path: the C kernel per (sequence, head) pair (`bfk_attention_forward`: small register-blocked products
+    /// that skip the upper triangle, no BLAS call overhead), one `bfk_attention_forward_pairs` call per range of
+    /// pairs (it prefetches the next pair's rows), the ranges split over `Parallel.threads`.
     /// Each pair is computed the same way on any thread. `attentionForwardPlain` (BLAS per pair) is the reference.
     package static func attentionForward(out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
                                          qkv: UnsafePointer<Float>, lengths: UnsafePointer<Int>,
                                          b batch: Int, t seqLen: Int, c: Int, heads: Int) {
         precondition(c % heads == 0, "attention: C = \(c) not divisible by heads = \(heads)")
-        let hd = c / heads, c3 = 3 * c
-        let scale = 1 / Float(hd).squareRoot()
+        let hd = c / heads
         for b in 0..<batch {
             precondition(lengths[b] >= 1 && lengths[b] <= seqLen,
                          "attention: length \(lengths[b]) of sequence \(b) not in 1...\(seqLen)")
@@ -295,12 +295,9 @@ package enum Ops {
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: ranges * per)
         defer { scratch.deallocate() }
         Parallel.forRanges(pairs, minItems: attentionMinPairs) { range, slot in
-            for pair in range {
-                let b = pair / heads, h = pair % heads, len = lengths[b]
-                let base = qkv + b * seqLen * c3 + h * hd
-                bfk_attention_forward(out + b * seqLen * c + h * hd, c, att + pair * seqLen * seqLen, seqLen,
-                                      base, base + c, base + 2 * c, c3, len, hd, scale, scratch + slot * per)
-            }
+            // bfk_attention_forward per pair (scale 1/√hd), prefetching each next pair's rows
+            bfk_attention_forward_pairs(out, att, qkv, lengths, seqLen, c, heads, range.lowerBound, range.upperBound,
+                                        scratch + slot * per)
         }
         for b in 0..<batch {
             let len = lengths[b]
@@ -312,7 +309,8 @@ package enum Ops {
     package static let attentionMinPairs = 4
 
     /// dqkv (B, T, 3C) += … ← dout (B, T, C), qkv, att (B, H, T, T). Fast path: `bfk_attention_backward` per
-    /// (sequence, head) pair, the pairs split over `Parallel.threads` (each pair writes only its own head's columns
+    /// (sequence, head) pair through `bfk_attention_backward_pairs` (one call per range of pairs, prefetching the
+    /// next pair's rows), the ranges split over `Parallel.threads` (each pair writes only its own head's columns
     /// of its own sequence's dqkv rows, so threads never touch the same float). `scratch` is unused here (the
     /// kernel needs per-thread scratch, allocated per call); `attentionBackwardPlain` is the reference.
     /// `accumulate: false` (fast path for the model, which would otherwise zero dqkv first): dqkv is written, not
@@ -322,20 +320,14 @@ package enum Ops {
                                           lengths: UnsafePointer<Int>, b batch: Int, t seqLen: Int, c: Int, heads: Int,
                                           accumulate: Bool = true) {
         let hd = c / heads, c3 = 3 * c
-        let scale = 1 / Float(hd).squareRoot()
-        let pairs = batch * heads, per = hd * seqLen + seqLen * seqLen
+        let pairs = batch * heads, per = hd * seqLen + seqLen * (seqLen + 16)   // the kernel's scratch: Vᵀ, dS (rows padded)
         let ranges = Parallel.ranges(pairs, minItems: attentionMinPairs)
         let work = UnsafeMutablePointer<Float>.allocate(capacity: ranges * per)
         defer { work.deallocate() }
         Parallel.forRanges(pairs, minItems: attentionMinPairs) { range, slot in
-            for pair in range {
-                let b = pair / heads, h = pair % heads, len = lengths[b]
-                let base = qkv + b * seqLen * c3 + h * hd, dbase = dqkv + b * seqLen * c3 + h * hd
-                let kernel = accumulate ? bfk_attention_backward : bfk_attention_backward_set
-                kernel(dbase, dbase + c, dbase + 2 * c, c3, dout + b * seqLen * c + h * hd, c,
-                       base, base + c, base + 2 * c, att + pair * seqLen * seqLen, seqLen, len, hd,
-                       scale, work + slot * per)
-            }
+            // bfk_attention_backward(_set) per pair, prefetching each next pair's rows
+            bfk_attention_backward_pairs(dqkv, dout, qkv, att, lengths, seqLen, c, heads, range.lowerBound,
+                                         range.upperBound, work + slot * per, accumulate ? 1 : 0)
         }
         if !accumulate {
             for b in 0..<batch where lengths[b] < seqLen {

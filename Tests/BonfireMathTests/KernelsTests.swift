@@ -339,8 +339,11 @@ final class KernelsTests: XCTestCase {
     /// a length-1 sequence, T not a multiple of any block, and a sequence with huge logits.
     func testAttentionKernelsMatchTheBLASLoopOnAwkwardShapes() {
         var rng = RNG(seed: 7)
+        // (T = 50 and 16 with head dims 48 and 32: whole 16 × 16 transpose tiles plus row and column edges, a
+        // length-17 sequence one row past a tile, a sequence exactly one tile long.)
         for (b, t, c, h, lens) in [(2, 5, 8, 2, [5, 3]), (3, 33, 40, 2, [33, 1, 20]), (2, 64, 128, 4, [64, 61]),
-                                   (1, 70, 96, 3, [70]), (2, 9, 48, 1, [9, 8])] {
+                                   (1, 70, 96, 3, [70]), (2, 9, 48, 1, [9, 8]), (2, 50, 96, 2, [50, 17]),
+                                   (1, 16, 32, 1, [16])] {
             var qkv = randoms(b * t * 3 * c, &rng, scale: 2)
             for i in 0..<(3 * c) { qkv[i] *= 40 }          // first row of sequence 0: logits far from zero
             let g = randoms(b * t * c, &rng)
@@ -392,6 +395,47 @@ final class KernelsTests: XCTestCase {
                     expectClose(Array(d[(t * ld)..<(t * ld + len)]), Array(dr[(t * ld)..<(t * ld + len)]), rtol: 1e-4,
                                 atol: 1e-6, "softmax backward row \(t) len=\(len) \(level)")
                 }
+            }
+        }
+    }
+
+    /// Hostile values where the attention kernels must not look: NaN and ±∞ in the pad rows (t ≥ L_b) of qkv and of
+    /// the upstream gradient, and NaN left in the probabilities buffer from an earlier use. The results (out, att rows
+    /// < L_b, dqkv) equal bit for bit a run on clean buffers, are finite, and the pad rows of out and of the writing
+    /// dqkv are 0; lengths 1, 16 (a whole softmax chunk), 17, T, with T = 37 and 64 (head dim 32: the interleaved
+    /// softmax rows, the padded dS rows and the register transposes all run).
+    func testAttentionIgnoresNonFinitePadRowsAndStaleProbabilities() {
+        var rng = RNG(seed: 14)
+        for (b, t, c, h, lens) in [(4, 37, 64, 2, [37, 1, 16, 17]), (3, 64, 128, 4, [64, 33, 2])] {
+            let clean = randoms(b * t * 3 * c, &rng, scale: 2), gClean = randoms(b * t * c, &rng)
+            var dirty = clean, gDirty = gClean
+            let poison: [Float] = [.nan, .infinity, -.infinity, 3e38]
+            for bi in 0..<b {
+                for r in lens[bi]..<t {
+                    for i in 0..<(3 * c) { dirty[(bi * t + r) * 3 * c + i] = poison[(r + i) % 4] }
+                    for i in 0..<c { gDirty[(bi * t + r) * c + i] = poison[(r + i + 1) % 4] }
+                }
+            }
+            forEachISA { level in
+                var out = [Float](repeating: 0, count: b * t * c), outRef = out
+                var att = [Float](repeating: .nan, count: b * h * t * t), attRef = [Float](repeating: 0, count: b * h * t * t)
+                Ops.attentionForward(out: &out, att: &att, qkv: dirty, lengths: lens, b: b, t: t, c: c, heads: h)
+                Ops.attentionForward(out: &outRef, att: &attRef, qkv: clean, lengths: lens, b: b, t: t, c: c, heads: h)
+                XCTAssertEqual(out.map(\.bitPattern), outRef.map(\.bitPattern), "out T=\(t) \(level)")
+                XCTAssertTrue(out.allSatisfy(\.isFinite), "out finite T=\(t) \(level)")
+                for bi in 0..<b { for hi in 0..<h { for r in 0..<lens[bi] {
+                    let o = ((bi * h + hi) * t + r) * t
+                    XCTAssertEqual(att[o..<(o + lens[bi])].map(\.bitPattern), attRef[o..<(o + lens[bi])].map(\.bitPattern),
+                                   "att b=\(bi) h=\(hi) row \(r) T=\(t) \(level)")
+                } } }
+                var scratch = [Float](repeating: .nan, count: t * t)
+                var dqkv = [Float](repeating: .nan, count: b * t * 3 * c), dRef = [Float](repeating: 0, count: b * t * 3 * c)
+                Ops.attentionBackward(dqkv: &dqkv, scratch: &scratch, dout: gDirty, qkv: dirty, att: att, lengths: lens,
+                                      b: b, t: t, c: c, heads: h, accumulate: false)
+                Ops.attentionBackward(dqkv: &dRef, scratch: &scratch, dout: gClean, qkv: clean, att: attRef, lengths: lens,
+                                      b: b, t: t, c: c, heads: h, accumulate: false)
+                XCTAssertEqual(dqkv.map(\.bitPattern), dRef.map(\.bitPattern), "dqkv T=\(t) \(level)")
+                XCTAssertTrue(dqkv.allSatisfy(\.isFinite), "dqkv finite T=\(t) \(level)")
             }
         }
     }

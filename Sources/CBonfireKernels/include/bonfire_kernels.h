@@ -114,7 +114,7 @@ void bfk_adamw(float *p, const float *g, float *m, float *v, const float *mask, 
 void bfk_attention_forward(float *y, long ldy, float *att, long lda, const float *q, const float *k, const float *v,
                            long ld, long len, long hd, float scale, float *scratch);
 /// Its backward, accumulating: dq, dk, dv (len, hd; row stride ld) += … ← dy (len, hd; row stride ldy), q, k, v and
-/// att from the forward. `scratch`: hd·len + len·lda floats.
+/// att from the forward. `scratch`: hd·len + len·(lda + 16) floats (dS's rows are padded by 16 floats).
 void bfk_attention_backward(float *dq, float *dk, float *dv, long ld, const float *dy, long ldy, const float *q,
                             const float *k, const float *v, const float *att, long lda, long len, long hd, float scale,
                             float *scratch);
@@ -122,6 +122,18 @@ void bfk_attention_backward(float *dq, float *dk, float *dv, long ld, const floa
 void bfk_attention_backward_set(float *dq, float *dk, float *dv, long ld, const float *dy, long ldy, const float *q,
                                 const float *k, const float *v, const float *att, long lda, long len, long hd,
                                 float scale, float *scratch);
+
+/// bfk_attention_forward over the (sequence, head) pairs [pair0, pair1) of a batch: out (B, T, C) rows < L_b of each
+/// pair's head columns, att (B, H, T, T), from qkv (B, T, 3C) laid out [q | k | v] per row; lengths (B) in 1…T;
+/// scale 1/√(C/heads). Each pair is computed exactly as bfk_attention_forward would; the next pair's rows are
+/// prefetched meanwhile. `scratch`: (C/heads)·T floats.
+void bfk_attention_forward_pairs(float *out, float *att, const float *qkv, const long *lengths, long t, long c,
+                                 long heads, long pair0, long pair1, float *scratch);
+/// bfk_attention_backward (accumulate ≠ 0) or bfk_attention_backward_set over the pairs [pair0, pair1): dqkv (B, T, 3C)
+/// ← dout (B, T, C), qkv, att as above, each pair exactly as the one-pair call. `scratch`: as bfk_attention_backward.
+void bfk_attention_backward_pairs(float *dqkv, const float *dout, const float *qkv, const float *att,
+                                  const long *lengths, long t, long c, long heads, long pair0, long pair1,
+                                  float *scratch, int accumulate);
 
 /// Σ x[i]² in double over n floats (8 fixed double lanes, then a fixed tree and a sequential tail).
 double bfk_sum_squares(const float *x, long n);
