@@ -116,37 +116,63 @@ package struct PairedRatios: Equatable, Sendable {
     package static func median(_ xs: [Double]) -> Double { median(ofSorted: xs.sorted()) }
 }
 
-/// Where the bench's three busy threads run: the sender, the receiver, and ZeroMQ's I/O thread (one per context; it
-/// does the TCP writes of the PUSH and the reads of the PULL). Passes ≤ 5 left this to the OS (`os`).
+/// CPUs for the bench's threads. `senderIO == nil`: one ZeroMQ context (one I/O thread, on `io`, doing the PUSH's
+/// TCP writes and the PULL's reads); otherwise the sender has its own context whose I/O thread runs on `senderIO`
+/// and the receiver's context's I/O thread runs on `io`, as an actor process and a learner process would.
+package struct WireBenchCPUs: Equatable, Sendable {
+    package var sender: Int
+    package var receiver: Int
+    package var io: Int
+    package var senderIO: Int?
+
+    package init(sender: Int, receiver: Int, io: Int, senderIO: Int? = nil) {
+        self.sender = sender
+        self.receiver = receiver
+        self.io = io
+        self.senderIO = senderIO
+    }
+}
+
+/// Where the bench's busy threads run: the sender, the receiver, and ZeroMQ's I/O thread(s). Passes ≤ 5 used one
+/// context and left placement to the OS (`os`).
 package enum WireBenchPlacement: String, CaseIterable, Sendable {
-    /// The scheduler places and migrates the threads (passes ≤ 5).
+    /// One context; the scheduler places and migrates the threads (passes ≤ 5).
     case os
-    /// The I/O thread alone on the first allowed CPU; sender and receiver share the second.
+    /// Two contexts, as two processes: the sender and its I/O thread on the first allowed CPU, the receiver and its
+    /// I/O thread on the second. Each side's CPU work (encode, decode) competes with its own transport only.
+    case sides
+    /// One context; the I/O thread alone on the first allowed CPU, sender and receiver share the second.
     case ioAlone = "io-alone"
-    /// The sender alone on the first allowed CPU; receiver and I/O thread share the second.
+    /// One context; the sender alone on the first allowed CPU, receiver and I/O thread share the second.
     case senderAlone = "sender-alone"
-    /// The receiver alone on the first allowed CPU; sender and I/O thread share the second.
+    /// One context; the receiver alone on the first allowed CPU, sender and I/O thread share the second.
     case receiverAlone = "receiver-alone"
 
-    /// CPU indices (into the allowed list: 0 = first, 1 = second) of (sender, receiver, I/O thread); nil for `os`.
-    package var slots: (sender: Int, receiver: Int, io: Int)? {
-        switch self {
-        case .os: nil
-        case .ioAlone: (1, 1, 0)
-        case .senderAlone: (0, 1, 1)
-        case .receiverAlone: (1, 0, 1)
-        }
-    }
-
-    /// The CPUs (sender, receiver, I/O) given the CPUs this process may run on; throws when a pinned placement has
-    /// fewer than two (e.g. under `taskset -c 0`), with what to do.
-    package func cpus(allowed: [Int]) throws(WireBenchPlanError) -> (sender: Int, receiver: Int, io: Int)? {
-        guard let s = slots else { return nil }
+    /// The CPUs given those this process may run on (nil for `os`); throws when a pinned placement has fewer than
+    /// two (e.g. under `taskset -c 0`), saying what to pass instead.
+    package func cpus(allowed: [Int]) throws(WireBenchPlanError) -> WireBenchCPUs? {
+        if self == .os { return nil }
         guard allowed.count >= 2 else {
             throw WireBenchPlanError(description: "--placement \(rawValue) needs two CPUs, this process may use "
                                      + "\(allowed.isEmpty ? "an unknown set" : "only \(allowed)"); pass --placement os")
         }
-        return (allowed[s.sender], allowed[s.receiver], allowed[s.io])
+        let a = allowed[0], b = allowed[1]
+        switch self {
+        case .os: return nil
+        case .sides: return WireBenchCPUs(sender: a, receiver: b, io: b, senderIO: a)
+        case .ioAlone: return WireBenchCPUs(sender: b, receiver: b, io: a)
+        case .senderAlone: return WireBenchCPUs(sender: a, receiver: b, io: b)
+        case .receiverAlone: return WireBenchCPUs(sender: b, receiver: a, io: b)
+        }
+    }
+
+    /// One line for the bench's header.
+    package func describe(_ cpus: WireBenchCPUs?) -> String {
+        guard let c = cpus else { return "one ZeroMQ context, threads placed by the OS" }
+        if let sio = c.senderIO {
+            return "two ZeroMQ contexts: sender + its I/O thread on CPU \(c.sender)/\(sio), receiver + its I/O thread on CPU \(c.receiver)/\(c.io)"
+        }
+        return "one ZeroMQ context: sender CPU \(c.sender), receiver CPU \(c.receiver), I/O thread CPU \(c.io)"
     }
 }
 

@@ -197,7 +197,7 @@ struct WireThroughput: ParsableCommand {
         let plan = try plan()
         let cpus = try placement.cpus(allowed: ThreadAffinity.current())
         if curve { return try curveTable(tuned: tuned, plan: plan, cpus: cpus) }
-        let where_ = cpus.map { "sender CPU \($0.sender), receiver CPU \($0.receiver), ZeroMQ I/O CPU \($0.io)" } ?? "threads placed by the OS"
+        let where_ = placement.describe(cpus)
         print("bonfire-bench wire: libzmq \(ZMQContext.libraryVersion), tcp://127.0.0.1, HWM \(hwm), \(plan.rounds) paired rounds "
               + "(+\(plan.warmupRounds) warm-up), placement \(placement.rawValue) (\(where_)), malloc tuned for large messages: \(tuned)")
         print("| payload | encoded bytes | msgs/round | raw MB/s median [min–max] | ours MB/s median | **ours/raw** median [min–max] | ours+admission/raw median [min–max] | best/best (passes ≤ 5) |")
@@ -239,7 +239,7 @@ struct WireThroughput: ParsableCommand {
 
     /// raw / ours, each plain and with CURVE, same sizes and counts, in paired rounds (order reversing each round);
     /// MB/s are medians over rounds, ratios medians of the per-round ratios.
-    private func curveTable(tuned: Bool, plan: WireBenchPlan, cpus: (sender: Int, receiver: Int, io: Int)?) throws {
+    private func curveTable(tuned: Bool, plan: WireBenchPlan, cpus: WireBenchCPUs?) throws {
         print("bonfire-bench wire --curve: libzmq \(ZMQContext.libraryVersion) (CURVE available: \(Curve.isAvailable)), "
               + "tcp://127.0.0.1, HWM \(hwm), \(plan.rounds) paired rounds (+\(plan.warmupRounds) warm-up), "
               + "placement \(placement.rawValue), malloc tuned: \(tuned)")
@@ -276,8 +276,10 @@ struct WireThroughput: ParsableCommand {
     /// `cpus`: pin the sender thread, this (receiving) thread for the round's duration, and the context's I/O thread.
     private func measure(count: Int, bytes: Int, ours: WireEnvelope?, curve: Bool = false,
                          admission: ValidationContext? = nil,
-                         cpus: (sender: Int, receiver: Int, io: Int)?) throws -> Double {
+                         cpus: WireBenchCPUs?) throws -> Double {
         let ctx = try ZMQContext(ioThreadCPUs: cpus.map { [$0.io] } ?? [])
+        // `sides`: the sender gets its own context (own I/O thread), as an actor process would.
+        let senderContext = try cpus?.senderIO.map { try ZMQContext(ioThreadCPUs: [$0]) } ?? ctx
         let before = ThreadAffinity.current()
         if let cpus { try ThreadAffinity.set([cpus.receiver]) }
         defer { if cpus != nil { try? ThreadAffinity.set(before) } }
@@ -302,7 +304,7 @@ struct WireThroughput: ParsableCommand {
             defer { done.signal() }
             do {
                 if let cpus { try ThreadAffinity.set([cpus.sender]) }
-                let push = try ZMQSocket(ctx, .push)
+                let push = try ZMQSocket(senderContext, .push)
                 try push.set(.sendHighWaterMark(hwm))
                 if let serverKeys, let clientKeys {
                     try push.configureCurveClient(serverPublicKey: serverKeys.publicKey, keys: clientKeys)

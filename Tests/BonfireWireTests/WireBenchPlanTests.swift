@@ -94,12 +94,12 @@ final class WireBenchPlanTests: XCTestCase {
     func testPlacementsPinToTheAllowedCPUsAndNeedTwo() throws {
         XCTAssertNil(try WireBenchPlacement.os.cpus(allowed: []))
         XCTAssertNil(try WireBenchPlacement.os.cpus(allowed: [0]))
-        let io = try XCTUnwrap(WireBenchPlacement.ioAlone.cpus(allowed: [2, 5, 7]))
-        XCTAssertEqual([io.sender, io.receiver, io.io], [5, 5, 2])
-        let s = try XCTUnwrap(WireBenchPlacement.senderAlone.cpus(allowed: [2, 5]))
-        XCTAssertEqual([s.sender, s.receiver, s.io], [2, 5, 5])
-        let r = try XCTUnwrap(WireBenchPlacement.receiverAlone.cpus(allowed: [0, 1]))
-        XCTAssertEqual([r.sender, r.receiver, r.io], [1, 0, 1])
+        XCTAssertEqual(try WireBenchPlacement.ioAlone.cpus(allowed: [2, 5, 7]), WireBenchCPUs(sender: 5, receiver: 5, io: 2))
+        XCTAssertEqual(try WireBenchPlacement.senderAlone.cpus(allowed: [2, 5]), WireBenchCPUs(sender: 2, receiver: 5, io: 5))
+        XCTAssertEqual(try WireBenchPlacement.receiverAlone.cpus(allowed: [0, 1]), WireBenchCPUs(sender: 1, receiver: 0, io: 1))
+        // sides: two contexts, each side with its own I/O thread on its own CPU.
+        XCTAssertEqual(try WireBenchPlacement.sides.cpus(allowed: [0, 1]), WireBenchCPUs(sender: 0, receiver: 1, io: 1, senderIO: 0))
+        XCTAssertTrue(WireBenchPlacement.sides.describe(try WireBenchPlacement.sides.cpus(allowed: [0, 1])).contains("two ZeroMQ contexts"))
         for p in WireBenchPlacement.allCases where p != .os {
             for allowed in [[], [3]] {
                 XCTAssertThrowsError(try p.cpus(allowed: allowed)) { e in
