@@ -1,8 +1,8 @@
 // `bonfire-bench wire`: throughput of rollout messages (BoN group batches) over tcp://127.0.0.1, ours beside raw
 // libzmq in the same run (same encoded sizes, PUSH → PULL, same SNDHWM/RCVHWM, same counts). Sixth pass: paired
 // rounds — each round runs every path back to back, order reversing each round — and the ratio is the median
-// [min–max] of the per-round ratios; the sender, receiver and ZeroMQ I/O thread are pinned (`--placement`, default
-// io-alone). Plan, order, statistics and pinning: BonfireWire/WireBenchPlan.swift. Passes ≤ 5 took the best round of
+// [min–max] of the per-round ratios; sender and receiver each have their own ZeroMQ context and each side is
+// pinned with its I/O thread to one CPU (`--placement`, default sides). Plan, order, statistics and pinning: BonfireWire/WireBenchPlan.swift. Passes ≤ 5 took the best round of
 // each path (still printed as "best/best") with threads placed by the OS. Paths:
 // - raw: a byte buffer of the encoded size through `zmq_send` (libzmq copies it into a message) → `zmq_msg_recv`,
 //   not copied out, not parsed: the transport alone.
@@ -147,10 +147,14 @@ struct WireThroughput: ParsableCommand {
             "best/best" is the ratio passes ≤ 5 reported (best raw round / best ours round, threads placed by the \
             OS): it moved 0.53–1.02 between runs of one binary at 64 KiB on a 2-vCPU VM; compare new numbers with \
             old ones only through that column and only with --placement os.
-            Placement (--placement): where the sender thread, the receiver thread and ZeroMQ's one I/O thread run. \
-            io-alone (default) pins the I/O thread to the first CPU the process may use and the sender and receiver \
-            to the second; os leaves them to the scheduler (passes ≤ 5). Needs two CPUs; see docs/performance.md, \
-            "Wire benchmark, sixth pass".
+            Placement (--placement): where the sender thread, the receiver thread and ZeroMQ's I/O thread(s) run. \
+            sides (default) gives the sender and the receiver each its own ZeroMQ context, as an actor process and a \
+            learner process have, and pins each side with its I/O thread to one CPU (the first and second this \
+            process may use): each side's encode or decode competes with its own transport work only. os: one \
+            context (one I/O thread for both sockets), placed by the scheduler (passes ≤ 5; its rounds are bimodal \
+            on 2 vCPUs). io-alone / sender-alone / receiver-alone: one context, the named thread alone on the first \
+            CPU, the other two on the second. Pinned placements need two CPUs; see docs/performance.md, "Wire \
+            benchmark, sixth pass".
             Encode / decode / validate µs per message: `bonfire-bench wire codec` (one thread, no sockets).
             """)
 
@@ -166,8 +170,8 @@ struct WireThroughput: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Rollout sizes in KiB (1…16384).")
     var kib: [Int] = [1, 64, 1024]
 
-    @Option(help: "Thread placement: os | io-alone | sender-alone | receiver-alone (see the discussion above).")
-    var placement: WireBenchPlacement = .ioAlone
+    @Option(help: "Thread placement: sides | os | io-alone | sender-alone | receiver-alone (see the discussion above).")
+    var placement: WireBenchPlacement = .sides
 
     @Option(help: "Send/receive high-water mark (messages) for both paths.")
     var hwm: Int32 = 64
