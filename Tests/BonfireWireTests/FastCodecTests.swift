@@ -18,6 +18,10 @@ final class FastCodecTests: XCTestCase {
             .bonGroups(Samples.bonBatch(groups: 1, n: 4, tokens: 126, seed: 3)),
             .bonGroups(Samples.bonBatch(groups: 2, n: 3, tokens: 255, seed: 4)),
             .bonGroups(Samples.bonBatch(groups: 1, n: 33, tokens: 1, seed: 5)),
+            // Just past them (filled in place through append(contentsOf:)), and the 64 KiB bench rollout's length.
+            .bonGroups(Samples.bonBatch(groups: 1, n: 2, tokens: 129, seed: 6)),
+            .bonGroups(Samples.bonBatch(groups: 1, n: 2, tokens: 257, seed: 7)),
+            .bonGroups(Samples.bonBatch(groups: 1, n: 8, tokens: 1020, seed: 8)),
             .bonGroups(WireBoNGroupBatch(task: "", groups: [])),
             .bonGroups(WireBoNGroupBatch(task: "math", groups: [
                 WireBoNGroup(itemID: 0, promptTokens: [], behaviourVersion: 0, temperature: 0, responses: []),
