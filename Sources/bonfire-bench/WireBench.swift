@@ -16,8 +16,9 @@
 // `bonfire-bench wire codec`: ours' CPU cost per rollout message alone (encode, decode, validate; one thread, no
 // sockets, fastest of many short batches: robust on a loaded machine, where the throughput ratio is not).
 // `bonfire-bench wire interop`: the Python interoperability check (Scripts/wire_interop.py).
-// Each measurement runs a sender thread and a receiver thread in one process (one ZeroMQ I/O thread, which does
-// both the PUSH's TCP writes and the PULL's reads).
+// Each measurement runs a sender thread and a receiver thread in one process: with `--placement sides` (default)
+// each has its own ZeroMQ context (own I/O thread) and is pinned with it to one CPU; otherwise one context's I/O
+// thread does both the PUSH's TCP writes and the PULL's reads.
 import ArgumentParser
 import BonfireCluster
 import BonfireWire
