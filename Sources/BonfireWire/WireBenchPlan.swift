@@ -170,7 +170,8 @@ package enum WireBenchPlacement: String, CaseIterable, Sendable {
     package func describe(_ cpus: WireBenchCPUs?) -> String {
         guard let c = cpus else { return "one ZeroMQ context, threads placed by the OS" }
         if let sio = c.senderIO {
-            return "two ZeroMQ contexts: sender + its I/O thread on CPU \(c.sender)/\(sio), receiver + its I/O thread on CPU \(c.receiver)/\(c.io)"
+            let on = { (a: Int, b: Int) in a == b ? "CPU \(a)" : "CPUs \(a) / \(b)" }
+            return "two ZeroMQ contexts: sender + its I/O thread on \(on(c.sender, sio)), receiver + its I/O thread on \(on(c.receiver, c.io))"
         }
         return "one ZeroMQ context: sender CPU \(c.sender), receiver CPU \(c.receiver), I/O thread CPU \(c.io)"
     }
