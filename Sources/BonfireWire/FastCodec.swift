@@ -286,15 +286,14 @@ package enum FastCodec {
     // prompt and responses arrays, per response its token and log-prob arrays — each once, at its final size:
     // - `groups` and `responses` are sized by a first pass over their tags (`count(of:in:)`: a few bytes per
     //   response), instead of growing by doubling (1, 2, 4, 8: four allocations and three copies for N = 8);
-    // - short token and log-prob arrays (≤ `smallArray` elements, the common case for 1 KiB rollouts) are built in a
-    //   stack buffer and appended to an empty array (`tokens`, `logProbValues`): that allocation is specialized
-    //   code, whereas `Array(unsafeUninitializedCapacity:)` calls into the generic runtime, which looks the array's
-    //   storage type up in a locked hash map on every call (`swift_getGenericMetadata`: ~30% of decoding a 1 KiB
-    //   rollout in `perf`). Longer arrays are filled in place (one pass; the lookup is small against the copy).
+    // - token and log-prob arrays are filled in place through `append(contentsOf:)` of a sequence whose
+    //   `_copyContents` runs the copy kernel into the new storage (`WidenedIDs`, `CheckedLogProbs`): that allocation
+    //   is specialized code, whereas `Array(unsafeUninitializedCapacity:)` calls into the generic runtime, which looks
+    //   the array's storage type up in a locked hash map on every call (`swift_getGenericMetadata`: ~30% of decoding
+    //   a 1 KiB rollout and ~10% at 64 KiB in `perf`). Until the sixth pass short arrays (≤ 128 ids / 256 log-probs)
+    //   were built on the stack and appended (a second copy) and long ones paid the lookup; `wire codec` decode:
+    //   1 KiB 1.60 → 1.52 µs, 64 KiB 4.4–4.6 → 3.8 µs (docs/performance.md, "Wire benchmark, sixth pass").
     // The accepted frames and decoded values are exactly those of the plain loop this replaced (FastCodecTests).
-
-    /// Arrays up to this many elements are built on the stack first (see above); 1 KiB of `Int`s.
-    @inline(__always) static var smallArray: Int { 128 }
 
     private static func bonGroups(_ m: UnsafeRawBufferPointer) -> WireBoNGroupBatch? {
         guard let groupCount = count(of: 2, in: m) else { return nil }
@@ -401,20 +400,42 @@ package enum FastCodec {
         let n = b.count / 4
         guard n > 0 else { return ([], true) }
         let src = b.baseAddress!
-        if n <= 2 * smallArray {
-            return withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * smallArray) { tmp in
-                let ok = copyLogProbsFast(src, UnsafeMutableRawPointer(tmp.baseAddress!), n)
-                var out: [Float] = []
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: tmp[0..<n]))
-                return (out, ok)
-            }
-        }
         var ok = true
-        let values = [Float](unsafeUninitializedCapacity: n) { buf, c in
-            ok = copyLogProbsFast(src, UnsafeMutableRawPointer(buf.baseAddress!), n)
-            c = n
-        }
+        var values: [Float] = []
+        withUnsafeMutablePointer(to: &ok) { values.append(contentsOf: CheckedLogProbs(src: src, count: n, ok: $0)) }
         return (values, ok)
+    }
+
+    /// `count` float32 LE log-probs at `src`, copied by `copyLogProbsFast` into the array being appended to; writes
+    /// the range check's result to `ok`.
+    private struct CheckedLogProbs: Sequence {
+        let src: UnsafeRawPointer
+        let count: Int
+        let ok: UnsafeMutablePointer<Bool>
+        struct Iterator: IteratorProtocol { mutating func next() -> Float? { nil } }
+        func makeIterator() -> Iterator { Iterator() }
+        var underestimatedCount: Int { count }
+        func _copyContents(initializing buffer: UnsafeMutableBufferPointer<Float>) -> (Iterator, Int) {
+            precondition(buffer.count >= count, "append(contentsOf:) gave \(buffer.count) slots for \(count) log-probs")
+            ok.pointee = copyLogProbsFast(src, UnsafeMutableRawPointer(buffer.baseAddress!), count)
+            return (Iterator(), count)
+        }
+    }
+
+    /// `count` uint32 LE ids at `src`, widened by `widenTokensFast` into the array being appended to; writes their OR
+    /// to `bits`.
+    private struct WidenedIDs: Sequence {
+        let src: UnsafeRawPointer
+        let count: Int
+        let bits: UnsafeMutablePointer<UInt32>
+        struct Iterator: IteratorProtocol { mutating func next() -> Int? { nil } }
+        func makeIterator() -> Iterator { Iterator() }
+        var underestimatedCount: Int { count }
+        func _copyContents(initializing buffer: UnsafeMutableBufferPointer<Int>) -> (Iterator, Int) {
+            precondition(buffer.count >= count, "append(contentsOf:) gave \(buffer.count) slots for \(count) ids")
+            bits.pointee = widenTokensFast(src, buffer.baseAddress!, count)
+            return (Iterator(), count)
+        }
     }
 
     /// Copies `n` float32 LE values from `src` (any alignment) to `dst`; true iff every one is in the default
@@ -456,19 +477,9 @@ package enum FastCodec {
         let n = b.count / 4
         guard n > 0 else { return ([], 0) }
         let src = b.baseAddress!
-        if n <= smallArray {
-            return withUnsafeTemporaryAllocation(of: Int.self, capacity: smallArray) { tmp in
-                let bits = widenTokensFast(src, tmp.baseAddress!, n)
-                var out: [Int] = []
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: tmp[0..<n]))
-                return (out, bits)
-            }
-        }
         var bits: UInt32 = 0
-        let ids = [Int](unsafeUninitializedCapacity: n) { buf, c in
-            bits = widenTokensFast(src, buf.baseAddress!, n)
-            c = n
-        }
+        var ids: [Int] = []
+        withUnsafeMutablePointer(to: &bits) { ids.append(contentsOf: WidenedIDs(src: src, count: n, bits: $0)) }
         return (ids, bits)
     }
 

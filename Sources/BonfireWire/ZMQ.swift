@@ -66,10 +66,27 @@ func milliseconds(_ d: Duration) -> Int {
 package final class ZMQContext: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
 
-    package init(ioThreads: Int32 = 1) throws(ZMQError) {
+    /// `ioThreadCPUs`: run the context's I/O threads only on these CPUs (ZMQ_THREAD_AFFINITY_CPU_ADD; empty = the
+    /// OS decides). libzmq starts its threads with the first socket, so this is an init parameter. Each CPU must be
+    /// one the calling thread may run on (libzmq aborts the process when the kernel refuses the affinity later), so
+    /// any other throws here (EINVAL), before the context exists.
+    package init(ioThreads: Int32 = 1, ioThreadCPUs: [Int] = []) throws(ZMQError) {
+        if !ioThreadCPUs.isEmpty {
+            let allowed = ThreadAffinity.current()
+            for cpu in ioThreadCPUs where !allowed.contains(cpu) {
+                throw ZMQError(call: "zmq_ctx_set(ZMQ_THREAD_AFFINITY_CPU_ADD, \(cpu))", code: EINVAL,
+                               message: "CPU \(cpu) is not one this process may run on (allowed: \(allowed)); "
+                                   + "pass CPUs from that list or none")
+            }
+        }
         handle = try zmqCall("zmq_ctx_new", { zmq_ctx_new() })
         if ioThreads != 1 {
             _ = try zmqCall("zmq_ctx_set(ZMQ_IO_THREADS)", { zmq_ctx_set(handle, ZMQ_IO_THREADS, ioThreads) })
+        }
+        for cpu in ioThreadCPUs {
+            _ = try zmqCall("zmq_ctx_set(ZMQ_THREAD_AFFINITY_CPU_ADD, \(cpu))", {
+                zmq_ctx_set(handle, ZMQ_THREAD_AFFINITY_CPU_ADD, Int32(clamping: cpu))
+            })
         }
     }
 

@@ -1,6 +1,9 @@
 // `bonfire-bench wire`: throughput of rollout messages (BoN group batches) over tcp://127.0.0.1, ours beside raw
-// libzmq in the same run (same encoded sizes, PUSH → PULL, same SNDHWM/RCVHWM, same counts; rounds alternate raw/ours
-// and the best round of each counts):
+// libzmq in the same run (same encoded sizes, PUSH → PULL, same SNDHWM/RCVHWM, same counts). Sixth pass: paired
+// rounds — each round runs every path back to back, order reversing each round — and the ratio is the median
+// [min–max] of the per-round ratios; sender and receiver each have their own ZeroMQ context and each side is
+// pinned with its I/O thread to one CPU (`--placement`, default sides). Plan, order, statistics and pinning: BonfireWire/WireBenchPlan.swift. Passes ≤ 5 took the best round of
+// each path (still printed as "best/best") with threads placed by the OS. Paths:
 // - raw: a byte buffer of the encoded size through `zmq_send` (libzmq copies it into a message) → `zmq_msg_recv`,
 //   not copied out, not parsed: the transport alone.
 // - ours: `ZMQSocket.send(WireEnvelope)` (FastCodec writes the protobuf bytes straight into the ZeroMQ message) →
@@ -13,7 +16,9 @@
 // `bonfire-bench wire codec`: ours' CPU cost per rollout message alone (encode, decode, validate; one thread, no
 // sockets, fastest of many short batches: robust on a loaded machine, where the throughput ratio is not).
 // `bonfire-bench wire interop`: the Python interoperability check (Scripts/wire_interop.py).
-// Each measurement runs a sender thread and a receiver thread in one process (one ZeroMQ I/O thread).
+// Each measurement runs a sender thread and a receiver thread in one process: with `--placement sides` (default)
+// each has its own ZeroMQ context (own I/O thread) and is pinned with it to one CPU; otherwise one context's I/O
+// thread does both the PUSH's TCP writes and the PULL's reads.
 import ArgumentParser
 import BonfireCluster
 import BonfireWire
@@ -130,15 +135,44 @@ struct WireCodec: ParsableCommand {
     }
 }
 
-struct WireThroughput: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "throughput",
-                                                    abstract: "Rollout messages/s and MB/s, ours vs raw libzmq.")
+extension WireBenchPlacement: ExpressibleByArgument {}
 
-    @Option(help: "Scale the message counts (1 = about 0.3 s per round).")
+struct WireThroughput: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "throughput",
+        abstract: "Rollout messages/s and MB/s, ours vs raw libzmq, in paired rounds.",
+        discussion: """
+            Each round runs raw, ours and ours + admission back to back (order ABC, then CBA, alternating) with the \
+            same message count and size; the ratio columns are the median [min–max] over rounds of raw time / path \
+            time in the same round (> 1: ours faster). Progress lines per round go to stderr.
+            "best/best" is the ratio passes ≤ 5 reported (best raw round / best ours round, threads placed by the \
+            OS): it moved 0.53–1.02 between runs of one binary at 64 KiB on a 2-vCPU VM; compare new numbers with \
+            old ones only through that column and only with --placement os.
+            Placement (--placement): where the sender thread, the receiver thread and ZeroMQ's I/O thread(s) run. \
+            sides (default) gives the sender and the receiver each its own ZeroMQ context, as an actor process and a \
+            learner process have, and pins each side with its I/O thread to one CPU (the first and second this \
+            process may use): each side's encode or decode competes with its own transport work only. os: one \
+            context (one I/O thread for both sockets), placed by the scheduler (passes ≤ 5; its rounds are bimodal \
+            on 2 vCPUs). io-alone / sender-alone / receiver-alone: one context, the named thread alone on the first \
+            CPU, the other two on the second. Pinned placements need two CPUs; see docs/performance.md, "Wire \
+            benchmark, sixth pass".
+            Encode / decode / validate µs per message: `bonfire-bench wire codec` (one thread, no sockets).
+            """)
+
+    @Option(help: "Scale the message counts (1 = about 0.3 s per path and round: 100 000 × 1 KiB, 8 192 × 64 KiB, 512 × 1 MiB).")
     var scale: Double = 1
 
-    @Option(help: "Rounds per path (best counts).")
-    var rounds: Int = 3
+    @Option(help: "Measured rounds; each runs every path once (ratios: median [min–max] of the per-round ratios).")
+    var rounds: Int = 9
+
+    @Option(help: "Warm-up rounds per size, run like the others and not counted.")
+    var warmup: Int = 1
+
+    @Option(parsing: .upToNextOption, help: "Rollout sizes in KiB (1…16384).")
+    var kib: [Int] = [1, 64, 1024]
+
+    @Option(help: "Thread placement: sides | os | io-alone | sender-alone | receiver-alone (see the discussion above).")
+    var placement: WireBenchPlacement = .sides
 
     @Option(help: "Send/receive high-water mark (messages) for both paths.")
     var hwm: Int32 = 64
@@ -149,80 +183,94 @@ struct WireThroughput: ParsableCommand {
     @Flag(help: "Measure what ZeroMQ CURVE costs: raw and ours, each with and without CURVE (ZAP-authenticated).")
     var curve = false
 
-    mutating func run() throws {
-        let tuned = defaultMalloc ? false : WireMemory.configureForLargeMessages()
-        if curve { return try curveTable(tuned: tuned) }
-        print("bonfire-bench wire: libzmq \(ZMQContext.libraryVersion), tcp://127.0.0.1, HWM \(hwm), best of \(rounds) rounds, "
-              + "malloc tuned for large messages: \(tuned)")
-        print("| payload | encoded bytes | encode µs (protobuf-c) | decode µs (protobuf-c) | ours msg/s | ours MB/s | raw msg/s | raw MB/s | ours/raw | ours+admission/raw |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for (label, size, count) in [("1 KiB", 1 << 10, 100_000), ("64 KiB", 64 << 10, 8_000),
-                                     ("1 MiB", 1 << 20, 600)] {
-            let env = rollout(bytes: size)
-            let encodedBytes = env.encodedSize
-            let n = max(10, Int(Double(count) * scale))
-            // Encode and decode alone (one thread, no sockets), best of `rounds` batches.
-            // (FastCodec, the path ours uses; in brackets protobuf-c, the path before it and for other payloads)
-            var encodeUs = Double.infinity, decodeUs = Double.infinity
-            var slowEncodeUs = Double.infinity, slowDecodeUs = Double.infinity
-            let reps = max(1, n / 20)
-            let bytes = env.encoded()
-            precondition(bytes == env.encodedWithProtobufC(), "FastCodec and protobuf-c encodings differ")
-            let decoder = WireDecoder(runID: benchRunID)
-            for _ in 0..<rounds {
-                var sink = 0
-                func time(_ body: () throws -> Void) rethrows -> Double {
-                    let t = ContinuousClock.now
-                    for _ in 0..<reps { try body() }
-                    return ms(ContinuousClock.now - t) * 1000 / Double(reps)
-                }
-                encodeUs = min(encodeUs, time { sink &+= env.encoded().count })
-                slowEncodeUs = min(slowEncodeUs, time { sink &+= env.encodedWithProtobufC().count })
-                decodeUs = min(decodeUs, try time {
-                    if case .bonGroups(let b) = try decoder.decode(bytes).payload { sink &+= b.groups.count }
-                })
-                slowDecodeUs = min(slowDecodeUs, try time {
-                    if case .bonGroups(let b) = try WireEnvelope(protobufCWire: bytes).payload { sink &+= b.groups.count }
-                })
-                precondition(sink > 0)
-            }
-            var bestOurs = Double.infinity, bestRaw = Double.infinity, bestAdmitted = Double.infinity
-            let context = learnerContext(for: env)
-            for _ in 0..<rounds {
-                bestRaw = min(bestRaw, try measure(count: n, bytes: encodedBytes, ours: nil))
-                bestOurs = min(bestOurs, try measure(count: n, bytes: encodedBytes, ours: env))
-                bestAdmitted = min(bestAdmitted, try measure(count: n, bytes: encodedBytes, ours: env, admission: context))
-            }
-            let oursRate = Double(n) / bestOurs, rawRate = Double(n) / bestRaw
-            let mb = Double(encodedBytes) / 1e6
-            print(String(format: "| %@ | %d | %.1f (%.1f) | %.1f (%.1f) | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f |", label, encodedBytes,
-                         encodeUs, slowEncodeUs, decodeUs, slowDecodeUs, oursRate,
-                         oursRate * mb, rawRate, rawRate * mb, oursRate / rawRate, bestRaw / bestAdmitted))
-        }
-        try parameterLatency()
+    @Flag(help: "Skip the parameter-broadcast table.")
+    var noBroadcast = false
+
+    func validate() throws {
+        do {
+            _ = try plan()
+            _ = try placement.cpus(allowed: ThreadAffinity.current())
+        } catch { throw ValidationError(error.description) }
     }
 
-    /// raw / ours, each plain and with CURVE, same sizes and counts, rounds interleaved; best round counts.
-    private func curveTable(tuned: Bool) throws {
+    private func plan() throws(WireBenchPlanError) -> WireBenchPlan {
+        try WireBenchPlan(rounds: rounds, warmupRounds: warmup, kib: kib, scale: scale, highWaterMark: hwm)
+    }
+
+    mutating func run() throws {
+        let tuned = defaultMalloc ? false : WireMemory.configureForLargeMessages()
+        let plan = try plan()
+        let cpus = try placement.cpus(allowed: ThreadAffinity.current())
+        if curve { return try curveTable(tuned: tuned, plan: plan, cpus: cpus) }
+        let where_ = placement.describe(cpus)
+        print("bonfire-bench wire: libzmq \(ZMQContext.libraryVersion), tcp://127.0.0.1, HWM \(hwm), \(plan.rounds) paired rounds "
+              + "(+\(plan.warmupRounds) warm-up), placement \(placement.rawValue) (\(where_)), malloc tuned for large messages: \(tuned)")
+        print("| payload | encoded bytes | msgs/round | raw MB/s median [min–max] | ours MB/s median | **ours/raw** median [min–max] | ours+admission/raw median [min–max] | best/best (passes ≤ 5) |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for k in plan.kib {
+            let label = k % 1024 == 0 ? "\(k / 1024) MiB" : "\(k) KiB"
+            let env = rollout(bytes: k << 10)
+            let encodedBytes = env.encodedSize
+            let n = plan.messagesPerRound(kib: k)
+            let context = learnerContext(for: env)
+            var seconds = [[Double]](repeating: [], count: WireBenchPath.allCases.count)
+            for round in 0..<(plan.warmupRounds + plan.rounds) {
+                var line = "wire \(label) round \(round < plan.warmupRounds ? "warm-up \(round + 1)" : "\(round - plan.warmupRounds + 1)/\(plan.rounds)"):"
+                var this = [Double](repeating: 0, count: WireBenchPath.allCases.count)
+                for path in WireBenchPlan.order(round: round) {
+                    let s = try measure(count: n, bytes: encodedBytes, ours: path == .raw ? nil : env,
+                                        admission: path == .oursAdmission ? context : nil, cpus: cpus)
+                    this[path.rawValue] = s
+                    line += String(format: " %@ %.0f MB/s", "\(path)", Double(n) * Double(encodedBytes) / 1e6 / s)
+                }
+                line += String(format: "; ours/raw %.2f", this[0] / this[1])
+                FileHandle.standardError.write((line + "\n").data(using: .utf8)!)
+                if round >= plan.warmupRounds { for p in this.indices { seconds[p].append(this[p]) } }
+            }
+            let mbs = { (s: Double) in Double(n) * Double(encodedBytes) / 1e6 / s }
+            let raw = seconds[WireBenchPath.raw.rawValue], ours = seconds[WireBenchPath.ours.rawValue]
+            let admitted = seconds[WireBenchPath.oursAdmission.rawValue]
+            let rawMB = raw.map(mbs).sorted()
+            let paired = PairedRatios(baseline: raw, candidate: ours)
+            let pairedAdmitted = PairedRatios(baseline: raw, candidate: admitted)
+            print(String(format: "| %@ | %d | %d | %.0f [%.0f–%.0f] | %.0f | **%.2f** [%.2f–%.2f] | %.2f [%.2f–%.2f] | %.2f |",
+                         label, encodedBytes, n, PairedRatios.median(ofSorted: rawMB), rawMB.first!, rawMB.last!,
+                         PairedRatios.median(ours.map(mbs)), paired.median, paired.min, paired.max,
+                         pairedAdmitted.median, pairedAdmitted.min, pairedAdmitted.max,
+                         raw.min()! / ours.min()!))
+        }
+        if !noBroadcast { try parameterLatency() }
+    }
+
+    /// raw / ours, each plain and with CURVE, same sizes and counts, in paired rounds (order reversing each round);
+    /// MB/s are medians over rounds, ratios medians of the per-round ratios.
+    private func curveTable(tuned: Bool, plan: WireBenchPlan, cpus: WireBenchCPUs?) throws {
         print("bonfire-bench wire --curve: libzmq \(ZMQContext.libraryVersion) (CURVE available: \(Curve.isAvailable)), "
-              + "tcp://127.0.0.1, HWM \(hwm), best of \(rounds) rounds, malloc tuned: \(tuned)")
+              + "tcp://127.0.0.1, HWM \(hwm), \(plan.rounds) paired rounds (+\(plan.warmupRounds) warm-up), "
+              + "placement \(placement.rawValue), malloc tuned: \(tuned)")
         print("| payload | encoded bytes | raw MB/s | raw+CURVE MB/s | ours MB/s | ours+CURVE MB/s | ours+CURVE msg/s | CURVE cost (ours) | ours+CURVE / raw |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for (label, size, count) in [("1 KiB", 1 << 10, 100_000), ("64 KiB", 64 << 10, 8_000),
-                                     ("1 MiB", 1 << 20, 600)] {
-            let env = rollout(bytes: size)
+        for k in plan.kib {
+            let label = k % 1024 == 0 ? "\(k / 1024) MiB" : "\(k) KiB"
+            let env = rollout(bytes: k << 10)
             let encodedBytes = env.encodedSize
-            let n = max(10, Int(Double(count) * scale))
-            var best = [Double](repeating: .infinity, count: 4)  // raw, raw+curve, ours, ours+curve
-            for _ in 0..<rounds {
-                best[0] = min(best[0], try measure(count: n, bytes: encodedBytes, ours: nil))
-                best[1] = min(best[1], try measure(count: n, bytes: encodedBytes, ours: nil, curve: true))
-                best[2] = min(best[2], try measure(count: n, bytes: encodedBytes, ours: env))
-                best[3] = min(best[3], try measure(count: n, bytes: encodedBytes, ours: env, curve: true))
+            let n = plan.messagesPerRound(kib: k)
+            var seconds = [[Double]](repeating: [], count: 4)  // raw, raw+curve, ours, ours+curve
+            for round in 0..<(plan.warmupRounds + plan.rounds) {
+                let order = round.isMultiple(of: 2) ? [0, 1, 2, 3] : [3, 2, 1, 0]
+                var this = [Double](repeating: 0, count: 4)
+                for p in order {
+                    this[p] = try measure(count: n, bytes: encodedBytes, ours: p >= 2 ? env : nil, curve: p % 2 == 1, cpus: cpus)
+                }
+                FileHandle.standardError.write(String(format: "wire --curve %@ round %d: raw %.3f s, raw+CURVE %.3f s, ours %.3f s, ours+CURVE %.3f s\n",
+                                                      label, round + 1, this[0], this[1], this[2], this[3]).data(using: .utf8)!)
+                if round >= plan.warmupRounds { for p in 0..<4 { seconds[p].append(this[p]) } }
             }
-            let mbs = best.map { Double(n) / $0 * Double(encodedBytes) / 1e6 }
+            let mbs = seconds.map { PairedRatios.median($0.map { Double(n) / $0 * Double(encodedBytes) / 1e6 }) }
             print(String(format: "| %@ | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f× | %.2f |", label, encodedBytes,
-                         mbs[0], mbs[1], mbs[2], mbs[3], Double(n) / best[3], mbs[2] / mbs[3], mbs[3] / mbs[0]))
+                         mbs[0], mbs[1], mbs[2], mbs[3], PairedRatios.median(seconds[3].map { Double(n) / $0 }),
+                         PairedRatios(baseline: seconds[3], candidate: seconds[2]).median,
+                         PairedRatios(baseline: seconds[0], candidate: seconds[3]).median))
         }
     }
 
@@ -230,9 +278,16 @@ struct WireThroughput: ParsableCommand {
     /// server behind a ZAP handler, the PUSH a CURVE client with an allow-listed key (as between actor and learner).
     /// `admission`: the receiver also validates every envelope against it, as the learner admits a rollout
     /// (`LearnerLink.receiveRollout`: decode, then `ValidationContext.validate`).
+    /// `cpus`: pin the sender thread, this (receiving) thread for the round's duration, and the context's I/O thread.
     private func measure(count: Int, bytes: Int, ours: WireEnvelope?, curve: Bool = false,
-                         admission: ValidationContext? = nil) throws -> Double {
-        let ctx = try ZMQContext()
+                         admission: ValidationContext? = nil,
+                         cpus: WireBenchCPUs?) throws -> Double {
+        let ctx = try ZMQContext(ioThreadCPUs: cpus.map { [$0.io] } ?? [])
+        // `sides`: the sender gets its own context (own I/O thread), as an actor process would.
+        let senderContext = try cpus?.senderIO.map { try ZMQContext(ioThreadCPUs: [$0]) } ?? ctx
+        let before = ThreadAffinity.current()
+        if let cpus { try ThreadAffinity.set([cpus.receiver]) }
+        defer { if cpus != nil { try? ThreadAffinity.set(before) } }
         let pull = try ZMQSocket(ctx, .pull)
         try pull.set(.receiveHighWaterMark(hwm))
         var auth: ZAPAuthenticator?
@@ -253,7 +308,8 @@ struct WireThroughput: ParsableCommand {
         let sender = Thread {
             defer { done.signal() }
             do {
-                let push = try ZMQSocket(ctx, .push)
+                if let cpus { try ThreadAffinity.set([cpus.sender]) }
+                let push = try ZMQSocket(senderContext, .push)
                 try push.set(.sendHighWaterMark(hwm))
                 if let serverKeys, let clientKeys {
                     try push.configureCurveClient(serverPublicKey: serverKeys.publicKey, keys: clientKeys)

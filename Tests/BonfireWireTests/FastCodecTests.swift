@@ -14,10 +14,15 @@ final class FastCodecTests: XCTestCase {
         let payloads: [WirePayload] = [
             .bonGroups(Samples.bonBatch()),
             .bonGroups(Samples.bonBatch(groups: 3, n: 8, tokens: 300, seed: 2)),
-            // Around the decoder's stack-buffer sizes (128 ids, 256 log-probs) and pre-counted response arrays.
+            // Around the stack-buffer sizes the decoder used until the sixth pass (128 ids, 256 log-probs) and
+            // pre-counted response arrays.
             .bonGroups(Samples.bonBatch(groups: 1, n: 4, tokens: 126, seed: 3)),
             .bonGroups(Samples.bonBatch(groups: 2, n: 3, tokens: 255, seed: 4)),
             .bonGroups(Samples.bonBatch(groups: 1, n: 33, tokens: 1, seed: 5)),
+            // Just past them, and the 64 KiB bench rollout's length.
+            .bonGroups(Samples.bonBatch(groups: 1, n: 2, tokens: 129, seed: 6)),
+            .bonGroups(Samples.bonBatch(groups: 1, n: 2, tokens: 257, seed: 7)),
+            .bonGroups(Samples.bonBatch(groups: 1, n: 8, tokens: 1020, seed: 8)),
             .bonGroups(WireBoNGroupBatch(task: "", groups: [])),
             .bonGroups(WireBoNGroupBatch(task: "math", groups: [
                 WireBoNGroup(itemID: 0, promptTokens: [], behaviourVersion: 0, temperature: 0, responses: []),
