@@ -134,14 +134,33 @@ package enum Ops {
     // MARK: linear
 
     /// out (N, OC) = inp (N, IC) · weightᵀ (weight (OC, IC)) + bias (OC); `accumulate` adds to out (residual add).
-    /// Without `accumulate`, out is first filled with bias rows and the product added to it (beta = 1): one pass over
-    /// out instead of OpenBLAS's zeroing plus a bias pass. Row loops are split over `Parallel.threads`.
-    /// `residual` (N, OC) (fast path for the model's residual adds): out = residual + bias + inp · weightᵀ, with
-    /// residual + bias written in one pass over rows before the product adds to it (instead of copying the residual,
-    /// multiplying with beta = 1 and adding the bias in a third pass). `residual` may not overlap out.
+    /// `residual` (N, OC) (the model's residual adds): out = (residual + bias) + inp · weightᵀ. `residual` may not
+    /// overlap out.
+    /// Fast path (`BLAS.fuses`: the own AVX-512 kernel): residual + bias is written into each tile of out by the
+    /// product's first k-block (`BLAS.Epilogue`), right before the block sum is added to it, instead of in a pass
+    /// over all of out beforehand; the same bits as `linearForwardSeparate`, which runs everywhere else.
     package static func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                       bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int, accumulate: Bool = false,
                                       residual: UnsafePointer<Float>? = nil) {
+        precondition(residual == nil || !accumulate, "linearForward: residual and accumulate exclude each other")
+        if !accumulate, bias != nil || residual != nil, BLAS.fuses(m: n, n: oc, k: ic) {
+            BLAS.sgemm(transA: false, transB: true, m: n, n: oc, k: ic, a: inp, b: weight, c: out,
+                       epilogue: BLAS.Epilogue(bias: bias, addend: residual, ldAddend: oc))
+            return
+        }
+        linearForwardSeparate(out: out, inp: inp, weight: weight, bias: bias, n: n, ic: ic, oc: oc,
+                              accumulate: accumulate, residual: residual)
+    }
+
+    /// Plain twin of `linearForward` (and its path on OpenBLAS): separate passes over out.
+    /// Without `accumulate`, out is first filled with bias rows and the product added to it (beta = 1): one pass over
+    /// out instead of OpenBLAS's zeroing plus a bias pass. Row loops are split over `Parallel.threads`.
+    /// With `residual`, residual + bias is written in one pass over rows before the product adds to it (instead of
+    /// copying the residual, multiplying with beta = 1 and adding the bias in a third pass).
+    package static func linearForwardSeparate(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                                              weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, n: Int,
+                                              ic: Int, oc: Int, accumulate: Bool = false,
+                                              residual: UnsafePointer<Float>? = nil) {
         if let residual {
             precondition(!accumulate, "linearForward: residual and accumulate exclude each other")
             Parallel.forRanges(n, minItems: Parallel.minRows(width: oc)) { r, _ in

@@ -17,6 +17,11 @@ enum SGEMMChoice: String, ExpressibleByArgument, CaseIterable {
     case auto, openblas
 }
 
+/// `--fuse`: whether linear layers fuse their elementwise passes into the own SGEMM (BLAS.fusesEpilogues).
+enum FuseChoice: String, ExpressibleByArgument, CaseIterable {
+    case on, off
+}
+
 struct ModelBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
@@ -34,6 +39,8 @@ struct ModelBench: ParsableCommand {
     var kernels: String?
     @Option(help: "SGEMM kernel for the model's products: auto (BLAS.sgemm's choice: Bonfire's own AVX-512 kernel where it measured faster, else OpenBLAS) or openblas (OpenBLAS everywhere: the A/B baseline).")
     var sgemm: SGEMMChoice = .auto
+    @Option(help: "GEMM epilogues: on (bias, residual, GELU and GELU' applied to each tile of the own AVX-512 kernel's products while in cache) or off (the separate passes over memory, same bits: the A/B baseline). Without the own kernel both run the separate passes.")
+    var fuse: FuseChoice = .on
     @Flag(help: "Instead of the model: time each layer op of one train step alone, fast path against its plain twin (min of 20 runs: robust on a loaded machine).")
     var ops = false
     @Flag(help: "Instead of the model: time each linear-layer SGEMM of one train step alone (forward x·Wᵀ, dX = dY·W, dW += dYᵀ·x; CPU time, min of 7) on OpenBLAS and on Bonfire's own AVX-512 kernel, with GFLOP/s and the kernel BLAS.sgemm uses; Scripts/bench_gemm_torch.py times the same shapes in PyTorch.")
@@ -50,8 +57,9 @@ struct ModelBench: ParsableCommand {
             Kernels.setISA(level)
         }
         BLAS.ownKernelEnabled = sgemm == .auto
+        BLAS.fusesEpilogues = fuse == .on
         let replaced = BLAS.replacedCore.map { " (replacing OpenBLAS's own choice \($0))" } ?? ""
-        print("bonfire-bench model: OpenBLAS core \(BLAS.coreName)\(replaced), threads \(BLAS.numThreads), kernels \(Kernels.isa), sgemm \(sgemm.rawValue)")
+        print("bonfire-bench model: OpenBLAS core \(BLAS.coreName)\(replaced), threads \(BLAS.numThreads), kernels \(Kernels.isa), sgemm \(sgemm.rawValue), fuse \(fuse.rawValue)")
         for name in configs.split(separator: ",").map(String.init) {
             let cfg: GPTConfig
             switch name {

@@ -1,0 +1,67 @@
+// Ops' linear layers with fused GEMM epilogues (`linearForward`'s bias and residual, `linearForwardGELU`,
+// `linearBackwardGELU`) against their separate-pass twins (`…Separate`): the same bits at every instruction-set level
+// this CPU has, at one and two threads, on shapes that are not multiples of the tiles, with NaN and ±∞ in the inputs.
+import XCTest
+import BonfireMath
+import BonfireTestSupport
+
+final class OpsFusedLinearTests: XCTestCase {
+    override func tearDown() {
+        Kernels.setISA(Kernels.detectedISA)
+        BLAS.fusesEpilogues = true
+        super.tearDown()
+    }
+
+    // N rows not a multiple of 6, OC not a multiple of 16; every dimension ≥ 128 (the own kernel's shapes), enough
+    // work to split over two threads.
+    let n = 390, ic = 130, oc = 200
+
+    func sameBits(_ x: [Float], _ y: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(x.count, y.count, what, file: file, line: line)
+        for i in 0..<min(x.count, y.count) where x[i].bitPattern != y[i].bitPattern && !(x[i].isNaN && y[i].isNaN) {
+            XCTFail("\(what): element \(i): \(x[i]) vs \(y[i])", file: file, line: line)
+            return
+        }
+    }
+
+    func randoms(_ count: Int, _ rng: inout RNG, scale: Double = 1, hostile: Bool = false) -> [Float] {
+        var x = (0..<count).map { _ in Float(rng.normal() * scale) }
+        if hostile { for v: Float in [.nan, .infinity, -.infinity] { x[rng.int(count)] = v } }
+        return x
+    }
+
+    /// Runs `body` at every level the CPU has and at 1 and 2 threads; `body` gets a label.
+    func everywhere(_ body: (String) -> Void) {
+        let saved = Parallel.threads
+        defer { Parallel.setThreads(saved) }
+        for level in Kernels.ISA.allCases where level.rawValue <= Kernels.detectedISA.rawValue {
+            Kernels.setISA(level)
+            XCTAssertEqual(BLAS.fuses(m: n, n: oc, k: ic), level == .avx512, "fused exactly on the own kernel")
+            for threads in [1, 2] {
+                Parallel.setThreads(threads)
+                body("\(level), \(threads) threads")
+            }
+        }
+    }
+
+    /// Bias only, residual + bias and residual only: the first k-block's epilogue gives the bits of the pass that
+    /// wrote residual + bias over all of out before a beta = 1 product (out starts as NaN: never read).
+    func testLinearForwardWithBiasOrResidualEqualsTheSeparatePasses() {
+        var rng = RNG(seed: 71)
+        let x = randoms(n * ic, &rng, hostile: true), w = randoms(oc * ic, &rng, scale: 0.1)
+        let bias = randoms(oc, &rng, hostile: true), residual = randoms(n * oc, &rng, hostile: true)
+        everywhere { label in
+            for (b, r, what) in [(true, false, "bias"), (true, true, "residual + bias"), (false, true, "residual")] {
+                var fused = [Float](repeating: .nan, count: n * oc), plain = fused
+                bias.withUnsafeBufferPointer { bp in residual.withUnsafeBufferPointer { rp in
+                    Ops.linearForward(out: &fused, inp: x, weight: w, bias: b ? bp.baseAddress : nil, n: n, ic: ic,
+                                      oc: oc, residual: r ? rp.baseAddress : nil)
+                    Ops.linearForwardSeparate(out: &plain, inp: x, weight: w, bias: b ? bp.baseAddress : nil, n: n,
+                                              ic: ic, oc: oc, residual: r ? rp.baseAddress : nil)
+                } }
+                sameBits(fused, plain, "\(what), \(label)")
+                XCTAssertFalse(fused.allSatisfy(\.isNaN), "\(what), \(label): out written")
+            }
+        }
+    }
+}
