@@ -187,6 +187,30 @@ package enum Ops {
         }
     }
 
+    /// The MLP's c_fc: out (N, OC) = inp · weightᵀ + bias (the pre-activation, which GELU's backward reads) and
+    /// geluOut (N, OC) = GELU(out) (c_proj's input). Fast path (`BLAS.fuses`): GELU is applied to each tile of out
+    /// by the product's last k-block (`BLAS.Epilogue`) while it is in cache, the bias by its first; the same bits as
+    /// `linearForwardGELUSeparate`, which runs everywhere else. geluOut may not overlap out.
+    package static func linearForwardGELU(out: UnsafeMutablePointer<Float>, geluOut: UnsafeMutablePointer<Float>,
+                                          inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                          bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int) {
+        if BLAS.fuses(m: n, n: oc, k: ic) {
+            BLAS.sgemm(transA: false, transB: true, m: n, n: oc, k: ic, a: inp, b: weight, c: out,
+                       epilogue: BLAS.Epilogue(bias: bias, geluOut: geluOut, ldGeluOut: oc))
+            return
+        }
+        linearForwardGELUSeparate(out: out, geluOut: geluOut, inp: inp, weight: weight, bias: bias, n: n, ic: ic,
+                                  oc: oc)
+    }
+
+    /// Plain twin of `linearForwardGELU`: `linearForwardSeparate`, then `geluForward` over all of out.
+    package static func linearForwardGELUSeparate(out: UnsafeMutablePointer<Float>, geluOut: UnsafeMutablePointer<Float>,
+                                                  inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                                  bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int) {
+        linearForwardSeparate(out: out, inp: inp, weight: weight, bias: bias, n: n, ic: ic, oc: oc)
+        geluForward(out: geluOut, inp: out, count: n * oc)
+    }
+
     /// dinp (N, IC) (+)= dout·W, dweight (OC, IC) += doutᵀ·inp, dbias (OC) += Σ_n dout. `dinp` may be nil.
     /// dbias is split over `Parallel.threads` by columns (each column sums its rows in order: thread-independent).
     package static func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,

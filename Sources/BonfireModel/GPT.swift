@@ -249,8 +249,8 @@ package final class GPT: @unchecked Sendable {
                               residual: resIn)
             Ops.layerNormForward(out: ln2l, mean: ln2Mean.ptr + l * N, rstd: ln2Rstd.ptr + l * N, inp: res2l,
                                  weight: p + o.ln2w, bias: p + o.ln2b, n: N, c: C)
-            Ops.linearForward(out: fchl, inp: ln2l, weight: p + o.fcW, bias: p + o.fcB, n: N, ic: C, oc: 4 * C)
-            Ops.geluForward(out: fchGl, inp: fchl, count: N * 4 * C)
+            Ops.linearForwardGELU(out: fchl, geluOut: fchGl, inp: ln2l, weight: p + o.fcW, bias: p + o.fcB, n: N,
+                                  ic: C, oc: 4 * C)
             Ops.linearForward(out: res3l, inp: fchGl, weight: p + o.fcProjW, bias: p + o.fcProjB, n: N, ic: 4 * C, oc: C,
                               residual: res2l)
         }

@@ -64,4 +64,24 @@ final class OpsFusedLinearTests: XCTestCase {
             }
         }
     }
+
+    /// c_fc with GELU: the pre-activation and GELU(pre-activation) equal `linearForward` followed by `geluForward`.
+    func testLinearForwardGELUEqualsLinearThenGELU() {
+        var rng = RNG(seed: 72)
+        let x = randoms(n * ic, &rng, hostile: true), w = randoms(oc * ic, &rng, scale: 0.3)
+        let bias = randoms(oc, &rng, hostile: true)
+        everywhere { label in
+            for withBias in [true, false] {
+                var pre = [Float](repeating: .nan, count: n * oc), g = pre, preRef = pre, gRef = pre
+                bias.withUnsafeBufferPointer { bp in
+                    let b = withBias ? bp.baseAddress : nil
+                    Ops.linearForwardGELU(out: &pre, geluOut: &g, inp: x, weight: w, bias: b, n: n, ic: ic, oc: oc)
+                    Ops.linearForwardGELUSeparate(out: &preRef, geluOut: &gRef, inp: x, weight: w, bias: b, n: n,
+                                                  ic: ic, oc: oc)
+                }
+                sameBits(pre, preRef, "pre-activation, bias \(withBias), \(label)")
+                sameBits(g, gRef, "GELU, bias \(withBias), \(label)")
+            }
+        }
+    }
 }
