@@ -211,6 +211,37 @@ package enum Ops {
         geluForward(out: geluOut, inp: out, count: n * oc)
     }
 
+    /// The MLP's c_proj backward through GELU: dinp (N, IC) = (dout · W) ⊙ GELU'(geluInput (N, IC)) — written, not
+    /// added: d of c_fc's pre-activation, whose GELU output was this layer's input —, dweight (OC, IC) += doutᵀ·inp,
+    /// dbias (OC) += Σ_n dout (`dbias` may be nil). Fast path (`BLAS.fuses` for the dX product): GELU' multiplies
+    /// each tile of dinp in the product's last k-block (`BLAS.Epilogue`); the same bits as
+    /// `linearBackwardGELUSeparate`, which runs everywhere else. geluInput may not overlap dinp.
+    package static func linearBackwardGELU(dinp: UnsafeMutablePointer<Float>, geluInput: UnsafePointer<Float>,
+                                           dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>?,
+                                           dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+                                           weight: UnsafePointer<Float>, n: Int, ic: Int, oc: Int) {
+        if BLAS.fuses(m: n, n: ic, k: oc) {
+            BLAS.sgemm(transA: false, transB: false, m: n, n: ic, k: oc, a: dout, b: weight, c: dinp,
+                       epilogue: BLAS.Epilogue(geluGradInput: geluInput, ldGeluGradInput: ic))
+            linearBackward(dinp: nil, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight, n: n,
+                           ic: ic, oc: oc)
+            return
+        }
+        linearBackwardGELUSeparate(dinp: dinp, geluInput: geluInput, dweight: dweight, dbias: dbias, dout: dout,
+                                   inp: inp, weight: weight, n: n, ic: ic, oc: oc)
+    }
+
+    /// Plain twin of `linearBackwardGELU`: `linearBackward` writing dinp, then `geluBackward` in place over it.
+    package static func linearBackwardGELUSeparate(dinp: UnsafeMutablePointer<Float>, geluInput: UnsafePointer<Float>,
+                                                   dweight: UnsafeMutablePointer<Float>,
+                                                   dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
+                                                   inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                                   n: Int, ic: Int, oc: Int) {
+        linearBackward(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight, n: n, ic: ic,
+                       oc: oc, accumulateInput: false)
+        geluBackward(dinp: dinp, inp: geluInput, dout: dinp, count: n * ic, accumulate: false)
+    }
+
     /// dinp (N, IC) (+)= dout·W, dweight (OC, IC) += doutᵀ·inp, dbias (OC) += Σ_n dout. `dinp` may be nil.
     /// dbias is split over `Parallel.threads` by columns (each column sums its rows in order: thread-independent).
     package static func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,

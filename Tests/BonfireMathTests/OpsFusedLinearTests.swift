@@ -84,4 +84,26 @@ final class OpsFusedLinearTests: XCTestCase {
             }
         }
     }
+
+    /// c_proj's backward through GELU: d pre-activation = (dout·W) ⊙ GELU'(pre-activation) written over NaN, and
+    /// dW, db accumulated onto nonzero gradients, equal `linearBackward` followed by `geluBackward` in place.
+    func testLinearBackwardGELUEqualsLinearBackwardThenGELUBackward() {
+        var rng = RNG(seed: 73)
+        // As c_proj: its input has ic = 4C-like width, dout has oc columns.
+        let dout = randoms(n * oc, &rng, hostile: true), w = randoms(oc * ic, &rng, scale: 0.3)
+        let pre = randoms(n * ic, &rng, scale: 4, hostile: true), inp = randoms(n * ic, &rng)
+        let dw0 = randoms(oc * ic, &rng), db0 = randoms(oc, &rng)
+        everywhere { label in
+            XCTAssertEqual(BLAS.fuses(m: n, n: ic, k: oc), Kernels.isa == .avx512)
+            var d = [Float](repeating: .nan, count: n * ic), dRef = d
+            var dw = dw0, dwRef = dw0, db = db0, dbRef = db0
+            Ops.linearBackwardGELU(dinp: &d, geluInput: pre, dweight: &dw, dbias: &db, dout: dout, inp: inp,
+                                   weight: w, n: n, ic: ic, oc: oc)
+            Ops.linearBackwardGELUSeparate(dinp: &dRef, geluInput: pre, dweight: &dwRef, dbias: &dbRef, dout: dout,
+                                           inp: inp, weight: w, n: n, ic: ic, oc: oc)
+            sameBits(d, dRef, "d pre-activation, \(label)")
+            sameBits(dw, dwRef, "dW, \(label)")
+            sameBits(db, dbRef, "db, \(label)")
+        }
+    }
 }
