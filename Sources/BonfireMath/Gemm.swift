@@ -100,6 +100,14 @@ package enum BLAS {
     /// before starting work on other threads.
     package nonisolated(unsafe) static var fusesEpilogues = true
 
+    /// Whether `Ops.linearBackwardGELU` fuses GELU' into its dX product too (default false: measured slower). GELU'
+    /// is compute-bound (~1 ns per element), so the separate pass already hides its memory traffic behind the
+    /// arithmetic, while inside the product it reads GELU's input tile by tile, 64 floats per row 4 KiB apart: on the
+    /// small config's 4096 × 1024 × 256 dX product, 20.0 ms separate vs 22.4 ms fused (CPU time, min of 25,
+    /// interleaved, loaded 2-vCPU VM; docs/performance.md "GEMM epilogues"). Tests and `bonfire-bench model --fuse
+    /// all` turn it on; the results are the same bits either way.
+    package nonisolated(unsafe) static var fusesGELUBackward = false
+
     /// Whether `Ops` runs a product of this shape with a fused epilogue: on the own kernel (`kernel(m:n:k:)`) with
     /// `fusesEpilogues` on. Elsewhere Ops keeps its separate passes (OpenBLAS cannot fuse them).
     package static func fuses(m: Int, n: Int, k: Int) -> Bool {

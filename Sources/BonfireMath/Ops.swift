@@ -213,14 +213,15 @@ package enum Ops {
 
     /// The MLP's c_proj backward through GELU: dinp (N, IC) = (dout · W) ⊙ GELU'(geluInput (N, IC)) — written, not
     /// added: d of c_fc's pre-activation, whose GELU output was this layer's input —, dweight (OC, IC) += doutᵀ·inp,
-    /// dbias (OC) += Σ_n dout (`dbias` may be nil). Fast path (`BLAS.fuses` for the dX product): GELU' multiplies
-    /// each tile of dinp in the product's last k-block (`BLAS.Epilogue`); the same bits as
-    /// `linearBackwardGELUSeparate`, which runs everywhere else. geluInput may not overlap dinp.
+    /// dbias (OC) += Σ_n dout (`dbias` may be nil). Fused path (`BLAS.fusesGELUBackward`, off by default: measured
+    /// slower, see there; and `BLAS.fuses` for the dX product): GELU' multiplies each tile of dinp in the product's
+    /// last k-block (`BLAS.Epilogue`); the same bits as `linearBackwardGELUSeparate`, which runs otherwise.
+    /// geluInput may not overlap dinp.
     package static func linearBackwardGELU(dinp: UnsafeMutablePointer<Float>, geluInput: UnsafePointer<Float>,
                                            dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>?,
                                            dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
                                            weight: UnsafePointer<Float>, n: Int, ic: Int, oc: Int) {
-        if BLAS.fuses(m: n, n: ic, k: oc) {
+        if BLAS.fusesGELUBackward, BLAS.fuses(m: n, n: ic, k: oc) {
             BLAS.sgemm(transA: false, transB: false, m: n, n: ic, k: oc, a: dout, b: weight, c: dinp,
                        epilogue: BLAS.Epilogue(geluGradInput: geluInput, ldGeluGradInput: ic))
             linearBackward(dinp: nil, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight, n: n,

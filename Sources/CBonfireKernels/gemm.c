@@ -241,21 +241,35 @@ GEMM_AVX512 static void epi_first(const bfk_gemm_epilogue *e, float *ct, long ld
     }
 }
 
+// One row of a tile (restrict parameters: the loops vectorise without overlap checks).
+GEMM_AVX512 GEMM_INLINE void gelu_grad_row(float *restrict cr, const float *restrict f, long w) {
+#pragma clang fp contract(off)
+    for (long q = 0; q < w; q++) cr[q] = gelu_local(f[q]) * cr[q];
+}
+GEMM_AVX512 GEMM_INLINE void gelu_row(float *restrict g, const float *restrict cr, long w) {
+#pragma clang fp contract(off)
+    for (long q = 0; q < w; q++) g[q] = gelu_value(cr[q]);
+}
+
 // After the last k-block's micro-kernel (the tile of C is final): C = GELU'(gelu_grad_inp) · C (as
 // bfk_gelu_backward_set in place), then gelu_out = GELU(C) (as bfk_gelu_forward).
 GEMM_AVX512 static void epi_last(const bfk_gemm_epilogue *e, float *ct, long ldc, long i, long j, long rows, long w) {
-#pragma clang fp contract(off)
     for (long r = 0; r < rows; r++) {
-        float *restrict cr = ct + r * ldc;
-        if (e->gelu_grad_inp) {
-            const float *restrict f = e->gelu_grad_inp + (i + r) * e->ld_gelu_grad_inp + j;
-            for (long q = 0; q < w; q++) cr[q] = gelu_local(f[q]) * cr[q];
-        }
-        if (e->gelu_out) {
-            float *restrict g = e->gelu_out + (i + r) * e->ld_gelu_out + j;
-            for (long q = 0; q < w; q++) g[q] = gelu_value(cr[q]);
-        }
+        float *cr = ct + r * ldc;
+        if (e->gelu_grad_inp) gelu_grad_row(cr, e->gelu_grad_inp + (i + r) * e->ld_gelu_grad_inp + j, w);
+        if (e->gelu_out) gelu_row(e->gelu_out + (i + r) * e->ld_gelu_out + j, cr, w);
     }
+}
+
+// Prefetches rows × w floats of a matrix (leading dimension ld) into L1: the epilogue's operands of a tile, fetched
+// while a micro-kernel runs (the tile order reads them 64 floats per row, rows 4 KiB apart for the model's (N, 4C)
+// matrices: a pattern the hardware prefetchers do not follow, so without this the epilogue waits on memory).
+GEMM_AVX512 GEMM_INLINE void prefetch_tile(const float *p, long ld, long rows, long w, int write) {
+    for (long r = 0; r < rows; r++)
+        for (long q = 0; q < w; q += 16) {
+            if (write) _mm_prefetch((const char *)(p + r * ld + q), _MM_HINT_ET0);
+            else _mm_prefetch((const char *)(p + r * ld + q), _MM_HINT_T0);
+        }
 }
 
 // MARK: driver
@@ -311,6 +325,14 @@ GEMM_AVX512 static int sgemm_avx512(int transA, int transB, long m, long n, long
                         const long i = ic + ir, mr = min_l(mc - ir, GEMM_MR);
                         float *ct = c + i * ldc + jc + j0;
                         const float *at = packA ? ap + ir : transA ? a + pc * lda + i : a + i * lda + pc;
+                        if (first && ep->addend && ir + GEMM_MR < mc)   // the next tile's addend
+                            prefetch_tile(ep->addend + (i + GEMM_MR) * ep->ld_addend + jc + j0, ep->ld_addend,
+                                          min_l(mc - ir - GEMM_MR, GEMM_MR), w, 0);
+                        if (lastBlock && ep->gelu_grad_inp)
+                            prefetch_tile(ep->gelu_grad_inp + i * ep->ld_gelu_grad_inp + jc + j0, ep->ld_gelu_grad_inp,
+                                          mr, w, 0);
+                        if (lastBlock && ep->gelu_out)
+                            prefetch_tile(ep->gelu_out + i * ep->ld_gelu_out + jc + j0, ep->ld_gelu_out, mr, w, 1);
                         if (first) epi_first(ep, ct, ldc, i, jc + j0, mr, w);
                         micro_table[arows][mr - 1][nv - 1](kc, at, packA ? mc : lda, panel, ct, ldc, alpha, be, last);
                         if (lastBlock) epi_last(ep, ct, ldc, i, jc + j0, mr, w);
