@@ -68,30 +68,37 @@ package enum BLAS {
         /// … then geluOut[i][j] = GELU(C[i][j]) (`bfk_gelu_forward`); geluOut may not overlap C.
         package var geluOut: UnsafeMutablePointer<Float>?
         package var ldGeluOut: Int
+        /// aSums (m) += Σ_k op(A)[i][k], added one k at a time in k order (op(A) = Aᵀ only: linearBackward's dbias,
+        /// summed while the dW product packs dout). Alpha and beta do not apply.
+        package var aSums: UnsafeMutablePointer<Float>?
 
         package init(bias: UnsafePointer<Float>? = nil, addend: UnsafePointer<Float>? = nil, ldAddend: Int = 0,
                      geluGradInput: UnsafePointer<Float>? = nil, ldGeluGradInput: Int = 0,
-                     geluOut: UnsafeMutablePointer<Float>? = nil, ldGeluOut: Int = 0) {
+                     geluOut: UnsafeMutablePointer<Float>? = nil, ldGeluOut: Int = 0,
+                     aSums: UnsafeMutablePointer<Float>? = nil) {
             self.bias = bias; self.addend = addend; self.ldAddend = ldAddend
             self.geluGradInput = geluGradInput; self.ldGeluGradInput = ldGeluGradInput
-            self.geluOut = geluOut; self.ldGeluOut = ldGeluOut
+            self.geluOut = geluOut; self.ldGeluOut = ldGeluOut; self.aSums = aSums
         }
 
         /// Whether C starts from addend + bias (not beta·C).
         var replacesBeta: Bool { bias != nil || addend != nil }
 
-        /// The epilogue of the sub-product whose C starts at element [row][column] of this one.
+        /// The epilogue of the sub-product whose C starts at element [row][column] of this one (aSums: only the part
+        /// at column 0 sums, so a split by columns adds each sum once).
         func offset(row: Int, column: Int) -> Epilogue {
             Epilogue(bias: bias.map { $0 + column }, addend: addend.map { $0 + row * ldAddend + column },
                      ldAddend: ldAddend,
                      geluGradInput: geluGradInput.map { $0 + row * ldGeluGradInput + column },
                      ldGeluGradInput: ldGeluGradInput,
-                     geluOut: geluOut.map { $0 + row * ldGeluOut + column }, ldGeluOut: ldGeluOut)
+                     geluOut: geluOut.map { $0 + row * ldGeluOut + column }, ldGeluOut: ldGeluOut,
+                     aSums: column == 0 ? aSums.map { $0 + row } : nil)
         }
 
         var c: bfk_gemm_epilogue {
             bfk_gemm_epilogue(bias: bias, addend: addend, ld_addend: ldAddend, gelu_grad_inp: geluGradInput,
-                              ld_gelu_grad_inp: ldGeluGradInput, gelu_out: geluOut, ld_gelu_out: ldGeluOut)
+                              ld_gelu_grad_inp: ldGeluGradInput, gelu_out: geluOut, ld_gelu_out: ldGeluOut,
+                              a_sums: aSums)
         }
     }
 
@@ -176,6 +183,10 @@ package enum BLAS {
                                       alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
                                       ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
                                       epilogue ep: Epilogue) {
+        precondition(ep.aSums == nil || transA, "sgemm: aSums needs op(A) = Aᵀ")
+        if let s = ep.aSums {   // Ops.linearBackward's dbias loop: rows of A (k × m) in order
+            for q in 0..<k { let row = a + q * lda; for i in 0..<m { s[i] += row[i] } }
+        }
         if ep.replacesBeta {
             for i in 0..<m {
                 let o = c + i * ldc

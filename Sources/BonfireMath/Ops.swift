@@ -244,7 +244,9 @@ package enum Ops {
     }
 
     /// dinp (N, IC) (+)= dout·W, dweight (OC, IC) += doutᵀ·inp, dbias (OC) += Σ_n dout. `dinp` may be nil.
-    /// dbias is split over `Parallel.threads` by columns (each column sums its rows in order: thread-independent).
+    /// dbias: each column sums its rows in order (thread-independent). On the own kernel (`BLAS.fuses`) inside the dW
+    /// product (`BLAS.Epilogue.aSums`: while it packs dout, for oc > 512), else split over `Parallel.threads` by
+    /// columns.
     package static func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
                                        dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
                                        inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
@@ -252,6 +254,13 @@ package enum Ops {
         if let dinp {
             BLAS.sgemm(transA: false, transB: false, m: n, n: ic, k: oc, a: dout, b: weight,
                        beta: accumulateInput ? 1 : 0, c: dinp)
+        }
+        if let dbias, BLAS.fuses(m: oc, n: ic, k: n) {
+            // Fast path: dbias summed while the dW product packs dout (oc > 512; else in its own loop there), each
+            // column over rows 0..<n in order as below: the same bits.
+            BLAS.sgemm(transA: true, transB: false, m: oc, n: ic, k: n, a: dout, b: inp, beta: 1, c: dweight,
+                       epilogue: BLAS.Epilogue(aSums: dbias))
+            return
         }
         BLAS.sgemm(transA: true, transB: false, m: oc, n: ic, k: n, a: dout, b: inp, beta: 1, c: dweight)
         if let dbias {

@@ -208,7 +208,10 @@ GEMM_AVX512 static void pack_b(float *dst, const float *b, long ldb, int transB,
 // dst + kk·mc. The kernel then reads MR consecutive floats per k step mc·4 bytes apart instead of lda·4: for lda·4 a
 // multiple of 1 KiB (every dW product of the model) A's own column falls into a few L1 sets and misses on every k.
 // op(A) = A needs no packing: the kernel reads its MR rows, each kc consecutive floats.
-GEMM_AVX512 static void pack_at(float *dst, const float *a, long lda, long ic, long mc, long pc, long kc) {
+// sums (NULL or mc floats for columns ic ..< ic + mc of A): each copied float is also added to its column's sum, one
+// row after the other (the a_sums epilogue; the same order as a loop over rows).
+GEMM_AVX512 static void pack_at(float *dst, const float *a, long lda, long ic, long mc, long pc, long kc,
+                                float *sums) {
     const float *s = a + pc * lda + ic;
     const long nv = mc / 16;
     const __mmask16 tail = (__mmask16)((1u << (mc & 15)) - 1);
@@ -216,8 +219,28 @@ GEMM_AVX512 static void pack_at(float *dst, const float *a, long lda, long ic, l
         // Runs of mc floats lda apart are too short for the hardware prefetcher: fetch PACK_AHEAD rows ahead.
         if (kk + PACK_AHEAD < kc)
             for (long v = 0; v <= nv; v++) _mm_prefetch((const char *)(s + PACK_AHEAD * lda + 16 * v), _MM_HINT_T0);
-        for (long v = 0; v < nv; v++) _mm512_storeu_ps(dst + 16 * v, _mm512_loadu_ps(s + 16 * v));
-        if (tail) _mm512_mask_storeu_ps(dst + 16 * nv, tail, _mm512_maskz_loadu_ps(tail, s + 16 * nv));
+        for (long v = 0; v < nv; v++) {
+            const __m512 x = _mm512_loadu_ps(s + 16 * v);
+            _mm512_storeu_ps(dst + 16 * v, x);
+            if (sums) _mm512_storeu_ps(sums + 16 * v, _mm512_add_ps(_mm512_loadu_ps(sums + 16 * v), x));
+        }
+        if (tail) {
+            const __m512 x = _mm512_maskz_loadu_ps(tail, s + 16 * nv);
+            _mm512_mask_storeu_ps(dst + 16 * nv, tail, x);
+            if (sums)
+                _mm512_mask_storeu_ps(sums + 16 * nv, tail,
+                                      _mm512_add_ps(_mm512_maskz_loadu_ps(tail, sums + 16 * nv), x));
+        }
+    }
+}
+
+// The a_sums epilogue without packing: sums (m) += Σ over the k rows of A (k × m, leading dimension lda), row by row.
+static void sum_rows(float *sums, const float *a, long lda, long m, long k) {
+#pragma clang fp contract(off)
+    for (long kk = 0; kk < k; kk++) {
+        const float *restrict s = a + kk * lda;
+        float *restrict d = sums;
+        for (long i = 0; i < m; i++) d[i] += s[i];
     }
 }
 
@@ -305,6 +328,8 @@ GEMM_AVX512 static int sgemm_avx512(int transA, int transB, long m, long n, long
     const int packA = transA && lda > PACK_AT_MIN_LDA;
     float *ap = packA ? pack_buffer(1, kcmax * mcmax) : NULL;
     if (!bp || (packA && !ap)) return 0;
+    float *sums = ep ? ep->a_sums : NULL;
+    if (sums && !packA) { sum_rows(sums, a, lda, m, k); sums = NULL; }
     const int arows = !transA;
     for (long jc = 0; jc < n; jc += GEMM_NC) {
         const long nc = min_l(n - jc, GEMM_NC);
@@ -315,7 +340,7 @@ GEMM_AVX512 static int sgemm_avx512(int transA, int transB, long m, long n, long
             const int first = bi == 0 && has_first, lastBlock = bi == nb - 1 && has_last;
             for (long ic = 0; ic < m; ic += GEMM_MC) {
                 const long mc = min_l(m - ic, GEMM_MC);
-                if (packA) pack_at(ap, a, lda, ic, mc, pc, kc);
+                if (packA) pack_at(ap, a, lda, ic, mc, pc, kc, sums && jc == 0 ? sums + ic : NULL);
                 for (long j0 = 0; j0 < nc; j0 += GEMM_NR) {
                     const long w = min_l(nc - j0, GEMM_NR);
                     const int nv = (int)((w + 15) / 16);
@@ -376,8 +401,10 @@ int bfk_sgemm_ex(int transA, int transB, long m, long n, long k, float alpha, co
     if (!bfk_sgemm_available()) return 0;
     if (m <= 0 || n <= 0) return 1;
     const int has_first = ep && (ep->bias || ep->addend), has_last = ep && (ep->gelu_out || ep->gelu_grad_inp);
+    if (ep && ep->a_sums && !transA) return 0;
 #ifdef GEMM_X86
     if (k <= 0 || alpha == 0.0f) {   // no product: C = the first block's addend (or beta·C), then the last epilogue
+        if (ep && ep->a_sums) sum_rows(ep->a_sums, a, lda, m, k);
         if (has_first) epi_first(ep, c, ldc, 0, 0, m, n); else scale_c(m, n, beta, c, ldc);
         if (has_last) epi_last(ep, c, ldc, 0, 0, m, n);
         return 1;

@@ -38,7 +38,8 @@ final class GemmEpilogueTests: XCTestCase {
         for v: Float in [.nan, .infinity, -.infinity] { x[Int(rng.next() % UInt64(x.count))] = v }
     }
 
-    enum Kind: CaseIterable { case bias, addend, addendBias, gelu, biasGelu, geluGrad, geluGradGelu }
+    /// aSums (op(A) = Aᵀ only) sums into the geluOut buffer's first m floats (starting from its −7s).
+    enum Kind: CaseIterable { case bias, addend, addendBias, gelu, biasGelu, geluGrad, geluGradGelu, aSums }
 
     struct Case {
         var tA: Bool, tB: Bool, m: Int, n: Int, k: Int, alpha: Float, beta: Float, kind: Kind
@@ -83,6 +84,7 @@ final class GemmEpilogueTests: XCTestCase {
                     case .geluGradGelu:
                         e.geluGradInput = gradIn.baseAddress; e.ldGeluGradInput = p.lde
                         e.geluOut = g.baseAddress; e.ldGeluOut = p.lde
+                    case .aSums: e.aSums = g.baseAddress
                     }
                     body(c.baseAddress!, e)
                 }
@@ -115,8 +117,9 @@ final class GemmEpilogueTests: XCTestCase {
         var cases: [Case] = []
         var index = 0
         let shapes = [(1, 1, 1), (5, 15, 127), (6, 16, 256), (7, 17, 257), (13, 63, 0), (13, 65, 513),
-                      (97, 130, 128), (200, 600, 300)]
-        for tA in [false, true] { for tB in [false, true] { for (m, n, k) in shapes { for kind in Kind.allCases {
+                      (97, 130, 128), (200, 600, 300), (600, 70, 300)]   // the last: Aᵀ with lda > 512 is packed
+        for tA in [false, true] { for tB in [false, true] { for (m, n, k) in shapes {
+            for kind in Kind.allCases where tA || kind != .aSums {
             let scalars: [Float] = [1, -0.5, 0]
             cases.append(Case(tA: tA, tB: tB, m: m, n: n, k: k, alpha: scalars[index % 3],
                               beta: [0, 1, -0.5][(index / 3) % 3], kind: kind))
@@ -174,9 +177,11 @@ final class GemmEpilogueTests: XCTestCase {
         var rng = RNG(seed: 63)
         for level in levels() {
             Kernels.setISA(level)
+            // Row and column splits; the dW-like products (Aᵀ) with A packed (lda > 512) and read in place.
             for (tA, tB, m, n, k) in [(false, true, 1030, 384, 130), (false, false, 2048, 130, 256),
-                                      (false, false, 200, 1100, 256)] {
-                for kind in Kind.allCases {
+                                      (false, false, 200, 1100, 256), (true, false, 768, 256, 2048),
+                                      (true, false, 256, 1100, 512)] {
+                for kind in Kind.allCases where tA || kind != .aSums {
                     let p = Case(tA: tA, tB: tB, m: m, n: n, k: k, alpha: 1, beta: 0, kind: kind)
                     let o = operands(p, &rng, hostile: true)
                     func threaded(_ t: Int) -> (c: [Float], gelu: [Float]) {

@@ -66,6 +66,31 @@ final class OpsFusedLinearTests: XCTestCase {
         }
     }
 
+    /// dbias summed while the dW product packs dout (oc > 512) or in the own kernel's loop (oc ≤ 512): dinp, dW and
+    /// dbias equal those of the separate column-sum pass (`BLAS.fusesEpilogues` off), NaN/±∞ in dout included.
+    func testLinearBackwardDBiasInTheProductEqualsTheSeparateSums() {
+        var rng = RNG(seed: 74)
+        for oc in [200, 600] {
+            let dout = randoms(n * oc, &rng, hostile: true), w = randoms(oc * ic, &rng), inp = randoms(n * ic, &rng)
+            let dw0 = randoms(oc * ic, &rng), db0 = randoms(oc, &rng)
+            everywhere { label in
+                func run(_ fused: Bool) -> ([Float], [Float], [Float]) {
+                    BLAS.fusesEpilogues = fused
+                    defer { BLAS.fusesEpilogues = true }
+                    var dx = [Float](repeating: .nan, count: n * ic), dw = dw0, db = db0
+                    Ops.linearBackward(dinp: &dx, dweight: &dw, dbias: &db, dout: dout, inp: inp, weight: w, n: n,
+                                       ic: ic, oc: oc, accumulateInput: false)
+                    return (dx, dw, db)
+                }
+                let f = run(true), s = run(false)
+                sameBits(f.0, s.0, "dX, oc \(oc), \(label)")
+                sameBits(f.1, s.1, "dW, oc \(oc), \(label)")
+                sameBits(f.2, s.2, "db, oc \(oc), \(label)")
+                XCTAssertFalse(f.2 == db0, "db changed")
+            }
+        }
+    }
+
     /// c_fc with GELU: the pre-activation and GELU(pre-activation) equal `linearForward` followed by `geluForward`.
     func testLinearForwardGELUEqualsLinearThenGELU() {
         var rng = RNG(seed: 72)

@@ -166,6 +166,10 @@ typedef struct bfk_gemm_epilogue {
     /// ... then gelu_out[i][j] = GELU(C[i][j]) (bfk_gelu_forward, bit-identical). gelu_out may not overlap C.
     float *gelu_out;
     long ld_gelu_out;
+    /// a_sums (m) += Σ_k op(A)[i][k], each added to a_sums[i] one k at a time in k order (Ops.linearBackward's dbias
+    /// loop over dout's rows): computed while op(A) = Aᵀ is packed (lda > 512), else in a separate loop over A.
+    /// Alpha and beta do not apply. Not with op(A) = A (returns 0: not handled).
+    float *a_sums;
 } bfk_gemm_epilogue;
 /// bfk_sgemm with an epilogue (NULL: bfk_sgemm). Same summation order, same return values; every result equals the
 /// unfused sequence's bit for bit (at the AVX-512 level, where it is handled).
