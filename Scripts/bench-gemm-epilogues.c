@@ -16,8 +16,8 @@ static double cpu_now(void) {
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-enum { M = 4096, K = 256, NMAX = 1024, VARIANTS = 7 };
-static float *a, *b, *c, *f, *g, *bias;
+enum { M = 4096, K = 256, NMAX = 1024, VARIANTS = 9 };
+static float *a, *b, *c, *f, *g, *bias, *dw, *sums;
 
 static void run(int v) {
     bfk_gemm_epilogue e = {0};
@@ -51,6 +51,14 @@ static void run(int v) {
         e.gelu_grad_inp = f; e.ld_gelu_grad_inp = NMAX;
         bfk_sgemm_ex(0, 0, M, NMAX, K, 1, a, K, b, NMAX, 0, c, NMAX, &e);
         break;
+    case 7: // c_fc's dW += doutᵀ·ln2 (1024 × 256 × 4096, dout = f) and dbias as a separate loop over dout's rows
+        bfk_sgemm(1, 0, NMAX, K, M, 1, f, NMAX, a, K, 1, dw, K);
+        for (long i = 0; i < M; i++) { const float *r = f + i * NMAX; for (long j = 0; j < NMAX; j++) sums[j] += r[j]; }
+        break;
+    case 8: // the same with dbias summed while the product packs dout
+        e.a_sums = sums;
+        bfk_sgemm_ex(1, 0, NMAX, K, M, 1, f, NMAX, a, K, 1, dw, K, &e);
+        break;
     }
 }
 
@@ -62,9 +70,11 @@ int main(void) {
     for (long i = 0; i < (long)K * NMAX; i++) b[i] = (float)(i % 5) * 0.1f - 0.2f;
     for (long i = 0; i < (long)M * NMAX; i++) { f[i] = (float)(i % 11) * 0.3f - 1.5f; c[i] = 0; g[i] = 0; }
     for (long i = 0; i < NMAX; i++) bias[i] = (float)i * 0.001f;
+    dw = calloc((size_t)NMAX * K, sizeof(float)); sums = calloc(NMAX, sizeof(float));
     static const char *names[VARIANTS] = {
         "c_attn + bias, separate", "c_attn + bias, fused", "c_fc + bias + GELU, separate", "c_fc + bias, fused",
-        "c_fc + bias + GELU, fused", "c_proj dX x GELU', separate", "c_proj dX x GELU', fused"};
+        "c_fc + bias + GELU, fused", "c_proj dX x GELU', separate", "c_proj dX x GELU', fused",
+        "c_fc dW + dbias, separate", "c_fc dW + dbias, fused"};
     double best[VARIANTS];
     for (int v = 0; v < VARIANTS; v++) best[v] = 1e9;
     for (int r = 0; r < 25; r++)
