@@ -21,7 +21,7 @@ package enum BLAS {
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int? = nil,
         b: UnsafePointer<Float>, ldb: Int? = nil,
-        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil, epilogue: Epilogue? = nil
     ) {
         precondition(m >= 0 && n >= 0 && k >= 0, "sgemm: negative dims m=\(m) n=\(n) k=\(k)")
         if m == 0 || n == 0 { return }
@@ -33,20 +33,92 @@ package enum BLAS {
         let kern = kernel(m: m, n: n, k: k)
         if parts <= 1 {
             sgemmOne(kern, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: la, b: b,
-                     ldb: lb, beta: beta, c: c, ldc: lc)
+                     ldb: lb, beta: beta, c: c, ldc: lc, epilogue: epilogue)
         } else if m >= n {   // blocks of rows of C: rows of op(A)
             Parallel.forRanges(m, minItems: parts) { r, _ in
                 let a0 = transA ? a + r.lowerBound : a + r.lowerBound * la
                 sgemmOne(kern, transA: transA, transB: transB, m: r.count, n: n, k: k, alpha: alpha, a: a0, lda: la,
-                         b: b, ldb: lb, beta: beta, c: c + r.lowerBound * lc, ldc: lc)
+                         b: b, ldb: lb, beta: beta, c: c + r.lowerBound * lc, ldc: lc,
+                         epilogue: epilogue?.offset(row: r.lowerBound, column: 0))
             }
         } else {             // blocks of columns of C: columns of op(B)
             Parallel.forRanges(n, minItems: parts) { r, _ in
                 let b0 = transB ? b + r.lowerBound * lb : b + r.lowerBound
                 sgemmOne(kern, transA: transA, transB: transB, m: m, n: r.count, k: k, alpha: alpha, a: a, lda: la,
-                         b: b0, ldb: lb, beta: beta, c: c + r.lowerBound, ldc: lc)
+                         b: b0, ldb: lb, beta: beta, c: c + r.lowerBound, ldc: lc,
+                         epilogue: epilogue?.offset(row: 0, column: r.lowerBound))
             }
         }
+    }
+
+    /// What a product does to C besides alpha·op(A)·op(B), while each tile of C is in cache (`bfk_gemm_epilogue`,
+    /// gemm.c): the elementwise passes of a linear layer that used to read and write all of C once more. Matrices are
+    /// addressed like C (row-major, element [i][j] of the whole product, their own leading dimension).
+    /// On the own kernel they run tile by tile inside the product ("fused"); on OpenBLAS (or when the own kernel
+    /// cannot allocate) as separate passes (`sgemmSeparate`), with the same bits either way.
+    package struct Epilogue {
+        /// First: C starts as addend[i][j] + bias[j] (either alone when the other is nil) instead of beta·C; beta is
+        /// then ignored and C's old content not read.
+        package var bias: UnsafePointer<Float>?
+        package var addend: UnsafePointer<Float>?
+        package var ldAddend: Int
+        /// Last, on the finished product: C[i][j] = GELU'(geluGradInput[i][j]) · C[i][j] (`bfk_gelu_backward_set`) …
+        package var geluGradInput: UnsafePointer<Float>?
+        package var ldGeluGradInput: Int
+        /// … then geluOut[i][j] = GELU(C[i][j]) (`bfk_gelu_forward`); geluOut may not overlap C.
+        package var geluOut: UnsafeMutablePointer<Float>?
+        package var ldGeluOut: Int
+        /// aSums (m) += Σ_k op(A)[i][k], added one k at a time in k order (op(A) = Aᵀ only: linearBackward's dbias,
+        /// summed while the dW product packs dout). Alpha and beta do not apply.
+        package var aSums: UnsafeMutablePointer<Float>?
+
+        package init(bias: UnsafePointer<Float>? = nil, addend: UnsafePointer<Float>? = nil, ldAddend: Int = 0,
+                     geluGradInput: UnsafePointer<Float>? = nil, ldGeluGradInput: Int = 0,
+                     geluOut: UnsafeMutablePointer<Float>? = nil, ldGeluOut: Int = 0,
+                     aSums: UnsafeMutablePointer<Float>? = nil) {
+            self.bias = bias; self.addend = addend; self.ldAddend = ldAddend
+            self.geluGradInput = geluGradInput; self.ldGeluGradInput = ldGeluGradInput
+            self.geluOut = geluOut; self.ldGeluOut = ldGeluOut; self.aSums = aSums
+        }
+
+        /// Whether C starts from addend + bias (not beta·C).
+        var replacesBeta: Bool { bias != nil || addend != nil }
+
+        /// The epilogue of the sub-product whose C starts at element [row][column] of this one (aSums: only the part
+        /// at column 0 sums, so a split by columns adds each sum once).
+        func offset(row: Int, column: Int) -> Epilogue {
+            Epilogue(bias: bias.map { $0 + column }, addend: addend.map { $0 + row * ldAddend + column },
+                     ldAddend: ldAddend,
+                     geluGradInput: geluGradInput.map { $0 + row * ldGeluGradInput + column },
+                     ldGeluGradInput: ldGeluGradInput,
+                     geluOut: geluOut.map { $0 + row * ldGeluOut + column }, ldGeluOut: ldGeluOut,
+                     aSums: column == 0 ? aSums.map { $0 + row } : nil)
+        }
+
+        var c: bfk_gemm_epilogue {
+            bfk_gemm_epilogue(bias: bias, addend: addend, ld_addend: ldAddend, gelu_grad_inp: geluGradInput,
+                              ld_gelu_grad_inp: ldGeluGradInput, gelu_out: geluOut, ld_gelu_out: ldGeluOut,
+                              a_sums: aSums)
+        }
+    }
+
+    /// Whether `Ops` fuses its elementwise passes into the own kernel's products (`Epilogue`; default true). Off, Ops
+    /// runs the separate passes it ran before (the same bits): the A/B switch of `bonfire-bench model --fuse`. Set it
+    /// before starting work on other threads.
+    package nonisolated(unsafe) static var fusesEpilogues = true
+
+    /// Whether `Ops.linearBackwardGELU` fuses GELU' into its dX product too (default false: measured slower). GELU'
+    /// is compute-bound (~1 ns per element), so the separate pass already hides its memory traffic behind the
+    /// arithmetic, while inside the product it reads GELU's input tile by tile, 64 floats per row 4 KiB apart: on the
+    /// small config's 4096 × 1024 × 256 dX product, 20.0 ms separate vs 22.4 ms fused (CPU time, min of 25,
+    /// interleaved, loaded 2-vCPU VM; docs/performance.md "GEMM epilogues"). Tests and `bonfire-bench model --fuse
+    /// all` turn it on; the results are the same bits either way.
+    package nonisolated(unsafe) static var fusesGELUBackward = false
+
+    /// Whether `Ops` runs a product of this shape with a fused epilogue: on the own kernel (`kernel(m:n:k:)`) with
+    /// `fusesEpilogues` on. Elsewhere Ops keeps its separate passes (OpenBLAS cannot fuse them).
+    package static func fuses(m: Int, n: Int, k: Int) -> Bool {
+        fusesEpilogues && kernel(m: m, n: n, k: k) == .own
     }
 
     /// Which SGEMM computes a product.
@@ -80,10 +152,21 @@ package enum BLAS {
 
     /// One single-threaded call on `kern` (the own kernel falls back to OpenBLAS if it cannot allocate its packing
     /// buffer).
+    /// With an epilogue: fused on the own kernel, else the separate passes (`sgemmSeparate`).
     @inline(__always)
     static func sgemmOne(_ kern: Kernel, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                          a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
-                         c: UnsafeMutablePointer<Float>, ldc: Int) {
+                         c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: Epilogue? = nil) {
+        if let epilogue {
+            var ep = epilogue.c
+            if kern == .own,
+               bfk_sgemm_ex(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, &ep) != 0 {
+                return
+            }
+            sgemmSeparate(kern, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
+                          ldb: ldb, beta: beta, c: c, ldc: ldc, epilogue: epilogue)
+            return
+        }
         if kern == .own,
            bfk_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) != 0 { return }
         cblas_sgemm(CblasRowMajor,
@@ -93,6 +176,37 @@ package enum BLAS {
                     a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// Plain twin of a fused epilogue: the unfused sequence on one thread, over the whole product. C rows are set to
+    /// addend + bias (as `Ops.linearForward`'s loop), the product is added with beta = 1 on `kern` (without an
+    /// addend or bias: with `beta`), then `bfk_gelu_backward_set` in place and `bfk_gelu_forward` run row by row.
+    package static func sgemmSeparate(_ kern: Kernel, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+                                      alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
+                                      ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
+                                      epilogue ep: Epilogue) {
+        precondition(ep.aSums == nil || transA, "sgemm: aSums needs op(A) = Aᵀ")
+        if let s = ep.aSums {   // Ops.linearBackward's dbias loop: rows of A (k × m) in order
+            for q in 0..<k { let row = a + q * lda; for i in 0..<m { s[i] += row[i] } }
+        }
+        if ep.replacesBeta {
+            for i in 0..<m {
+                let o = c + i * ldc
+                if let x = ep.addend.map({ $0 + i * ep.ldAddend }) {
+                    if let bias = ep.bias { for j in 0..<n { o[j] = x[j] + bias[j] } } else { o.update(from: x, count: n) }
+                } else if let bias = ep.bias {
+                    o.update(from: bias, count: n)
+                }
+            }
+        }
+        sgemmOne(kern, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                 beta: ep.replacesBeta ? 1 : beta, c: c, ldc: ldc)
+        if let f = ep.geluGradInput {
+            for i in 0..<m { bfk_gelu_backward_set(c + i * ldc, f + i * ep.ldGeluGradInput, c + i * ldc, n) }
+        }
+        if let g = ep.geluOut {
+            for i in 0..<m { bfk_gelu_forward(g + i * ep.ldGeluOut, c + i * ldc, n) }
+        }
+    }
+
     /// The own kernel alone, whatever the shape (tests and benchmarks): false, with C untouched, when it does not
     /// handle products at the current instruction-set level (below AVX-512, or aarch64).
     package static func sgemmOwn(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
@@ -100,6 +214,16 @@ package enum BLAS {
                                  c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
         precondition(m >= 0 && n >= 0 && k >= 0, "sgemmOwn: negative dims m=\(m) n=\(n) k=\(k)")
         return bfk_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) != 0
+    }
+
+    /// `sgemmOwn` with a fused epilogue (`bfk_sgemm_ex`); false, with C and the epilogue's outputs untouched, below
+    /// AVX-512.
+    package static func sgemmOwn(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                                 a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+                                 c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: Epilogue) -> Bool {
+        precondition(m >= 0 && n >= 0 && k >= 0, "sgemmOwn: negative dims m=\(m) n=\(n) k=\(k)")
+        var ep = epilogue.c
+        return bfk_sgemm_ex(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, &ep) != 0
     }
 
     /// How many threads a product of this shape is split over (1 = one call): only when each part keeps

@@ -134,14 +134,33 @@ package enum Ops {
     // MARK: linear
 
     /// out (N, OC) = inp (N, IC) · weightᵀ (weight (OC, IC)) + bias (OC); `accumulate` adds to out (residual add).
-    /// Without `accumulate`, out is first filled with bias rows and the product added to it (beta = 1): one pass over
-    /// out instead of OpenBLAS's zeroing plus a bias pass. Row loops are split over `Parallel.threads`.
-    /// `residual` (N, OC) (fast path for the model's residual adds): out = residual + bias + inp · weightᵀ, with
-    /// residual + bias written in one pass over rows before the product adds to it (instead of copying the residual,
-    /// multiplying with beta = 1 and adding the bias in a third pass). `residual` may not overlap out.
+    /// `residual` (N, OC) (the model's residual adds): out = (residual + bias) + inp · weightᵀ. `residual` may not
+    /// overlap out.
+    /// Fast path (`BLAS.fuses`: the own AVX-512 kernel): residual + bias is written into each tile of out by the
+    /// product's first k-block (`BLAS.Epilogue`), right before the block sum is added to it, instead of in a pass
+    /// over all of out beforehand; the same bits as `linearForwardSeparate`, which runs everywhere else.
     package static func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                       bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int, accumulate: Bool = false,
                                       residual: UnsafePointer<Float>? = nil) {
+        precondition(residual == nil || !accumulate, "linearForward: residual and accumulate exclude each other")
+        if !accumulate, bias != nil || residual != nil, BLAS.fuses(m: n, n: oc, k: ic) {
+            BLAS.sgemm(transA: false, transB: true, m: n, n: oc, k: ic, a: inp, b: weight, c: out,
+                       epilogue: BLAS.Epilogue(bias: bias, addend: residual, ldAddend: oc))
+            return
+        }
+        linearForwardSeparate(out: out, inp: inp, weight: weight, bias: bias, n: n, ic: ic, oc: oc,
+                              accumulate: accumulate, residual: residual)
+    }
+
+    /// Plain twin of `linearForward` (and its path on OpenBLAS): separate passes over out.
+    /// Without `accumulate`, out is first filled with bias rows and the product added to it (beta = 1): one pass over
+    /// out instead of OpenBLAS's zeroing plus a bias pass. Row loops are split over `Parallel.threads`.
+    /// With `residual`, residual + bias is written in one pass over rows before the product adds to it (instead of
+    /// copying the residual, multiplying with beta = 1 and adding the bias in a third pass).
+    package static func linearForwardSeparate(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                                              weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, n: Int,
+                                              ic: Int, oc: Int, accumulate: Bool = false,
+                                              residual: UnsafePointer<Float>? = nil) {
         if let residual {
             precondition(!accumulate, "linearForward: residual and accumulate exclude each other")
             Parallel.forRanges(n, minItems: Parallel.minRows(width: oc)) { r, _ in
@@ -168,8 +187,66 @@ package enum Ops {
         }
     }
 
+    /// The MLP's c_fc: out (N, OC) = inp · weightᵀ + bias (the pre-activation, which GELU's backward reads) and
+    /// geluOut (N, OC) = GELU(out) (c_proj's input). Fast path (`BLAS.fuses`): GELU is applied to each tile of out
+    /// by the product's last k-block (`BLAS.Epilogue`) while it is in cache, the bias by its first; the same bits as
+    /// `linearForwardGELUSeparate`, which runs everywhere else. geluOut may not overlap out.
+    package static func linearForwardGELU(out: UnsafeMutablePointer<Float>, geluOut: UnsafeMutablePointer<Float>,
+                                          inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                          bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int) {
+        if BLAS.fuses(m: n, n: oc, k: ic) {
+            BLAS.sgemm(transA: false, transB: true, m: n, n: oc, k: ic, a: inp, b: weight, c: out,
+                       epilogue: BLAS.Epilogue(bias: bias, geluOut: geluOut, ldGeluOut: oc))
+            return
+        }
+        linearForwardGELUSeparate(out: out, geluOut: geluOut, inp: inp, weight: weight, bias: bias, n: n, ic: ic,
+                                  oc: oc)
+    }
+
+    /// Plain twin of `linearForwardGELU`: `linearForwardSeparate`, then `geluForward` over all of out.
+    package static func linearForwardGELUSeparate(out: UnsafeMutablePointer<Float>, geluOut: UnsafeMutablePointer<Float>,
+                                                  inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                                  bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int) {
+        linearForwardSeparate(out: out, inp: inp, weight: weight, bias: bias, n: n, ic: ic, oc: oc)
+        geluForward(out: geluOut, inp: out, count: n * oc)
+    }
+
+    /// The MLP's c_proj backward through GELU: dinp (N, IC) = (dout · W) ⊙ GELU'(geluInput (N, IC)) — written, not
+    /// added: d of c_fc's pre-activation, whose GELU output was this layer's input —, dweight (OC, IC) += doutᵀ·inp,
+    /// dbias (OC) += Σ_n dout (`dbias` may be nil). Fused path (`BLAS.fusesGELUBackward`, off by default: measured
+    /// slower, see there; and `BLAS.fuses` for the dX product): GELU' multiplies each tile of dinp in the product's
+    /// last k-block (`BLAS.Epilogue`); the same bits as `linearBackwardGELUSeparate`, which runs otherwise.
+    /// geluInput may not overlap dinp.
+    package static func linearBackwardGELU(dinp: UnsafeMutablePointer<Float>, geluInput: UnsafePointer<Float>,
+                                           dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>?,
+                                           dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+                                           weight: UnsafePointer<Float>, n: Int, ic: Int, oc: Int) {
+        if BLAS.fusesGELUBackward, BLAS.fuses(m: n, n: ic, k: oc) {
+            BLAS.sgemm(transA: false, transB: false, m: n, n: ic, k: oc, a: dout, b: weight, c: dinp,
+                       epilogue: BLAS.Epilogue(geluGradInput: geluInput, ldGeluGradInput: ic))
+            linearBackward(dinp: nil, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight, n: n,
+                           ic: ic, oc: oc)
+            return
+        }
+        linearBackwardGELUSeparate(dinp: dinp, geluInput: geluInput, dweight: dweight, dbias: dbias, dout: dout,
+                                   inp: inp, weight: weight, n: n, ic: ic, oc: oc)
+    }
+
+    /// Plain twin of `linearBackwardGELU`: `linearBackward` writing dinp, then `geluBackward` in place over it.
+    package static func linearBackwardGELUSeparate(dinp: UnsafeMutablePointer<Float>, geluInput: UnsafePointer<Float>,
+                                                   dweight: UnsafeMutablePointer<Float>,
+                                                   dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
+                                                   inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                                   n: Int, ic: Int, oc: Int) {
+        linearBackward(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight, n: n, ic: ic,
+                       oc: oc, accumulateInput: false)
+        geluBackward(dinp: dinp, inp: geluInput, dout: dinp, count: n * ic, accumulate: false)
+    }
+
     /// dinp (N, IC) (+)= dout·W, dweight (OC, IC) += doutᵀ·inp, dbias (OC) += Σ_n dout. `dinp` may be nil.
-    /// dbias is split over `Parallel.threads` by columns (each column sums its rows in order: thread-independent).
+    /// dbias: each column sums its rows in order (thread-independent). On the own kernel (`BLAS.fuses`) inside the dW
+    /// product (`BLAS.Epilogue.aSums`: while it packs dout, for oc > 512), else split over `Parallel.threads` by
+    /// columns.
     package static func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
                                        dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
                                        inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
@@ -177,6 +254,13 @@ package enum Ops {
         if let dinp {
             BLAS.sgemm(transA: false, transB: false, m: n, n: ic, k: oc, a: dout, b: weight,
                        beta: accumulateInput ? 1 : 0, c: dinp)
+        }
+        if let dbias, BLAS.fuses(m: oc, n: ic, k: n) {
+            // Fast path: dbias summed while the dW product packs dout (oc > 512; else in its own loop there), each
+            // column over rows 0..<n in order as below: the same bits.
+            BLAS.sgemm(transA: true, transB: false, m: oc, n: ic, k: n, a: dout, b: inp, beta: 1, c: dweight,
+                       epilogue: BLAS.Epilogue(aSums: dbias))
+            return
         }
         BLAS.sgemm(transA: true, transB: false, m: oc, n: ic, k: n, a: dout, b: inp, beta: 1, c: dweight)
         if let dbias {

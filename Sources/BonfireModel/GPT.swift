@@ -273,8 +273,8 @@ package final class GPT: @unchecked Sendable {
                               residual: resIn)
             Ops.layerNormForward(out: ln2l, mean: ln2Mean.ptr + l * N, rstd: ln2Rstd.ptr + l * N, inp: res2l,
                                  weight: p + o.ln2w, bias: p + o.ln2b, n: N, c: C)
-            Ops.linearForward(out: fchl, inp: ln2l, weight: p + o.fcW, bias: p + o.fcB, n: N, ic: C, oc: 4 * C)
-            Ops.geluForward(out: fchGl, inp: fchl, count: N * 4 * C)
+            Ops.linearForwardGELU(out: fchl, geluOut: fchGl, inp: ln2l, weight: p + o.fcW, bias: p + o.fcB, n: N,
+                                  ic: C, oc: 4 * C)
             Ops.linearForward(out: res3l, inp: fchGl, weight: p + o.fcProjW, bias: p + o.fcProjB, n: N, ic: 4 * C, oc: C,
                               residual: res2l)
         }
@@ -311,10 +311,10 @@ package final class GPT: @unchecked Sendable {
             let attyl = atty.ptr + l * N * C, res2l = res2.ptr + l * N * C, ln2l = ln2.ptr + l * N * C
             let fchl = fch.ptr + l * N * 4 * C, fchGl = fchGelu.ptr + l * N * 4 * C
             // MLP: res3 = res2 + c_proj(gelu(c_fc(ln2(res2))))
-            Ops.linearBackward(dinp: dfchGelu.ptr, dweight: g + o.fcProjW, dbias: g + o.fcProjB, dout: dres.ptr,
-                               inp: fchGl, weight: p + o.fcProjW, n: N, ic: 4 * C, oc: C, accumulateInput: false)
-            // GELU backward in place (dfchGelu becomes d fch): no zeroed buffer, one stream fewer.
-            Ops.geluBackward(dinp: dfchGelu.ptr, inp: fchl, dout: dfchGelu.ptr, count: N * 4 * C, accumulate: false)
+            // c_proj's dX times GELU'(fch) (dfchGelu holds d fch): no zeroed buffer; on the own kernel the multiply
+            // runs on each tile of the product while it is in cache.
+            Ops.linearBackwardGELU(dinp: dfchGelu.ptr, geluInput: fchl, dweight: g + o.fcProjW, dbias: g + o.fcProjB,
+                                   dout: dres.ptr, inp: fchGl, weight: p + o.fcProjW, n: N, ic: 4 * C, oc: C)
             Ops.linearBackward(dinp: dln.ptr, dweight: g + o.fcW, dbias: g + o.fcB, dout: dfchGelu.ptr,
                                inp: ln2l, weight: p + o.fcW, n: N, ic: C, oc: 4 * C, accumulateInput: false)
             Ops.layerNormBackward(dinp: dres.ptr, dweight: g + o.ln2w, dbias: g + o.ln2b, dout: dln.ptr, inp: res2l,

@@ -19,8 +19,16 @@
 // alone); within a block the products are added in k order by one FMA chain; each block's sum is scaled by alpha and
 // added to C (the first block: to beta·C, C not read when beta = 0). Nothing depends on the element's position, on
 // m, n, the tile or the thread: a product split over threads by rows or columns of C gives the same bits.
+//
+// Epilogues (bfk_sgemm_ex): a linear layer's elementwise passes over C run on each 6 × 64 tile right around its
+// micro-kernel call, while the tile is in L1, instead of as separate passes over all of C in memory: before the
+// first k-block, the tile is set to addend + bias (then the block sum is added with beta = 1, exactly as after
+// Ops.linearForward's old pass over C); after the last k-block, GELU' multiplies it and/or GELU(tile) is written to a
+// second matrix, with gelu_inline.h's functions — the code of bfk_gelu_forward / bfk_gelu_backward_set. Every element
+// goes through the same operations in the same order as in the separate passes, so the results are the same bits.
 
 #include "bonfire_kernels.h"
+#include "gelu_inline.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -200,7 +208,10 @@ GEMM_AVX512 static void pack_b(float *dst, const float *b, long ldb, int transB,
 // dst + kk·mc. The kernel then reads MR consecutive floats per k step mc·4 bytes apart instead of lda·4: for lda·4 a
 // multiple of 1 KiB (every dW product of the model) A's own column falls into a few L1 sets and misses on every k.
 // op(A) = A needs no packing: the kernel reads its MR rows, each kc consecutive floats.
-GEMM_AVX512 static void pack_at(float *dst, const float *a, long lda, long ic, long mc, long pc, long kc) {
+// sums (NULL or mc floats for columns ic ..< ic + mc of A): each copied float is also added to its column's sum, one
+// row after the other (the a_sums epilogue; the same order as a loop over rows).
+GEMM_AVX512 static void pack_at(float *dst, const float *a, long lda, long ic, long mc, long pc, long kc,
+                                float *sums) {
     const float *s = a + pc * lda + ic;
     const long nv = mc / 16;
     const __mmask16 tail = (__mmask16)((1u << (mc & 15)) - 1);
@@ -208,9 +219,80 @@ GEMM_AVX512 static void pack_at(float *dst, const float *a, long lda, long ic, l
         // Runs of mc floats lda apart are too short for the hardware prefetcher: fetch PACK_AHEAD rows ahead.
         if (kk + PACK_AHEAD < kc)
             for (long v = 0; v <= nv; v++) _mm_prefetch((const char *)(s + PACK_AHEAD * lda + 16 * v), _MM_HINT_T0);
-        for (long v = 0; v < nv; v++) _mm512_storeu_ps(dst + 16 * v, _mm512_loadu_ps(s + 16 * v));
-        if (tail) _mm512_mask_storeu_ps(dst + 16 * nv, tail, _mm512_maskz_loadu_ps(tail, s + 16 * nv));
+        for (long v = 0; v < nv; v++) {
+            const __m512 x = _mm512_loadu_ps(s + 16 * v);
+            _mm512_storeu_ps(dst + 16 * v, x);
+            if (sums) _mm512_storeu_ps(sums + 16 * v, _mm512_add_ps(_mm512_loadu_ps(sums + 16 * v), x));
+        }
+        if (tail) {
+            const __m512 x = _mm512_maskz_loadu_ps(tail, s + 16 * nv);
+            _mm512_mask_storeu_ps(dst + 16 * nv, tail, x);
+            if (sums)
+                _mm512_mask_storeu_ps(sums + 16 * nv, tail,
+                                      _mm512_add_ps(_mm512_maskz_loadu_ps(tail, sums + 16 * nv), x));
+        }
     }
+}
+
+// The a_sums epilogue without packing: sums (m) += Σ over the k rows of A (k × m, leading dimension lda), row by row.
+static void sum_rows(float *sums, const float *a, long lda, long m, long k) {
+#pragma clang fp contract(off)
+    for (long kk = 0; kk < k; kk++) {
+        const float *restrict s = a + kk * lda;
+        float *restrict d = sums;
+        for (long i = 0; i < m; i++) d[i] += s[i];
+    }
+}
+
+// MARK: epilogues (bfk_sgemm_ex)
+
+// Each works on one tile of C (rows i ..< i + rows, columns j ..< j + w of the whole product; ct = &C[i][j]) while
+// the tile is in L1, instead of a separate pass over C in memory. They run the same scalar code as the separate
+// passes they replace (bfk_gelu_forward / bfk_gelu_backward_set through gelu_inline.h, Ops.linearForward's
+// `residual + bias` row loop), element by element, so a fused product gives the same bits as the unfused sequence.
+
+// Before the first k-block's micro-kernel (which then adds its block sum with beta = 1): C tile = addend + bias,
+// exactly the rows Ops.linearForward used to write over the whole of C before a beta = 1 product.
+GEMM_AVX512 static void epi_first(const bfk_gemm_epilogue *e, float *ct, long ldc, long i, long j, long rows, long w) {
+#pragma clang fp contract(off)
+    const float *restrict b = e->bias ? e->bias + j : NULL;
+    for (long r = 0; r < rows; r++) {
+        float *restrict cr = ct + r * ldc;
+        const float *restrict x = e->addend ? e->addend + (i + r) * e->ld_addend + j : NULL;
+        if (x && b) for (long q = 0; q < w; q++) cr[q] = x[q] + b[q];
+        else memcpy(cr, x ? x : b, (size_t)w * sizeof(float));
+    }
+}
+
+// One row of a tile (restrict parameters: the loops vectorise without overlap checks).
+GEMM_AVX512 GEMM_INLINE void gelu_grad_row(float *restrict cr, const float *restrict f, long w) {
+#pragma clang fp contract(off)
+    for (long q = 0; q < w; q++) cr[q] = gelu_local(f[q]) * cr[q];
+}
+GEMM_AVX512 GEMM_INLINE void gelu_row(float *restrict g, const float *restrict cr, long w) {
+#pragma clang fp contract(off)
+    for (long q = 0; q < w; q++) g[q] = gelu_value(cr[q]);
+}
+
+// After the last k-block's micro-kernel (the tile of C is final): C = GELU'(gelu_grad_inp) · C (as
+// bfk_gelu_backward_set in place), then gelu_out = GELU(C) (as bfk_gelu_forward).
+GEMM_AVX512 static void epi_last(const bfk_gemm_epilogue *e, float *ct, long ldc, long i, long j, long rows, long w) {
+    for (long r = 0; r < rows; r++) {
+        float *cr = ct + r * ldc;
+        if (e->gelu_grad_inp) gelu_grad_row(cr, e->gelu_grad_inp + (i + r) * e->ld_gelu_grad_inp + j, w);
+        if (e->gelu_out) gelu_row(e->gelu_out + (i + r) * e->ld_gelu_out + j, cr, w);
+    }
+}
+
+// Prefetches rows × w floats of a matrix (leading dimension ld) into L1: the epilogue's operands of a tile, fetched
+// while a micro-kernel runs (the tile order reads them 64 floats per row, rows 4 KiB apart for the model's (N, 4C)
+// matrices: a pattern the hardware prefetchers do not follow, so without this the epilogue waits on memory).
+GEMM_AVX512 GEMM_INLINE void prefetch_tile(const float *p, long ld, long rows, long w, int write) {
+    for (long r = 0; r < rows; r++)
+        for (long q = 0; q < w; q += 16) {
+            if (write) _mm_prefetch((const char *)(p + r * ld + q), _MM_HINT_ET0);
+            else _mm_prefetch((const char *)(p + r * ld + q), _MM_HINT_T0);
+        }
 }
 
 // MARK: driver
@@ -231,8 +313,11 @@ static float *pack_buffer(int which, long floats) {
 static long min_l(long x, long y) { return x < y ? x : y; }
 static long ceil_div(long x, long y) { return (x + y - 1) / y; }
 
+// ep: NULL (plain bfk_sgemm) or the epilogue, which has something to do in the first (has_first) and/or the last
+// (has_last) k-block; with has_first, beta·C is replaced by epi_first's tile and C's old content is not read.
 GEMM_AVX512 static int sgemm_avx512(int transA, int transB, long m, long n, long k, float alpha, const float *a,
-                                    long lda, const float *b, long ldb, float beta, float *c, long ldc) {
+                                    long lda, const float *b, long ldb, float beta, float *c, long ldc,
+                                    const bfk_gemm_epilogue *ep, int has_first, int has_last) {
     const long nb = bfk_sgemm_kblocks(k);
     const long kcmax = ceil_div(k, nb);
     const long ncmax = min_l(n, GEMM_NC), mcmax = min_l(m, GEMM_MC);
@@ -243,16 +328,19 @@ GEMM_AVX512 static int sgemm_avx512(int transA, int transB, long m, long n, long
     const int packA = transA && lda > PACK_AT_MIN_LDA;
     float *ap = packA ? pack_buffer(1, kcmax * mcmax) : NULL;
     if (!bp || (packA && !ap)) return 0;
+    float *sums = ep ? ep->a_sums : NULL;
+    if (sums && !packA) { sum_rows(sums, a, lda, m, k); sums = NULL; }
     const int arows = !transA;
     for (long jc = 0; jc < n; jc += GEMM_NC) {
         const long nc = min_l(n - jc, GEMM_NC);
         for (long bi = 0; bi < nb; bi++) {
             const long pc = bi * k / nb, kc = (bi + 1) * k / nb - pc;
             pack_b(bp, b, ldb, transB, pc, kc, jc, nc);
-            const float be = bi == 0 ? beta : 1.0f;
+            const float be = bi == 0 && !has_first ? beta : 1.0f;
+            const int first = bi == 0 && has_first, lastBlock = bi == nb - 1 && has_last;
             for (long ic = 0; ic < m; ic += GEMM_MC) {
                 const long mc = min_l(m - ic, GEMM_MC);
-                if (packA) pack_at(ap, a, lda, ic, mc, pc, kc);
+                if (packA) pack_at(ap, a, lda, ic, mc, pc, kc, sums && jc == 0 ? sums + ic : NULL);
                 for (long j0 = 0; j0 < nc; j0 += GEMM_NR) {
                     const long w = min_l(nc - j0, GEMM_NR);
                     const int nv = (int)((w + 15) / 16);
@@ -262,7 +350,17 @@ GEMM_AVX512 static int sgemm_avx512(int transA, int transB, long m, long n, long
                         const long i = ic + ir, mr = min_l(mc - ir, GEMM_MR);
                         float *ct = c + i * ldc + jc + j0;
                         const float *at = packA ? ap + ir : transA ? a + pc * lda + i : a + i * lda + pc;
+                        if (first && ep->addend && ir + GEMM_MR < mc)   // the next tile's addend
+                            prefetch_tile(ep->addend + (i + GEMM_MR) * ep->ld_addend + jc + j0, ep->ld_addend,
+                                          min_l(mc - ir - GEMM_MR, GEMM_MR), w, 0);
+                        if (lastBlock && ep->gelu_grad_inp)
+                            prefetch_tile(ep->gelu_grad_inp + i * ep->ld_gelu_grad_inp + jc + j0, ep->ld_gelu_grad_inp,
+                                          mr, w, 0);
+                        if (lastBlock && ep->gelu_out)
+                            prefetch_tile(ep->gelu_out + i * ep->ld_gelu_out + jc + j0, ep->ld_gelu_out, mr, w, 1);
+                        if (first) epi_first(ep, ct, ldc, i, jc + j0, mr, w);
                         micro_table[arows][mr - 1][nv - 1](kc, at, packA ? mc : lda, panel, ct, ldc, alpha, be, last);
+                        if (lastBlock) epi_last(ep, ct, ldc, i, jc + j0, mr, w);
                     }
                 }
             }
@@ -295,13 +393,26 @@ void bfk_sgemm_set_enabled(int on) { __atomic_store_n(&g_enabled, on ? 1 : 0, __
 
 int bfk_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda, const float *b,
               long ldb, float beta, float *c, long ldc) {
+    return bfk_sgemm_ex(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL);
+}
+
+int bfk_sgemm_ex(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                 const float *b, long ldb, float beta, float *c, long ldc, const bfk_gemm_epilogue *ep) {
     if (!bfk_sgemm_available()) return 0;
     if (m <= 0 || n <= 0) return 1;
-    if (k <= 0 || alpha == 0.0f) { scale_c(m, n, beta, c, ldc); return 1; }
+    const int has_first = ep && (ep->bias || ep->addend), has_last = ep && (ep->gelu_out || ep->gelu_grad_inp);
+    if (ep && ep->a_sums && !transA) return 0;
 #ifdef GEMM_X86
-    return sgemm_avx512(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (k <= 0 || alpha == 0.0f) {   // no product: C = the first block's addend (or beta·C), then the last epilogue
+        if (ep && ep->a_sums) sum_rows(ep->a_sums, a, lda, m, k);
+        if (has_first) epi_first(ep, c, ldc, 0, 0, m, n); else scale_c(m, n, beta, c, ldc);
+        if (has_last) epi_last(ep, c, ldc, 0, 0, m, n);
+        return 1;
+    }
+    return sgemm_avx512(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep, has_first, has_last);
 #else
-    (void)transA; (void)transB; (void)a; (void)lda; (void)b; (void)ldb;
+    (void)transA; (void)transB; (void)k; (void)alpha; (void)a; (void)lda; (void)b; (void)ldb; (void)beta; (void)c;
+    (void)ldc; (void)has_first; (void)has_last; (void)scale_c;
     return 0;
 #endif
 }

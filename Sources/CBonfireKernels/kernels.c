@@ -4,6 +4,7 @@
 // Reductions use 16 fixed lanes whatever the instruction set, so every variant sums in the same order.
 
 #include "bonfire_kernels.h"
+#include "gelu_inline.h"
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -188,48 +189,13 @@ void bfk_exp(float *out, const float *inp, long n) { DISPATCH(exp, out, inp, n);
 
 // MARK: GELU
 
-// No FMA contraction in GELU: near saturation 1 ± tanh cancels, and a fused p·x²+c moves tanh off ±1 by an ulp,
-// which the x³ factor of GELU' then magnifies (GELU'(1e4) would be 1.5e4, not 1). Unfused, it matches Ops' Swift.
-BFK_INLINE float fast_tanh(float x0) {
-#pragma clang fp contract(off)
-    const float lim = 7.90531110763549805f;
-    float x = x0 < -lim ? -lim : (x0 > lim ? lim : x0);
-    float x2 = x * x;
-    float p = -2.76076847742355e-16f;
-    p = p * x2 + 2.00018790482477e-13f;
-    p = p * x2 - 8.60467152213735e-11f;
-    p = p * x2 + 5.12229709037114e-08f;
-    p = p * x2 + 1.48572235717979e-05f;
-    p = p * x2 + 6.37261928875436e-04f;
-    p = p * x2 + 4.89352455891786e-03f;
-    p = p * x;
-    float q = 1.19825839466702e-06f;
-    q = q * x2 + 1.18534705686654e-04f;
-    q = q * x2 + 2.26843463243900e-03f;
-    q = q * x2 + 4.89352518554385e-03f;
-    return fabsf(x0) < 0.0004f ? x0 : p / q;
-}
-static const float kGeluScale = 0.7978845608028654f;
-
+// fast_tanh, gelu_value and gelu_local live in gelu_inline.h, shared with gemm.c's GELU epilogues.
 BFK_INLINE void gelu_forward_body(float *restrict out, const float *restrict inp, long n) {
 #pragma clang fp contract(off)
-    for (long i = 0; i < n; i++) {
-        float x = inp[i];
-        float u = kGeluScale * (x + 0.044715f * x * x * x);
-        out[i] = 0.5f * x * (1 + fast_tanh(u));
-    }
+    for (long i = 0; i < n; i++) out[i] = gelu_value(inp[i]);
 }
 VARIANTS(gelu_forward, (float *out, const float *inp, long n), (out, inp, n))
 void bfk_gelu_forward(float *out, const float *inp, long n) { DISPATCH(gelu_forward, out, inp, n); }
-
-// GELU's local derivative at x (tanh approximation), shared by the accumulating and the writing backward.
-BFK_INLINE float gelu_local(float x) {
-#pragma clang fp contract(off)
-    float u = kGeluScale * (x + 0.044715f * x * x * x);
-    float th = fast_tanh(u);
-    float sech2 = 1 - th * th;
-    return 0.5f * (1 + th) + 0.5f * x * sech2 * kGeluScale * (1 + 3 * 0.044715f * x * x);
-}
 
 BFK_INLINE void gelu_backward_body(float *restrict dinp, const float *restrict inp, const float *restrict dout, long n) {
 #pragma clang fp contract(off)

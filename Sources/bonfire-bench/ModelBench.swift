@@ -17,6 +17,16 @@ enum SGEMMChoice: String, ExpressibleByArgument, CaseIterable {
     case auto, openblas
 }
 
+/// `--fuse`: whether linear layers fuse their elementwise passes into the own SGEMM (BLAS.fusesEpilogues).
+enum FuseChoice: String, ExpressibleByArgument, CaseIterable {
+    /// The default: bias, residual + bias and GELU forward (BLAS.fusesEpilogues).
+    case on
+    /// None: the separate passes.
+    case off
+    /// `on` plus GELU' in the MLP's c_proj backward (BLAS.fusesGELUBackward, off by default: measured slower).
+    case all
+}
+
 struct ModelBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
@@ -34,6 +44,8 @@ struct ModelBench: ParsableCommand {
     var kernels: String?
     @Option(help: "SGEMM kernel for the model's products: auto (BLAS.sgemm's choice: Bonfire's own AVX-512 kernel where it measured faster, else OpenBLAS) or openblas (OpenBLAS everywhere: the A/B baseline).")
     var sgemm: SGEMMChoice = .auto
+    @Option(help: "GEMM epilogues: on (the default: bias, residual + bias and GELU applied to each tile of the own AVX-512 kernel's products while in cache), all (also GELU' in the MLP backward, measured slower) or off (the separate passes over memory, same bits: the A/B baseline). Without the own kernel all three run the separate passes.")
+    var fuse: FuseChoice = .on
     @Flag(help: "Instead of the model: time each layer op of one train step alone, fast path against its plain twin (min of 20 runs: robust on a loaded machine).")
     var ops = false
     @Flag(help: "Instead of the model: time each linear-layer SGEMM of one train step alone (forward x·Wᵀ, dX = dY·W, dW += dYᵀ·x; CPU time, min of 7) on OpenBLAS and on Bonfire's own AVX-512 kernel, with GFLOP/s and the kernel BLAS.sgemm uses; Scripts/bench_gemm_torch.py times the same shapes in PyTorch.")
@@ -50,8 +62,10 @@ struct ModelBench: ParsableCommand {
             Kernels.setISA(level)
         }
         BLAS.ownKernelEnabled = sgemm == .auto
+        BLAS.fusesEpilogues = fuse != .off
+        BLAS.fusesGELUBackward = fuse == .all
         let replaced = BLAS.replacedCore.map { " (replacing OpenBLAS's own choice \($0))" } ?? ""
-        print("bonfire-bench model: OpenBLAS core \(BLAS.coreName)\(replaced), threads \(BLAS.numThreads), kernels \(Kernels.isa), sgemm \(sgemm.rawValue)")
+        print("bonfire-bench model: OpenBLAS core \(BLAS.coreName)\(replaced), threads \(BLAS.numThreads), kernels \(Kernels.isa), sgemm \(sgemm.rawValue), fuse \(fuse.rawValue)")
         for name in configs.split(separator: ",").map(String.init) {
             let cfg: GPTConfig
             switch name {
@@ -226,6 +240,8 @@ struct ModelBench: ParsableCommand {
         var out = [Float](repeating: 0, count: N * 4 * C), att = [Float](repeating: 0, count: B * H * T * T)
         var dqkv = [Float](repeating: 0, count: N * 3 * C), scratch = [Float](repeating: 0, count: T * T)
         var mean = [Float](repeating: 0, count: N), rstd = mean, dw = w, db = b
+        let wq = randoms(3 * C * C), wf = randoms(4 * C * C), bq = randoms(4 * C)
+        var out2 = out, dwf = wf
         func minMs(_ body: () -> Void) -> Double {
             var best = Double.infinity
             for _ in 0..<20 { let t0 = now(); body(); best = min(best, now() - t0) }
@@ -260,11 +276,36 @@ struct ModelBench: ParsableCommand {
              { Ops.geluForwardPlain(out: &out, inp: x4, count: N * 4 * C) }),
             ("gelu backward", { Ops.geluBackward(dinp: &out, inp: x4, dout: x4, count: N * 4 * C) },
              { Ops.geluBackwardPlain(dinp: &out, inp: x4, dout: x4, count: N * 4 * C) }),
+            // Linear layers with GEMM epilogues (fast: fused into the own SGEMM where BLAS.fuses; plain: the separate
+            // passes): c_attn (bias), attention c_proj (residual + bias), c_fc (+ GELU), MLP c_proj backward (GELU').
+            ("c_attn fwd +bias", {
+                Ops.linearForward(out: &out, inp: x, weight: wq, bias: bq, n: N, ic: C, oc: 3 * C)
+            }, {
+                Ops.linearForwardSeparate(out: &out, inp: x, weight: wq, bias: bq, n: N, ic: C, oc: 3 * C)
+            }),
+            ("c_proj fwd +res+bias", {
+                Ops.linearForward(out: &out, inp: x, weight: wq, bias: bq, n: N, ic: C, oc: C, residual: dy)
+            }, {
+                Ops.linearForwardSeparate(out: &out, inp: x, weight: wq, bias: bq, n: N, ic: C, oc: C, residual: dy)
+            }),
+            ("c_fc fwd +GELU", {
+                Ops.linearForwardGELU(out: &out, geluOut: &out2, inp: x, weight: wf, bias: bq, n: N, ic: C, oc: 4 * C)
+            }, {
+                Ops.linearForwardGELUSeparate(out: &out, geluOut: &out2, inp: x, weight: wf, bias: bq, n: N, ic: C,
+                                              oc: 4 * C)
+            }),
+            ("mlp c_proj bwd +GELU'", {
+                Ops.linearBackwardGELU(dinp: &out, geluInput: x4, dweight: &dwf, dbias: &db, dout: dy, inp: x4,
+                                       weight: wf, n: N, ic: 4 * C, oc: C)
+            }, {
+                Ops.linearBackwardGELUSeparate(dinp: &out, geluInput: x4, dweight: &dwf, dbias: &db, dout: dy, inp: x4,
+                                               weight: wf, n: N, ic: 4 * C, oc: C)
+            }),
         ]
         print("\(name): one layer's ops at B=\(B) T=\(T) C=\(C) H=\(H), Bonfire threads \(Parallel.threads) (min of 20 runs)")
         for (label, fast, plain) in rows {
             let f = minMs(fast), p = minMs(plain)
-            print(String(format: "  %-20@ fast %8.3f ms   plain %8.3f ms   plain/fast %.2f", label, f, p, p / f))
+            print(String(format: "  %-22@ fast %8.3f ms   plain %8.3f ms   plain/fast %.2f", label, f, p, p / f))
         }
     }
 }

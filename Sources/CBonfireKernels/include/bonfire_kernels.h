@@ -161,11 +161,37 @@ uint32_t bfk_widen_u32_ids(int64_t *dst, const void *src, long n);
 /// bfk_set_isa, is below AVX-512, or aarch64; or out of memory for the packing buffer): the caller then uses OpenBLAS.
 int bfk_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda, const float *b,
               long ldb, float beta, float *c, long ldc);
+/// What bfk_sgemm_ex does to C besides the product, tile by tile while the tile is in cache (instead of separate
+/// passes over C in memory). Pointers are NULL when unused; matrices are row-major m × n with their own leading
+/// dimension, addressed like C (element [i][j] of the whole product).
+typedef struct bfk_gemm_epilogue {
+    /// First k-block: when bias (n) or addend (m × n) is set, the block sum is added to Y = addend[i][j] + bias[j]
+    /// (either alone when the other is NULL) instead of beta·C; C's old content is not read and beta is ignored.
+    /// Bit-identical to writing Y into C first and multiplying with beta = 1.
+    const float *bias;
+    const float *addend;
+    long ld_addend;
+    /// Last k-block, after the product: C[i][j] = GELU'(gelu_grad_inp[i][j]) · C[i][j] (bfk_gelu_backward_set in place,
+    /// bit-identical) ...
+    const float *gelu_grad_inp;
+    long ld_gelu_grad_inp;
+    /// ... then gelu_out[i][j] = GELU(C[i][j]) (bfk_gelu_forward, bit-identical). gelu_out may not overlap C.
+    float *gelu_out;
+    long ld_gelu_out;
+    /// a_sums (m) += Σ_k op(A)[i][k], each added to a_sums[i] one k at a time in k order (Ops.linearBackward's dbias
+    /// loop over dout's rows): computed while op(A) = Aᵀ is packed (lda > 512), else in a separate loop over A.
+    /// Alpha and beta do not apply. Not with op(A) = A (returns 0: not handled).
+    float *a_sums;
+} bfk_gemm_epilogue;
+/// bfk_sgemm with an epilogue (NULL: bfk_sgemm). Same summation order, same return values; every result equals the
+/// unfused sequence's bit for bit (at the AVX-512 level, where it is handled).
+int bfk_sgemm_ex(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                 const float *b, long ldb, float beta, float *c, long ldc, const bfk_gemm_epilogue *ep);
 /// Whether bfk_sgemm handles products at the current instruction-set level (AVX-512).
 int bfk_sgemm_available(void);
 /// BonfireMath's switch between this kernel and OpenBLAS (BLAS.ownKernelEnabled; 1 = use it where it is faster, the
 /// default). bfk_sgemm itself does not look at it.
 int bfk_sgemm_enabled(void);
 void bfk_sgemm_set_enabled(int on);
-/// Blocks bfk_sgemm cuts k into (⌈k / 128⌉; 0 for k ≤ 0).
+/// Blocks bfk_sgemm cuts k into (⌈k / 256⌉; 0 for k ≤ 0).
 long bfk_sgemm_kblocks(long k);
