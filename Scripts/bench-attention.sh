@@ -9,8 +9,12 @@ old_rev=${OLD_REV:-main}
 reps=${REPS:-15}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-git -C "$root" show "$old_rev:Sources/CBonfireKernels/kernels.c" > "$work/kernels_old.c"
-cp "$root/Sources/CBonfireKernels/kernels.c" "$work/kernels_new.c"
+# Each copy sits in its own folder beside the private headers it includes (gelu_inline.h, since the GEMM epilogues).
+mkdir -p "$work/old" "$work/new"
+git -C "$root" show "$old_rev:Sources/CBonfireKernels/kernels.c" > "$work/old/kernels.c"
+git -C "$root" show "$old_rev:Sources/CBonfireKernels/gelu_inline.h" > "$work/old/gelu_inline.h" 2>/dev/null || true
+cp "$root/Sources/CBonfireKernels/kernels.c" "$work/new/kernels.c"
+cp "$root/Sources/CBonfireKernels/"*.h "$work/new/"
 cat > "$work/wrap.c" <<'WRAP'
 #include KFILE
 #define CAT2(a, b) a##b
@@ -59,10 +63,10 @@ void CAT(PFX, _layer_bwd)(int acc, float *dqkv, const float *dout, const float *
 }
 WRAP
 for v in old new; do
-    pairs=$(grep -q bfk_attention_forward_pairs "$work/kernels_$v.c" && echo -DHAVE_PAIRS || true)
+    pairs=$(grep -q bfk_attention_forward_pairs "$work/$v/kernels.c" && echo -DHAVE_PAIRS || true)
     # SwiftPM's flags for the C target (release): -O2 -fPIC -fno-omit-frame-pointer; each copy's symbols kept local
     clang -O2 -fPIC -fno-omit-frame-pointer -Wno-psabi -I "$root/Sources/CBonfireKernels/include" \
-        -DKFILE="\"$work/kernels_$v.c\"" -DPFX=$v $pairs -c "$work/wrap.c" -o "$work/w_$v.o"
+        -DKFILE="\"$work/$v/kernels.c\"" -DPFX=$v $pairs -c "$work/wrap.c" -o "$work/w_$v.o"
     ld -r "$work/w_$v.o" -o "$work/r_$v.o"
     objcopy $(for s in set_isa isa fwd bwd layer_fwd layer_bwd; do printf -- '--keep-global-symbol=%s_%s ' $v $s; done) "$work/r_$v.o" "$work/k_$v.o"
 done
