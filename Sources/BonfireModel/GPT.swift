@@ -103,20 +103,10 @@ package final class GPT: @unchecked Sendable {
     }
     private var paramStorage: [Float]
     private(set) var paramsGeneration: UInt64 = 0
-    /// Gradients, shaped like `params`. Allocated on first use: a sampling-only role (an actor, the evaluator) never
-    /// touches them, and for a 124 M-parameter model they are 0.47 GiB of resident memory it would not need.
-    package var grads: [Float] {
-        get { allocateGradients(); return gradStorage }
-        _modify { allocateGradients(); yield &gradStorage }
-        set { gradStorage = newValue }
-    }
+    /// Gradients, shaped like `params`, allocated on first use (`LazyGradients`).
+    @LazyGradients package var grads: [Float]
     /// Whether `grads` has been allocated (tests: a sampling-only model must not have).
-    package var hasGradients: Bool { !gradStorage.isEmpty }
-    /// Empty until first use (a layout always has parameters); see `params` for why plain storage.
-    private var gradStorage: [Float] = []
-    private func allocateGradients() {
-        if gradStorage.isEmpty { gradStorage = [Float](repeating: 0, count: layout.totalCount) }
-    }
+    package var hasGradients: Bool { _grads.isAllocated }
     package let layout: ParameterLayout
 
     let wte: Int, wpe: Int, lnfw: Int, lnfb: Int
@@ -169,6 +159,7 @@ package final class GPT: @unchecked Sendable {
         self.config = config
         layout = GPT.makeLayout(config)
         paramStorage = [Float](repeating: 0, count: layout.totalCount)
+        _grads = LazyGradients(count: layout.totalCount)
         wte = layout["wte"].offset; wpe = layout["wpe"].offset
         lnfw = layout["ln_f.weight"].offset; lnfb = layout["ln_f.bias"].offset
         scoreW = layout.entry(named: "score.weight")?.offset ?? -1

@@ -24,19 +24,10 @@ struct LlamaBlockOffsets {
 package final class LlamaModel: @unchecked Sendable, LanguageModel {
     package let config: LlamaConfig
     package var params: [Float]
-    /// Gradients, shaped like `params`, allocated on first use (sampling-only roles never touch them; see GPT.grads).
-    package var grads: [Float] {
-        get { allocateGradients(); return gradStorage }
-        _modify { allocateGradients(); yield &gradStorage }
-        set { gradStorage = newValue }
-    }
+    /// Gradients, shaped like `params`, allocated on first use (`LazyGradients`).
+    @LazyGradients package var grads: [Float]
     /// Whether `grads` has been allocated (tests: a sampling-only model must not have).
-    package var hasGradients: Bool { !gradStorage.isEmpty }
-    /// Empty until first use (a layout always has parameters); see GPT.params for why plain storage.
-    private var gradStorage: [Float] = []
-    private func allocateGradients() {
-        if gradStorage.isEmpty { gradStorage = [Float](repeating: 0, count: layout.totalCount) }
-    }
+    package var hasGradients: Bool { _grads.isAllocated }
     package let layout: ParameterLayout
     package var vocabSize: Int { config.vocabSize }
     package var contextLength: Int { config.contextLength }
@@ -101,6 +92,7 @@ package final class LlamaModel: @unchecked Sendable, LanguageModel {
         let lay = LlamaModel.makeLayout(c)
         layout = lay
         params = [Float](repeating: 0, count: layout.totalCount)
+        _grads = LazyGradients(count: layout.totalCount)
         embed = layout["model.embed_tokens.weight"].offset
         normF = layout["model.norm.weight"].offset
         head = c.tiedHead ? embed : layout["lm_head.weight"].offset
