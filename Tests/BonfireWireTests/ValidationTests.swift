@@ -332,6 +332,30 @@ final class ValidationTests: XCTestCase {
         return nil
     }
 
+    /// A BoN group of `FuzzWorld.n` responses with random in-vocabulary ids, of which about one prompt or response
+    /// in 24 gets one or two ids from `planted`, and log-probs of which about one response in 24 gets one of
+    /// `badFloats`. Shared by the verdict tests below.
+    private func hostileGroup(_ rng: inout SplitMix64, badFloats: [Float], planted: [Int], vocabulary v: Int)
+        -> (prompt: [Int], responses: [WireBoNResponse], group: WireBoNGroup) {
+        func ids(_ n: Int) -> [Int] {
+            var t = (0..<n).map { _ in rng.int(max(1, min(v, 1 << 16))) }
+            for _ in 0..<(rng.int(24) == 0 ? 1 + rng.int(2) : 0) where !t.isEmpty {
+                t[rng.int(t.count)] = planted[rng.int(planted.count)]
+            }
+            return t
+        }
+        let prompt = ids(1 + rng.int(40))
+        let responses = (0..<FuzzWorld.n).map { _ in
+            let t = ids(1 + rng.int(300))
+            var lp = t.map { _ in -Float(rng.int(1000)) * 0.05 }
+            for _ in 0..<(rng.int(24) == 0 ? 1 : 0) { lp[rng.int(lp.count)] = badFloats[rng.int(badFloats.count)] }
+            return WireBoNResponse(tokens: t, tokenLogProbs: lp, verifierScore: 0.5, reward: 1)
+        }
+        let g = WireBoNGroup(itemID: 1, promptTokens: prompt, behaviourVersion: UInt64(FuzzWorld.current),
+                             temperature: 1, responses: responses)
+        return (prompt, responses, g)
+    }
+
     func testBoNTokenAndLogProbChecksMatchTheirPlainDefinitionsVerdictAndDetail() {
         var rng = SplitMix64(seed: 0xB0B0)
         let badFloats: [Float] = [.nan, -.nan, .infinity, -.infinity, Float(-100).nextDown, -100, 1e-4, Float(1e-4).nextUp,
@@ -348,22 +372,9 @@ final class ValidationTests: XCTestCase {
             default: break
             }
             let v = c.vocabSize!
-            func ids(_ n: Int) -> [Int] {
-                var t = (0..<n).map { _ in rng.int(max(1, min(v, 1 << 16))) }
-                for _ in 0..<(rng.int(24) == 0 ? 1 + rng.int(2) : 0) where !t.isEmpty {
-                    t[rng.int(t.count)] = [v, v &+ 1, -1, Int.min, Int.max, v - 1, 0, Int(UInt32.max)][rng.int(8)]
-                }
-                return t
-            }
-            let prompt = ids(1 + rng.int(40))
-            let responses = (0..<FuzzWorld.n).map { _ in
-                let t = ids(1 + rng.int(300))
-                var lp = t.map { _ in -Float(rng.int(1000)) * 0.05 }
-                for _ in 0..<(rng.int(24) == 0 ? 1 : 0) { lp[rng.int(lp.count)] = badFloats[rng.int(badFloats.count)] }
-                return WireBoNResponse(tokens: t, tokenLogProbs: lp, verifierScore: 0.5, reward: 1)
-            }
-            let g = WireBoNGroup(itemID: 1, promptTokens: prompt, behaviourVersion: UInt64(FuzzWorld.current),
-                                 temperature: 1, responses: responses)
+            let (prompt, responses, g) = hostileGroup(&rng, badFloats: badFloats,
+                                                      planted: [v, v &+ 1, -1, Int.min, Int.max, v - 1, 0, Int(UInt32.max)],
+                                                      vocabulary: v)
             let expected = plainBoNVerdict(prompt: prompt, responses: responses, vocabulary: v, context: c)
             let got = c.validate(g)
             XCTAssertEqual(got, expected ?? .valid, "trial \(trial)")
@@ -397,24 +408,11 @@ final class ValidationTests: XCTestCase {
             default: break
             }
             let v = c.vocabSize!
-            let top = Int(UInt32.max)
-            func ids(_ n: Int) -> [Int] {
-                var t = (0..<n).map { _ in rng.int(max(1, min(v, 1 << 16))) }
-                for _ in 0..<(rng.int(24) == 0 ? 1 + rng.int(2) : 0) where !t.isEmpty {
-                    let planted = [v, v &+ 1, v - 1, 0, top, Int(Int32.max), 1 << 31, (1 << 31) + 1][rng.int(8)]
-                    t[rng.int(t.count)] = min(max(planted, 0), top)
-                }
-                return t
-            }
-            let prompt = ids(1 + rng.int(40))
-            let responses = (0..<FuzzWorld.n).map { _ in
-                let t = ids(1 + rng.int(300))
-                var lp = t.map { _ in -Float(rng.int(1000)) * 0.05 }
-                for _ in 0..<(rng.int(24) == 0 ? 1 : 0) { lp[rng.int(lp.count)] = badFloats[rng.int(badFloats.count)] }
-                return WireBoNResponse(tokens: t, tokenLogProbs: lp, verifierScore: 0.5, reward: 1)
-            }
-            let g = WireBoNGroup(itemID: 1, promptTokens: prompt, behaviourVersion: UInt64(FuzzWorld.current),
-                                 temperature: 1, responses: responses)
+            let top = Int(UInt32.max)   // what uint32 on the wire can carry
+            let (prompt, responses, g) = hostileGroup(
+                &rng, badFloats: badFloats,
+                planted: [v, v &+ 1, v - 1, 0, top, Int(Int32.max), 1 << 31, (1 << 31) + 1].map { min(max($0, 0), top) },
+                vocabulary: v)
             let bytes = Samples.envelope(.bonGroups(WireBoNGroupBatch(task: "math", groups: [g]))).encoded()
             guard case .bonGroups(let b) = try XCTUnwrap(WireEnvelope.fastCodecDecoded(bytes), "trial \(trial)").payload
             else { return XCTFail("trial \(trial): not BoN groups") }
