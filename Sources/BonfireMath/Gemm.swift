@@ -177,7 +177,7 @@ package enum BLAS {
     }
 
     /// Plain twin of a fused epilogue: the unfused sequence on one thread, over the whole product. C rows are set to
-    /// addend + bias (as `Ops.linearForward`'s loop), the product is added with beta = 1 on `kern` (without an
+    /// addend + bias (`startRows`), the product is added with beta = 1 on `kern` (without an
     /// addend or bias: with `beta`), then `bfk_gelu_backward_set` in place and `bfk_gelu_forward` run row by row.
     package static func sgemmSeparate(_ kern: Kernel, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                                       alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
@@ -188,14 +188,7 @@ package enum BLAS {
             for q in 0..<k { let row = a + q * lda; for i in 0..<m { s[i] += row[i] } }
         }
         if ep.replacesBeta {
-            for i in 0..<m {
-                let o = c + i * ldc
-                if let x = ep.addend.map({ $0 + i * ep.ldAddend }) {
-                    if let bias = ep.bias { for j in 0..<n { o[j] = x[j] + bias[j] } } else { o.update(from: x, count: n) }
-                } else if let bias = ep.bias {
-                    o.update(from: bias, count: n)
-                }
-            }
+            startRows(c, ldc: ldc, rows: 0..<m, n: n, addend: ep.addend, ldAddend: ep.ldAddend, bias: ep.bias)
         }
         sgemmOne(kern, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                  beta: ep.replacesBeta ? 1 : beta, c: c, ldc: ldc)
@@ -214,6 +207,21 @@ package enum BLAS {
                                  c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
         precondition(m >= 0 && n >= 0 && k >= 0, "sgemmOwn: negative dims m=\(m) n=\(n) k=\(k)")
         return bfk_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) != 0
+    }
+
+    /// Rows `rows` of C (n columns, leading dimension ldc) set to addend row + bias (either alone): how a product
+    /// that starts from addend + bias instead of beta·C begins when it is not fused (`sgemmSeparate`,
+    /// `Ops.linearForwardSeparate`); the fused first k-block computes the same sum.
+    package static func startRows(_ c: UnsafeMutablePointer<Float>, ldc: Int, rows: Range<Int>, n: Int,
+                                  addend: UnsafePointer<Float>?, ldAddend: Int, bias: UnsafePointer<Float>?) {
+        for i in rows {
+            let o = c + i * ldc
+            if let x = addend.map({ $0 + i * ldAddend }) {
+                if let bias { for j in 0..<n { o[j] = x[j] + bias[j] } } else { o.update(from: x, count: n) }
+            } else if let bias {
+                o.update(from: bias, count: n)
+            }
+        }
     }
 
     /// `sgemmOwn` with a fused epilogue (`bfk_sgemm_ex`); false, with C and the epilogue's outputs untouched, below

@@ -161,20 +161,10 @@ package enum Ops {
                                               weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, n: Int,
                                               ic: Int, oc: Int, accumulate: Bool = false,
                                               residual: UnsafePointer<Float>? = nil) {
-        if let residual {
-            precondition(!accumulate, "linearForward: residual and accumulate exclude each other")
+        precondition(residual == nil || !accumulate, "linearForward: residual and accumulate exclude each other")
+        if residual != nil || (bias != nil && !accumulate) {
             Parallel.forRanges(n, minItems: Parallel.minRows(width: oc)) { r, _ in
-                for i in r {
-                    let o = out + i * oc, x = residual + i * oc
-                    if let bias { for j in 0..<oc { o[j] = x[j] + bias[j] } } else { o.update(from: x, count: oc) }
-                }
-            }
-            BLAS.sgemm(transA: false, transB: true, m: n, n: oc, k: ic, a: inp, b: weight, beta: 1, c: out)
-            return
-        }
-        if let bias, !accumulate {
-            Parallel.forRanges(n, minItems: Parallel.minRows(width: oc)) { r, _ in
-                for i in r { (out + i * oc).update(from: bias, count: oc) }
+                BLAS.startRows(out, ldc: oc, rows: r, n: oc, addend: residual, ldAddend: oc, bias: bias)
             }
             BLAS.sgemm(transA: false, transB: true, m: n, n: oc, k: ic, a: inp, b: weight, beta: 1, c: out)
             return
