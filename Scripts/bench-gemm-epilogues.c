@@ -1,6 +1,7 @@
 // A/B of the own SGEMM's fused epilogues (gemm.c, bfk_sgemm_ex) against the separate passes they replace, on the
 // small config's shapes (N = B·T = 4096 rows, C = 256): c_attn + bias (768 columns), c_fc + bias + GELU (1024), the
-// MLP c_proj dX product × GELU'(fch) (4096 × 1024 × 256). Thread CPU time, min of 25, the variants interleaved run by
+// MLP c_proj dX product × GELU'(fch), stored by the forward or (before the seventh pass) computed by the backward
+// (4096 × 1024 × 256). Thread CPU time, min of 25, the variants interleaved run by
 // run so that all see the same machine load. AVX-512 only (bfk_sgemm_ex declines below it).
 //   S=Sources/CBonfireKernels; clang -O2 -o /tmp/bench-epi Scripts/bench-gemm-epilogues.c $S/gemm.c $S/kernels.c \
 //     $S/pool.c -I$S/include -lpthread -lm && /tmp/bench-epi
@@ -16,7 +17,7 @@ static double cpu_now(void) {
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-enum { M = 4096, K = 256, NMAX = 1024, VARIANTS = 9 };
+enum { M = 4096, K = 256, NMAX = 1024, VARIANTS = 10 };
 static float *a, *b, *c, *f, *g, *bias, *dw, *sums;
 
 static void run(int v) {
@@ -43,13 +44,17 @@ static void run(int v) {
         e.bias = bias; e.gelu_out = g; e.ld_gelu_out = NMAX;
         bfk_sgemm_ex(0, 1, M, NMAX, K, 1, a, K, b, K, 0, c, NMAX, &e);
         break;
-    case 5: // MLP c_proj dX, separate: product, GELU' pass in place
+    case 5: // MLP c_proj dX, separate: product, then × GELU' (stored by the forward) in place
+        bfk_sgemm(0, 0, M, NMAX, K, 1, a, K, b, NMAX, 0, c, NMAX);
+        bfk_mul_set(c, f, (long)M * NMAX);
+        break;
+    case 6: // MLP c_proj dX before the seventh pass: product, then GELU' computed from GELU's stored input
         bfk_sgemm(0, 0, M, NMAX, K, 1, a, K, b, NMAX, 0, c, NMAX);
         bfk_gelu_backward_set(c, f, c, (long)M * NMAX);
         break;
-    case 6: // MLP c_proj dX, fused GELU'
-        e.gelu_grad_inp = f; e.ld_gelu_grad_inp = NMAX;
-        bfk_sgemm_ex(0, 0, M, NMAX, K, 1, a, K, b, NMAX, 0, c, NMAX, &e);
+    case 9: // c_fc, fused bias + GELU, keeping GELU' in C (what the model's forward runs)
+        e.bias = bias; e.gelu_out = g; e.ld_gelu_out = NMAX; e.gelu_local_in_c = 1;
+        bfk_sgemm_ex(0, 1, M, NMAX, K, 1, a, K, b, K, 0, c, NMAX, &e);
         break;
     case 7: // c_fc's dW += doutᵀ·ln2 (1024 × 256 × 4096, dout = f) and dbias as a separate loop over dout's rows
         bfk_sgemm(1, 0, NMAX, K, M, 1, f, NMAX, a, K, 1, dw, K);
@@ -73,8 +78,8 @@ int main(void) {
     dw = calloc((size_t)NMAX * K, sizeof(float)); sums = calloc(NMAX, sizeof(float));
     static const char *names[VARIANTS] = {
         "c_attn + bias, separate", "c_attn + bias, fused", "c_fc + bias + GELU, separate", "c_fc + bias, fused",
-        "c_fc + bias + GELU, fused", "c_proj dX x GELU', separate", "c_proj dX x GELU', fused",
-        "c_fc dW + dbias, separate", "c_fc dW + dbias, fused"};
+        "c_fc + bias + GELU, fused", "c_proj dX x stored GELU'", "c_proj dX then GELU' pass (old)",
+        "c_fc dW + dbias, separate", "c_fc dW + dbias, fused", "c_fc + bias + GELU + GELU', fused"};
     double best[VARIANTS];
     for (int v = 0; v < VARIANTS; v++) best[v] = 1e9;
     for (int r = 0; r < 25; r++)

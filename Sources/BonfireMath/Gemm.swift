@@ -62,23 +62,22 @@ package enum BLAS {
         package var bias: UnsafePointer<Float>?
         package var addend: UnsafePointer<Float>?
         package var ldAddend: Int
-        /// Last, on the finished product: C[i][j] = GELU'(geluGradInput[i][j]) · C[i][j] (`bfk_gelu_backward_set`) …
-        package var geluGradInput: UnsafePointer<Float>?
-        package var ldGeluGradInput: Int
-        /// … then geluOut[i][j] = GELU(C[i][j]) (`bfk_gelu_forward`); geluOut may not overlap C.
+        /// Last, on the finished product: geluOut[i][j] = GELU(C[i][j]) (`bfk_gelu_forward`); geluOut may not
+        /// overlap C …
         package var geluOut: UnsafeMutablePointer<Float>?
         package var ldGeluOut: Int
+        /// … and with `geluLocalInC` (only with geluOut), C[i][j] = GELU'(C[i][j]) (`bfk_gelu_forward_local`).
+        package var geluLocalInC: Bool
         /// aSums (m) += Σ_k op(A)[i][k], added one k at a time in k order (op(A) = Aᵀ only: linearBackward's dbias,
         /// summed while the dW product packs dout). Alpha and beta do not apply.
         package var aSums: UnsafeMutablePointer<Float>?
 
         package init(bias: UnsafePointer<Float>? = nil, addend: UnsafePointer<Float>? = nil, ldAddend: Int = 0,
-                     geluGradInput: UnsafePointer<Float>? = nil, ldGeluGradInput: Int = 0,
-                     geluOut: UnsafeMutablePointer<Float>? = nil, ldGeluOut: Int = 0,
+                     geluOut: UnsafeMutablePointer<Float>? = nil, ldGeluOut: Int = 0, geluLocalInC: Bool = false,
                      aSums: UnsafeMutablePointer<Float>? = nil) {
+            precondition(!geluLocalInC || geluOut != nil, "BLAS.Epilogue: geluLocalInC needs geluOut")
             self.bias = bias; self.addend = addend; self.ldAddend = ldAddend
-            self.geluGradInput = geluGradInput; self.ldGeluGradInput = ldGeluGradInput
-            self.geluOut = geluOut; self.ldGeluOut = ldGeluOut; self.aSums = aSums
+            self.geluOut = geluOut; self.ldGeluOut = ldGeluOut; self.geluLocalInC = geluLocalInC; self.aSums = aSums
         }
 
         /// Whether C starts from addend + bias (not beta·C).
@@ -89,16 +88,13 @@ package enum BLAS {
         func offset(row: Int, column: Int) -> Epilogue {
             Epilogue(bias: bias.map { $0 + column }, addend: addend.map { $0 + row * ldAddend + column },
                      ldAddend: ldAddend,
-                     geluGradInput: geluGradInput.map { $0 + row * ldGeluGradInput + column },
-                     ldGeluGradInput: ldGeluGradInput,
                      geluOut: geluOut.map { $0 + row * ldGeluOut + column }, ldGeluOut: ldGeluOut,
-                     aSums: column == 0 ? aSums.map { $0 + row } : nil)
+                     geluLocalInC: geluLocalInC, aSums: column == 0 ? aSums.map { $0 + row } : nil)
         }
 
         var c: bfk_gemm_epilogue {
-            bfk_gemm_epilogue(bias: bias, addend: addend, ld_addend: ldAddend, gelu_grad_inp: geluGradInput,
-                              ld_gelu_grad_inp: ldGeluGradInput, gelu_out: geluOut, ld_gelu_out: ldGeluOut,
-                              a_sums: aSums)
+            bfk_gemm_epilogue(bias: bias, addend: addend, ld_addend: ldAddend, gelu_out: geluOut,
+                              ld_gelu_out: ldGeluOut, gelu_local_in_c: geluLocalInC ? 1 : 0, a_sums: aSums)
         }
     }
 
@@ -106,14 +102,6 @@ package enum BLAS {
     /// runs the separate passes it ran before (the same bits): the A/B switch of `bonfire-bench model --fuse`. Set it
     /// before starting work on other threads.
     package nonisolated(unsafe) static var fusesEpilogues = true
-
-    /// Whether `Ops.linearBackwardGELU` fuses GELU' into its dX product too (default false: measured slower). GELU'
-    /// is compute-bound (~1 ns per element), so the separate pass already hides its memory traffic behind the
-    /// arithmetic, while inside the product it reads GELU's input tile by tile, 64 floats per row 4 KiB apart: on the
-    /// small config's 4096 × 1024 × 256 dX product, 20.0 ms separate vs 22.4 ms fused (CPU time, min of 25,
-    /// interleaved, loaded 2-vCPU VM; docs/performance.md "GEMM epilogues"). Tests and `bonfire-bench model --fuse
-    /// all` turn it on; the results are the same bits either way.
-    package nonisolated(unsafe) static var fusesGELUBackward = false
 
     /// Whether `Ops` runs a product of this shape with a fused epilogue: on the own kernel (`kernel(m:n:k:)`) with
     /// `fusesEpilogues` on. Elsewhere Ops keeps its separate passes (OpenBLAS cannot fuse them).
@@ -178,7 +166,8 @@ package enum BLAS {
 
     /// Plain twin of a fused epilogue: the unfused sequence on one thread, over the whole product. C rows are set to
     /// addend + bias (`startRows`), the product is added with beta = 1 on `kern` (without an
-    /// addend or bias: with `beta`), then `bfk_gelu_backward_set` in place and `bfk_gelu_forward` run row by row.
+    /// addend or bias: with `beta`), then `bfk_gelu_forward` (or, with `geluLocalInC`, `bfk_gelu_forward_local`)
+    /// runs row by row.
     package static func sgemmSeparate(_ kern: Kernel, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                                       alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
                                       ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
@@ -192,11 +181,11 @@ package enum BLAS {
         }
         sgemmOne(kern, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                  beta: ep.replacesBeta ? 1 : beta, c: c, ldc: ldc)
-        if let f = ep.geluGradInput {
-            for i in 0..<m { bfk_gelu_backward_set(c + i * ldc, f + i * ep.ldGeluGradInput, c + i * ldc, n) }
-        }
         if let g = ep.geluOut {
-            for i in 0..<m { bfk_gelu_forward(g + i * ep.ldGeluOut, c + i * ldc, n) }
+            for i in 0..<m {
+                if ep.geluLocalInC { bfk_gelu_forward_local(g + i * ep.ldGeluOut, c + i * ldc, n) }
+                else { bfk_gelu_forward(g + i * ep.ldGeluOut, c + i * ldc, n) }
+            }
         }
     }
 

@@ -177,60 +177,48 @@ package enum Ops {
         }
     }
 
-    /// The MLP's c_fc: out (N, OC) = inp · weightᵀ + bias (the pre-activation, which GELU's backward reads) and
-    /// geluOut (N, OC) = GELU(out) (c_proj's input). Fast path (`BLAS.fuses`): GELU is applied to each tile of out
-    /// by the product's last k-block (`BLAS.Epilogue`) while it is in cache, the bias by its first; the same bits as
-    /// `linearForwardGELUSeparate`, which runs everywhere else. geluOut may not overlap out.
+    /// The MLP's c_fc: geluOut (N, OC) = GELU(pre) (c_proj's input) of the pre-activation pre = inp·Wᵀ + bias, and
+    /// out (N, OC) = GELU'(pre) with `keepLocal` (a forward that a backward follows), else pre itself. The backward
+    /// needs only GELU'(pre) (`linearBackwardGELU` multiplies by it): computing it here, from the value GELU is
+    /// computed from, replaces the backward's separate GELU' pass over pre (a compute-bound tanh per element; the
+    /// small config's train step −1.5%, docs/performance.md seventh pass). Fused path (`BLAS.fuses`): the bias in the
+    /// product's first k-block, GELU (and GELU') on each tile in its last (`BLAS.Epilogue`); the same bits as
+    /// `linearForwardGELUSeparate`, which runs otherwise. geluOut may not overlap out.
     package static func linearForwardGELU(out: UnsafeMutablePointer<Float>, geluOut: UnsafeMutablePointer<Float>,
-                                          inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                          keepLocal: Bool, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                           bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int) {
         if BLAS.fuses(m: n, n: oc, k: ic) {
             BLAS.sgemm(transA: false, transB: true, m: n, n: oc, k: ic, a: inp, b: weight, c: out,
-                       epilogue: BLAS.Epilogue(bias: bias, geluOut: geluOut, ldGeluOut: oc))
+                       epilogue: BLAS.Epilogue(bias: bias, geluOut: geluOut, ldGeluOut: oc, geluLocalInC: keepLocal))
             return
         }
-        linearForwardGELUSeparate(out: out, geluOut: geluOut, inp: inp, weight: weight, bias: bias, n: n, ic: ic,
-                                  oc: oc)
+        linearForwardGELUSeparate(out: out, geluOut: geluOut, keepLocal: keepLocal, inp: inp, weight: weight,
+                                  bias: bias, n: n, ic: ic, oc: oc)
     }
 
-    /// Plain twin of `linearForwardGELU`: `linearForwardSeparate`, then `geluForward` over all of out.
-    package static func linearForwardGELUSeparate(out: UnsafeMutablePointer<Float>, geluOut: UnsafeMutablePointer<Float>,
+    /// Plain twin of `linearForwardGELU`: `linearForwardSeparate`, then `geluForwardLocal` (or `geluForward`) over out.
+    package static func linearForwardGELUSeparate(out: UnsafeMutablePointer<Float>,
+                                                  geluOut: UnsafeMutablePointer<Float>, keepLocal: Bool,
                                                   inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                                   bias: UnsafePointer<Float>?, n: Int, ic: Int, oc: Int) {
         linearForwardSeparate(out: out, inp: inp, weight: weight, bias: bias, n: n, ic: ic, oc: oc)
-        geluForward(out: geluOut, inp: out, count: n * oc)
+        if keepLocal { geluForwardLocal(out: geluOut, x: out, count: n * oc) }
+        else { geluForward(out: geluOut, inp: out, count: n * oc) }
     }
 
-    /// The MLP's c_proj backward through GELU: dinp (N, IC) = (dout · W) ⊙ GELU'(geluInput (N, IC)) — written, not
-    /// added: d of c_fc's pre-activation, whose GELU output was this layer's input —, dweight (OC, IC) += doutᵀ·inp,
-    /// dbias (OC) += Σ_n dout (`dbias` may be nil). Fused path (`BLAS.fusesGELUBackward`, off by default: measured
-    /// slower, see there; and `BLAS.fuses` for the dX product): GELU' multiplies each tile of dinp in the product's
-    /// last k-block (`BLAS.Epilogue`); the same bits as `linearBackwardGELUSeparate`, which runs otherwise.
-    /// geluInput may not overlap dinp.
-    package static func linearBackwardGELU(dinp: UnsafeMutablePointer<Float>, geluInput: UnsafePointer<Float>,
+    /// The MLP's c_proj backward through GELU: dinp (N, IC) = (dout · W) ⊙ geluLocal (N, IC) — written, not added:
+    /// d of c_fc's pre-activation, with geluLocal = GELU'(pre-activation) kept by `linearForwardGELU` —,
+    /// dweight (OC, IC) += doutᵀ·inp, dbias (OC) += Σ_n dout (`dbias` may be nil). The multiply is a separate pass
+    /// (`mulSet`): fused into the dX product's tiles it measured no faster (docs/performance.md, seventh pass). The
+    /// same bits as `linearBackward` followed by `geluBackward(accumulate: false)` from the pre-activation, which this
+    /// replaced (OpsFusedLinearTests). geluLocal may not overlap dinp.
+    package static func linearBackwardGELU(dinp: UnsafeMutablePointer<Float>, geluLocal: UnsafePointer<Float>,
                                            dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>?,
                                            dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
                                            weight: UnsafePointer<Float>, n: Int, ic: Int, oc: Int) {
-        if BLAS.fusesGELUBackward, BLAS.fuses(m: n, n: ic, k: oc) {
-            BLAS.sgemm(transA: false, transB: false, m: n, n: ic, k: oc, a: dout, b: weight, c: dinp,
-                       epilogue: BLAS.Epilogue(geluGradInput: geluInput, ldGeluGradInput: ic))
-            linearBackward(dinp: nil, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight, n: n,
-                           ic: ic, oc: oc)
-            return
-        }
-        linearBackwardGELUSeparate(dinp: dinp, geluInput: geluInput, dweight: dweight, dbias: dbias, dout: dout,
-                                   inp: inp, weight: weight, n: n, ic: ic, oc: oc)
-    }
-
-    /// Plain twin of `linearBackwardGELU`: `linearBackward` writing dinp, then `geluBackward` in place over it.
-    package static func linearBackwardGELUSeparate(dinp: UnsafeMutablePointer<Float>, geluInput: UnsafePointer<Float>,
-                                                   dweight: UnsafeMutablePointer<Float>,
-                                                   dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
-                                                   inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                                                   n: Int, ic: Int, oc: Int) {
         linearBackward(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight, n: n, ic: ic,
                        oc: oc, accumulateInput: false)
-        geluBackward(dinp: dinp, inp: geluInput, dout: dinp, count: n * ic, accumulate: false)
+        mulSet(dinp, by: geluLocal, count: n * ic)
     }
 
     /// dinp (N, IC) (+)= dout·W, dweight (OC, IC) += doutᵀ·inp, dbias (OC) += Σ_n dout. `dinp` may be nil.
@@ -280,6 +268,21 @@ package enum Ops {
             let x = inp[i]
             let u = geluScale * (x + 0.044715 * x * x * x)
             out[i] = 0.5 * x * (1 + fastTanh(u))
+        }
+    }
+
+    /// out (n) = GELU(x), then x (n) = GELU'(x) in place (`bfk_gelu_forward_local`): out with `geluForward`'s bits,
+    /// x with the local derivative `geluBackward` multiplies by. out may not overlap x.
+    package static func geluForwardLocal(out: UnsafeMutablePointer<Float>, x: UnsafeMutablePointer<Float>, count: Int) {
+        Parallel.forRanges(count, minItems: 1 << 15) { r, _ in
+            bfk_gelu_forward_local(out + r.lowerBound, x + r.lowerBound, r.count)
+        }
+    }
+
+    /// y (n) = s · y, elementwise (`bfk_mul_set`); s may not overlap y.
+    package static func mulSet(_ y: UnsafeMutablePointer<Float>, by s: UnsafePointer<Float>, count: Int) {
+        Parallel.forRanges(count, minItems: 1 << 15) { r, _ in
+            bfk_mul_set(y + r.lowerBound, s + r.lowerBound, r.count)
         }
     }
 

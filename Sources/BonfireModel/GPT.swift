@@ -119,7 +119,10 @@ package final class GPT: @unchecked Sendable {
     let x0 = FloatBuffer(), ln1 = FloatBuffer(), ln1Mean = FloatBuffer(), ln1Rstd = FloatBuffer()
     let qkv = FloatBuffer(), att = FloatBuffer(), atty = FloatBuffer(), res2 = FloatBuffer()
     let ln2 = FloatBuffer(), ln2Mean = FloatBuffer(), ln2Rstd = FloatBuffer()
+    // fch: c_fc's pre-activation, or GELU' of it after a forward for training (`forwardTrunk(…, forBackward: true)`).
     let fch = FloatBuffer(), fchGelu = FloatBuffer(), res3 = FloatBuffer()
+    /// Whether fch holds GELU' (the last forwardTrunk was for a backward): `backwardTrunk` requires it.
+    var fchHoldsGELULocal = false
     let lnf = FloatBuffer(), lnfMean = FloatBuffer(), lnfRstd = FloatBuffer(), logits = FloatBuffer()
     // Gradient scratch.
     let dres = FloatBuffer(), dln = FloatBuffer(), datty = FloatBuffer(), dqkv = FloatBuffer()
@@ -241,9 +244,11 @@ package final class GPT: @unchecked Sendable {
 
     // MARK: forward
 
-    /// Embeddings → blocks → final LN for the packed batch; fills every activation up to `lnf`.
-    func forwardTrunk(_ p: UnsafePointer<Float>, B: Int, T: Int) {
+    /// Embeddings → blocks → final LN for the packed batch; fills every activation up to `lnf`. `forBackward`: a
+    /// `backwardTrunk` follows, so the MLP keeps GELU' of its pre-activation in fch instead of the pre-activation.
+    func forwardTrunk(_ p: UnsafePointer<Float>, B: Int, T: Int, forBackward: Bool = false) {
         let C = config.dim, N = B * T, H = config.heads
+        fchHoldsGELULocal = forBackward
         Ops.embeddingForward(out: x0.ptr, ids: ids.ptr, table: p + wte, n: N, c: C, vocab: config.vocabSize)
         for b in 0..<B {
             for t in 0..<T {
@@ -264,8 +269,8 @@ package final class GPT: @unchecked Sendable {
                               residual: resIn)
             Ops.layerNormForward(out: ln2l, mean: ln2Mean.ptr + l * N, rstd: ln2Rstd.ptr + l * N, inp: res2l,
                                  weight: p + o.ln2w, bias: p + o.ln2b, n: N, c: C)
-            Ops.linearForwardGELU(out: fchl, geluOut: fchGl, inp: ln2l, weight: p + o.fcW, bias: p + o.fcB, n: N,
-                                  ic: C, oc: 4 * C)
+            Ops.linearForwardGELU(out: fchl, geluOut: fchGl, keepLocal: forBackward, inp: ln2l, weight: p + o.fcW,
+                                  bias: p + o.fcB, n: N, ic: C, oc: 4 * C)
             Ops.linearForward(out: res3l, inp: fchGl, weight: p + o.fcProjW, bias: p + o.fcProjB, n: N, ic: 4 * C, oc: C,
                               residual: res2l)
         }
@@ -290,6 +295,7 @@ package final class GPT: @unchecked Sendable {
 
     /// Given dlnf (B·T, C), backpropagates through LN_f, every block and the embeddings into grads `g`.
     func backwardTrunk(_ p: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, B: Int, T: Int) {
+        precondition(fchHoldsGELULocal, "GPT.backwardTrunk: the forward was not run with forBackward: true")
         let C = config.dim, N = B * T, H = config.heads
         dres.zero(N * C)
         let last = UnsafePointer(res3.ptr + (config.layers - 1) * N * C)
@@ -302,9 +308,9 @@ package final class GPT: @unchecked Sendable {
             let attyl = atty.ptr + l * N * C, res2l = res2.ptr + l * N * C, ln2l = ln2.ptr + l * N * C
             let fchl = fch.ptr + l * N * 4 * C, fchGl = fchGelu.ptr + l * N * 4 * C
             // MLP: res3 = res2 + c_proj(gelu(c_fc(ln2(res2))))
-            // c_proj's dX times GELU'(fch) (dfchGelu holds d fch): no zeroed buffer; on the own kernel the multiply
-            // runs on each tile of the product while it is in cache.
-            Ops.linearBackwardGELU(dinp: dfchGelu.ptr, geluInput: fchl, dweight: g + o.fcProjW, dbias: g + o.fcProjB,
+            // c_proj's dX times GELU'(pre-activation), which the forward kept in fch (dfchGelu then holds d of the
+            // pre-activation): written, no zeroed buffer.
+            Ops.linearBackwardGELU(dinp: dfchGelu.ptr, geluLocal: fchl, dweight: g + o.fcProjW, dbias: g + o.fcProjB,
                                    dout: dres.ptr, inp: fchGl, weight: p + o.fcProjW, n: N, ic: 4 * C, oc: C)
             Ops.linearBackward(dinp: dln.ptr, dweight: g + o.fcW, dbias: g + o.fcB, dout: dfchGelu.ptr,
                                inp: ln2l, weight: p + o.fcW, n: N, ic: C, oc: 4 * C, accumulateInput: false)
@@ -362,7 +368,7 @@ package final class GPT: @unchecked Sendable {
         params.withUnsafeBufferPointer { pb in
             grads.withUnsafeMutableBufferPointer { gb in
                 let p = pb.baseAddress!, g = gb.baseAddress!
-                forwardTrunk(p, B: B, T: T)
+                forwardTrunk(p, B: B, T: T, forBackward: true)
                 forwardLogits(p, N: N)
                 // Per-row work (log-probs, then the loss gradient) runs over rows split across `Parallel.threads`;
                 // the Double sums of loss and entropy are then taken in (b, t) order on the caller, as before.
@@ -447,7 +453,7 @@ package final class GPT: @unchecked Sendable {
         params.withUnsafeBufferPointer { pb in
             grads.withUnsafeMutableBufferPointer { gb in
                 let p = pb.baseAddress!, g = gb.baseAddress!
-                forwardTrunk(p, B: B, T: T)
+                forwardTrunk(p, B: B, T: T, forBackward: true)
                 out = scores(p, B: B, T: T)
                 let ds = dScores(out)
                 precondition(ds.count == B, "scalarForwardBackward: dScores returned \(ds.count) values for \(B) sequences")

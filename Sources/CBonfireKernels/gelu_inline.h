@@ -46,3 +46,15 @@ GELU_INLINE float gelu_local(float x) {
     float sech2 = 1 - th * th;
     return 0.5f * (1 + th) + 0.5f * x * sech2 * kGeluScale * (1 + 3 * 0.044715f * x * x);
 }
+
+// Both at once, for the forward pass that keeps GELU' instead of GELU's input (the backward then only multiplies):
+// *local = gelu_local(x), returns gelu_value(x). The same expressions as the two functions above, sharing u and
+// tanh(u), so each result has the same bits as the function it stands for.
+GELU_INLINE float gelu_value_local(float x, float *local) {
+#pragma clang fp contract(off)
+    float u = kGeluScale * (x + 0.044715f * x * x * x);
+    float th = fast_tanh(u);
+    float sech2 = 1 - th * th;
+    *local = 0.5f * (1 + th) + 0.5f * x * sech2 * kGeluScale * (1 + 3 * 0.044715f * x * x);
+    return 0.5f * x * (1 + th);
+}

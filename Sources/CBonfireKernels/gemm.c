@@ -23,8 +23,9 @@
 // Epilogues (bfk_sgemm_ex): a linear layer's elementwise passes over C run on each 6 × 64 tile right around its
 // micro-kernel call, while the tile is in L1, instead of as separate passes over all of C in memory: before the
 // first k-block, the tile is set to addend + bias (then the block sum is added with beta = 1, exactly as after
-// Ops.linearForward's old pass over C); after the last k-block, GELU' multiplies it and/or GELU(tile) is written to a
-// second matrix, with gelu_inline.h's functions — the code of bfk_gelu_forward / bfk_gelu_backward_set. Every element
+// Ops.linearForward's old pass over C); after the last k-block, GELU(tile) is written to a second matrix and, for the
+// model's forward, the tile becomes GELU'(tile), kept for the backward — with gelu_inline.h's functions, the code of
+// bfk_gelu_forward / bfk_gelu_forward_local. Every element
 // goes through the same operations in the same order as in the separate passes, so the results are the same bits.
 
 #include "bonfire_kernels.h"
@@ -265,22 +266,29 @@ GEMM_AVX512 static void epi_first(const bfk_gemm_epilogue *e, float *ct, long ld
 }
 
 // One row of a tile (restrict parameters: the loops vectorise without overlap checks).
-GEMM_AVX512 GEMM_INLINE void gelu_grad_row(float *restrict cr, const float *restrict f, long w) {
-#pragma clang fp contract(off)
-    for (long q = 0; q < w; q++) cr[q] = gelu_local(f[q]) * cr[q];
-}
 GEMM_AVX512 GEMM_INLINE void gelu_row(float *restrict g, const float *restrict cr, long w) {
 #pragma clang fp contract(off)
     for (long q = 0; q < w; q++) g[q] = gelu_value(cr[q]);
 }
+GEMM_AVX512 GEMM_INLINE void gelu_local_row(float *restrict g, float *restrict cr, long w) {
+#pragma clang fp contract(off)
+    for (long q = 0; q < w; q++) {
+        float d;
+        g[q] = gelu_value_local(cr[q], &d);
+        cr[q] = d;
+    }
+}
 
-// After the last k-block's micro-kernel (the tile of C is final): C = GELU'(gelu_grad_inp) · C (as
-// bfk_gelu_backward_set in place), then gelu_out = GELU(C) (as bfk_gelu_forward).
+// After the last k-block's micro-kernel (the tile of C is final): gelu_out = GELU(C) (as bfk_gelu_forward) and, with
+// gelu_local_in_c, C = GELU'(C) (as bfk_gelu_forward_local). (Until the seventh pass the backward's GELU' ran here
+// too, computed from GELU's stored input: measured slower than its separate pass, so it stayed off. Now the forward
+// keeps GELU' and the backward only multiplies by it, `bfk_mul_set`: fused into the dX product's tiles that multiply
+// measured no faster than the separate pass — 16.4 vs 16.1 ms, Scripts/bench-gemm-epilogues.c — so it is not here.)
 GEMM_AVX512 static void epi_last(const bfk_gemm_epilogue *e, float *ct, long ldc, long i, long j, long rows, long w) {
     for (long r = 0; r < rows; r++) {
         float *cr = ct + r * ldc;
-        if (e->gelu_grad_inp) gelu_grad_row(cr, e->gelu_grad_inp + (i + r) * e->ld_gelu_grad_inp + j, w);
-        if (e->gelu_out) gelu_row(e->gelu_out + (i + r) * e->ld_gelu_out + j, cr, w);
+        float *g = e->gelu_out + (i + r) * e->ld_gelu_out + j;
+        if (e->gelu_local_in_c) gelu_local_row(g, cr, w); else gelu_row(g, cr, w);
     }
 }
 
@@ -353,9 +361,6 @@ GEMM_AVX512 static int sgemm_avx512(int transA, int transB, long m, long n, long
                         if (first && ep->addend && ir + GEMM_MR < mc)   // the next tile's addend
                             prefetch_tile(ep->addend + (i + GEMM_MR) * ep->ld_addend + jc + j0, ep->ld_addend,
                                           min_l(mc - ir - GEMM_MR, GEMM_MR), w, 0);
-                        if (lastBlock && ep->gelu_grad_inp)
-                            prefetch_tile(ep->gelu_grad_inp + i * ep->ld_gelu_grad_inp + jc + j0, ep->ld_gelu_grad_inp,
-                                          mr, w, 0);
                         if (lastBlock && ep->gelu_out)
                             prefetch_tile(ep->gelu_out + i * ep->ld_gelu_out + jc + j0, ep->ld_gelu_out, mr, w, 1);
                         if (first) epi_first(ep, ct, ldc, i, jc + j0, mr, w);
@@ -400,7 +405,7 @@ int bfk_sgemm_ex(int transA, int transB, long m, long n, long k, float alpha, co
                  const float *b, long ldb, float beta, float *c, long ldc, const bfk_gemm_epilogue *ep) {
     if (!bfk_sgemm_available()) return 0;
     if (m <= 0 || n <= 0) return 1;
-    const int has_first = ep && (ep->bias || ep->addend), has_last = ep && (ep->gelu_out || ep->gelu_grad_inp);
+    const int has_first = ep && (ep->bias || ep->addend), has_last = ep && ep->gelu_out;
     if (ep && ep->a_sums && !transA) return 0;
 #ifdef GEMM_X86
     if (k <= 0 || alpha == 0.0f) {   // no product: C = the first block's addend (or beta·C), then the last epilogue

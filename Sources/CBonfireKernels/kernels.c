@@ -227,6 +227,27 @@ void bfk_gelu_backward_set(float *dinp, const float *inp, const float *dout, lon
     DISPATCH(gelu_backward_set, dinp, inp, dout, n);
 }
 
+// The MLP forward that keeps GELU' for the backward: out = GELU(x), then x = GELU'(x) in place (the model stores
+// GELU's local derivative instead of its input: the backward is then one multiply, `bfk_mul_set`, which the dX
+// product's epilogue does on each tile). Bits: out as bfk_gelu_forward, x as GELU' in bfk_gelu_backward_set.
+BFK_INLINE void gelu_forward_local_body(float *restrict out, float *restrict x, long n) {
+#pragma clang fp contract(off)
+    for (long i = 0; i < n; i++) {
+        float d;
+        out[i] = gelu_value_local(x[i], &d);
+        x[i] = d;
+    }
+}
+VARIANTS(gelu_forward_local, (float *out, float *x, long n), (out, x, n))
+void bfk_gelu_forward_local(float *out, float *x, long n) { DISPATCH(gelu_forward_local, out, x, n); }
+
+// y (n) = s · y, elementwise (the backward through GELU with its derivative stored: d pre-activation = GELU' · d out).
+BFK_INLINE void mul_set_body(float *restrict y, const float *restrict s, long n) {
+    for (long i = 0; i < n; i++) y[i] = s[i] * y[i];
+}
+VARIANTS(mul_set, (float *y, const float *s, long n), (y, s, n))
+void bfk_mul_set(float *y, const float *s, long n) { DISPATCH(mul_set, y, s, n); }
+
 // MARK: LayerNorm
 
 BFK_INLINE void layernorm_forward_body(float *restrict out, float *restrict mean, float *restrict rstd,

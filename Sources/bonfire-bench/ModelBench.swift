@@ -19,12 +19,10 @@ enum SGEMMChoice: String, ExpressibleByArgument, CaseIterable {
 
 /// `--fuse`: whether linear layers fuse their elementwise passes into the own SGEMM (BLAS.fusesEpilogues).
 enum FuseChoice: String, ExpressibleByArgument, CaseIterable {
-    /// The default: bias, residual + bias and GELU forward (BLAS.fusesEpilogues).
+    /// The default: bias, residual + bias, GELU and GELU' forward (BLAS.fusesEpilogues).
     case on
     /// None: the separate passes.
     case off
-    /// `on` plus GELU' in the MLP's c_proj backward (BLAS.fusesGELUBackward, off by default: measured slower).
-    case all
 }
 
 struct ModelBench: ParsableCommand {
@@ -44,7 +42,7 @@ struct ModelBench: ParsableCommand {
     var kernels: String?
     @Option(help: "SGEMM kernel for the model's products: auto (BLAS.sgemm's choice: Bonfire's own AVX-512 kernel where it measured faster, else OpenBLAS) or openblas (OpenBLAS everywhere: the A/B baseline).")
     var sgemm: SGEMMChoice = .auto
-    @Option(help: "GEMM epilogues: on (the default: bias, residual + bias and GELU applied to each tile of the own AVX-512 kernel's products while in cache), all (also GELU' in the MLP backward, measured slower) or off (the separate passes over memory, same bits: the A/B baseline). Without the own kernel all three run the separate passes.")
+    @Option(help: "GEMM epilogues: on (the default: bias, residual + bias and GELU (and, for training, GELU') applied to each tile of the own AVX-512 kernel's products while in cache) or off (the separate passes over memory, same bits: the A/B baseline). Without the own kernel both run the separate passes.")
     var fuse: FuseChoice = .on
     @Flag(help: "Instead of the model: time each layer op of one train step alone, fast path against its plain twin (min of 20 runs: robust on a loaded machine).")
     var ops = false
@@ -63,7 +61,6 @@ struct ModelBench: ParsableCommand {
         }
         BLAS.ownKernelEnabled = sgemm == .auto
         BLAS.fusesEpilogues = fuse != .off
-        BLAS.fusesGELUBackward = fuse == .all
         let replaced = BLAS.replacedCore.map { " (replacing OpenBLAS's own choice \($0))" } ?? ""
         print("bonfire-bench model: OpenBLAS core \(BLAS.coreName)\(replaced), threads \(BLAS.numThreads), kernels \(Kernels.isa), sgemm \(sgemm.rawValue), fuse \(fuse.rawValue)")
         for name in configs.split(separator: ",").map(String.init) {
@@ -288,18 +285,25 @@ struct ModelBench: ParsableCommand {
             }, {
                 Ops.linearForwardSeparate(out: &out, inp: x, weight: wq, bias: bq, n: N, ic: C, oc: C, residual: dy)
             }),
-            ("c_fc fwd +GELU", {
-                Ops.linearForwardGELU(out: &out, geluOut: &out2, inp: x, weight: wf, bias: bq, n: N, ic: C, oc: 4 * C)
+            ("c_fc fwd +GELU +GELU'", {
+                Ops.linearForwardGELU(out: &out, geluOut: &out2, keepLocal: true, inp: x, weight: wf, bias: bq, n: N,
+                                      ic: C, oc: 4 * C)
             }, {
-                Ops.linearForwardGELUSeparate(out: &out, geluOut: &out2, inp: x, weight: wf, bias: bq, n: N, ic: C,
-                                              oc: 4 * C)
+                Ops.linearForwardGELUSeparate(out: &out, geluOut: &out2, keepLocal: true, inp: x, weight: wf, bias: bq,
+                                              n: N, ic: C, oc: 4 * C)
             }),
-            ("mlp c_proj bwd +GELU'", {
-                Ops.linearBackwardGELU(dinp: &out, geluInput: x4, dweight: &dwf, dbias: &db, dout: dy, inp: x4,
+            // fast: × the GELU' the forward kept; "plain": GELU' computed from the pre-activation (before the seventh
+            // pass: the forward above then costs one GELU' less, the "c_fc fwd +GELU" row of earlier passes).
+            ("mlp c_proj bwd ×GELU'", {
+                Ops.linearBackwardGELU(dinp: &out, geluLocal: x4, dweight: &dwf, dbias: &db, dout: dy, inp: x4,
                                        weight: wf, n: N, ic: 4 * C, oc: C)
             }, {
-                Ops.linearBackwardGELUSeparate(dinp: &out, geluInput: x4, dweight: &dwf, dbias: &db, dout: dy, inp: x4,
-                                               weight: wf, n: N, ic: 4 * C, oc: C)
+                Ops.linearBackward(dinp: &out, dweight: &dwf, dbias: &db, dout: dy, inp: x4, weight: wf, n: N,
+                                   ic: 4 * C, oc: C, accumulateInput: false)
+                out.withUnsafeMutableBufferPointer { o in
+                    Ops.geluBackward(dinp: o.baseAddress!, inp: x4, dout: o.baseAddress!, count: N * 4 * C,
+                                     accumulate: false)
+                }
             }),
         ]
         print("\(name): one layer's ops at B=\(B) T=\(T) C=\(C) H=\(H), Bonfire threads \(Parallel.threads) (min of 20 runs)")

@@ -39,7 +39,8 @@ final class GemmEpilogueTests: XCTestCase {
     }
 
     /// aSums (op(A) = Aᵀ only) sums into the geluOut buffer's first m floats (starting from its −7s).
-    enum Kind: CaseIterable { case bias, addend, addendBias, gelu, biasGelu, geluGrad, geluGradGelu, aSums }
+    /// geluLocal: GELU into geluOut and GELU' over C (the training forward's c_fc).
+    enum Kind: CaseIterable { case bias, addend, addendBias, gelu, biasGelu, geluLocal, biasGeluLocal, aSums }
 
     struct Case {
         var tA: Bool, tB: Bool, m: Int, n: Int, k: Int, alpha: Float, beta: Float, kind: Kind
@@ -50,19 +51,19 @@ final class GemmEpilogueTests: XCTestCase {
     }
 
     struct Operands {
-        var a: [Float], b: [Float], c: [Float], bias: [Float], addend: [Float], gradIn: [Float], geluOut: [Float]
+        var a: [Float], b: [Float], c: [Float], bias: [Float], addend: [Float], geluOut: [Float]
     }
 
     func operands(_ p: Case, _ rng: inout RNG, hostile: Bool) -> Operands {
         var a = randoms(max(1, (p.tA ? p.k : p.m) * p.lda), &rng)
         var b = randoms(max(1, (p.tB ? p.n : p.k) * p.ldb), &rng)
         let c = p.beta == 0 ? [Float](repeating: .nan, count: max(1, p.m * p.ldc)) : randoms(max(1, p.m * p.ldc), &rng)
+        // GELU's input is the product (+ bias): sums of k normal products span its saturated tails (±8 and beyond);
+        // every 11th row of A scaled by 1e-5 puts its row of C near 0, in the |x| < 0.0004 branch of fast_tanh.
+        if !p.tA { for r in stride(from: 0, to: p.m, by: 11) { for q in 0..<p.k { a[r * p.lda + q] *= 1e-5 } } }
         var bias = randoms(max(1, p.n), &rng), addend = randoms(max(1, p.m * p.lde), &rng)
-        // GELU's input spans its saturated tails (±8 and beyond) and the |x| < 0.0004 branch of fast_tanh.
-        var gradIn = randoms(max(1, p.m * p.lde), &rng, scale: 4)
-        for i in stride(from: 0, to: gradIn.count, by: 11) { gradIn[i] *= 1e-4 }
-        if hostile { poison(&a, &rng); poison(&b, &rng); poison(&bias, &rng); poison(&addend, &rng); poison(&gradIn, &rng) }
-        return Operands(a: a, b: b, c: c, bias: bias, addend: addend, gradIn: gradIn,
+        if hostile { poison(&a, &rng); poison(&b, &rng); poison(&bias, &rng); poison(&addend, &rng) }
+        return Operands(a: a, b: b, c: c, bias: bias, addend: addend,
                         geluOut: [Float](repeating: -7, count: max(1, p.m * p.lde)))
     }
 
@@ -71,7 +72,7 @@ final class GemmEpilogueTests: XCTestCase {
              _ body: (UnsafeMutablePointer<Float>, BLAS.Epilogue) -> Void) -> (c: [Float], gelu: [Float]) {
         var c = o.c, g = o.geluOut
         o.bias.withUnsafeBufferPointer { bias in o.addend.withUnsafeBufferPointer { addend in
-            o.gradIn.withUnsafeBufferPointer { gradIn in g.withUnsafeMutableBufferPointer { g in
+            g.withUnsafeMutableBufferPointer { g in
                 c.withUnsafeMutableBufferPointer { c in
                     var e = BLAS.Epilogue()
                     switch p.kind {
@@ -80,15 +81,14 @@ final class GemmEpilogueTests: XCTestCase {
                     case .addendBias: e.bias = bias.baseAddress; e.addend = addend.baseAddress; e.ldAddend = p.lde
                     case .gelu: e.geluOut = g.baseAddress; e.ldGeluOut = p.lde
                     case .biasGelu: e.bias = bias.baseAddress; e.geluOut = g.baseAddress; e.ldGeluOut = p.lde
-                    case .geluGrad: e.geluGradInput = gradIn.baseAddress; e.ldGeluGradInput = p.lde
-                    case .geluGradGelu:
-                        e.geluGradInput = gradIn.baseAddress; e.ldGeluGradInput = p.lde
-                        e.geluOut = g.baseAddress; e.ldGeluOut = p.lde
+                    case .geluLocal: e.geluOut = g.baseAddress; e.ldGeluOut = p.lde; e.geluLocalInC = true
+                    case .biasGeluLocal:
+                        e.bias = bias.baseAddress; e.geluOut = g.baseAddress; e.ldGeluOut = p.lde; e.geluLocalInC = true
                     case .aSums: e.aSums = g.baseAddress
                     }
                     body(c.baseAddress!, e)
                 }
-            } }
+            }
         } }
         return (c, g)
     }

@@ -75,6 +75,36 @@ final class KernelsTests: XCTestCase {
         }
     }
 
+    /// GELU with its derivative kept (`geluForwardLocal`, the training forward's MLP): out has `geluForward`'s bits and
+    /// x becomes the very factor the writing backward multiplies by — GELU'(x)·1 of `geluBackward(accumulate: false)`
+    /// — at every level, on extremes, NaN and ±∞, lengths around the vector width; and `mulSet` times that factor
+    /// equals the backward that computed it (the model's backward before and after the seventh pass).
+    func testGeluForwardLocalKeepsTheBackwardsFactorBitForBit() {
+        var rng = RNG(seed: 12)
+        let x = randoms(1000, &rng, scale: 3)
+            + [0, -0, 1e-6, -1e-6, 3e-4, -3e-4, 8, -8, 50, -50, 1e4, -1e4, .nan, .infinity, -.infinity,
+               .greatestFiniteMagnitude, -.greatestFiniteMagnitude, .leastNonzeroMagnitude]
+        let g = randoms(x.count, &rng)
+        func bits(_ a: [Float]) -> [UInt32] { a.map { $0.isNaN ? 0x7FC0_0000 : $0.bitPattern } }
+        for n in [0, 1, 15, 16, 17, x.count] {
+            forEachISA { level in
+                var gelu = [Float](repeating: .nan, count: n), ref = gelu
+                var local = Array(x.prefix(n))
+                Ops.geluForwardLocal(out: &gelu, x: &local, count: n)
+                Ops.geluForward(out: &ref, inp: x, count: n)
+                XCTAssertEqual(bits(gelu), bits(ref), "GELU n=\(n) \(level)")
+                var factor = [Float](repeating: .nan, count: n)
+                Ops.geluBackward(dinp: &factor, inp: x, dout: [Float](repeating: 1, count: n), count: n,
+                                 accumulate: false)
+                XCTAssertEqual(bits(local), bits(factor), "GELU' n=\(n) \(level)")
+                var viaFactor = Array(g.prefix(n)), direct = [Float](repeating: .nan, count: n)
+                Ops.mulSet(&viaFactor, by: local, count: n)
+                Ops.geluBackward(dinp: &direct, inp: x, dout: g, count: n, accumulate: false)
+                XCTAssertEqual(bits(viaFactor), bits(direct), "d pre-activation n=\(n) \(level)")
+            }
+        }
+    }
+
     func testLayerNormKernelMatchesPlainOnOddWidthsAndConstantRows() {
         var rng = RNG(seed: 2)
         for c in [1, 7, 16, 37, 128] {

@@ -9,7 +9,6 @@ final class OpsFusedLinearTests: XCTestCase {
     override func tearDown() {
         Kernels.setISA(Kernels.detectedISA)
         BLAS.fusesEpilogues = true
-        BLAS.fusesGELUBackward = false
         super.tearDown()
     }
 
@@ -91,43 +90,63 @@ final class OpsFusedLinearTests: XCTestCase {
         }
     }
 
-    /// c_fc with GELU: the pre-activation and GELU(pre-activation) equal `linearForward` followed by `geluForward`.
+    /// c_fc with GELU: GELU(pre-activation) and the pre-activation — or, with `keepLocal` (training), GELU' of it —
+    /// equal `linearForwardSeparate` followed by `geluForward` (`geluForwardLocal`).
     func testLinearForwardGELUEqualsLinearThenGELU() {
         var rng = RNG(seed: 72)
         let x = randoms(n * ic, &rng, hostile: true), w = randoms(oc * ic, &rng, scale: 0.3)
         let bias = randoms(oc, &rng, hostile: true)
         everywhere { label in
             for withBias in [true, false] {
-                var pre = [Float](repeating: .nan, count: n * oc), g = pre, preRef = pre, gRef = pre
-                bias.withUnsafeBufferPointer { bp in
-                    let b = withBias ? bp.baseAddress : nil
-                    Ops.linearForwardGELU(out: &pre, geluOut: &g, inp: x, weight: w, bias: b, n: n, ic: ic, oc: oc)
-                    Ops.linearForwardGELUSeparate(out: &preRef, geluOut: &gRef, inp: x, weight: w, bias: b, n: n,
-                                                  ic: ic, oc: oc)
+                var pre = [Float](repeating: .nan, count: n * oc), g = pre
+                for keepLocal in [false, true] {
+                    var out = [Float](repeating: .nan, count: n * oc), gOut = out, outRef = out, gRef = out
+                    bias.withUnsafeBufferPointer { bp in
+                        let b = withBias ? bp.baseAddress : nil
+                        Ops.linearForwardGELU(out: &out, geluOut: &gOut, keepLocal: keepLocal, inp: x, weight: w,
+                                              bias: b, n: n, ic: ic, oc: oc)
+                        Ops.linearForwardGELUSeparate(out: &outRef, geluOut: &gRef, keepLocal: keepLocal, inp: x,
+                                                      weight: w, bias: b, n: n, ic: ic, oc: oc)
+                    }
+                    let what = keepLocal ? "GELU'" : "pre-activation"
+                    sameBits(out, outRef, "\(what), bias \(withBias), \(label)")
+                    sameBits(gOut, gRef, "GELU, bias \(withBias), keepLocal \(keepLocal), \(label)")
+                    if keepLocal {
+                        // The kept factor is GELU' of the very pre-activation the plain forward returns.
+                        var factor = [Float](repeating: .nan, count: n * oc)
+                        Ops.geluBackward(dinp: &factor, inp: pre, dout: [Float](repeating: 1, count: n * oc),
+                                         count: n * oc, accumulate: false)
+                        sameBits(out, factor, "GELU' of the pre-activation, bias \(withBias), \(label)")
+                        sameBits(gOut, g, "GELU either way, bias \(withBias), \(label)")
+                    } else {
+                        pre = out; g = gOut
+                    }
                 }
-                sameBits(pre, preRef, "pre-activation, bias \(withBias), \(label)")
-                sameBits(g, gRef, "GELU, bias \(withBias), \(label)")
             }
         }
     }
 
-    /// c_proj's backward through GELU, fused (`BLAS.fusesGELUBackward` on): d pre-activation = (dout·W) ⊙ GELU'(pre-activation) written over NaN, and
-    /// dW, db accumulated onto nonzero gradients, equal `linearBackward` followed by `geluBackward` in place.
+    /// c_proj's backward through GELU with GELU' kept by the forward: d pre-activation = (dout·W) ⊙ GELU' written
+    /// over NaN, dW and db accumulated onto nonzero gradients — the same bits as before the seventh pass, when the
+    /// backward computed GELU' from the pre-activation (`linearBackward`, then `geluBackward` in place).
     func testLinearBackwardGELUEqualsLinearBackwardThenGELUBackward() {
         var rng = RNG(seed: 73)
         // As c_proj: its input has ic = 4C-like width, dout has oc columns.
         let dout = randoms(n * oc, &rng, hostile: true), w = randoms(oc * ic, &rng, scale: 0.3)
         let pre = randoms(n * ic, &rng, scale: 4, hostile: true), inp = randoms(n * ic, &rng)
         let dw0 = randoms(oc * ic, &rng), db0 = randoms(oc, &rng)
-        BLAS.fusesGELUBackward = true   // off by default (measured slower); its bits are still checked
+        var local = pre, gelu = [Float](repeating: 0, count: n * ic)
+        Ops.geluForwardLocal(out: &gelu, x: &local, count: n * ic)
         everywhere { label in
-            XCTAssertEqual(BLAS.fuses(m: n, n: ic, k: oc), Kernels.isa == .avx512)
             var d = [Float](repeating: .nan, count: n * ic), dRef = d
             var dw = dw0, dwRef = dw0, db = db0, dbRef = db0
-            Ops.linearBackwardGELU(dinp: &d, geluInput: pre, dweight: &dw, dbias: &db, dout: dout, inp: inp,
+            Ops.linearBackwardGELU(dinp: &d, geluLocal: local, dweight: &dw, dbias: &db, dout: dout, inp: inp,
                                    weight: w, n: n, ic: ic, oc: oc)
-            Ops.linearBackwardGELUSeparate(dinp: &dRef, geluInput: pre, dweight: &dwRef, dbias: &dbRef, dout: dout,
-                                           inp: inp, weight: w, n: n, ic: ic, oc: oc)
+            Ops.linearBackward(dinp: &dRef, dweight: &dwRef, dbias: &dbRef, dout: dout, inp: inp, weight: w, n: n,
+                               ic: ic, oc: oc, accumulateInput: false)
+            dRef.withUnsafeMutableBufferPointer { p in
+                Ops.geluBackward(dinp: p.baseAddress!, inp: pre, dout: p.baseAddress!, count: n * ic, accumulate: false)
+            }
             sameBits(d, dRef, "d pre-activation, \(label)")
             sameBits(dw, dwRef, "dW, \(label)")
             sameBits(db, dbRef, "db, \(label)")

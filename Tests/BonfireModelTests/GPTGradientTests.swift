@@ -138,14 +138,13 @@ final class GPTGradientTests: XCTestCase {
         XCTAssertEqual(g1, g2)
     }
 
-    /// The GEMM epilogues (bias and residual in the first k-block, GELU and GELU' in the last: BLAS.Epilogue; GELU'
-    /// switched on for the test) change
-    /// no bit of a forward + backward at a width where every linear product runs on the own kernel (C = 128): loss,
+    /// The GEMM epilogues (bias and residual in the first k-block, GELU and the GELU' kept for the backward in the
+    /// last: BLAS.Epilogue) change no bit of a forward + backward at a width where every linear product runs on the own kernel (C = 128): loss,
     /// log-probs and every gradient equal those of the separate passes (`BLAS.fusesEpilogues` off), at 1 and 2
     /// threads. Without AVX-512 both runs take the separate passes.
     func testFusedEpiloguesGiveTheSeparatePassesGradientsBitForBit() {
         let saved = Parallel.threads
-        defer { Parallel.setThreads(saved); BLAS.fusesEpilogues = true; BLAS.fusesGELUBackward = false }
+        defer { Parallel.setThreads(saved); BLAS.fusesEpilogues = true }
         let cfg = GPTConfig(vocabSize: 40, contextLength: 64, layers: 2, heads: 4, dim: 128)
         var rng = RNG(seed: 42)
         let seqs = (0..<24).map { i in (0..<(i % 3 == 0 ? 64 : 40 + i)).map { _ in rng.int(cfg.vocabSize) } }
@@ -153,7 +152,6 @@ final class GPTGradientTests: XCTestCase {
         func run(threads: Int, fused: Bool) -> ([Float], ForwardStats) {
             Parallel.setThreads(threads)
             BLAS.fusesEpilogues = fused
-            BLAS.fusesGELUBackward = fused   // off by default (measured slower); its bits are checked here too
             let m = GPT(config: cfg, seed: 3)
             var r = RNG(seed: 5)
             for i in m.params.indices { m.params[i] += Float(r.normal()) * 0.05 }   // nonzero biases

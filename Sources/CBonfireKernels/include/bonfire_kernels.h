@@ -40,6 +40,11 @@ void bfk_gelu_forward(float *out, const float *inp, long n);
 void bfk_gelu_backward(float *dinp, const float *inp, const float *dout, long n);
 /// dinp (n) = GELU'(inp) · dout, written, not added (dinp may be dout: in place).
 void bfk_gelu_backward_set(float *dinp, const float *inp, const float *dout, long n);
+/// out (n) = GELU_tanh(x), then x (n) = GELU'(x) in place: bit for bit bfk_gelu_forward's out and the local derivative
+/// bfk_gelu_backward_set multiplies by. out may not overlap x.
+void bfk_gelu_forward_local(float *out, float *x, long n);
+/// y (n) = s (n) · y, elementwise (s may not overlap y).
+void bfk_mul_set(float *y, const float *s, long n);
 
 /// out (N, C), mean (N), rstd (N) ← LayerNorm(inp (N, C); weight (C), bias (C)), eps 1e-5.
 void bfk_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
@@ -171,13 +176,11 @@ typedef struct bfk_gemm_epilogue {
     const float *bias;
     const float *addend;
     long ld_addend;
-    /// Last k-block, after the product: C[i][j] = GELU'(gelu_grad_inp[i][j]) · C[i][j] (bfk_gelu_backward_set in place,
-    /// bit-identical) ...
-    const float *gelu_grad_inp;
-    long ld_gelu_grad_inp;
-    /// ... then gelu_out[i][j] = GELU(C[i][j]) (bfk_gelu_forward, bit-identical). gelu_out may not overlap C.
+    /// Last k-block, after the product: gelu_out[i][j] = GELU(C[i][j]) and, with gelu_local_in_c,
+    /// C[i][j] = GELU'(C[i][j]) (bfk_gelu_forward / bfk_gelu_forward_local, bit-identical). gelu_out may not overlap C.
     float *gelu_out;
     long ld_gelu_out;
+    int gelu_local_in_c;
     /// a_sums (m) += Σ_k op(A)[i][k], each added to a_sums[i] one k at a time in k order (Ops.linearBackward's dbias
     /// loop over dout's rows): computed while op(A) = Aᵀ is packed (lda > 512), else in a separate loop over A.
     /// Alpha and beta do not apply. Not with op(A) = A (returns 0: not handled).
