@@ -550,7 +550,8 @@ void bfk_attend_heads_prefix(float *y, float *scores, const float *q, const floa
 // (ic × NV·VW floats: 32 KB for ic = 128, 256 KB for ic = 1024 at 64 columns) comes from memory once and then from
 // L1/L2 for every row block. (Rows outermost, the first version, streamed all of Wᵀ once per R-row block: n/R = 8
 // passes over ~19 MB of weights per decode step on `small`.) Strips of NV·VW columns (then VW, then single columns);
-// within a strip, rows in blocks of R (then 1). Each output is still one sum over k in order, so the result of a row
+// within a strip, rows in blocks of R (then of 4 and 2 where R is larger, then 1: a remainder of 3 rows costs two
+// passes over the strip, not three). Each output is still one sum over k in order, so the result of a row
 // is the same whichever block it falls in (and whichever thread runs it).
 #define LINEAR_COLS(VT, VW, R, NV)                                                                               \
     do {                                                                                                         \
@@ -562,6 +563,8 @@ void bfk_attend_heads_prefix(float *y, float *scores, const float *q, const floa
             const long pfn = pfregion ? (pfb - pfa + 15) / 16 : 0;                                               \
             long i = 0;                                                                                          \
             for (; i + R <= n; i += R) LINEAR_BLOCK(VT, VW, R, NV);                                              \
+            if (R > 4) for (; i + 4 <= n; i += 4) LINEAR_BLOCK(VT, VW, 4, NV);                                   \
+            if (R > 2) for (; i + 2 <= n; i += 2) LINEAR_BLOCK(VT, VW, 2, NV);                                   \
             for (; i < n; i++) LINEAR_BLOCK(VT, VW, 1, NV);                                                      \
         }                                                                                                        \
         for (; j + VW <= j1; j += VW) {                                                                          \
@@ -613,7 +616,11 @@ enum { BFK_PANEL = 64 };   // a multiple of every variant's NV·VW (64, 16, 8)
 #ifdef BFK_X86
 LINEAR_ROWS(linear_rows_avx512, BFK_AVX512, v16, 16, 4, 4)
 LINEAR_ROWS(linear_rows_avx2, BFK_AVX2, v8, 8, 4, 2)
-LINEAR_PANELS(linear_panels_avx512, BFK_AVX512, v16, 16, 4, 4)
+// AVX-512 decode: 6 rows × 4 vectors (24 of the 32 zmm as accumulators, as gemm.c's micro-kernel) read each 64-column
+// strip of weights — 64 KiB for ic = 256, more than L1 — from L2 once per 6 rows instead of per 4: 32 rows × the
+// small/tiny shapes, hot, one thread: 513–523 → 442–455 µs for the seven products of a layer (110 → 133 GFLOP/s on
+// small's), n = 7: 231 → 140 µs; the same bits (C harness, seventh pass; docs/performance.md).
+LINEAR_PANELS(linear_panels_avx512, BFK_AVX512, v16, 16, 6, 4)
 LINEAR_PANELS(linear_panels_avx2, BFK_AVX2, v8, 8, 4, 2)
 #endif
 LINEAR_ROWS(linear_rows_base, , v4, 4, 2, 2)

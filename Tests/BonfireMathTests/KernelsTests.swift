@@ -278,7 +278,9 @@ final class KernelsTests: XCTestCase {
         var rng = RNG(seed: 15)
         let P = Kernels.panelWidth
         XCTAssertEqual(P % 16, 0)
-        for (n, ic, oc) in [(32, 128, 384), (5, 7, 8), (9, 1, 70), (33, 64, 96), (3, 20, 3 * P + 13), (32, 256, 64), (1, 1, 1)] {
+        // n: every mix of the blocks of 6 (AVX-512), 4, 2 and 1 rows.
+        for (n, ic, oc) in [(32, 128, 384), (5, 7, 8), (9, 1, 70), (33, 64, 96), (3, 20, 3 * P + 13), (32, 256, 64),
+                            (1, 1, 1), (10, 33, 70), (7, 16, P + 5), (6, 12, 2 * P), (4, 9, 17)] {
             let x = randoms(n * ic, &rng), w = randoms(oc * ic, &rng), bias = randoms(oc, &rng)
             var wt = [Float](repeating: 0, count: ic * oc), packed = wt
             Kernels.transpose(&wt, w, rows: oc, cols: ic)
