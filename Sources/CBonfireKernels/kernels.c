@@ -619,9 +619,10 @@ LINEAR_ROWS(linear_rows_avx2, BFK_AVX2, v8, 8, 4, 2)
 // AVX-512 decode: 6 rows × 4 vectors (24 of the 32 zmm as accumulators, as gemm.c's micro-kernel) read each 64-column
 // strip of weights — 64 KiB for ic = 256, more than L1 — from L2 once per 6 rows instead of per 4: 32 rows × the
 // small/tiny shapes, hot, one thread: 513–523 → 442–455 µs for the seven products of a layer (110 → 133 GFLOP/s on
-// small's), n = 7: 231 → 140 µs; the same bits (C harness, seventh pass; docs/performance.md).
+// small's), n = 7: 231 → 140 µs; the same bits (C harness, seventh pass; docs/performance.md). AVX2: 6 rows × 2
+// vectors (12 of the 16 ymm), the same products at the AVX2 level 1015–1023 → 857–875 µs.
 LINEAR_PANELS(linear_panels_avx512, BFK_AVX512, v16, 16, 6, 4)
-LINEAR_PANELS(linear_panels_avx2, BFK_AVX2, v8, 8, 4, 2)
+LINEAR_PANELS(linear_panels_avx2, BFK_AVX2, v8, 8, 6, 2)
 #endif
 LINEAR_ROWS(linear_rows_base, , v4, 4, 2, 2)
 LINEAR_PANELS(linear_panels_base, , v4, 4, 2, 2)
