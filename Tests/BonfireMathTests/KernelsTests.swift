@@ -167,7 +167,9 @@ final class KernelsTests: XCTestCase {
     /// Cache positions beyond `len` hold NaN: reading one would poison the output.
     func testAttendHeadsKernelIsBitIdenticalToAttendOnePerHead() {
         var rng = RNG(seed: 13)
-        for (heads, hd) in [(1, 32), (4, 32), (5, 32), (8, 16), (9, 16), (3, 64), (2, 8), (3, 20), (2, 48)] {
+        // Head groups of 8/4/2/1 (hd 16) and 4/2/1 (hd 32): (4, 16) is the default model's, (15, 16) takes all four.
+        for (heads, hd) in [(1, 32), (4, 32), (5, 32), (8, 16), (9, 16), (3, 64), (2, 8), (3, 20), (2, 48),
+                            (4, 16), (7, 16), (15, 16), (6, 32), (7, 32)] {
             for len in [1, 15, 16, 17, 33, 64] {
                 let span = len + 3, stride = span * hd
                 let q = randoms(heads * hd, &rng, scale: 3)
