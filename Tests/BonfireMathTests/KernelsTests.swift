@@ -433,6 +433,56 @@ final class KernelsTests: XCTestCase {
         }
     }
 
+    /// The causal softmax and its backward give the same bits at every instruction-set level with FMA (AVX2,
+    /// AVX-512: the same operations in the same order). The baseline level has no FMA, so steps that the compiler
+    /// contracts elsewhere round differently there: exp's, and the scalar tails of rows whose last chunk would pass
+    /// `len`. Where a length is a multiple of 16 there are no such tails, and the backward's vector code multiplies
+    /// and adds in separate steps, so there its bits equal the baseline's too (attn-7 once let a 16-lane multiply-add
+    /// contract; this caught it). Lengths end before, at and past 16-lane chunks, so rows run through the unmasked
+    /// chunks below the diagonal's chunk and the masked diagonal chunk (attn-7 split them); below the diagonal: −∞
+    /// (probability 0), logits ±150 (exp's lower clamp), +∞ (an ∞ − ∞ lane), ±80; above it NaN, ±∞ and 1e30, which
+    /// must come out as +0.
+    func testCausalSoftmaxIsBitIdenticalAcrossISALevels() {
+        var rng = RNG(seed: 15)
+        for (len, ld) in [(1, 1), (15, 16), (16, 16), (17, 20), (31, 32), (32, 35), (33, 48), (64, 64), (100, 128),
+                          (128, 128)] {
+            var a = randoms(len * ld, &rng, scale: 4), da = randoms(len * ld, &rng, scale: 2)
+            let garbage: [Float] = [.nan, .infinity, -.infinity, 1e30]
+            for t in 0..<len { for j in (t + 1)..<ld { a[t * ld + j] = garbage[(t + j) % 4]; da[t * ld + j] = garbage[(t + 2 * j) % 4] } }
+            for t in 0..<len where t >= 20 {
+                a[t * ld + 1] = -.infinity
+                a[t * ld + 2] = t % 2 == 0 ? 150 : -150
+                if t % 7 == 0 { a[t * ld + 3] = .infinity }
+                a[t * ld + t / 2] = t % 3 == 0 ? 80 : -80
+            }
+            var probs = a   // one set of probabilities (detected level) feeds every level's backward
+            Ops.causalSoftmax(&probs, len: len, ld: ld)
+            var fmaRef: [Float] = [], dRef: [Float] = []
+            forEachISA { level in
+                var x = a
+                Ops.causalSoftmax(&x, len: len, ld: ld)
+                var d = da
+                Ops.causalSoftmaxBackward(&d, probs, len: len, ld: ld, scale: 0.3)
+                for t in 0..<len {
+                    for j in (t + 1)..<len {
+                        XCTAssertEqual(x[t * ld + j].bitPattern, 0, "softmax above the diagonal (\(t), \(j)) \(level)")
+                        XCTAssertEqual(d[t * ld + j].bitPattern, 0, "backward above the diagonal (\(t), \(j)) \(level)")
+                    }
+                }
+                let rows = (0..<len).flatMap { t in x[(t * ld)..<(t * ld + len)] }
+                let dRows = (0..<len).flatMap { t in d[(t * ld)..<(t * ld + len)] }
+                if level == .baseline {
+                    if len % 16 == 0 { dRef = dRows }
+                    return
+                }
+                if fmaRef.isEmpty { fmaRef = rows; if dRef.isEmpty { dRef = dRows } } else {
+                    XCTAssertEqual(rows.map(\.bitPattern), fmaRef.map(\.bitPattern), "softmax len=\(len) ld=\(ld) \(level)")
+                }
+                XCTAssertEqual(dRows.map(\.bitPattern), dRef.map(\.bitPattern), "softmax backward len=\(len) ld=\(ld) \(level)")
+            }
+        }
+    }
+
     /// Hostile values where the attention kernels must not look: NaN and ±∞ in the pad rows (t ≥ L_b) of qkv and of
     /// the upstream gradient, and NaN left in the probabilities buffer from an earlier use. The results (out, att rows
     /// < L_b, dqkv) equal bit for bit a run on clean buffers, are finite, and the pad rows of out and of the writing
