@@ -687,12 +687,13 @@ typedef int v8i __attribute__((vector_size(32), aligned(4)));
 typedef int v4i __attribute__((vector_size(16), aligned(4)));
 static const v16 kLane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 #define SEL16(mask, x, y) ((v16)(((v16i)(x) & (mask)) | ((v16i)(y) & ~(mask))))
-/// exp1 on 16 lanes, written with vector operations (a per-lane call of exp1 stays scalar): the same operations in
-/// the same order, so each lane equals exp1 of it.
-BFK_INLINE v16 exp16(v16 x) {
-    const v16 zero = {0}, hi = zero + 88.3f, lo = zero - 87.3f;
-    v16 xc = SEL16(x > hi, hi, SEL16(x < lo, lo, x));
-    xc = SEL16(xc == xc, xc, zero);   // NaN lanes (masked-off garbage) → 0: float→int of NaN is undefined
+/// exp16 for lanes known to be ≤ 88.3 or NaN — a softmax's x − max over lanes that take part in the max is ≤ 0 —:
+/// the clamp at 88.3 never applies there, so it is left out (one compare and one select fewer); every lane equals
+/// exp16's (exp16 is this after that clamp).
+BFK_INLINE v16 exp16_nonpos(v16 x) {
+    const v16 zero = {0}, lo = zero - 87.3f;
+    v16 xc = SEL16(x < lo, lo, x);
+    xc = SEL16(xc == xc, xc, zero);   // NaN lanes (masked-off garbage, ∞ − ∞) → 0: float→int of NaN is undefined
     v16 n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     v16 r = xc - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
@@ -707,25 +708,12 @@ BFK_INLINE v16 exp16(v16 x) {
     v16 y = p * (v16)e;
     return SEL16(x < lo, zero, y);   // exp(x < −87.3) = 0, exp(−∞) = 0 (as exp1)
 }
-/// exp16 for lanes known to be ≤ 0 or NaN (a softmax's x − max over lanes that take part in the max): the clamp
-/// at 88.3 never applies there, so it is left out (one compare and one select fewer); every lane equals exp16's.
-BFK_INLINE v16 exp16_nonpos(v16 x) {
-    const v16 zero = {0}, lo = zero - 87.3f;
-    v16 xc = SEL16(x < lo, lo, x);
-    xc = SEL16(xc == xc, xc, zero);   // NaN lanes (∞ − ∞) → 0: float→int of NaN is undefined
-    v16 n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    v16 r = xc - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    v16 p = zero + 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    v16i e = (__builtin_convertvector(n, v16i) + 127) << 23;
-    v16 y = p * (v16)e;
-    return SEL16(x < lo, zero, y);
+/// exp1 on 16 lanes, written with vector operations (a per-lane call of exp1 stays scalar): the same operations in
+/// the same order, so each lane equals exp1 of it. Lanes above 88.3 are clamped to it first; the rest is
+/// exp16_nonpos (for x ≤ 88.3 the clamp leaves x as it is, and x < −87.3 iff the clamped value is).
+BFK_INLINE v16 exp16(v16 x) {
+    const v16 hi = (v16){0} + 88.3f;
+    return exp16_nonpos(SEL16(x > hi, hi, x));
 }
 /// The max of 16 lanes as a fixed tree (max is exact: any order gives the same value).
 BFK_INLINE float max16_tree(v16 vm) {
