@@ -228,8 +228,9 @@ void bfk_gelu_backward_set(float *dinp, const float *inp, const float *dout, lon
 }
 
 // The MLP forward that keeps GELU' for the backward: out = GELU(x), then x = GELU'(x) in place (the model stores
-// GELU's local derivative instead of its input: the backward is then one multiply, `bfk_mul_set`, which the dX
-// product's epilogue does on each tile). Bits: out as bfk_gelu_forward, x as GELU' in bfk_gelu_backward_set.
+// GELU's local derivative instead of its input: the backward is then one multiply, `bfk_mul_set`, after the dX
+// product). This is the separate-pass twin of gemm.c's epilogue (gelu_local_row). Bits: out as bfk_gelu_forward, x as
+// GELU' in bfk_gelu_backward_set.
 BFK_INLINE void gelu_forward_local_body(float *restrict out, float *restrict x, long n) {
 #pragma clang fp contract(off)
     for (long i = 0; i < n; i++) {
