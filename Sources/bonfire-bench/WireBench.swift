@@ -208,10 +208,7 @@ struct WireThroughput: ParsableCommand {
         print("| payload | encoded bytes | msgs/round | raw MB/s median [min–max] | ours MB/s median | **ours/raw** median [min–max] | ours+admission/raw median [min–max] | best/best (passes ≤ 5) |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for k in plan.kib {
-            let label = k % 1024 == 0 ? "\(k / 1024) MiB" : "\(k) KiB"
-            let env = rollout(bytes: k << 10)
-            let encodedBytes = env.encodedSize
-            let n = plan.messagesPerRound(kib: k)
+            let (label, env, encodedBytes, n) = payload(kib: k, plan)
             let context = learnerContext(for: env)
             var seconds = [[Double]](repeating: [], count: WireBenchPath.allCases.count)
             for round in 0..<(plan.warmupRounds + plan.rounds) {
@@ -242,6 +239,13 @@ struct WireThroughput: ParsableCommand {
         if !noBroadcast { try parameterLatency() }
     }
 
+    /// One payload size of the plan, as both tables use it: its label, the rollout message, that message's encoded
+    /// size and the messages sent per round.
+    private func payload(kib k: Int, _ plan: WireBenchPlan) -> (label: String, env: WireEnvelope, bytes: Int, count: Int) {
+        let env = rollout(bytes: k << 10)
+        return (k % 1024 == 0 ? "\(k / 1024) MiB" : "\(k) KiB", env, env.encodedSize, plan.messagesPerRound(kib: k))
+    }
+
     /// raw / ours, each plain and with CURVE, same sizes and counts, in paired rounds (order reversing each round);
     /// MB/s are medians over rounds, ratios medians of the per-round ratios.
     private func curveTable(tuned: Bool, plan: WireBenchPlan, cpus: WireBenchCPUs?) throws {
@@ -251,10 +255,7 @@ struct WireThroughput: ParsableCommand {
         print("| payload | encoded bytes | raw MB/s | raw+CURVE MB/s | ours MB/s | ours+CURVE MB/s | ours+CURVE msg/s | CURVE cost (ours) | ours+CURVE / raw |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for k in plan.kib {
-            let label = k % 1024 == 0 ? "\(k / 1024) MiB" : "\(k) KiB"
-            let env = rollout(bytes: k << 10)
-            let encodedBytes = env.encodedSize
-            let n = plan.messagesPerRound(kib: k)
+            let (label, env, encodedBytes, n) = payload(kib: k, plan)
             var seconds = [[Double]](repeating: [], count: 4)  // raw, raw+curve, ours, ours+curve
             for round in 0..<(plan.warmupRounds + plan.rounds) {
                 let order = round.isMultiple(of: 2) ? [0, 1, 2, 3] : [3, 2, 1, 0]
