@@ -287,7 +287,7 @@ package enum FastCodec {
     // - `groups` and `responses` are sized by a first pass over their tags (`count(of:in:)`: a few bytes per
     //   response), instead of growing by doubling (1, 2, 4, 8: four allocations and three copies for N = 8);
     // - token and log-prob arrays are filled in place through `append(contentsOf:)` of a sequence whose
-    //   `_copyContents` runs the copy kernel into the new storage (`WidenedIDs`, `CheckedLogProbs`): that allocation
+    //   `_copyContents` runs the copy kernel into the new storage (`FilledInPlace`): that allocation
     //   is specialized code, whereas `Array(unsafeUninitializedCapacity:)` calls into the generic runtime, which looks
     //   the array's storage type up in a locked hash map on every call (`swift_getGenericMetadata`: ~30% of decoding
     //   a 1 KiB rollout and ~10% at 64 KiB in `perf`). Until the sixth pass short arrays (≤ 128 ids / 256 log-probs)
@@ -402,38 +402,23 @@ package enum FastCodec {
         let src = b.baseAddress!
         var ok = true
         var values: [Float] = []
-        withUnsafeMutablePointer(to: &ok) { values.append(contentsOf: CheckedLogProbs(src: src, count: n, ok: $0)) }
+        values.append(contentsOf: FilledInPlace<Float>(count: n) { ok = copyLogProbsFast(src, UnsafeMutableRawPointer($0), n) })
         return (values, ok)
     }
 
-    /// `count` float32 LE log-probs at `src`, copied by `copyLogProbsFast` into the array being appended to; writes
-    /// the range check's result to `ok`.
-    private struct CheckedLogProbs: Sequence {
-        let src: UnsafeRawPointer
+    /// `count` elements that `fill` writes straight into the storage of the array being appended to (one copy out of
+    /// the frame, in the array's final allocation): `append(contentsOf:)` hands its new storage to `_copyContents`.
+    /// `fill` also computes the validation summary (a copy kernel below) and stores it through its own pointer.
+    /// Used only with concrete element types in this file, so it is specialized: no runtime metadata lookup.
+    private struct FilledInPlace<Element>: Sequence {
         let count: Int
-        let ok: UnsafeMutablePointer<Bool>
-        struct Iterator: IteratorProtocol { mutating func next() -> Float? { nil } }
+        let fill: (UnsafeMutablePointer<Element>) -> Void
+        struct Iterator: IteratorProtocol { mutating func next() -> Element? { nil } }
         func makeIterator() -> Iterator { Iterator() }
         var underestimatedCount: Int { count }
-        func _copyContents(initializing buffer: UnsafeMutableBufferPointer<Float>) -> (Iterator, Int) {
-            precondition(buffer.count >= count, "append(contentsOf:) gave \(buffer.count) slots for \(count) log-probs")
-            ok.pointee = copyLogProbsFast(src, UnsafeMutableRawPointer(buffer.baseAddress!), count)
-            return (Iterator(), count)
-        }
-    }
-
-    /// `count` uint32 LE ids at `src`, widened by `widenTokensFast` into the array being appended to; writes their OR
-    /// to `bits`.
-    private struct WidenedIDs: Sequence {
-        let src: UnsafeRawPointer
-        let count: Int
-        let bits: UnsafeMutablePointer<UInt32>
-        struct Iterator: IteratorProtocol { mutating func next() -> Int? { nil } }
-        func makeIterator() -> Iterator { Iterator() }
-        var underestimatedCount: Int { count }
-        func _copyContents(initializing buffer: UnsafeMutableBufferPointer<Int>) -> (Iterator, Int) {
-            precondition(buffer.count >= count, "append(contentsOf:) gave \(buffer.count) slots for \(count) ids")
-            bits.pointee = widenTokensFast(src, buffer.baseAddress!, count)
+        func _copyContents(initializing buffer: UnsafeMutableBufferPointer<Element>) -> (Iterator, Int) {
+            precondition(buffer.count >= count, "append(contentsOf:) gave \(buffer.count) slots for \(count) elements")
+            fill(buffer.baseAddress!)
             return (Iterator(), count)
         }
     }
@@ -479,7 +464,7 @@ package enum FastCodec {
         let src = b.baseAddress!
         var bits: UInt32 = 0
         var ids: [Int] = []
-        withUnsafeMutablePointer(to: &bits) { ids.append(contentsOf: WidenedIDs(src: src, count: n, bits: $0)) }
+        ids.append(contentsOf: FilledInPlace<Int>(count: n) { bits = widenTokensFast(src, $0, n) })
         return (ids, bits)
     }
 
