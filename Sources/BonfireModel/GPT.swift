@@ -210,21 +210,26 @@ package final class GPT: @unchecked Sendable {
         let B = sequences.count
         var T = 0
         for (b, s) in sequences.enumerated() {
-            precondition(!s.isEmpty && s.count <= config.contextLength,
-                         "GPT: sequence \(b) has length \(s.count), need 1...\(config.contextLength)")
+            checkSequence(s, index: b)
             T = max(T, s.count)
         }
         ensureActivations(B: B, T: T)
-        let V = config.vocabSize
         for (b, s) in sequences.enumerated() {
             lengths.ptr[b] = s.count
-            for t in 0..<T {
-                let tok = t < s.count ? s[t] : 0
-                precondition(tok >= 0 && tok < V, "GPT: token \(tok) at [\(b)][\(t)] out of range 0..<\(V)")
-                ids.ptr[b * T + t] = tok
-            }
+            for t in 0..<T { ids.ptr[b * T + t] = t < s.count ? s[t] : 0 }
         }
         return (B, T)
+    }
+
+    /// Sequence `b` of a batch: 1 ... contextLength tokens, each in 0 ..< vocabSize (a programmer error otherwise:
+    /// roles validate what they receive before it gets here).
+    func checkSequence(_ s: [Int], index b: Int) {
+        precondition(!s.isEmpty && s.count <= config.contextLength,
+                     "GPT: sequence \(b) has length \(s.count), need 1...\(config.contextLength)")
+        let V = config.vocabSize
+        for (t, tok) in s.enumerated() {
+            precondition(tok >= 0 && tok < V, "GPT: token \(tok) at [\(b)][\(t)] out of range 0..<\(V)")
+        }
     }
 
     func ensureActivations(B: Int, T: Int) {

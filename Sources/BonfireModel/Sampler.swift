@@ -175,28 +175,35 @@ final class DecodeState {
     var wtOffset: [Int: Int] = [:]
     /// `GPT.paramsGeneration` that `wt` was packed from (nil: never packed).
     var wtGeneration: UInt64?
-    /// Models above this many parameters keep the plain path (the copy would double the actor's weight memory).
-    static let transposeLimit = 32 << 20
     /// Active rows below which a decode step stays on one thread (a wake-up costs about what 4 rows do on tiny).
     static let minRowsPerStep = 8
 
-    func ensure(slots s: Int, config c: GPTConfig) { ensure(slots: s, config: c, span: c.contextLength) }
-
-    func ensure(slots s: Int, config c: GPTConfig, span n: Int) {
+    /// Sizes the buffers for `slots` cached sequences of `span` positions and steps of up to `rows` rows (a decode
+    /// step has ≤ slots rows; the prefill one per prompt token).
+    func ensure(slots s: Int, rows: Int? = nil, config c: GPTConfig, span n: Int) {
         slots = s
         span = n
-        let C = c.dim
-        for b in [x, ln, atty] { b.ensure(s * C) }
-        mean.ensure(s); rstd.ensure(s)
-        qkv.ensure(s * 3 * C); fch.ensure(s * 4 * C); fchG.ensure(s * 4 * C); tmp.ensure(s * max(4 * C, c.vocabSize))
-        logits.ensure(s * c.vocabSize); slotLogits.ensure(s * c.vocabSize)
-        scores.ensure(c.contextLength)
+        let C = c.dim, R = max(s, rows ?? s)
+        for b in [x, ln, atty] { b.ensure(R * C) }
+        mean.ensure(R); rstd.ensure(R)
+        qkv.ensure(R * 3 * C); fch.ensure(R * 4 * C); fchG.ensure(R * 4 * C)
+        // (the head and the plain path's `linear` run on ≤ slots rows: the prefill's head on one row per prompt)
+        tmp.ensure(s * max(4 * C, c.vocabSize)); logits.ensure(s * c.vocabSize); slotLogits.ensure(s * c.vocabSize)
+        scores.ensure(c.heads * n)
         kCache.ensure(c.layers * s * n * C); vCache.ensure(c.layers * s * n * C)
-        tok.ensure(s); probs.ensure(c.vocabSize); order.ensure(c.vocabSize); prefix.ensure(s)
+        tok.ensure(R); probs.ensure(c.vocabSize); order.ensure(c.vocabSize); prefix.ensure(s)
     }
 }
 
 extension GPT {
+    /// Models above this many parameters decode on the plain path (OpenBLAS products, the prefill a training forward):
+    /// packing their weights (`transposeWeights`) would double an actor's weight memory. Tests lower it to run the
+    /// plain path on small models (set it before sampling; not thread-safe).
+    package nonisolated(unsafe) static var decodePackingLimit = 32 << 20
+
+    /// Whether the last sample() / cachedLogits() call ran on the packed fast path (tests and benchmarks).
+    package var decodesWithPackedWeights: Bool { !decode.wtOffset.isEmpty }
+
     /// Samples `samplesPerPrompt` responses for each prompt; result is [prompt][sample].
     package func sample(prompts: [[Int]], samplesPerPrompt: Int, config sc: SamplingConfig,
                         rng: inout RNG) -> [[SampledResponse]] {
@@ -204,7 +211,7 @@ extension GPT {
         precondition(sc.topK >= 0 && sc.topP > 0, "sample: need topK ≥ 0 and topP > 0, got \(sc.topK), \(sc.topP)")
         if prompts.isEmpty { return [] }
         let P = prompts.count, NS = samplesPerPrompt, S = P * NS
-        let C = config.dim, V = config.vocabSize, ctx = config.contextLength, L = config.layers
+        let V = config.vocabSize, ctx = config.contextLength
         let d = decode
         var out = [[SampledResponse]](repeating: [SampledResponse](repeating: SampledResponse(), count: NS), count: P)
         var length = [Int](repeating: 0, count: S)     // tokens currently in the cache for each slot
@@ -213,25 +220,13 @@ extension GPT {
         params.withUnsafeBufferPointer { pb in
             let p = pb.baseAddress!
             transposeWeights(p, state: d)
-            // Prefill: one full forward over the prompts, then copy K/V into every slot of the group.
-            let (B, T) = pack(prompts)
-            forwardTrunk(p, B: B, T: T)
-            forwardLogits(p, rows: prompts.indices.map { $0 * T + prompts[$0].count - 1 })   // each prompt's last row
             let longest = prompts.map(\.count).max() ?? 0
-            d.ensure(slots: S, config: config, span: min(ctx, longest + max(sc.maxNewTokens, 0)))
-            d.samplesPerPrompt = NS
-            let N = B * T
+            prefill(p, prompts: prompts, samplesPerPrompt: NS, span: min(ctx, longest + max(sc.maxNewTokens, 0)), state: d)
             for pi in 0..<P {
                 let len = prompts[pi].count
                 for s in (pi * NS)..<((pi + 1) * NS) {
                     length[s] = len
-                    d.prefix.ptr[s] = len
                     done[s] = len >= ctx || sc.maxNewTokens <= 0
-                    d.slotLogits.ptr.advanced(by: s * V).update(from: logits.ptr + pi * V, count: V)
-                }
-                for l in 0..<L {   // the prompt's rows, once per group (DecodeState.prefix)
-                    let src = qkv.ptr + l * N * 3 * C + pi * T * 3 * C
-                    for t in 0..<len { storeKV(d, layer: l, slot: pi * NS, slots: S, pos: t, qkvRow: src + t * 3 * C) }
                 }
             }
             var active: [Int] = []
@@ -282,15 +277,34 @@ extension GPT {
         }
     }
 
-    /// One decode step for rows `rows` of the active set (all layers); `scores` is this range's scratch (≥ heads·span).
+    /// One decode step for rows `rows` of the active set (all layers, then the head); `scores` is this range's
+    /// scratch (≥ heads·span).
     func decodeRows(_ p: UnsafePointer<Float>, active: UnsafeBufferPointer<Int>, positions: UnsafeBufferPointer<Int>,
                     rows: Range<Int>, scores: UnsafeMutablePointer<Float>, slots S: Int, state d: DecodeState) {
+        decodeLayers(p, active: active, positions: positions, rows: rows, scores: scores, slots: S, state: d)
+        decodeHead(p, rows: rows, state: d)
+    }
+
+    /// Rows `rows` of d.x (the residual stream after the last block) → rows `rows` of d.logits: final LayerNorm and
+    /// the tied head.
+    func decodeHead(_ p: UnsafePointer<Float>, rows: Range<Int>, state d: DecodeState) {
+        let C = config.dim, V = config.vocabSize, r0 = rows.lowerBound, A = rows.count
+        let x = d.x.ptr + r0 * C, ln = d.ln.ptr + r0 * C, mean = d.mean.ptr + r0, rstd = d.rstd.ptr + r0
+        Ops.layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: p + lnfw, bias: p + lnfb, n: A, c: C)
+        project(d, p, out: d.logits.ptr + r0 * V, inp: ln, weight: wte, bias: nil, n: A, ic: C, oc: V)
+    }
+
+    /// Token d.tok[r] at position positions[r] of slot active[r], for the rows `rows`: embeddings and every block,
+    /// leaving the residual stream in d.x. Each row's keys and values go into the cache before it attends, so rows of
+    /// one slot at consecutive positions, in order and in one range, are a prefill.
+    func decodeLayers(_ p: UnsafePointer<Float>, active: UnsafeBufferPointer<Int>, positions: UnsafeBufferPointer<Int>,
+                      rows: Range<Int>, scores: UnsafeMutablePointer<Float>, slots S: Int, state d: DecodeState) {
         let C = config.dim, V = config.vocabSize, ctx = d.span, H = config.heads, hd = C / H
         let r0 = rows.lowerBound, A = rows.count
         let scale = 1 / Float(hd).squareRoot()
         let x = d.x.ptr + r0 * C, ln = d.ln.ptr + r0 * C, mean = d.mean.ptr + r0, rstd = d.rstd.ptr + r0
         let qkvRows = d.qkv.ptr + r0 * 3 * C, atty = d.atty.ptr + r0 * C
-        let fch = d.fch.ptr + r0 * 4 * C, fchG = d.fchG.ptr + r0 * 4 * C, logits = d.logits.ptr + r0 * V
+        let fch = d.fch.ptr + r0 * 4 * C, fchG = d.fchG.ptr + r0 * 4 * C
         for r in rows {
             let o = d.x.ptr + r * C, te = p + wte + d.tok.ptr[r] * C, pe = p + wpe + positions[r] * C
             for j in 0..<C { o[j] = te[j] + pe[j] }
@@ -323,18 +337,80 @@ extension GPT {
             project(d, p, out: x, inp: fchG, weight: o.fcProjW, bias: o.fcProjB, n: A, ic: 4 * C, oc: C, accumulate: true,
                     then: next)
         }
-        Ops.layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: p + lnfw, bias: p + lnfb, n: A, c: C)
-        project(d, p, out: logits, inp: ln, weight: wte, bias: nil, n: A, ic: C, oc: V)
+    }
+
+    /// The prompts into the cache: prompt pi's keys and values at the slot of its group's first sample (pi·NS, read by
+    /// the group's other samples through DecodeState.prefix), and its last row's logits into d.slotLogits of every
+    /// slot of the group. Sizes `d` for P·NS slots of `span` positions.
+    ///
+    /// Fast path (weights packed, `transposeWeights`): all prompt rows as one decode step (`decodeLayers`), then the
+    /// head on each prompt's last row. Until the eighth pass the prefill was a training forward (`forwardTrunk`) whose
+    /// products, at a prompt's few rows, OpenBLAS ran re-packing every weight (≈ 11% of a default-job actor's CPU in
+    /// `perf`, against ≈ 18% for all its decode steps' products); the decode kernels use the weights packed once per
+    /// version. A prompt row now gets the same bits as if it had been decoded token by token. Prompts run in parallel
+    /// ranges (a prompt's rows stay in one range, in order). Plain path (models above GPT.decodePackingLimit):
+    /// the training forward, its K/V rows copied into the cache.
+    func prefill(_ p: UnsafePointer<Float>, prompts: [[Int]], samplesPerPrompt NS: Int, span: Int, state d: DecodeState) {
+        let P = prompts.count, S = P * NS, C = config.dim, V = config.vocabSize
+        for (b, s) in prompts.enumerated() { checkSequence(s, index: b) }
+        d.samplesPerPrompt = NS
+        let logits: UnsafeMutablePointer<Float>   // row pi: prompt pi's last-row logits
+        if d.wtOffset.isEmpty {
+            d.ensure(slots: S, config: config, span: span)
+            let (B, T) = pack(prompts)
+            forwardTrunk(p, B: B, T: T)
+            forwardLogits(p, rows: prompts.indices.map { $0 * T + prompts[$0].count - 1 })   // each prompt's last row
+            let N = B * T
+            for pi in 0..<P {
+                for l in 0..<config.layers {
+                    let src = qkv.ptr + l * N * 3 * C + pi * T * 3 * C
+                    for t in 0..<prompts[pi].count {
+                        storeKV(d, layer: l, slot: pi * NS, slots: S, pos: t, qkvRow: src + t * 3 * C)
+                    }
+                }
+            }
+            logits = self.logits.ptr
+        } else {
+            var active: [Int] = [], positions: [Int] = [], starts = [0]   // prompt pi: rows starts[pi] ..< starts[pi + 1]
+            for (pi, prompt) in prompts.enumerated() {
+                active.append(contentsOf: repeatElement(pi * NS, count: prompt.count))
+                positions.append(contentsOf: 0..<prompt.count)
+                starts.append(active.count)
+            }
+            d.ensure(slots: S, rows: active.count, config: config, span: span)
+            for (r, tok) in prompts.joined().enumerated() { d.tok.ptr[r] = tok }
+            for pi in 0..<P { d.prefix.ptr[pi * NS] = 0 }   // a prompt row attends to its own slot's rows only
+            let scoresPerRange = config.heads * span
+            let minPrompts = active.count >= 2 * DecodeState.minRowsPerStep ? 2 : Int.max
+            d.scores.ensure(Parallel.ranges(P, minItems: minPrompts) * scoresPerRange)
+            active.withUnsafeBufferPointer { act in
+                positions.withUnsafeBufferPointer { pos in
+                    Parallel.forRanges(P, minItems: minPrompts) { r, slot in
+                        decodeLayers(p, active: act, positions: pos, rows: starts[r.lowerBound]..<starts[r.upperBound],
+                                     scores: d.scores.ptr + slot * scoresPerRange, slots: S, state: d)
+                    }
+                }
+            }
+            gatherRowsInPlace(d.x.ptr, rows: (0..<P).map { starts[$0 + 1] - 1 }, width: C)
+            decodeHead(p, rows: 0..<P, state: d)
+            logits = d.logits.ptr
+        }
+        for pi in 0..<P {
+            for s in (pi * NS)..<((pi + 1) * NS) {
+                d.prefix.ptr[s] = prompts[pi].count
+                d.slotLogits.ptr.advanced(by: s * V).update(from: logits + pi * V, count: V)
+            }
+        }
     }
 
     /// Fills d.wt with Wᵀ, packed in panels, of every weight the decode step multiplies (c_attn, c_proj, c_fc,
-    /// mlp c_proj, the tied head wte), or leaves it empty for models above DecodeState.transposeLimit. At the start of
+    /// mlp c_proj, the tied head wte), or leaves it empty for models above GPT.decodePackingLimit. At the start of
     /// a sample() call; nothing to do when `params` has not been written since the last packing.
     func transposeWeights(_ p: UnsafePointer<Float>, state d: DecodeState) {
         if d.wtGeneration == paramsGeneration { return }
         d.wtGeneration = paramsGeneration
         d.wtOffset.removeAll(keepingCapacity: true)
-        guard params.count <= DecodeState.transposeLimit else { return }
+        guard params.count <= GPT.decodePackingLimit else { return }
         let C = config.dim
         var mats: [(offset: Int, oc: Int, ic: Int)] = [(wte, config.vocabSize, C)]
         for o in blocks { mats += [(o.attnW, 3 * C, C), (o.projW, C, C), (o.fcW, 4 * C, C), (o.fcProjW, C, 4 * C)] }
@@ -405,23 +481,14 @@ extension GPT {
     package func cachedLogits(prompt: [Int], continuation: [Int]) -> [[Float]] {
         precondition(prompt.count + continuation.count <= config.contextLength,
                      "cachedLogits: \(prompt.count) + \(continuation.count) tokens exceed contextLength \(config.contextLength)")
-        let C = config.dim, V = config.vocabSize
+        let V = config.vocabSize
         let d = decode
         var rows: [[Float]] = []
         params.withUnsafeBufferPointer { pb in
             let p = pb.baseAddress!
             transposeWeights(p, state: d)
-            let (B, T) = pack([prompt])
-            forwardTrunk(p, B: B, T: T)
-            forwardLogits(p, N: B * T)
-            d.ensure(slots: 1, config: config)
-            d.samplesPerPrompt = 1
-            d.prefix.ptr[0] = prompt.count
-            rows.append(Array(UnsafeBufferPointer(start: logits.ptr + (prompt.count - 1) * V, count: V)))
-            for l in 0..<config.layers {
-                let src = qkv.ptr + l * T * 3 * C
-                for t in 0..<prompt.count { storeKV(d, layer: l, slot: 0, slots: 1, pos: t, qkvRow: src + t * 3 * C) }
-            }
+            prefill(p, prompts: [prompt], samplesPerPrompt: 1, span: config.contextLength, state: d)
+            rows.append(Array(UnsafeBufferPointer(start: d.slotLogits.ptr, count: V)))
             for (i, tok) in continuation.enumerated() {
                 d.tok.ptr[0] = tok
                 decodeStep(p, active: [0], positions: [prompt.count + i], slots: 1, state: d)

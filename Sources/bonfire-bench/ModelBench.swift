@@ -1,6 +1,7 @@
 // `bonfire-bench model`: speed of the policy model (not a timed test; see docs/performance.md).
 //   train step  = forwardBackward (mean token cross-entropy over B full-length sequences) + grad clip + AdamW
 //   sampling    = KV-cache decoding of one prompt (8 tokens) × 32 samples × 48 new tokens (temperature 1)
+//   actor call  = one actor message of the default job: 2 prompts × 16 tokens, 8 samples each, 24 new tokens
 // Configs: tiny (L4 d128 h4 ctx64 vocab32, batch 32) and small (L6 d256 h8 ctx128 vocab64, batch 32).
 //   matmul bound = the same SGEMM calls a train step makes (every linear layer forward + both backward products,
 //                  the tied head, the per-(sequence, head) attention products), timed alone on scratch buffers: the
@@ -36,7 +37,7 @@ struct ModelBench: ParsableCommand {
     var trainSteps = 10
     @Option(help: "Timed sampling rounds per config (after 1 warm-up round).")
     var sampleRounds = 5
-    @Option(help: "Comma-separated configs to run: tiny, small.")
+    @Option(help: "Comma-separated configs to run: tiny, small, default (the default job's model: L2 d64 h4 ctx64 vocab64).")
     var configs = "tiny,small"
     @Option(help: "Run the C kernels at this level instead of the CPU's best: baseline, avx2, avx512 (A/B of the dispatch).")
     var kernels: String?
@@ -50,6 +51,9 @@ struct ModelBench: ParsableCommand {
     var gemm = false
 
     static let batch = 32, samples = 32, promptLength = 8, newTokens = 48
+    /// One `BoNGroupSource` message of the default job: 2 prompts (math prompts run 10–20 characters), a group of 8
+    /// responses each, up to 24 new tokens (sampling.maxNewTokens).
+    static let actorPrompts = 2, actorPromptLength = 16, actorSamples = 8, actorNewTokens = 24
 
     func run() throws {
         if let threads { BLAS.setNumThreads(threads) }
@@ -68,7 +72,8 @@ struct ModelBench: ParsableCommand {
             switch name {
             case "tiny": cfg = GPTConfig(vocabSize: 32, contextLength: 64, layers: 4, heads: 4, dim: 128)
             case "small": cfg = GPTConfig(vocabSize: 64, contextLength: 128, layers: 6, heads: 8, dim: 256)
-            default: throw ValidationError("unknown config \(name): use tiny or small")
+            case "default": cfg = GPTConfig(vocabSize: 64, contextLength: 64, layers: 2, heads: 4, dim: 64)
+            default: throw ValidationError("unknown config \(name): use tiny, small or default")
             }
             if gemm { benchGemm(name, cfg) } else if ops { benchOps(name, cfg) } else { bench(name, cfg) }
         }
@@ -118,12 +123,17 @@ struct ModelBench: ParsableCommand {
             if i >= 1 { stimes.append(dt) }
         }
         let sampleTokS = stimes.isEmpty ? 0 : Double(produced) / median(stimes)
+        let actor = actorCallMs(model, cfg)
         // The best round too: on a machine shared with other jobs the median moves with their load, the best less.
         let bestTokS = stimes.isEmpty ? 0 : Double(produced) / stimes.min()!
         let boundMs = trainSteps > 0 ? matmulBoundMs(cfg, B: B, T: T) : 0
         print(String(format: "%-5@ L%d d%d h%d ctx%d V%d  train step %.1f ms (%.0f tok/s, loss %.3f)  sampling %.0f tok/s (%d×%d tokens in %.1f ms; best round %.0f tok/s)",
                      name, cfg.layers, cfg.dim, cfg.heads, cfg.contextLength, cfg.vocabSize, trainMs, trainTokS, loss,
                      sampleTokS, Self.samples, Self.newTokens, stimes.isEmpty ? 0 : median(stimes) * 1e3, bestTokS))
+        if let actor {
+            print(String(format: "      actor call (%d prompts × %d tokens, %d samples each, %d new tokens): min %.3f ms, median %.3f ms",
+                         Self.actorPrompts, Self.actorPromptLength, Self.actorSamples, Self.actorNewTokens, actor.min, actor.median))
+        }
         print(String(format: "      matmul-only lower bound of the train step %.1f ms; step / bound = %.2f",
                      boundMs, boundMs > 0 ? trainMs / boundMs : 0))
         // On a shared machine the median wall time measures the other jobs too: the fastest step and the CPU time
@@ -134,6 +144,24 @@ struct ModelBench: ParsableCommand {
         }
         print(String(format: "RESULT impl=bonfire config=%@ threads=%d train_ms=%.2f train_tok_s=%.0f sample_tok_s=%.0f matmul_ms=%.2f",
                      name, BLAS.numThreads, trainMs, trainTokS, sampleTokS, boundMs))
+    }
+
+    /// Wall ms (min, median) of one actor message's `sample` call (`actorPrompts` prompts of `actorPromptLength`
+    /// tokens, `actorSamples` each, `actorNewTokens` new tokens; temperature 1, no stop token), over 10 × the sampling
+    /// rounds after a warm-up; nil without sampling rounds. Prompt-heavy where the long sampling run above is
+    /// decode-heavy.
+    func actorCallMs(_ model: GPT, _ cfg: GPTConfig) -> (min: Double, median: Double)? {
+        guard sampleRounds > 0 else { return nil }
+        var rng = RNG(seed: 3)
+        let prompts = (0..<Self.actorPrompts).map { _ in (0..<Self.actorPromptLength).map { _ in rng.int(cfg.vocabSize) } }
+        let sc = SamplingConfig(temperature: 1, maxNewTokens: Self.actorNewTokens, stopToken: -1)
+        var times: [Double] = []
+        for i in 0..<(10 * sampleRounds + 1) {
+            let t0 = now()
+            _ = model.sample(prompts: prompts, samplesPerPrompt: Self.actorSamples, config: sc, rng: &rng)
+            if i >= 1 { times.append(now() - t0) }
+        }
+        return (times.min()! * 1e3, median(times) * 1e3)
     }
 
     /// Median time of exactly the SGEMM calls one `forwardBackward` over (B, T) full-length sequences makes.

@@ -215,4 +215,67 @@ final class SamplerTests: XCTestCase {
         XCTAssertEqual(one, two)
         XCTAssertGreaterThan(Set(one.flatMap { $0.map(\.tokens.count) }).count, 1, "slots stopped at different steps")
     }
+    /// The prefill runs the prompt's rows as one decode step: prefilling a whole prompt gives the same logits, bit for
+    /// bit, as prefilling its first token and decoding the rest one token at a time (rows blocked 6 + 4 by the
+    /// decode products against 1 at a time).
+    func testPrefillIsTheDecodeStepBitForBit() {
+        let m = model()
+        let prompt = [1, 4, 7, 3, 9, 9, 12, 5, 2, 8]
+        let whole = m.cachedLogits(prompt: prompt, continuation: [5, 6])
+        let stepwise = m.cachedLogits(prompt: [prompt[0]], continuation: Array(prompt.dropFirst()) + [5, 6])
+        XCTAssertEqual(whole.count, 3)
+        XCTAssertEqual(whole, Array(stepwise.suffix(3)))
+    }
+
+    /// Greedy decoding is deterministic, so a prompt's tokens and log-probs must not depend on the other prompts of
+    /// the call: prompts of different lengths in groups of 3, at one and two threads (22 prompt rows: the prefill
+    /// splits the prompts over both threads).
+    func testBatchedPrefillSamplesWhatEachPromptAloneSamples() {
+        let saved = Parallel.threads
+        defer { Parallel.setThreads(saved) }
+        let m = model()
+        let prompts = [[1, 3, 5, 7, 9, 11, 13, 2, 4], [1], [4, 5, 6, 7, 8, 9, 10, 11, 12, 13], [6, 6]]
+        let cfg = SamplingConfig(temperature: 0, maxNewTokens: 5)
+        for threads in [1, 2] {
+            Parallel.setThreads(threads)
+            var rng = RNG(seed: 5)
+            let batch = m.sample(prompts: prompts, samplesPerPrompt: 3, config: cfg, rng: &rng)
+            XCTAssertEqual(batch.map(\.count), [3, 3, 3, 3])
+            for (i, p) in prompts.enumerated() {
+                var one = RNG(seed: 5)
+                let alone = m.sample(prompts: [p], samplesPerPrompt: 1, config: cfg, rng: &one)[0][0]
+                XCTAssertFalse(alone.tokens.isEmpty)
+                for r in batch[i] { XCTAssertEqual(r, alone, "prompt \(i) at \(threads) thread(s)") }
+            }
+        }
+    }
+
+    /// Models above `GPT.decodePackingLimit` decode on the plain path (OpenBLAS, the prefill a training forward whose
+    /// K/V rows are copied into the cache): the same logits as the packed path within rounding, and the same greedy
+    /// samples.
+    func testPlainPathForLargeModelsMatchesThePackedPath() {
+        let saved = GPT.decodePackingLimit
+        defer { GPT.decodePackingLimit = saved }
+        let prompt = [1, 4, 7, 3], cont = [9, 12, 5, 5, 2]
+        let prompts = [[1, 3, 5, 7], [2], [4, 4, 4]]
+        let cfg = SamplingConfig(temperature: 0, maxNewTokens: 6)
+        func run(_ m: GPT) -> (logits: [[Float]], samples: [[SampledResponse]]) {
+            var rng = RNG(seed: 2)
+            return (m.cachedLogits(prompt: prompt, continuation: cont),
+                    m.sample(prompts: prompts, samplesPerPrompt: 2, config: cfg, rng: &rng))
+        }
+        let packedModel = model()
+        let packed = run(packedModel)
+        XCTAssertTrue(packedModel.decodesWithPackedWeights)
+        GPT.decodePackingLimit = 0
+        let plainModel = model()
+        let plain = run(plainModel)
+        XCTAssertFalse(plainModel.decodesWithPackedWeights)
+        XCTAssertEqual(packed.logits.count, plain.logits.count)
+        for (i, (x, y)) in zip(packed.logits, plain.logits).enumerated() { expectClose(x, y, rtol: 1e-4, atol: 1e-5, "row \(i)") }
+        XCTAssertEqual(packed.samples.map { $0.map(\.tokens) }, plain.samples.map { $0.map(\.tokens) })
+        for (ga, gb) in zip(packed.samples, plain.samples) {
+            for (x, y) in zip(ga, gb) { expectClose(x.logProbs, y.logProbs, rtol: 1e-4, atol: 1e-5) }
+        }
+    }
 }
