@@ -126,10 +126,12 @@ package enum BLAS {
         set { bfk_sgemm_set_enabled(newValue ? 1 : 0) }
     }
 
-    /// The own kernel is used when every dimension is at least this (every linear-layer product of the tiny and small
-    /// train steps: m, n, k ≥ 128; smaller products — attention's T × T × hd, decode rows — stay on OpenBLAS, where
-    /// the own kernel's 64-column tiles and packing are not measured to win).
-    package static let ownKernelMinDim = 128
+    /// The own kernel is used when every dimension is at least this: every linear-layer product of the train steps
+    /// of tiny and small (m, n, k ≥ 128) and, since the eighth pass, of the default job's model (dim 64: its SFT
+    /// warm-up's products at 100–640 rows took 0.80–0.96× OpenBLAS SkylakeX's time, 15% less in all; the threshold
+    /// was 128 until then). Smaller products — attention's T × T × hd, decode rows — stay on OpenBLAS, where the own
+    /// kernel's 64-column tiles and packing are not measured to win.
+    package static let ownKernelMinDim = 64
 
     /// The kernel a product of this shape runs on: the own one when it is enabled, the CPU has AVX-512 (at the level
     /// `Kernels.setISA` leaves) and m, n, k ≥ `ownKernelMinDim`; OpenBLAS otherwise.

@@ -122,8 +122,10 @@ final class GemmKernelTests: XCTestCase {
         let hasOwn = Kernels.detectedISA == .avx512
         XCTAssertEqual(BLAS.kernel(m: 4096, n: 768, k: 256), hasOwn ? .own : .openBLAS)
         XCTAssertEqual(BLAS.kernel(m: 128, n: 128, k: 2048), hasOwn ? .own : .openBLAS)
+        XCTAssertEqual(BLAS.kernel(m: 400, n: 192, k: 64), hasOwn ? .own : .openBLAS, "the default job's model (dim 64)")
         XCTAssertEqual(BLAS.kernel(m: 64, n: 64, k: 32), .openBLAS, "attention-sized products stay on OpenBLAS")
-        XCTAssertEqual(BLAS.kernel(m: 2048, n: 127, k: 128), .openBLAS)
+        XCTAssertEqual(BLAS.kernel(m: 2048, n: 63, k: 128), .openBLAS)
+        XCTAssertEqual(BLAS.kernel(m: 63, n: 256, k: 64), .openBLAS)
         BLAS.ownKernelEnabled = false
         XCTAssertEqual(BLAS.kernel(m: 4096, n: 768, k: 256), .openBLAS, "the switch turns it off")
         BLAS.ownKernelEnabled = true
