@@ -351,10 +351,9 @@ extension GPT {
     /// ranges (a prompt's rows stay in one range, in order). Plain path (models above GPT.decodePackingLimit):
     /// the training forward, its K/V rows copied into the cache.
     func prefill(_ p: UnsafePointer<Float>, prompts: [[Int]], samplesPerPrompt NS: Int, span: Int, state d: DecodeState) {
-        let P = prompts.count, S = P * NS, C = config.dim, V = config.vocabSize
+        let P = prompts.count, S = P * NS, C = config.dim
         for (b, s) in prompts.enumerated() { checkSequence(s, index: b) }
         d.samplesPerPrompt = NS
-        let logits: UnsafeMutablePointer<Float>   // row pi: prompt pi's last-row logits
         if d.wtOffset.isEmpty {
             d.ensure(slots: S, config: config, span: span)
             let (B, T) = pack(prompts)
@@ -369,37 +368,60 @@ extension GPT {
                     }
                 }
             }
-            logits = self.logits.ptr
+            setSlotLogits(d, from: logits.ptr, prompts: 0..<P, samplesPerPrompt: NS)
         } else {
-            var active: [Int] = [], positions: [Int] = [], starts = [0]   // prompt pi: rows starts[pi] ..< starts[pi + 1]
-            for (pi, prompt) in prompts.enumerated() {
-                active.append(contentsOf: repeatElement(pi * NS, count: prompt.count))
-                positions.append(contentsOf: 0..<prompt.count)
-                starts.append(active.count)
-            }
-            d.ensure(slots: S, rows: active.count, config: config, span: span)
-            for (r, tok) in prompts.joined().enumerated() { d.tok.ptr[r] = tok }
+            // Passes of at most `prefillRowsPerPass` rows (whole prompts, at least one): the row buffers are sized for
+            // one pass, not for every prompt token of a large evaluation call.
+            let longest = prompts.map(\.count).max() ?? 0
+            d.ensure(slots: S, rows: min(prompts.reduce(0) { $0 + $1.count }, max(GPT.prefillRowsPerPass, longest)),
+                     config: config, span: span)
+            d.scores.ensure(min(Parallel.threads, P) * config.heads * span)
             for pi in 0..<P { d.prefix.ptr[pi * NS] = 0 }   // a prompt row attends to its own slot's rows only
-            let scoresPerRange = config.heads * span
-            let minPrompts = active.count >= 2 * DecodeState.minRowsPerStep ? 2 : Int.max
-            d.scores.ensure(Parallel.ranges(P, minItems: minPrompts) * scoresPerRange)
-            active.withUnsafeBufferPointer { act in
-                positions.withUnsafeBufferPointer { pos in
-                    Parallel.forRanges(P, minItems: minPrompts) { r, slot in
-                        decodeLayers(p, active: act, positions: pos, rows: starts[r.lowerBound]..<starts[r.upperBound],
-                                     scores: d.scores.ptr + slot * scoresPerRange, slots: S, state: d)
-                    }
+            var a = 0
+            while a < P {
+                var b = a + 1, rows = prompts[a].count
+                while b < P && rows + prompts[b].count <= GPT.prefillRowsPerPass { rows += prompts[b].count; b += 1 }
+                prefillPass(p, prompts: prompts, a..<b, samplesPerPrompt: NS, state: d)
+                a = b
+            }
+        }
+        for pi in 0..<P { for s in (pi * NS)..<((pi + 1) * NS) { d.prefix.ptr[s] = prompts[pi].count } }
+    }
+
+    /// Prompt rows above which the fast prefill splits a call into passes (tests lower it; not thread-safe).
+    package nonisolated(unsafe) static var prefillRowsPerPass = 4096
+
+    /// One pass of the fast prefill over prompts `range`: their rows (in order, rows 0 ..< Σ lengths of the pass) as
+    /// one decode step, prompts split over the threads, then the head on each prompt's last row.
+    func prefillPass(_ p: UnsafePointer<Float>, prompts: [[Int]], _ range: Range<Int>, samplesPerPrompt NS: Int,
+                     state d: DecodeState) {
+        var active: [Int] = [], positions: [Int] = [], starts = [0]   // prompt range.lowerBound + i: rows starts[i] ..< starts[i + 1]
+        for pi in range {
+            active.append(contentsOf: repeatElement(pi * NS, count: prompts[pi].count))
+            positions.append(contentsOf: 0..<prompts[pi].count)
+            starts.append(active.count)
+        }
+        for (r, tok) in prompts[range].joined().enumerated() { d.tok.ptr[r] = tok }
+        let n = range.count, scoresPerRange = config.heads * d.span
+        let minPrompts = active.count >= 2 * DecodeState.minRowsPerStep ? 2 : Int.max
+        active.withUnsafeBufferPointer { act in
+            positions.withUnsafeBufferPointer { pos in
+                Parallel.forRanges(n, minItems: minPrompts) { r, slot in
+                    decodeLayers(p, active: act, positions: pos, rows: starts[r.lowerBound]..<starts[r.upperBound],
+                                 scores: d.scores.ptr + slot * scoresPerRange, slots: d.slots, state: d)
                 }
             }
-            gatherRowsInPlace(d.x.ptr, rows: (0..<P).map { starts[$0 + 1] - 1 }, width: C)
-            decodeHead(p, rows: 0..<P, state: d)
-            logits = d.logits.ptr
         }
-        for pi in 0..<P {
-            for s in (pi * NS)..<((pi + 1) * NS) {
-                d.prefix.ptr[s] = prompts[pi].count
-                d.slotLogits.ptr.advanced(by: s * V).update(from: logits + pi * V, count: V)
-            }
+        gatherRowsInPlace(d.x.ptr, rows: (0..<n).map { starts[$0 + 1] - 1 }, width: config.dim)
+        decodeHead(p, rows: 0..<n, state: d)
+        setSlotLogits(d, from: d.logits.ptr, prompts: range, samplesPerPrompt: NS)
+    }
+
+    /// Row i of `logits` (prompt range.lowerBound + i's last-row logits) into d.slotLogits of every slot of its group.
+    func setSlotLogits(_ d: DecodeState, from logits: UnsafePointer<Float>, prompts range: Range<Int>, samplesPerPrompt NS: Int) {
+        let V = config.vocabSize
+        for (i, pi) in range.enumerated() {
+            for s in (pi * NS)..<((pi + 1) * NS) { d.slotLogits.ptr.advanced(by: s * V).update(from: logits + i * V, count: V) }
         }
     }
 

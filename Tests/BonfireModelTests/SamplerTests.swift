@@ -250,6 +250,25 @@ final class SamplerTests: XCTestCase {
         }
     }
 
+    /// A call whose prompt rows exceed `GPT.prefillRowsPerPass` prefills in passes of whole prompts (one prompt
+    /// longer than the limit alone): the same samples, bit for bit, as in one pass.
+    func testPrefillInPassesSamplesWhatOnePassSamples() {
+        let saved = GPT.prefillRowsPerPass
+        defer { GPT.prefillRowsPerPass = saved }
+        let m = model()
+        let prompts = [[1, 3, 5, 7, 9, 11, 13, 2, 4], [1], [4, 5, 6, 7, 8, 9, 10, 11, 12, 13], [6, 6], [3, 2, 1]]
+        let cfg = SamplingConfig(temperature: 1, maxNewTokens: 5)
+        func run() -> [[SampledResponse]] {
+            var rng = RNG(seed: 8)
+            return m.sample(prompts: prompts, samplesPerPrompt: 2, config: cfg, rng: &rng)
+        }
+        let one = run()
+        for limit in [1, 5, 10, 12] {
+            GPT.prefillRowsPerPass = limit
+            XCTAssertEqual(run(), one, "\(limit) rows per pass")
+        }
+    }
+
     /// Models above `GPT.decodePackingLimit` decode on the plain path (OpenBLAS, the prefill a training forward whose
     /// K/V rows are copied into the cache): the same logits as the packed path within rounding, and the same greedy
     /// samples.
