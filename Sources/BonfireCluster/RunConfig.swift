@@ -366,6 +366,13 @@ package struct RunConfig: Codable, Equatable, Sendable {
     }
 
     /// The kind of job this config describes.
+    /// Whether a BoN learner trains on the task's reference solutions: algorithms sft / bon-sft, or the SFT warm-up
+    /// (algorithm.sftWarmupSteps > 0 for a built-in model without algorithm.initCheckpoint).
+    package var learnerUsesDemonstrations: Bool {
+        algorithm.name.usesDemonstrations
+            || (algorithm.sftWarmupSteps > 0 && algorithm.initCheckpoint.isEmpty && model.path.isEmpty)
+    }
+
     package var jobKind: JobKind {
         switch env.name {
         case .none: .bon
@@ -835,6 +842,28 @@ extension RunConfig {
         check(sampling.maxNewTokens >= 1, "sampling.maxNewTokens", "must be ≥ 1", sampling.maxNewTokens)
         check(sampling.maxNewTokens < model.contextLength, "sampling.maxNewTokens",
               "must be < model.contextLength (\(model.contextLength))", sampling.maxNewTokens)
+        // A generated task's longest prompt and reference (in characters = tokens of the built-in char tokenizer)
+        // must fit the model: a longer prompt trapped the actors' sampler and a longer demonstration the learner's
+        // SFT warm-up, and the supervisor restarted them forever. JSONL tasks and Hugging Face models are checked by
+        // the roles against their real token counts (RunPolicy.checkFits).
+        if jobKind == .bon, model.path.isEmpty, task.name != .jsonl,
+           let t = try? TaskRegistry.make(task.name, seed: task.seed) {
+            let sampled = 1 + t.maxPromptLength + sampling.maxNewTokens
+            check(sampled <= model.contextLength, "model.contextLength",
+                  "must hold BOS + task \(task.name.rawValue)'s longest prompt (\(t.maxPromptLength) tokens) + "
+                  + "sampling.maxNewTokens (\(sampling.maxNewTokens)) = \(sampled) tokens; raise it or lower sampling.maxNewTokens",
+                  model.contextLength)
+            let demo = 2 + t.maxPromptLength + t.maxResponseLength
+            let why = algorithm.name.usesDemonstrations
+                ? "algorithm \(algorithm.name.rawValue) trains on reference solutions"
+                : "the learner's SFT warm-up (algorithm.sftWarmupSteps = \(algorithm.sftWarmupSteps)) trains on reference solutions"
+            let fix = algorithm.name.usesDemonstrations
+                ? "raise it, or choose an algorithm without demonstrations (rl-*, bon-rl-*)"
+                : "raise it, or set algorithm.sftWarmupSteps=0 (or algorithm.initCheckpoint)"
+            check(!learnerUsesDemonstrations || demo <= model.contextLength, "model.contextLength",
+                  "must hold BOS + task \(task.name.rawValue)'s longest prompt (\(t.maxPromptLength) tokens) + reference "
+                  + "(\(t.maxResponseLength)) + EOS = \(demo) tokens: \(why); \(fix)", model.contextLength)
+        }
         check(sampling.topK >= 0, "sampling.topK", "must be ≥ 0 (0 = off)", sampling.topK)
         check(finite(sampling.topP) && sampling.topP > 0 && sampling.topP <= 1, "sampling.topP",
               "must be in (0, 1]", sampling.topP)

@@ -81,6 +81,28 @@ final class LocalRunTests: XCTestCase {
         XCTAssertTrue(status.contains("300"), status)
     }
 
+    /// A context too short for the task (a careless `--set`): `bonfire local` stops before starting any role, saying
+    /// which key to change. It used to start them: the learner trapped in its SFT warm-up on a demonstration longer
+    /// than the context, and the supervisor restarted it forever.
+    func testContextTooShortForTheTaskFailsBeforeAnyRoleStarts() throws {
+        let exe = try bonfireExecutable()
+        let dir = tempRunDir("short-context")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = ["local", "--set", "run.dir=\(dir.path)", "--set", "model.contextLength=40",
+                       "--set", "sampling.maxNewTokens=4"]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertNotEqual(p.terminationStatus, 0, out)
+        XCTAssertTrue(out.contains("model.contextLength") && out.contains("algorithm.sftWarmupSteps=0"), out)
+        XCTAssertFalse(out.contains("[learner]") || out.contains("[actor-0]"), "no role was started:\n\(out)")
+    }
+
     func testKilledActorIsReportedDeadRunContinuesAndRestartedActorRejoins() throws {
         let exe = try bonfireExecutable()
         let dir = tempRunDir("fault")

@@ -140,6 +140,20 @@ final class RunConfigTests: XCTestCase {
         expectError({ _ = try RunConfig.load(sets: ["model.dim=30"]) }, mentions: ["model.dim", "divisible"])
         expectError({ _ = try RunConfig.load(sets: ["sampling.maxNewTokens=64"]) },
                     mentions: ["sampling.maxNewTokens", "contextLength"])
+        // A context too short for the generated task: its prompts (the actors' sampler) and, with the SFT warm-up or
+        // a demonstration algorithm, its reference solutions (the learner) must fit; these used to trap the roles.
+        expectError({ _ = try RunConfig.load(sets: ["model.contextLength=12", "sampling.maxNewTokens=4"]) },
+                    mentions: ["model.contextLength", "longest prompt (24 tokens)", "= 29 tokens"])
+        expectError({ _ = try RunConfig.load(sets: ["model.contextLength=40", "sampling.maxNewTokens=4"]) },
+                    mentions: ["model.contextLength", "= 58 tokens", "SFT warm-up", "algorithm.sftWarmupSteps=0"])
+        expectError({ _ = try RunConfig.load(sets: ["model.contextLength=40", "sampling.maxNewTokens=4",
+                                                    "algorithm.sftWarmupSteps=0", "algorithm.name=bon-sft"]) },
+                    mentions: ["model.contextLength", "bon-sft trains on reference solutions"])
+        XCTAssertNoThrow(try RunConfig.load(sets: ["model.contextLength=40", "sampling.maxNewTokens=4",
+                                                   "algorithm.sftWarmupSteps=0"]),
+                         "RL without demonstrations needs room for prompts and responses only")
+        XCTAssertNoThrow(try RunConfig.load(sets: ["model.contextLength=32", "env.name=guess"]),
+                         "environment jobs do not sample the text task")
         // Several problems are all reported at once.
         var c = RunConfig()
         c.actors.count = 0

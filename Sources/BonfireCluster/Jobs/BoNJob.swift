@@ -129,7 +129,7 @@ package final class BoNPolicyLearner: PolicyLearner {
         self.verifier = try makeVerifier(config.verifierOptions, task: task, seed: config.run.seed)
         self.algorithm = config.algorithm.name
         let policy = try RunPolicy(config: config)
-        try policy.checkFits(task, config: config, demonstrations: config.algorithm.name.usesDemonstrations)
+        try policy.checkFits(task, config: config, demonstrations: config.learnerUsesDemonstrations)
         self.model = policy.model
         self.text = policy.text
         var options = config.algorithmOptions

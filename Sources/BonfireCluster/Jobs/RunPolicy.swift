@@ -60,8 +60,8 @@ package struct RunPolicy {
             }
             guard !demonstrations || 2 + prompt.count + reference.count <= ctx else {
                 throw ClusterError("\(at): BOS + prompt (\(prompt.count)) + reference solution (\(reference.count)) + EOS " +
-                                   "exceeds the model's context of \(ctx); shorten the solution or use an algorithm " +
-                                   "without demonstrations (rl-*, bon-rl-*)")
+                                   "exceeds the model's context of \(ctx); shorten the solution, or use an algorithm " +
+                                   "without demonstrations (rl-*, bon-rl-*) and algorithm.sftWarmupSteps=0")
             }
         }
     }
