@@ -11,7 +11,9 @@
 // - Optional (required: false) children may fail without stopping the job (a dead actor; the run continues).
 // - A child with a `RestartPolicy` that fails (outside shutdown) is started again after a backoff that doubles per
 //   consecutive failure up to a cap, with `BONFIRE_INCARNATION` = its restart count and the policy's extra
-//   arguments (the learner: --resume); its failure never stops the job.
+//   arguments (the learner: --resume); its failure does not stop the job — unless it keeps failing at start-up
+//   (`maxStartupFailures` runs in a row shorter than `healthyAfterSeconds`: a config error or a missing file fails
+//   the same way every time), which ends the job as a required child's failure does, instead of restarting forever.
 // - kill(name:signal:), restart(name:) and requestShutdown(signal:) may be called from other threads while run()
 //   blocks: the fault tests SIGKILL an actor and restart it.
 
@@ -53,8 +55,16 @@ package struct RestartPolicy: Sendable, Equatable {
     package var maxDelayMs = 10_000
     /// Arguments appended on a restart (the learner: ["--resume"]).
     package var extraArguments: [String] = []
-    package init(initialDelayMs: Int = 500, maxDelayMs: Int = 10_000, extraArguments: [String] = []) {
+    /// A run shorter than this that ends in a failure is a start-up failure. Default 30 s.
+    package var healthyAfterSeconds = 30.0
+    /// Start-up failures in a row after which the child is not started again (≥ 1). Default 5.
+    package var maxStartupFailures = 5
+
+    package init(initialDelayMs: Int = 500, maxDelayMs: Int = 10_000, extraArguments: [String] = [],
+                 healthyAfterSeconds: Double = 30, maxStartupFailures: Int = 5) {
+        precondition(maxStartupFailures >= 1, "RestartPolicy: maxStartupFailures must be ≥ 1, got \(maxStartupFailures)")
         self.initialDelayMs = initialDelayMs; self.maxDelayMs = maxDelayMs; self.extraArguments = extraArguments
+        self.healthyAfterSeconds = healthyAfterSeconds; self.maxStartupFailures = maxStartupFailures
     }
 
     /// Delay before restart number `failures` (1 = first restart).
@@ -62,6 +72,31 @@ package struct RestartPolicy: Sendable, Equatable {
         var d = initialDelayMs
         for _ in 1..<max(1, failures) { d = min(maxDelayMs, d * 2) }
         return min(maxDelayMs, d)
+    }
+
+    /// What follows the failure `exit` of a child that ran `ranSeconds`, after `failures` consecutive failures and
+    /// `startupFailures` start-up failures in a row before it. A run that got past start-up starts both counts
+    /// afresh (the backoff of a role that fails once an hour stays at its first delay). Only the child's own ends
+    /// count as start-up failures — a non-zero status or a crash signal (a trap, an abort, a bad access); a
+    /// SIGKILL, SIGTERM, SIGINT or SIGHUP comes from outside (an operator, the OOM killer, a chaos test) and leaves
+    /// the count as it was.
+    package func afterFailure(_ exit: ChildExit, ranSeconds: Double, failures: Int,
+                              startupFailures: Int) -> RestartDecision {
+        let healthy = ranSeconds >= healthyAfterSeconds
+        let f = healthy ? 1 : failures + 1
+        let sf = healthy ? 0 : (exit.isFromOutside ? startupFailures : startupFailures + 1)
+        if sf >= maxStartupFailures { return RestartDecision(failures: f, startupFailures: sf, delayMs: nil) }
+        return RestartDecision(failures: f, startupFailures: sf, delayMs: delayMs(afterFailures: f))
+    }
+}
+
+/// `RestartPolicy.afterFailure`: the child's new counts, and the delay before starting it again (nil: give up).
+package struct RestartDecision: Equatable, Sendable {
+    package var failures: Int
+    package var startupFailures: Int
+    package var delayMs: Int?
+    package init(failures: Int, startupFailures: Int, delayMs: Int?) {
+        self.failures = failures; self.startupFailures = startupFailures; self.delayMs = delayMs
     }
 }
 
@@ -73,6 +108,11 @@ package enum ChildExit: Equatable, Sendable, CustomStringConvertible {
     case couldNotStart(Int32)
 
     package var isSuccess: Bool { self == .exited(0) }
+    /// Ended by a signal another process sends to stop it (SIGKILL, SIGTERM, SIGINT, SIGHUP), not by itself.
+    package var isFromOutside: Bool {
+        if case .signalled(let s) = self { return [SIGKILL, SIGTERM, SIGINT, SIGHUP].contains(s) }
+        return false
+    }
 
     package var description: String {
         switch self {
@@ -128,6 +168,10 @@ package final class Supervisor: @unchecked Sendable {
         /// Restarts so far (BONFIRE_INCARNATION) and consecutive failures (the backoff).
         var incarnation = 0
         var failures = 0
+        /// Failures in a row that came before the child ran `RestartPolicy.healthyAfterSeconds`.
+        var startupFailures = 0
+        /// When the running child was started (monotonic seconds).
+        var startedAt = 0.0
         /// When a scheduled restart is due (monotonic seconds), nil = none.
         var restartAt: Double? = nil
     }
@@ -352,10 +396,21 @@ package final class Supervisor: @unchecked Sendable {
                         beginShutdown(SIGTERM, reason: "\(c.spec.name) finished the job")
                     }
                 } else if let policy = c.spec.restart, shutdownDeadline == nil {
-                    children[i].failures += 1
-                    let delay = policy.delayMs(afterFailures: children[i].failures)
-                    children[i].restartAt = Self.now() + Double(delay) / 1000
-                    say("\(c.spec.name) FAILED: \(exit); restarting it in \(delay) ms (failure \(children[i].failures))")
+                    let ran = Self.now() - c.startedAt
+                    let d = policy.afterFailure(exit, ranSeconds: ran, failures: c.failures,
+                                                startupFailures: c.startupFailures)
+                    children[i].failures = d.failures
+                    children[i].startupFailures = d.startupFailures
+                    if let delay = d.delayMs {
+                        children[i].restartAt = Self.now() + Double(delay) / 1000
+                        say("\(c.spec.name) FAILED: \(exit); restarting it in \(delay) ms (failure \(d.failures))")
+                    } else {
+                        say("\(c.spec.name) FAILED: \(exit); \(d.startupFailures) times in a row within "
+                            + String(format: "%.0f", policy.healthyAfterSeconds) + " s of starting, so not restarting it "
+                            + "(it fails the same way each time: see its error above — a config value or a missing file?)")
+                        failedRequired.append(c.spec.name)
+                        beginShutdown(SIGTERM, reason: "\(c.spec.name) keeps failing at start-up")
+                    }
                 } else if c.spec.required {
                     say("\(c.spec.name) FAILED: \(exit) (required role)")
                     failedRequired.append(c.spec.name)
@@ -484,6 +539,7 @@ package final class Supervisor: @unchecked Sendable {
         }
         _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
         c.pid = pid
+        c.startedAt = Self.now()
         c.fd = fds[0]
         c.partial = []
         if c.logFD < 0, let dir = logDirectory {

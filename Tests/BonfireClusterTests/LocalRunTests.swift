@@ -103,6 +103,28 @@ final class LocalRunTests: XCTestCase {
         XCTAssertFalse(out.contains("[learner]") || out.contains("[actor-0]"), "no role was started:\n\(out)")
     }
 
+    /// A learner that fails the same way at every start (an init checkpoint that does not exist) ends the job with
+    /// its error after 5 tries, instead of being restarted forever.
+    func testLearnerFailingAtEveryStartEndsTheJob() throws {
+        let exe = try bonfireExecutable()
+        let dir = tempRunDir("init-missing")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = ["local", "--set", "run.dir=\(dir.path)", "--set", "actors.restartInitialMs=50",
+                       "--set", "actors.restartMaxMs=200", "--set", "algorithm.initCheckpoint=\(dir.path)/missing.safetensors"]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertNotEqual(p.terminationStatus, 0, out)
+        XCTAssertTrue(out.contains("cannot load algorithm.initCheckpoint"), out)
+        XCTAssertTrue(out.contains("learner FAILED") && out.contains("5 times in a row") && out.contains("not restarting it"), out)
+        XCTAssertEqual(out.components(separatedBy: "cannot load algorithm.initCheckpoint").count - 1, 5, out)
+    }
+
     func testKilledActorIsReportedDeadRunContinuesAndRestartedActorRejoins() throws {
         let exe = try bonfireExecutable()
         let dir = tempRunDir("fault")

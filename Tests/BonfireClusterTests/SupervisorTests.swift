@@ -153,6 +153,49 @@ final class SupervisorTests: XCTestCase {
         XCTAssertTrue(Self.goneOrZombie(firstPid), "first incarnation is gone")
     }
 
+    /// The restart decision alone: quick failures back off and, the `maxStartupFailures`-th in a row, give up; a run
+    /// past `healthyAfterSeconds` starts both counts afresh; a kill from outside never counts as a start-up failure.
+    func testRestartPolicyGivesUpOnlyOnStartupFailuresInARow() {
+        let p = RestartPolicy(initialDelayMs: 500, maxDelayMs: 10_000, healthyAfterSeconds: 30, maxStartupFailures: 5)
+        var f = 0, sf = 0
+        var delays: [Int?] = []
+        for _ in 0..<5 {
+            let d = p.afterFailure(.exited(2), ranSeconds: 0.2, failures: f, startupFailures: sf)
+            f = d.failures; sf = d.startupFailures; delays.append(d.delayMs)
+        }
+        XCTAssertEqual(delays, [500, 1000, 2000, 4000, nil])
+        // A healthy run in between: counts start again (the backoff too).
+        XCTAssertEqual(p.afterFailure(.signalled(SIGABRT), ranSeconds: 3600, failures: 4, startupFailures: 4),
+                       RestartDecision(failures: 1, startupFailures: 0, delayMs: 500))
+        // SIGKILL / SIGTERM from outside: backoff grows, the start-up count does not.
+        for sig in [SIGKILL, SIGTERM, SIGINT, SIGHUP] {
+            XCTAssertEqual(p.afterFailure(.signalled(sig), ranSeconds: 1, failures: 4, startupFailures: 4),
+                           RestartDecision(failures: 5, startupFailures: 4, delayMs: 8000), "signal \(sig)")
+        }
+        // Traps and crashes are the child's own: they count.
+        for exit in [ChildExit.signalled(SIGILL), .signalled(SIGTRAP), .signalled(SIGSEGV), .exited(1)] {
+            XCTAssertNil(p.afterFailure(exit, ranSeconds: 1, failures: 4, startupFailures: 4).delayMs, "\(exit)")
+        }
+        let once = RestartPolicy(maxStartupFailures: 1)
+        XCTAssertNil(once.afterFailure(.exited(2), ranSeconds: 0, failures: 0, startupFailures: 0).delayMs)
+        XCTAssertEqual(once.afterFailure(.exited(2), ranSeconds: 31, failures: 0, startupFailures: 0).delayMs, 500)
+    }
+
+    /// A role that fails the same way at every start (a config error) ends the job after `maxStartupFailures` tries
+    /// instead of being restarted forever; the job fails and names it.
+    func testChildFailingAtEveryStartEndsTheJob() {
+        let out = Lines()
+        var learner = sh("learner", "echo 'cannot load algorithm.initCheckpoint'; exit 2")
+        learner.restart = RestartPolicy(initialDelayMs: 10, maxDelayMs: 20, maxStartupFailures: 3)
+        let sup = Supervisor(children: [learner, sh("actor-0", "exec sleep 30", required: false)],
+                             gracePeriod: 1, handleSignals: false, output: out.add)
+        XCTAssertEqual(sup.run(), 1, "\(out.all)")
+        XCTAssertEqual(sup.exits(of: "learner"), [.exited(2), .exited(2), .exited(2)])
+        XCTAssertTrue(out.contains("3 times in a row within 30 s of starting, so not restarting it"), "\(out.all)")
+        XCTAssertTrue(out.contains("failed: learner"), "\(out.all)")
+        XCTAssertEqual(sup.exits(of: "actor-0"), [.signalled(SIGTERM)], "the others are stopped")
+    }
+
     func testMissingExecutableIsReportedAsAFailure() {
         let out = Lines()
         let sup = Supervisor(children: [
