@@ -10,36 +10,27 @@
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
 
 #define CHAINS 24
-#define ROUND(V, FMA)                                                                                             \
-    for (int i = 0; i < CHAINS; i++) c[i] = FMA(c[i], a, b);                                                      \
-    __asm__ volatile("" : "+v"(c[0]), "+v"(c[1]), "+v"(c[2]), "+v"(c[3]), "+v"(c[4]), "+v"(c[5]), "+v"(c[6]),   \
-                     "+v"(c[7]), "+v"(c[8]), "+v"(c[9]), "+v"(c[10]), "+v"(c[11]));
 
-__attribute__((target("avx512f,fma"))) static double peak512(long iters) {
-    __m512 c[CHAINS];
-    for (int i = 0; i < CHAINS; i++) c[i] = _mm512_set1_ps(i * 1e-3f);
-    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-    double t = now();
-    for (long it = 0; it < iters; it++) { ROUND(__m512, _mm512_fmadd_ps) }
-    t = now() - t;
-    float s = 0;
-    for (int i = 0; i < CHAINS; i++) s += _mm512_reduce_add_ps(c[i]);
-    if (s == 12345.0f) printf("(unlikely)\n");   // keeps the chains live
-    return iters * (double)CHAINS * 32 / t * 1e-9;
-}
-
-__attribute__((target("avx2,fma"))) static double peak256(long iters) {
-    __m256 c[CHAINS];
-    for (int i = 0; i < CHAINS; i++) c[i] = _mm256_set1_ps(i * 1e-3f);
-    const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-    double t = now();
-    for (long it = 0; it < iters; it++) { ROUND(__m256, _mm256_fmadd_ps) }
-    t = now() - t;
-    float s = 0, lanes[8];
-    for (int i = 0; i < CHAINS; i++) { _mm256_storeu_ps(lanes, c[i]); for (int j = 0; j < 8; j++) s += lanes[j]; }
-    if (s == 12345.0f) printf("(unlikely)\n");
-    return iters * (double)CHAINS * 16 / t * 1e-9;
-}
+// peak<bits>(iters): GFLOP/s of `iters` rounds of CHAINS register-held FMAs of one vector type (LANES floats).
+#define PEAK(NAME, TARGET, VEC, LANES, SET1, FMADD, STORE)                                                     \
+    __attribute__((target(TARGET))) static double NAME(long iters) {                                          \
+        VEC c[CHAINS];                                                                                        \
+        for (int i = 0; i < CHAINS; i++) c[i] = SET1(i * 1e-3f);                                               \
+        const VEC a = SET1(0.999999f), b = SET1(1e-7f);                                                        \
+        double t = now();                                                                                     \
+        for (long it = 0; it < iters; it++) {                                                                 \
+            for (int i = 0; i < CHAINS; i++) c[i] = FMADD(c[i], a, b);                                         \
+            __asm__ volatile("" : "+v"(c[0]), "+v"(c[1]), "+v"(c[2]), "+v"(c[3]), "+v"(c[4]), "+v"(c[5]),      \
+                             "+v"(c[6]), "+v"(c[7]), "+v"(c[8]), "+v"(c[9]), "+v"(c[10]), "+v"(c[11]));         \
+        }                                                                                                     \
+        t = now() - t;                                                                                        \
+        float s = 0, lanes[LANES];                                                                            \
+        for (int i = 0; i < CHAINS; i++) { STORE(lanes, c[i]); for (int j = 0; j < LANES; j++) s += lanes[j]; } \
+        if (s == 12345.0f) printf("(unlikely)\n");   /* keeps the chains live */                             \
+        return iters * (double)CHAINS * 2 * LANES / t * 1e-9;                                                 \
+    }
+PEAK(peak512, "avx512f,fma", __m512, 16, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps)
+PEAK(peak256, "avx2,fma", __m256, 8, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps)
 
 int main(void) {
     __builtin_cpu_init();

@@ -25,6 +25,20 @@ final class LocalRunTests: XCTestCase {
 
     func metrics(_ runDir: URL) -> [MetricsRecord] { metricsRecords(runDir) }
 
+    /// Runs `bonfire <arguments>` to its end: exit status and everything it printed (stdout and stderr).
+    func runToEnd(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try bonfireExecutable())
+        p.arguments = arguments
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, out)
+    }
+
     func maxLearnerVersion(_ runDir: URL) -> Int {
         metrics(runDir).filter { $0.role == "learner" }.map(\.version).max() ?? -1
     }
@@ -36,20 +50,12 @@ final class LocalRunTests: XCTestCase {
     }
 
     func testLocalRunWithTwoActorsAdvancesVersionsEvaluatesAndExitsCleanly() throws {
-        let exe = try bonfireExecutable()
         let dir = tempRunDir("local")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
         // A warm-up several liveness windows long (1 s here): roles must stay in touch with the coordinator meanwhile.
-        p.arguments = ["local", "--actors", "2"] + fastSets(runDir: dir, maxSteps: 300) + ["--set", "algorithm.sftWarmupSteps=400"]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, "bonfire local failed:\n\(out.suffix(6000))")
+        let (status, out) = try runToEnd(["local", "--actors", "2"] + fastSets(runDir: dir, maxSteps: 300)
+                                         + ["--set", "algorithm.sftWarmupSteps=400"])
+        XCTAssertEqual(status, 0, "bonfire local failed:\n\(out.suffix(6000))")
         XCTAssertGreaterThanOrEqual(maxLearnerVersion(dir), 300, out.suffix(4000).description)
         XCTAssertTrue(out.contains("[coordinator]") && out.contains("[learner]") && out.contains("[actor-0]")
                       && out.contains("[actor-1]"), "both actor processes ran; log lines are prefixed by role")
@@ -70,35 +76,20 @@ final class LocalRunTests: XCTestCase {
         let ckpts = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("checkpoints").path)
         XCTAssertTrue(ckpts.contains("v000300.safetensors"), "final checkpoint, got \(ckpts)")
         // `bonfire status` reads the finished run.
-        let s = Process()
-        s.executableURL = URL(fileURLWithPath: exe)
-        s.arguments = ["status", dir.path]
-        let sp = Pipe(); s.standardOutput = sp; s.standardError = sp
-        try s.run()
-        let status = String(decoding: sp.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        s.waitUntilExit()
-        XCTAssertEqual(s.terminationStatus, 0, status)
-        XCTAssertTrue(status.contains("300"), status)
+        let shown = try runToEnd(["status", dir.path])
+        XCTAssertEqual(shown.status, 0, shown.output)
+        XCTAssertTrue(shown.output.contains("300"), shown.output)
     }
 
     /// A context too short for the task (a careless `--set`): `bonfire local` stops before starting any role, saying
     /// which key to change. It used to start them: the learner trapped in its SFT warm-up on a demonstration longer
     /// than the context, and the supervisor restarted it forever.
     func testContextTooShortForTheTaskFailsBeforeAnyRoleStarts() throws {
-        let exe = try bonfireExecutable()
         let dir = tempRunDir("short-context")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = ["local", "--set", "run.dir=\(dir.path)", "--set", "model.contextLength=40",
-                       "--set", "sampling.maxNewTokens=4"]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertNotEqual(p.terminationStatus, 0, out)
+        let (status, out) = try runToEnd(["local", "--set", "run.dir=\(dir.path)", "--set", "model.contextLength=40",
+                                          "--set", "sampling.maxNewTokens=4"])
+        XCTAssertNotEqual(status, 0, out)
         XCTAssertTrue(out.contains("model.contextLength") && out.contains("algorithm.sftWarmupSteps=0"), out)
         XCTAssertFalse(out.contains("[learner]") || out.contains("[actor-0]"), "no role was started:\n\(out)")
     }
@@ -106,20 +97,12 @@ final class LocalRunTests: XCTestCase {
     /// A learner that fails the same way at every start (an init checkpoint that does not exist) ends the job with
     /// its error after 5 tries, instead of being restarted forever.
     func testLearnerFailingAtEveryStartEndsTheJob() throws {
-        let exe = try bonfireExecutable()
         let dir = tempRunDir("init-missing")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = ["local", "--set", "run.dir=\(dir.path)", "--set", "actors.restartInitialMs=50",
-                       "--set", "actors.restartMaxMs=200", "--set", "algorithm.initCheckpoint=\(dir.path)/missing.safetensors"]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertNotEqual(p.terminationStatus, 0, out)
+        let (status, out) = try runToEnd(["local", "--set", "run.dir=\(dir.path)", "--set", "actors.restartInitialMs=50",
+                                          "--set", "actors.restartMaxMs=200",
+                                          "--set", "algorithm.initCheckpoint=\(dir.path)/missing.safetensors"])
+        XCTAssertNotEqual(status, 0, out)
         XCTAssertTrue(out.contains("cannot load algorithm.initCheckpoint"), out)
         XCTAssertTrue(out.contains("learner FAILED") && out.contains("5 times in a row") && out.contains("not restarting it"), out)
         XCTAssertEqual(out.components(separatedBy: "cannot load algorithm.initCheckpoint").count - 1, 5, out)
@@ -238,14 +221,9 @@ final class LocalRunTests: XCTestCase {
         let killedAt = maxLearnerVersion(dir)
 
         // Resume: the learner continues from its latest checkpoint; versions continue, they do not restart at 0.
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = ["local", "--resume", "--strict-ports", "--actors", "1"] + fastSets(runDir: dir, maxSteps: killedAt + 3) + portSets
-        let pipe = Pipe(); p.standardOutput = pipe; p.standardError = pipe
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, out.suffix(4000).description)
+        let (status, out) = try runToEnd(["local", "--resume", "--strict-ports", "--actors", "1"]
+                                         + fastSets(runDir: dir, maxSteps: killedAt + 3) + portSets)
+        XCTAssertEqual(status, 0, out.suffix(4000).description)
         XCTAssertTrue(out.contains("resumed from v"), out.suffix(4000).description)
         let versions = metrics(dir).filter { $0.role == "learner" }.map(\.version)
         XCTAssertGreaterThanOrEqual(versions.max() ?? 0, killedAt + 1, "versions continue past \(killedAt)")
