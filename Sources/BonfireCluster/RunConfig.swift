@@ -811,6 +811,12 @@ extension RunConfig {
         }
         check(model.contextLength >= 2, "model.contextLength", "must be ≥ 2", model.contextLength)
         check(model.vocabSize >= 1, "model.vocabSize", "must be ≥ 1", model.vocabSize)
+        // The built-in model of a BoN job and the text environments read the character tokenizer's ids: a smaller
+        // vocabulary trapped the first forward (learner or actor) on an id past the embedding table.
+        let readsCharacterIDs = (jobKind == .bon && model.path.isEmpty) || jobKind == .textEpisodes
+        check(!readsCharacterIDs || model.vocabSize >= Tokenizer.vocabSize, "model.vocabSize",
+              "must be ≥ \(Tokenizer.vocabSize), the character tokenizer's ids (BoN jobs on the built-in model, text "
+              + "environments)", model.vocabSize)
         check(task.path.isEmpty || task.name == .jsonl, "task.path",
               "is only read by task.name = jsonl (task.name is \(task.name.rawValue)); remove it or set task.name=jsonl",
               "\"\(task.path)\"")

@@ -154,6 +154,14 @@ final class RunConfigTests: XCTestCase {
                          "RL without demonstrations needs room for prompts and responses only")
         XCTAssertNoThrow(try RunConfig.load(sets: ["model.contextLength=32", "env.name=guess"]),
                          "environment jobs do not sample the text task")
+        // A vocabulary smaller than the character tokenizer's ids (these trapped the learner, or the text
+        // environment's actors, on their first forward).
+        expectError({ _ = try RunConfig.load(sets: ["model.vocabSize=10"]) },
+                    mentions: ["model.vocabSize", "≥ 64", "character tokenizer"])
+        expectError({ _ = try RunConfig.load(sets: ["model.vocabSize=4", "env.name=guess", "model.contextLength=32"]) },
+                    mentions: ["model.vocabSize", "≥ 64"])
+        XCTAssertNoThrow(try RunConfig.load(sets: ["model.vocabSize=4", "env.name=gridworld"]),
+                         "vector environments have no vocabulary")
         // Several problems are all reported at once.
         var c = RunConfig()
         c.actors.count = 0
