@@ -184,13 +184,23 @@ package final class BoNPolicyLearner: PolicyLearner {
         // Rate and ETA: one line redrawn in place on a terminal, a plain line every 10 s in a log (stderr).
         let progress = BonfireTasks.Progress("learner: sft warm-up", total: steps, unit: "steps")
         var loss: Float = .nan
+        // A diverged warm-up (a learning rate far too high) must stop here, saying so: its non-finite parameters
+        // were published as version 0, which every actor rejected, and the job waited for rollouts forever.
+        func diverged(_ what: String) -> ClusterError {
+            ClusterError("learner: the SFT warm-up diverged (\(what)) with algorithm.sftWarmupLearningRate = "
+                         + "\(config.algorithm.sftWarmupLearningRate): lower it (the default is "
+                         + "\(RunConfig().algorithm.sftWarmupLearningRate)), or set algorithm.sftWarmupSteps=0")
+        }
         for s in 0..<steps {
             let demos = try (0..<batchSize).map { try demonstration(task.item(split: .train, index: 1_000_000 + s * batchSize + $0)) }
             let st = sft.step(demonstrations: demos, model: model, optimizer: &warm)
             loss = st.loss
+            guard loss.isFinite else { throw diverged("loss \(loss) at step \(s + 1) of \(steps)") }
             tick()
             progress.advance(detail: String(format: "loss %.4f", loss))
         }
+        // (the last step's update shows in no loss)
+        if let i = model.params.firstIndex(where: { !$0.isFinite }) { throw diverged("parameter \(i) is \(model.params[i])") }
         progress.finish(detail: String(format: "loss %.4f", loss))
         log(String(format: "SFT warm-up done: %d steps, final loss %.4f", steps, loss))
     }
