@@ -199,8 +199,11 @@ package final class BoNPolicyLearner: PolicyLearner {
             tick()
             progress.advance(detail: String(format: "loss %.4f", loss))
         }
-        // (the last step's update shows in no loss)
-        if let i = model.params.firstIndex(where: { !$0.isFinite }) { throw diverged("parameter \(i) is \(model.params[i])") }
+        // (the last step's update shows in no loss; a finite parameter beyond the bound every actor enforces would be
+        // rejected as well)
+        if let i = model.params.firstIndex(where: { !isPublishable($0) }) {
+            throw diverged("parameter \(i) is \(model.params[i]), beyond ±\(ValidationContext.defaultParameterBound)")
+        }
         progress.finish(detail: String(format: "loss %.4f", loss))
         log(String(format: "SFT warm-up done: %d steps, final loss %.4f", steps, loss))
     }
@@ -240,12 +243,16 @@ package final class BoNPolicyLearner: PolicyLearner {
                                        currentVersion: version, reference: reference)
         }
         var values: [String: Double] = [:]
-        if !stats.loss.isFinite || !stats.gradNorm.isFinite || !model.params.allSatisfy({ $0.isFinite }) {
-            // A non-finite update is never applied: parameters and optimizer go back to their values before it.
+        if !stats.loss.isFinite || !stats.gradNorm.isFinite || !model.params.allSatisfy(isPublishable) {
+            // A diverged update is never applied: parameters and optimizer go back to their values before it. That
+            // includes finite parameters beyond the bound actors accept: published, every actor rejected them and
+            // the job stalled waiting for rollouts.
             model.params = before
             optimizer = beforeOpt
             skipped += 1
-            roleLog("learner: update \(step + 1) was not finite (loss \(stats.loss), grad norm \(stats.gradNorm)); skipped (\(skipped) so far)")
+            roleLog("learner: update \(step + 1) diverged (loss \(stats.loss), grad norm \(stats.gradNorm)); "
+                    + divergedUpdateAdvice(skipped: skipped, learningRateKey: "algorithm.learningRate",
+                                           value: config.algorithm.learningRate))
         }
         step += 1
         let rewards = batch.flatMap(\.rewards), scores = batch.flatMap(\.scores)

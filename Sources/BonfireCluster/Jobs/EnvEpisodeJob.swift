@@ -295,11 +295,12 @@ package final class ActorCriticPolicyLearner: PolicyLearner {
         do { st = try learner.update(batch) } catch {
             throw ClusterError("learner: update failed on validated chunks: \(error)")   // a programmer error
         }
-        if !st.policyLoss.isFinite || !st.valueLoss.isFinite || !net.params.allSatisfy({ $0.isFinite }) {
+        if !st.policyLoss.isFinite || !st.valueLoss.isFinite || !net.params.allSatisfy(isPublishable) {
             net.params = before
             learner.optimizer = beforeOpt
             skipped += 1
-            roleLog("learner: update \(step + 1) was not finite; skipped (\(skipped) so far)")
+            roleLog("learner: update \(step + 1) diverged; " + divergedUpdateAdvice(skipped: skipped, learningRateKey: "env.learningRate",
+                                                                                   value: config.env.learningRate))
         }
         step += 1
         return [MetricKey.policyLoss: st.policyLoss, MetricKey.valueLoss: st.valueLoss, MetricKey.entropy: st.entropy,

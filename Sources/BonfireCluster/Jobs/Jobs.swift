@@ -108,3 +108,15 @@ final class CodeBox: @unchecked Sendable {
     func set(_ c: Int32) { lock.lock(); code = c; lock.unlock() }
     var value: Int32 { lock.lock(); defer { lock.unlock() }; return code }
 }
+
+/// A parameter value every receiver accepts: finite and within `ValidationContext.defaultParameterBound`. Learners
+/// roll back an update that leaves any parameter otherwise (and the BoN SFT warm-up stops): published, finite values
+/// beyond the bound were rejected by every actor, and the job stalled waiting for rollouts.
+func isPublishable(_ x: Float) -> Bool { abs(x) <= ValidationContext.defaultParameterBound }
+
+/// The end of a learner's "update N diverged; …" line: the update was rolled back, how many so far, and the key to
+/// lower when they keep coming.
+func divergedUpdateAdvice(skipped: Int, learningRateKey: String, value: Double) -> String {
+    "rolled back: a loss, gradient or parameter was non-finite or a parameter beyond ±"
+        + "\(ValidationContext.defaultParameterBound) (\(skipped) so far; if they keep coming, lower \(learningRateKey) = \(value))"
+}

@@ -236,9 +236,10 @@ package final class TextActorCriticPolicyLearner: PolicyLearner {
     package func update(_ batch: [TextEpisode], version: Int) throws -> [String: Double] {
         let before = model.params, beforeOpt = optimizer
         let st = TextActorCritic.update(model: model, optimizer: &optimizer, episodes: batch, config: acConfig)
-        if !st.policyLoss.isFinite || !st.valueLoss.isFinite || !model.params.allSatisfy({ $0.isFinite }) {
+        if !st.policyLoss.isFinite || !st.valueLoss.isFinite || !model.params.allSatisfy(isPublishable) {
             model.params = before; optimizer = beforeOpt; skipped += 1
-            roleLog("learner: update \(step + 1) was not finite; skipped (\(skipped) so far)")
+            roleLog("learner: update \(step + 1) diverged; " + divergedUpdateAdvice(skipped: skipped, learningRateKey: "env.learningRate",
+                                                                                   value: config.env.learningRate))
         }
         step += 1
         for e in batch { recentReturns.append(e.rewards.reduce(0, +)) }

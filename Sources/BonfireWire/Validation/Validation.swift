@@ -87,8 +87,11 @@ package struct ValidationContext: Sendable {
     // Parameters
     package var parameterCount: Int?
     package var layoutHash: UInt64?
-    /// |θ| above this is treated like a non-finite parameter. Default 1e6.
-    package var parameterBound: Float = 1e6
+    /// |θ| above this is treated like a non-finite parameter. Default `defaultParameterBound`.
+    package var parameterBound: Float = ValidationContext.defaultParameterBound
+    /// 1e6: what every receiver accepts by default, and so what a learner may publish (BoNJob rolls back updates and
+    /// stops SFT warm-ups that leave a parameter beyond it).
+    package static let defaultParameterBound: Float = 1e6
 
     // Environments
     package var observationDim: Int?
