@@ -365,7 +365,6 @@ package struct RunConfig: Codable, Equatable, Sendable {
         package init() {}
     }
 
-    /// The kind of job this config describes.
     /// Whether a BoN learner trains on the task's reference solutions: algorithms sft / bon-sft, or the SFT warm-up
     /// (algorithm.sftWarmupSteps > 0 for a built-in model without algorithm.initCheckpoint).
     package var learnerUsesDemonstrations: Bool {
@@ -373,6 +372,7 @@ package struct RunConfig: Codable, Equatable, Sendable {
             || (algorithm.sftWarmupSteps > 0 && algorithm.initCheckpoint.isEmpty && model.path.isEmpty)
     }
 
+    /// The kind of job this config describes.
     package var jobKind: JobKind {
         switch env.name {
         case .none: .bon
